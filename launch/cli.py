@@ -1,0 +1,82 @@
+"""The `protege` command: one subcommand per workflow, each defined in its own module.
+
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy
+imports (torch, mujoco rendering) inside ``run`` so that ``protege --help`` stays instant.
+User-facing failures raise a subclass of :class:`protege.launch.errors.UserError` (or of the
+sim/datasets/policies error classes listed in ``USER_ERRORS``); they end as one line on stderr
+and exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+# name -> (module, one-line help). Modules are imported only to build their own parser.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("protege.launch.cmd_sim", "list tasks, robots, cameras and devices; view a scene"),
+    "dataset": ("protege.launch.cmd_dataset", "inspect, validate, merge, filter and export datasets"),
+    "bench": ("protege.launch.cmd_bench", "measure throughput of sim, record, dataset, train, inference"),
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes whose message is shown to the user as a one-line error."""
+    classes: list[type[BaseException]] = []
+    for module, name in (
+        ("protege.sim.errors", "SimError"),
+        ("protege.datasets.errors", "DatasetError"),
+        ("protege.policies.errors", "PolicyError"),
+        ("protege.teleop.errors", "TeleopError"),
+        ("protege.launch.errors", "UserError"),
+    ):
+        try:
+            classes.append(getattr(importlib.import_module(module), name))
+        except ImportError:  # a package that does not exist yet has no errors to catch
+            continue
+    return tuple(classes)
+
+
+def emit_json(result: dict[str, Any]) -> None:
+    """Print ``result`` as one JSON object on the last line of standard output."""
+    sys.stdout.flush()
+    print(json.dumps(result, default=_json_default), flush=True)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="protege", description="Teleoperation and imitation learning for simulated robot arms."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    errors = _user_errors()
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except errors as exc:
+        print(f"protege {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"protege {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

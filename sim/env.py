@@ -1,0 +1,211 @@
+"""The gymnasium environment: one robot, one task, a fixed control rate, dict observations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from protege.sim.controllers import gripper_opening_fraction, make_controller
+from protege.sim.errors import SimError
+from protege.sim.render import CameraRenderer
+from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl, load_robot_spec
+from protege.sim.scene import ROBOT_PREFIX, SceneOptions, build_scene
+from protege.sim.tasks import TASKS
+
+STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics, controls, mocap and warm start: exact replay
+DEFAULT_CAMERAS = ("front", "wrist")
+
+
+class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """A tabletop task for one arm.
+
+    Observations: ``joint_pos``, ``joint_vel`` (arm joints), ``ee_pos``, ``ee_quat`` (wxyz, w >= 0),
+    ``gripper`` (0 open .. 1 closed, measured), ``object_pos``/``object_quat`` (task objects,
+    concatenated), ``goal_pos`` (tasks with a goal) and ``image_<camera>`` (uint8 HxWx3).
+    ``info`` carries ``success`` and ``is_success``. Episodes end on success (unless
+    ``terminate_on_success=False``) and are truncated at the task's time limit.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        task: str = "lift",
+        robot: str | RobotSpec = DEFAULT_ROBOT,
+        cameras: Sequence[str] = DEFAULT_CAMERAS,
+        image_size: int | tuple[int, int] = 128,
+        action_space: str = "ee_delta",
+        control_hz: float = 20.0,
+        render_quality: str = "fast",
+        terminate_on_success: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        if task not in TASKS:
+            raise SimError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+        if render_quality not in ("fast", "high"):
+            raise SimError(f"unknown render quality {render_quality!r} (fast or high)")
+        if control_hz <= 0:
+            raise SimError(f"control rate must be positive, got {control_hz}")
+        self.robot = robot if isinstance(robot, RobotSpec) else load_robot_spec(robot)
+        self.task = TASKS[task]()
+        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        high = render_quality == "high"
+        scene = build_scene(self.robot, self.task, SceneOptions(width, height, shadows=high, multisample=high))
+        self.model = scene.compile()
+        self.data = mujoco.MjData(self.model)
+        self.task.bind(self.model)
+        self.control_hz = float(control_hz)
+        self.n_substeps = max(1, round(1.0 / (control_hz * self.model.opt.timestep)))
+        self.max_steps = int(round(self.task.time_limit * control_hz))
+        self.terminate_on_success = terminate_on_success
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": control_hz}
+
+        m = self.model
+        joints = [m.joint(ROBOT_PREFIX + j) for j in self.robot.arm_joints]
+        self._qpos_adr = np.array([j.qposadr[0] for j in joints])
+        self._qvel_adr = np.array([j.dofadr[0] for j in joints])
+        self._arm_act = np.array([m.actuator(ROBOT_PREFIX + a).id for a in self.robot.arm_actuators])
+        self._grip_act = m.actuator(ROBOT_PREFIX + self.robot.gripper.actuator).id
+        self._ee_site = m.site("ee").id
+        self._home_key = m.key(ROBOT_PREFIX + self.robot.home_keyframe).id
+        home = home_ctrl(self.robot)
+        self._home_ctrl = np.array([home[m.actuator(i).name.removeprefix(ROBOT_PREFIX)] for i in range(m.nu)])
+        self.controller = make_controller(action_space, self.robot, m.actuator_ctrlrange[self._arm_act])
+
+        self.cameras = tuple(cameras)
+        self._image_shape = (height, width, 3)
+        self._renderer: CameraRenderer | None = None
+        if self.cameras:  # fail early on a bad camera name, before any GL context exists
+            known = {m.camera(i).name for i in range(m.ncam)}
+            missing = [c for c in self.cameras if c not in known]
+            if missing:
+                raise SimError(f"unknown camera {', '.join(missing)} (this scene has {', '.join(sorted(known))})")
+        self.action_space = gym.spaces.Box(self.controller.action_low, self.controller.action_high, dtype=np.float64)
+        self.observation_space = self._make_observation_space()
+        self._steps = 0
+
+    # gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        mujoco.mj_resetDataKeyframe(self.model, self.data, self._home_key)
+        self.data.ctrl[:] = self._home_ctrl
+        self.task.reset(self.data, self.np_random)
+        mujoco.mj_forward(self.model, self.data)
+        self._steps = 0
+        return self._observation(), self._info()
+
+    def step(self, action: np.ndarray):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise SimError(f"action has shape {action.shape}, expected {self.action_space.shape}")
+        d = self.data
+        d.ctrl[self._arm_act] = self.controller.arm_targets(d.qpos[self._qpos_adr], action)
+        d.ctrl[self._grip_act] = self.robot.gripper.ctrl(action[-1])
+        mujoco.mj_step(self.model, d, nstep=self.n_substeps)
+        self._steps += 1
+        success = self.task.is_success(d)
+        terminated = success and self.terminate_on_success
+        truncated = self._steps >= self.max_steps
+        return self._observation(), self.task.reward(d), terminated, truncated, self._info(success)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        images = self.render_cameras()
+        return np.concatenate([images[c] for c in self.cameras], axis=1)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # state
+    def get_state(self) -> np.ndarray:
+        """The full integration state (``mjSTATE_INTEGRATION``) as float64."""
+        state = np.empty(mujoco.mj_stateSize(self.model, STATE_SPEC))
+        mujoco.mj_getState(self.model, self.data, state, STATE_SPEC)
+        return state
+
+    def set_state(self, state: np.ndarray) -> None:
+        """Restore a state from :meth:`get_state`; the next step continues exactly as the original did."""
+        state = np.asarray(state, dtype=np.float64)
+        expected = mujoco.mj_stateSize(self.model, STATE_SPEC)
+        if state.shape != (expected,):
+            raise SimError(f"sim state has shape {state.shape}, this env needs ({expected},)")
+        mujoco.mj_setState(self.model, self.data, state, STATE_SPEC)
+        mujoco.mj_forward(self.model, self.data)
+        self._steps = int(round(self.data.time * self.control_hz))
+
+    @property
+    def state_size(self) -> int:
+        return int(mujoco.mj_stateSize(self.model, STATE_SPEC))
+
+    # observations
+    def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """End-effector position and rotation matrix in the robot base (= world) frame."""
+        return self.data.site_xpos[self._ee_site].copy(), self.data.site_xmat[self._ee_site].reshape(3, 3).copy()
+
+    def gripper_state(self) -> float:
+        g = self.robot.gripper
+        return gripper_opening_fraction(self.model, self.data, self._grip_act, g.open, g.closed)
+
+    def render_cameras(self) -> dict[str, np.ndarray]:
+        if self._renderer is None:  # the GL context belongs to the process that renders
+            self._renderer = CameraRenderer(self.model, self.cameras, *self._image_shape[:2], fast=not self._high_quality)
+        return self._renderer.render(self.data)
+
+    @property
+    def _high_quality(self) -> bool:
+        return self.model.vis.quality.offsamples > 0
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        d = self.data
+        ee_pos, ee_rot = self.ee_pose()
+        ee_quat = np.empty(4)
+        mujoco.mju_mat2Quat(ee_quat, ee_rot.ravel())
+        obs = {
+            "joint_pos": d.qpos[self._qpos_adr].copy(),
+            "joint_vel": d.qvel[self._qvel_adr].copy(),
+            "ee_pos": ee_pos,
+            "ee_quat": ee_quat if ee_quat[0] >= 0 else -ee_quat,
+            "gripper": np.array([self.gripper_state()]),
+        }
+        n = len(self.task.objects)
+        if n:
+            obs["object_pos"] = np.concatenate([self.task.object_pos(d, i) for i in range(n)])
+            obs["object_quat"] = np.concatenate([self.task.object_quat(d, i) for i in range(n)])
+        if self.task.has_goal:
+            obs["goal_pos"] = self.task.goal_pos(d)
+        if self.cameras:
+            for cam, image in self.render_cameras().items():
+                obs[f"image_{cam}"] = image
+        return obs
+
+    def _info(self, success: bool | None = None) -> dict[str, Any]:
+        success = self.task.is_success(self.data) if success is None else success
+        return {"success": success, "is_success": success, "step": self._steps}
+
+    def _make_observation_space(self) -> gym.spaces.Dict:
+        inf = np.inf
+        dof = self.robot.dof
+        n = len(self.task.objects)
+        spaces: dict[str, gym.spaces.Space] = {
+            "joint_pos": gym.spaces.Box(-inf, inf, (dof,)),
+            "joint_vel": gym.spaces.Box(-inf, inf, (dof,)),
+            "ee_pos": gym.spaces.Box(-inf, inf, (3,)),
+            "ee_quat": gym.spaces.Box(-1.0, 1.0, (4,)),
+            "gripper": gym.spaces.Box(0.0, 1.0, (1,)),
+        }
+        if n:
+            spaces["object_pos"] = gym.spaces.Box(-inf, inf, (3 * n,))
+            spaces["object_quat"] = gym.spaces.Box(-1.0, 1.0, (4 * n,))
+        if self.task.has_goal:
+            spaces["goal_pos"] = gym.spaces.Box(-inf, inf, (3,))
+        for cam in self.cameras:
+            spaces[f"image_{cam}"] = gym.spaces.Box(0, 255, self._image_shape, dtype=np.uint8)
+        return gym.spaces.Dict(spaces)

@@ -1,0 +1,49 @@
+"""Offscreen camera rendering, tuned for CPU speed by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mujoco
+import numpy as np
+
+from protege.sim.errors import SimError
+
+
+class CameraRenderer:
+    """Renders named cameras of one model to uint8 HxWx3 images.
+
+    One GL context per instance (create it in the process that renders). ``fast=True`` turns
+    off shadows, reflections and skybox, which cost most of the frame on a software rasteriser.
+    """
+
+    def __init__(self, model: mujoco.MjModel, cameras: Sequence[str], height: int = 128, width: int = 128,
+                 fast: bool = True) -> None:
+        missing = [c for c in cameras if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
+        if missing:
+            known = [model.camera(i).name for i in range(model.ncam)]
+            raise SimError(f"unknown camera {', '.join(missing)} (this scene has {', '.join(known)})")
+        self.cameras = tuple(cameras)
+        try:
+            self._renderer = mujoco.Renderer(model, height, width)
+        except Exception as exc:
+            raise SimError(
+                f"offscreen rendering failed ({str(exc).splitlines()[0]}); "
+                "install EGL or OSMesa (see README) or set MUJOCO_GL=egl|osmesa"
+            ) from None
+        flags = self._renderer.scene.flags
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
+            flags[flag] = not fast
+        self._option = mujoco.MjvOption()
+        self._option.geomgroup[4] = 0  # helper sites and frames stay hidden
+        self._option.sitegroup[4] = 0
+
+    def render(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+        images = {}
+        for cam in self.cameras:
+            self._renderer.update_scene(data, camera=cam, scene_option=self._option)
+            images[cam] = self._renderer.render()
+        return images
+
+    def close(self) -> None:
+        self._renderer.close()

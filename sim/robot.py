@@ -1,0 +1,218 @@
+"""Robot specs: what protege needs to know about an MJCF arm, read from a small YAML file.
+
+A spec names the arm joints and actuators, the end-effector frame (a site, or a body plus offset,
+whose z axis is the approach direction), the gripper actuator with its open/closed controls,
+the home keyframe, the workspace on the table where task objects spawn (robot base frame), and
+where the wrist camera sits relative to the end-effector frame.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+import yaml
+
+from protege.sim.errors import SimError
+
+BUILTIN_ROBOTS = ("protege_arm", "panda", "so_arm100")
+DEFAULT_ROBOT = "protege_arm"
+
+
+@dataclass(frozen=True)
+class EndEffector:
+    """End-effector frame: a site, or a body with an offset pose (pos, quat wxyz)."""
+
+    site: str | None = None
+    body: str | None = None
+    pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Gripper:
+    actuator: str
+    open: float
+    closed: float
+
+    def ctrl(self, command: float) -> float:
+        """Actuator control for a gripper command in [0, 1] (0 open, 1 closed)."""
+        c = min(max(float(command), 0.0), 1.0)
+        return self.open + c * (self.closed - self.open)
+
+
+@dataclass(frozen=True)
+class WristCamera:
+    """Camera pose in the end-effector frame (MuJoCo `xyaxes` convention, looks along -z)."""
+
+    pos: tuple[float, float, float] = (0.0, -0.06, -0.11)
+    xyaxes: tuple[float, ...] = (-1.0, 0.0, 0.0, 0.0, 1.0, -0.45)
+    fovy: float = 75.0
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Rectangle on the table (robot base frame, metres) where task objects spawn."""
+
+    center: tuple[float, float]
+    half_extent: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    name: str
+    mjcf: Path
+    base_body: str
+    arm_joints: tuple[str, ...]
+    arm_actuators: tuple[str, ...]
+    ee: EndEffector
+    gripper: Gripper
+    home_keyframe: str
+    workspace: Workspace
+    wrist_camera: WristCamera = field(default_factory=WristCamera)
+    orientation_cost: float = 0.5
+    source: Path | None = None
+
+    @property
+    def dof(self) -> int:
+        return len(self.arm_joints)
+
+
+def builtin_spec_path(name: str) -> Path:
+    return Path(str(resources.files("protege.sim.robots").joinpath(f"{name}.yaml")))
+
+
+def menagerie_dir() -> Path | None:
+    """Where the Menagerie robots live: $PROTEGE_MENAGERIE, else ../shared/robots next to the checkout."""
+    env = os.environ.get("PROTEGE_MENAGERIE")
+    if env:
+        return Path(env)
+    guess = Path(__file__).resolve().parents[2] / "shared" / "robots"
+    return guess if guess.is_dir() else None
+
+
+def load_robot_spec(name_or_path: str | os.PathLike[str]) -> RobotSpec:
+    """Load a built-in robot by name or any robot from a spec file, and check it against its MJCF."""
+    text = str(name_or_path)
+    if text in BUILTIN_ROBOTS:
+        path = builtin_spec_path(text)
+    elif text.endswith((".yaml", ".yml")):
+        path = Path(text)
+        if not path.is_file():
+            raise SimError(f"robot spec file not found: {text}")
+    else:
+        raise SimError(f"unknown robot {text!r} (built-in: {', '.join(BUILTIN_ROBOTS)}; or a spec .yaml path)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SimError(f"robot spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    spec = _parse(raw, path)
+    check_spec_against_model(spec, load_robot_model(spec))
+    return spec
+
+
+def _parse(raw: Any, path: Path) -> RobotSpec:
+    if not isinstance(raw, dict):
+        raise SimError(f"robot spec {path} must be a YAML mapping")
+    required = ("name", "mjcf", "base_body", "arm_joints", "arm_actuators", "ee", "gripper", "home_keyframe", "workspace")
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise SimError(f"robot spec {path} lacks {', '.join(missing)}")
+    known = set(required) | {"wrist_camera", "orientation_cost"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SimError(f"robot spec {path} has unknown key(s) {', '.join(unknown)}")
+    mjcf = _expand_path(str(raw["mjcf"]), path)
+    try:
+        ee = EndEffector(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw["ee"].items()})
+        if (ee.site is None) == (ee.body is None):
+            raise SimError(f"robot spec {path}: ee must name exactly one of site or body")
+        cam = raw.get("wrist_camera") or {}
+        return RobotSpec(
+            name=str(raw["name"]),
+            mjcf=mjcf,
+            base_body=str(raw["base_body"]),
+            arm_joints=tuple(raw["arm_joints"]),
+            arm_actuators=tuple(raw["arm_actuators"]),
+            ee=ee,
+            gripper=Gripper(**raw["gripper"]),
+            home_keyframe=str(raw["home_keyframe"]),
+            workspace=Workspace(tuple(raw["workspace"]["center"]), tuple(raw["workspace"]["half_extent"])),
+            wrist_camera=WristCamera(**{k: tuple(v) if isinstance(v, list) else v for k, v in cam.items()}),
+            orientation_cost=float(raw.get("orientation_cost", 0.5)),
+            source=path,
+        )
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise SimError(f"robot spec {path} is malformed: {exc}") from None
+
+
+def _expand_path(value: str, spec_path: Path) -> Path:
+    mapping = dict(os.environ)
+    menagerie = menagerie_dir()
+    if menagerie is not None:
+        mapping.setdefault("PROTEGE_MENAGERIE", str(menagerie))
+    try:
+        expanded = string.Template(value).substitute(mapping)
+    except KeyError as exc:
+        raise SimError(f"robot spec {spec_path}: environment variable {exc.args[0]} is not set (needed by mjcf path)") from None
+    p = Path(expanded)
+    return p if p.is_absolute() else (spec_path.parent / p)
+
+
+def load_robot_model(spec: RobotSpec) -> mujoco.MjSpec:
+    """The robot's MJCF as an editable MjSpec."""
+    if not spec.mjcf.is_file():
+        raise SimError(f"robot {spec.name}: MJCF file not found: {spec.mjcf}")
+    try:
+        return mujoco.MjSpec.from_file(str(spec.mjcf))
+    except Exception as exc:  # mujoco raises ValueError with a multi-line message
+        raise SimError(f"robot {spec.name}: cannot load {spec.mjcf}: {str(exc).splitlines()[0]}") from None
+
+
+def check_spec_against_model(spec: RobotSpec, mj: mujoco.MjSpec) -> None:
+    """Every name the spec uses must exist in the MJCF."""
+    kinds: list[tuple[str, str, Any]] = [("joint", j, mj.joint) for j in spec.arm_joints]
+    kinds += [("actuator", a, mj.actuator) for a in (*spec.arm_actuators, spec.gripper.actuator)]
+    kinds += [("body", spec.base_body, mj.body), ("keyframe", spec.home_keyframe, mj.key)]
+    if spec.ee.site is not None:
+        kinds.append(("site", spec.ee.site, mj.site))
+    else:
+        kinds.append(("body", spec.ee.body, mj.body))
+    for kind, name, lookup in kinds:
+        if lookup(name) is None:
+            raise SimError(f"robot {spec.name}: {kind} {name!r} named in the spec is not in {spec.mjcf.name}")
+    if len(spec.arm_joints) != len(spec.arm_actuators):
+        raise SimError(f"robot {spec.name}: {len(spec.arm_joints)} arm joints but {len(spec.arm_actuators)} arm actuators")
+
+
+def home_qpos(spec: RobotSpec) -> dict[str, float]:
+    """Home joint positions by joint name (all of the robot's hinge and slide joints)."""
+    model = load_robot_model(spec).compile()
+    key = model.key(spec.home_keyframe)
+    out: dict[str, float] = {}
+    for j in range(model.njnt):
+        if model.jnt_type[j] in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
+            out[model.joint(j).name] = float(key.qpos[model.jnt_qposadr[j]])
+    return out
+
+
+def home_ctrl(spec: RobotSpec) -> dict[str, float]:
+    """Home actuator controls by actuator name."""
+    model = load_robot_model(spec).compile()
+    key = model.key(spec.home_keyframe)
+    return {model.actuator(a).name: float(np.asarray(key.ctrl)[a]) for a in range(model.nu)}
+
+
+def ee_frame(spec: RobotSpec) -> tuple[str, np.ndarray, np.ndarray]:
+    """The end-effector frame as (body name, position, quaternion wxyz) in that body's frame."""
+    if spec.ee.body is not None:
+        return spec.ee.body, np.asarray(spec.ee.pos, float), np.asarray(spec.ee.quat, float)
+    model = load_robot_model(spec).compile()
+    site = model.site(spec.ee.site)
+    return model.body(int(site.bodyid[0])).name, site.pos.copy(), site.quat.copy()

@@ -1,0 +1,100 @@
+"""The task interface: what a task adds to the scene, how it resets, and how it is judged.
+
+Everything a task randomises lives in the physics state (free joints of objects, mocap bodies for
+goals), so ``mj_getState``/``mj_setState`` restore an episode exactly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import mujoco
+import numpy as np
+
+from protege.sim.robot import RobotSpec
+
+CUBE_HALF = 0.02
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    time_limit: ClassVar[float]  # seconds of simulated time per episode
+    objects: ClassVar[tuple[str, ...]] = ()  # free bodies reported as object_pos/object_quat
+    has_goal: ClassVar[bool] = False  # whether the observation carries goal_pos
+
+    def __init__(self) -> None:
+        self.workspace_center = np.zeros(2)
+        self.workspace_half = np.ones(2)
+
+    def build(self, scene: mujoco.MjSpec, robot: RobotSpec) -> None:
+        """Add this task's bodies to the scene."""
+        self.workspace_center = np.asarray(robot.workspace.center, float)
+        self.workspace_half = np.asarray(robot.workspace.half_extent, float)
+        self.add_bodies(scene)
+
+    @abstractmethod
+    def add_bodies(self, scene: mujoco.MjSpec) -> None: ...
+
+    def bind(self, model: mujoco.MjModel) -> None:
+        """Cache ids once the scene is compiled."""
+        self.model = model
+        self._object_qpos = [model.jnt_qposadr[model.body(o).jntadr[0]] for o in self.objects]
+        self._ee_site = model.site("ee").id
+
+    @abstractmethod
+    def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
+        """Place objects and goals for a new episode (robot already at home)."""
+
+    @abstractmethod
+    def is_success(self, data: mujoco.MjData) -> bool: ...
+
+    @abstractmethod
+    def reward(self, data: mujoco.MjData) -> float:
+        """Dense reward in [0, 1] for logging; 1 at success."""
+
+    def goal_pos(self, data: mujoco.MjData) -> np.ndarray:
+        return data.mocap_pos[0].copy()
+
+    # Helpers shared by the tasks.
+    def object_pos(self, data: mujoco.MjData, i: int = 0) -> np.ndarray:
+        a = self._object_qpos[i]
+        return data.qpos[a : a + 3]
+
+    def object_quat(self, data: mujoco.MjData, i: int = 0) -> np.ndarray:
+        a = self._object_qpos[i]
+        return data.qpos[a + 3 : a + 7]
+
+    def set_object_pose(self, data: mujoco.MjData, i: int, pos: np.ndarray, yaw: float = 0.0) -> None:
+        a = self._object_qpos[i]
+        data.qpos[a : a + 3] = pos
+        data.qpos[a + 3 : a + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+
+    def sample_xy(self, rng: np.random.Generator, shrink: float = 1.0) -> np.ndarray:
+        return self.workspace_center + rng.uniform(-1.0, 1.0, 2) * self.workspace_half * shrink
+
+    def ee_pos(self, data: mujoco.MjData) -> np.ndarray:
+        return data.site_xpos[self._ee_site]
+
+
+def add_cube(scene: mujoco.MjSpec, name: str, rgba: list[float], half: float = CUBE_HALF, mass: float = 0.05) -> None:
+    body = scene.worldbody.add_body(name=name, pos=[0.4, 0.0, half])
+    body.add_freejoint(name=name)
+    body.add_geom(
+        name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=[half, half, half], rgba=rgba, mass=mass,
+        friction=[1.0, 0.01, 0.001], condim=4,
+    )
+
+
+def add_goal_marker(scene: mujoco.MjSpec, name: str, radius: float, rgba: list[float], height: float = 0.001) -> None:
+    """A visual-only goal disc carried by a mocap body (so its position is part of the physics state)."""
+    body = scene.worldbody.add_body(name=name, mocap=True, pos=[0.4, 0.0, 0.0])
+    body.add_geom(
+        name=name, type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[radius, height, 0], rgba=rgba,
+        contype=0, conaffinity=0, group=2,
+    )
+
+
+def smooth_reach(distance: float, scale: float = 0.1) -> float:
+    """Map a distance to (0, 1]: 1 at zero, 1/2 at ``scale``."""
+    return float(1.0 / (1.0 + (distance / scale) ** 2))
