@@ -21,12 +21,17 @@ from protege.sim.scene import ROBOT_PREFIX, build_robot_only
 ACTION_SPACES = ("ee_delta", "joint")
 # Largest end-effector step per control tick: metres for translation, radians for rotation.
 EE_DELTA_SCALE = (0.02, 0.02, 0.02, 0.1, 0.1, 0.1)
+# How far the commanded end-effector pose may run ahead of the measured one (no wind-up when blocked).
+MAX_LEAD_POS = 0.04
+MAX_LEAD_ROT = 0.3
+_Z = np.array([0.0, 0.0, 1.0])
 
 
 class Controller(ABC):
     """Turns an action into arm actuator controls, given the measured arm joint positions."""
 
     name: ClassVar[str]
+    command_size: ClassVar[int] = 0  # controller state kept in MjData.userdata, so it is saved with the sim state
 
     def __init__(self, robot: RobotSpec, arm_ctrl_range: np.ndarray) -> None:
         self.robot = robot
@@ -44,9 +49,12 @@ class Controller(ABC):
     @abstractmethod
     def action_high(self) -> np.ndarray: ...
 
+    def reset_command(self, q_arm: np.ndarray, command: np.ndarray) -> None:
+        """Initialise the controller state at the start of an episode."""
+
     @abstractmethod
-    def arm_targets(self, q_arm: np.ndarray, action: np.ndarray) -> np.ndarray:
-        """Joint position targets for the arm actuators."""
+    def arm_targets(self, q_arm: np.ndarray, action: np.ndarray, command: np.ndarray) -> np.ndarray:
+        """Joint position targets for the arm actuators; ``command`` is the controller state (updated in place)."""
 
 
 class JointController(Controller):
@@ -62,7 +70,7 @@ class JointController(Controller):
     def action_high(self) -> np.ndarray:
         return np.append(self.ctrl_high, 1.0)
 
-    def arm_targets(self, q_arm: np.ndarray, action: np.ndarray) -> np.ndarray:
+    def arm_targets(self, q_arm: np.ndarray, action: np.ndarray, command: np.ndarray) -> np.ndarray:
         return np.clip(action[:-1], self.ctrl_low, self.ctrl_high)
 
 
@@ -70,11 +78,13 @@ class EEDeltaController(Controller):
     """Action = (dx, dy, dz, droll, dpitch, dyaw, gripper) in the robot base frame, per control step.
 
     The rotation delta is an axis-angle vector applied on the left of the current end-effector
-    orientation. One differential-IK step (mink, QP with joint limits) turns the pose target into
+    orientation. The deltas move a commanded pose (which may lead the measured pose by at most
+    MAX_LEAD, so slow arms catch up and blocked arms do not wind up). One differential-IK step (mink, QP with joint limits) turns the pose target into
     joint targets; arms with fewer than 6 joints track position first (spec `orientation_cost`).
     """
 
     name = "ee_delta"
+    command_size = 7  # commanded end-effector pose: quaternion wxyz, position
 
     def __init__(self, robot: RobotSpec, arm_ctrl_range: np.ndarray) -> None:
         super().__init__(robot, arm_ctrl_range)
@@ -94,6 +104,8 @@ class EEDeltaController(Controller):
             self._tasks.append(posture)
         self._limit = mink.ConfigurationLimit(model)
         self._scale = np.asarray(EE_DELTA_SCALE)
+        self._lower: np.ndarray | None = None  # daqp's one-sided constraint bounds, reused every step
+        self._sense: np.ndarray | None = None
 
     @property
     def action_low(self) -> np.ndarray:
@@ -103,19 +115,33 @@ class EEDeltaController(Controller):
     def action_high(self) -> np.ndarray:
         return np.append(self._scale, 1.0)
 
-    def arm_targets(self, q_arm: np.ndarray, action: np.ndarray) -> np.ndarray:
+    def reset_command(self, q_arm: np.ndarray, command: np.ndarray) -> None:
+        """Start the commanded pose at the measured end-effector pose."""
+        self._update(q_arm)
+        data = self._configuration.data
+        mujoco.mju_mat2Quat(command[:4], data.site_xmat[self._ee_site])
+        command[4:] = data.site_xpos[self._ee_site]
+
+    def arm_targets(self, q_arm: np.ndarray, action: np.ndarray, command: np.ndarray) -> np.ndarray:
         delta = np.clip(action[:6], -self._scale, self._scale)
+        self._update(q_arm)
+        data = self._configuration.data
+        pos_now = data.site_xpos[self._ee_site]
+        quat_now, turn = np.empty(4), np.empty(4)
+        mujoco.mju_mat2Quat(quat_now, data.site_xmat[self._ee_site])
+        # Integrate the commanded pose, but never let it lead the arm by more than MAX_LEAD.
+        lead = command[4:] + delta[:3] - pos_now
+        command[4:] = pos_now + lead * min(1.0, MAX_LEAD_POS / max(float(np.linalg.norm(lead)), 1e-12))
+        angle = float(np.linalg.norm(delta[3:]))
+        mujoco.mju_axisAngle2Quat(turn, delta[3:] / angle if angle > 0 else _Z, angle)
+        mujoco.mju_mulQuat(command[:4], turn, command[:4].copy())
+        _limit_rotation_lead(command[:4], quat_now, MAX_LEAD_ROT)
+        self._ee_task.set_target(mink.SE3(command))
+        return np.clip(q_arm + self._solve()[self._qadr], self.ctrl_low, self.ctrl_high)
+
+    def _update(self, q_arm: np.ndarray) -> None:
         self._q[self._qadr] = q_arm
         self._configuration.update(self._q)
-        data = self._configuration.data
-        quat_now, turn, target = np.empty(4), np.empty(4), np.empty(7)
-        mujoco.mju_mat2Quat(quat_now, data.site_xmat[self._ee_site])
-        angle = float(np.linalg.norm(delta[3:]))
-        mujoco.mju_axisAngle2Quat(turn, delta[3:] / angle if angle > 0 else np.array([0.0, 0.0, 1.0]), angle)
-        mujoco.mju_mulQuat(target[:4], turn, quat_now)
-        target[4:] = data.site_xpos[self._ee_site] + delta[:3]
-        self._ee_task.set_target(mink.SE3(target))
-        return np.clip(q_arm + self._solve()[self._qadr], self.ctrl_low, self.ctrl_high)
 
     def _solve(self) -> np.ndarray:
         """One step of mink's IK QP, handed to daqp directly (what ``mink.solve_ik`` does, minus
@@ -126,10 +152,10 @@ class EEDeltaController(Controller):
             objective = task.compute_qp_objective(cfg)
             hessian += objective.H
             linear += objective.c
-        hessian[np.diag_indices(cfg.nv)] += 1e-12
         limits = self._limit.compute_qp_inequalities(cfg, 1.0)
-        n = limits.h.shape[0]
-        dq, _, exitflag, _ = daqp.solve(hessian, linear, limits.G, limits.h, np.full(n, -1e30), np.zeros(n, np.int32))
+        if self._lower is None or self._lower.shape != limits.h.shape:
+            self._lower, self._sense = np.full(limits.h.shape, -1e30), np.zeros(limits.h.shape, np.int32)
+        dq, _, exitflag, _ = daqp.solve(hessian, linear, limits.G, limits.h, self._lower, self._sense)
         if exitflag < 0:  # infeasible (should not happen with box limits): hold still
             return np.zeros(cfg.nv)
         return dq
@@ -154,3 +180,16 @@ def gripper_opening_fraction(model: mujoco.MjModel, data: mujoco.MjData, actuato
     length_open, length_closed = open_ctrl * to_length, closed_ctrl * to_length
     frac = (data.actuator_length[actuator] - length_open) / (length_closed - length_open)
     return min(max(float(frac), 0.0), 1.0)
+
+
+def _limit_rotation_lead(command: np.ndarray, current: np.ndarray, max_angle: float) -> None:
+    """Pull the commanded orientation back towards the current one if they differ by more than max_angle."""
+    diff, inv = np.empty(4), np.empty(4)
+    mujoco.mju_negQuat(inv, current)
+    mujoco.mju_mulQuat(diff, command, inv)
+    axis_angle = np.empty(3)
+    mujoco.mju_quat2Vel(axis_angle, diff, 1.0)
+    angle = float(np.linalg.norm(axis_angle))
+    if angle > max_angle:
+        mujoco.mju_axisAngle2Quat(diff, axis_angle / angle, max_angle)
+        mujoco.mju_mulQuat(command, diff, current)

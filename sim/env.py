@@ -76,6 +76,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         home = home_ctrl(self.robot)
         self._home_ctrl = np.array([home[m.actuator(i).name.removeprefix(ROBOT_PREFIX)] for i in range(m.nu)])
         self.controller = make_controller(action_space, self.robot, m.actuator_ctrlrange[self._arm_act])
+        self._command = self.data.userdata[: self.controller.command_size]  # view: saved with the state
 
         self.cameras = tuple(cameras)
         self._image_shape = (height, width, 3)
@@ -94,8 +95,10 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         super().reset(seed=seed)
         mujoco.mj_resetDataKeyframe(self.model, self.data, self._home_key)
         self.data.ctrl[:] = self._home_ctrl
+        self.data.ctrl[self._grip_act] = self.robot.gripper.ctrl(0.0)  # episodes start with the gripper open
         self.task.reset(self.data, self.np_random)
         mujoco.mj_forward(self.model, self.data)
+        self.controller.reset_command(self.data.qpos[self._qpos_adr], self._command)
         self._steps = 0
         return self._observation(), self._info()
 
@@ -104,7 +107,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if action.shape != self.action_space.shape:
             raise SimError(f"action has shape {action.shape}, expected {self.action_space.shape}")
         d = self.data
-        d.ctrl[self._arm_act] = self.controller.arm_targets(d.qpos[self._qpos_adr], action)
+        d.ctrl[self._arm_act] = self.controller.arm_targets(d.qpos[self._qpos_adr], action, self._command)
         d.ctrl[self._grip_act] = self.robot.gripper.ctrl(action[-1])
         mujoco.mj_step(self.model, d, nstep=self.n_substeps)
         self._steps += 1
@@ -165,13 +168,12 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _observation(self) -> dict[str, np.ndarray]:
         d = self.data
-        ee_pos, ee_rot = self.ee_pose()
         ee_quat = np.empty(4)
-        mujoco.mju_mat2Quat(ee_quat, ee_rot.ravel())
+        mujoco.mju_mat2Quat(ee_quat, d.site_xmat[self._ee_site])
         obs = {
             "joint_pos": d.qpos[self._qpos_adr].copy(),
             "joint_vel": d.qvel[self._qvel_adr].copy(),
-            "ee_pos": ee_pos,
+            "ee_pos": d.site_xpos[self._ee_site].copy(),
             "ee_quat": ee_quat if ee_quat[0] >= 0 else -ee_quat,
             "gripper": np.array([self.gripper_state()]),
         }

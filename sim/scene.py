@@ -17,6 +17,7 @@ from protege.sim.tasks.base import Task
 ROBOT_PREFIX = "robot/"
 CAMERAS = ("front", "wrist", "side", "top")
 TIMESTEP = 0.002
+USERDATA_SIZE = 16
 TABLE_HALF = (0.45, 0.55)  # x, y half extents of the table top
 TABLE_CENTER_X = 0.3
 
@@ -33,6 +34,7 @@ def build_scene(robot: RobotSpec, task: Task, options: SceneOptions = SceneOptio
     """An MjSpec holding table, robot (attached at the origin), cameras and the task's objects."""
     scene = mujoco.MjSpec()
     scene.modelname = f"{task.name}_{robot.name}"
+    scene.nuserdata = USERDATA_SIZE  # controller state lives here, so mj_getState saves it
     _set_physics_options(scene.option)
     scene.visual.global_.offwidth = max(640, options.render_width)
     scene.visual.global_.offheight = max(480, options.render_height)
@@ -73,6 +75,8 @@ def attach_robot(scene: mujoco.MjSpec, robot: RobotSpec) -> None:
     """Attach the robot at the world origin with the `ee` site and the `wrist` camera."""
     robot_spec = load_robot_model(robot)
     _set_physics_options(robot_spec.option)  # the scene's physics options win; no attach conflicts
+    for body in robot_spec.bodies:  # the arm's controller holds its own weight, as real arm controllers do
+        body.gravcomp = 1.0
     scene.attach(robot_spec, prefix=ROBOT_PREFIX, frame=scene.worldbody.add_frame(pos=[0, 0, 0]))
     _add_ee_site_and_wrist_camera(scene, robot)
 

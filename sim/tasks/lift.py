@@ -11,6 +11,8 @@ LIFT_HEIGHT = 0.08  # cube centre height that counts as lifted
 
 
 class Lift(Task):
+    """Grasp a cube and lift it off the table."""
+
     name = "lift"
     time_limit = 8.0
     objects = ("cube",)

@@ -12,6 +12,8 @@ MIN_START_DISTANCE = 0.1
 
 
 class Push(Task):
+    """Push a cube onto a target region on the table."""
+
     name = "push"
     time_limit = 10.0
     objects = ("cube",)

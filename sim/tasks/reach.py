@@ -11,6 +11,8 @@ TOLERANCE = 0.025
 
 
 class Reach(Task):
+    """Bring the end effector to a target point in the air."""
+
     name = "reach"
     time_limit = 5.0
     has_goal = True

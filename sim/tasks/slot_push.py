@@ -21,6 +21,8 @@ GOAL_RADIUS = 0.035
 
 
 class SlotPush(Task):
+    """Push a block through a narrow slot in a wall to the goal behind it."""
+
     name = "slot_push"
     time_limit = 12.0
     objects = ("block",)

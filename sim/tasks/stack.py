@@ -12,6 +12,8 @@ XY_TOLERANCE = 0.015
 
 
 class Stack(Task):
+    """Put the red cube on top of the green cube and let go."""
+
     name = "stack"
     time_limit = 12.0
     objects = ("cube", "base_cube")
