@@ -20,6 +20,8 @@ from typing import Any
 COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("protege.launch.cmd_sim", "list tasks, robots, cameras and devices; view a scene"),
     "dataset": ("protege.launch.cmd_dataset", "inspect, validate, merge, filter and export datasets"),
+    "record": ("protege.launch.cmd_record", "record demonstrations by teleoperation or with the scripted expert"),
+    "train": ("protege.launch.cmd_train", "train a policy on a dataset"),
     "bench": ("protege.launch.cmd_bench", "measure throughput of sim, record, dataset, train, inference"),
 }
 

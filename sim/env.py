@@ -197,17 +197,17 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         dof = self.robot.dof
         n = len(self.task.objects)
         spaces: dict[str, gym.spaces.Space] = {
-            "joint_pos": gym.spaces.Box(-inf, inf, (dof,)),
-            "joint_vel": gym.spaces.Box(-inf, inf, (dof,)),
-            "ee_pos": gym.spaces.Box(-inf, inf, (3,)),
-            "ee_quat": gym.spaces.Box(-1.0, 1.0, (4,)),
-            "gripper": gym.spaces.Box(0.0, 1.0, (1,)),
+            "joint_pos": gym.spaces.Box(-inf, inf, (dof,), np.float64),
+            "joint_vel": gym.spaces.Box(-inf, inf, (dof,), np.float64),
+            "ee_pos": gym.spaces.Box(-inf, inf, (3,), np.float64),
+            "ee_quat": gym.spaces.Box(-1.0, 1.0, (4,), np.float64),
+            "gripper": gym.spaces.Box(0.0, 1.0, (1,), np.float64),
         }
         if n:
-            spaces["object_pos"] = gym.spaces.Box(-inf, inf, (3 * n,))
-            spaces["object_quat"] = gym.spaces.Box(-1.0, 1.0, (4 * n,))
+            spaces["object_pos"] = gym.spaces.Box(-inf, inf, (3 * n,), np.float64)
+            spaces["object_quat"] = gym.spaces.Box(-1.0, 1.0, (4 * n,), np.float64)
         if self.task.has_goal:
-            spaces["goal_pos"] = gym.spaces.Box(-inf, inf, (3,))
+            spaces["goal_pos"] = gym.spaces.Box(-inf, inf, (3,), np.float64)
         for cam in self.cameras:
             spaces[f"image_{cam}"] = gym.spaces.Box(0, 255, self._image_shape, dtype=np.uint8)
         return gym.spaces.Dict(spaces)

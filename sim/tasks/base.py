@@ -15,6 +15,10 @@ import numpy as np
 from protege.sim.robot import RobotSpec
 
 CUBE_HALF = 0.02
+# Sliding friction of the cubes. Contacts take the larger of the two geoms' values (the table has
+# 0.6; the fingers win with their own, higher friction), so a cube slides on the table instead of
+# tipping over when pushed at mid height, and still holds in a grasp.
+CUBE_FRICTION = 0.5
 
 
 class Task(ABC):
@@ -82,7 +86,7 @@ def add_cube(scene: mujoco.MjSpec, name: str, rgba: list[float], half: float = C
     body.add_freejoint(name=name)
     body.add_geom(
         name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=[half, half, half], rgba=rgba, mass=mass,
-        friction=[1.0, 0.01, 0.001], condim=4,
+        friction=[CUBE_FRICTION, 0.01, 0.001], condim=4,
     )
 
 

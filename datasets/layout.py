@@ -1,0 +1,153 @@
+"""Open a dataset's zarr hierarchy and check its structure from metadata and episode_ends alone."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zarr
+
+from protege.datasets import schema
+from protege.datasets.errors import DatasetError
+from protege.datasets.storage import is_local, open_store
+
+
+def open_root(path: str, read_only: bool = True) -> zarr.Group:
+    """The root group of the dataset at ``path`` (format 2 or 3), or DatasetError."""
+    if is_local(path) and not os.path.isdir(path):
+        raise DatasetError(f"no dataset at {path}")
+    try:
+        return zarr.open_group(open_store(path, read_only=read_only), mode="r" if read_only else "r+")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+        raise DatasetError(f"no zarr dataset at {path}") from None
+
+
+@dataclass
+class Layout:
+    """What a dataset holds, with every structural problem found (errors) and harmless oddities (notes)."""
+
+    path: str
+    root: zarr.Group
+    attrs: dict[str, Any]
+    data: dict[str, zarr.Array] = field(default_factory=dict)
+    meta: dict[str, zarr.Array] = field(default_factory=dict)  # "seed" -> meta/episode_seed, ...
+    episode_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_ends)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.episode_ends[-1]) if len(self.episode_ends) else 0
+
+    @property
+    def zarr_format(self) -> int:
+        return int(self.root.metadata.zarr_format)
+
+    def raise_if_broken(self) -> None:
+        if self.errors:
+            more = f" (and {len(self.errors) - 1} more problems)" if len(self.errors) > 1 else ""
+            raise DatasetError(f"{self.path}: {self.errors[0]}{more}")
+
+
+def _members(group: zarr.Group) -> dict[str, Any]:
+    return dict(group.members())
+
+
+def _child(group: zarr.Group, name: str) -> Any:
+    """A named child, looked up directly (listing the root would trip over the writer's lock file)."""
+    try:
+        return group[name]
+    except KeyError:
+        return None
+
+
+def inspect_layout(path: str, root: zarr.Group) -> Layout:
+    """Check attrs, groups, episode_ends, and each array's dtype, length and chunking."""
+    layout = Layout(path=path, root=root, attrs=dict(root.attrs))
+    for problem in (schema.version_problem(layout.attrs), schema.attrs_problem(layout.attrs)):
+        if problem:
+            layout.errors.append(problem)
+    data_group, meta_group = _child(root, "data"), _child(root, "meta")
+    if not isinstance(data_group, zarr.Group):
+        layout.errors.append("data/ group is missing")
+    if not isinstance(meta_group, zarr.Group):
+        layout.errors.append("meta/ group is missing")
+        return layout
+    _inspect_meta(layout, _members(meta_group))
+    if isinstance(data_group, zarr.Group):
+        _inspect_data(layout, _members(data_group))
+    return layout
+
+
+def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
+    ends_array = members.pop(schema.EPISODE_ENDS, None)
+    if not isinstance(ends_array, zarr.Array):
+        layout.errors.append("meta/episode_ends is missing")
+    elif ends_array.ndim != 1 or ends_array.dtype != np.int64:
+        layout.errors.append(f"meta/episode_ends must be 1-D int64, got {ends_array.dtype} of shape {ends_array.shape}")
+    else:
+        try:
+            ends = np.asarray(ends_array[:], dtype=np.int64)
+        except Exception as exc:  # a corrupt chunk surfaces as any codec error
+            layout.errors.append(f"meta/episode_ends is unreadable: {exc}")
+        else:
+            bad = np.flatnonzero(np.diff(np.concatenate([[0], ends])) <= 0)
+            if len(bad):
+                layout.errors.append(f"meta/episode_ends is not strictly increasing from 0 (episode {bad[0]} is empty)")
+            else:
+                layout.episode_ends = ends
+    count = layout.num_episodes
+    for name, node in sorted(members.items()):
+        if not name.startswith(schema.META_PREFIX) or not isinstance(node, zarr.Array):
+            layout.notes.append(f"meta/{name} is not a per-episode array; ignored")
+            continue
+        key = name[len(schema.META_PREFIX) :]
+        expected = schema.BUILTIN_META.get(key)
+        if node.ndim != 1:
+            layout.errors.append(f"meta/{name} must be 1-D, got shape {node.shape}")
+        elif expected is not None and node.dtype != expected:
+            layout.errors.append(f"meta/{name} has dtype {node.dtype}, expected {expected}")
+        elif node.shape[0] < count:
+            layout.errors.append(f"meta/{name} has {node.shape[0]} entries but there are {count} episodes")
+        else:
+            if node.shape[0] > count:
+                layout.notes.append(f"meta/{name} has {node.shape[0] - count} uncommitted entries (a killed writer)")
+            layout.meta[key] = node
+    present = {name[len(schema.META_PREFIX) :] for name in members if name.startswith(schema.META_PREFIX)}
+    for key in sorted(set(schema.BUILTIN_META) - present):
+        layout.errors.append(f"meta/episode_{key} is missing")
+
+
+def _inspect_data(layout: Layout, members: dict[str, Any]) -> None:
+    frames = layout.num_frames
+    for name, node in sorted(members.items()):
+        if not isinstance(node, zarr.Array):
+            layout.errors.append(f"data/{name} is a group; data/ must hold flat arrays only")
+            continue
+        problem = schema.key_problem(name, node.shape[1:], node.dtype) if node.ndim else f"data/{name} is 0-D"
+        if problem:
+            layout.errors.append(problem)
+            continue
+        if tuple(node.chunks[1:]) != tuple(node.shape[1:]):
+            layout.errors.append(f"data/{name} is chunked {node.chunks}; arrays must be chunked along time only")
+            continue
+        if node.shape[0] < frames:
+            layout.errors.append(f"data/{name} has {node.shape[0]} frames but meta/episode_ends ends at {frames}")
+            continue
+        if node.shape[0] > frames:
+            layout.notes.append(f"data/{name} has {node.shape[0] - frames} uncommitted frames (a killed writer)")
+        layout.data[name] = node
+    if layout.num_episodes and "action" not in members:
+        layout.errors.append("data/action is missing")
+    cameras = layout.attrs.get("cameras", [])
+    if not layout.num_episodes or not isinstance(cameras, list):
+        return
+    for camera in cameras:
+        if f"{schema.IMAGE_PREFIX}{camera}" not in members:
+            layout.errors.append(f"attrs list camera {camera!r} but data/{schema.IMAGE_PREFIX}{camera} is missing")

@@ -1,0 +1,187 @@
+"""Dataset: read-only access to the committed episodes of a dataset, format 2 or 3, local or fsspec."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import zarr
+
+from protege.datasets import schema
+from protege.datasets.chunks import ChunkReader
+from protege.datasets.errors import DatasetError
+from protege.datasets.layout import Layout, inspect_layout, open_root
+from protege.datasets.storage import normalize_path
+
+Selection = int | slice | Sequence[int] | np.ndarray
+
+
+class FrameArray:
+    """One data key limited to the committed frames: supports ints, slices and integer arrays on axis 0."""
+
+    def __init__(self, array: zarr.Array, num_frames: int) -> None:
+        self._array = array
+        self._reader = ChunkReader.for_array(array)
+        self.shape: tuple[int, ...] = (num_frames, *array.shape[1:])
+        self.dtype: np.dtype = array.dtype
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, selection: Selection | tuple[Any, ...]) -> np.ndarray:
+        first, rest = (selection[0], selection[1:]) if isinstance(selection, tuple) else (selection, ())
+        if first is Ellipsis:
+            first, rest = slice(None), (Ellipsis, *rest)
+        n = self.shape[0]
+        if isinstance(first, slice):
+            return np.asarray(self._array[(slice(*first.indices(n)), *rest)])
+        if isinstance(first, (int, np.integer)):
+            if not -n <= first < n:
+                raise IndexError(f"frame {first} out of range for {n} frames")
+            return np.asarray(self._array[(int(first) % n, *rest)])
+        indices = np.asarray(first)
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"unsupported selection {selection!r}")
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            raise IndexError(f"frame index out of range for {n} frames")
+        frames = indices % max(n, 1)
+        if self._reader is None:
+            unique, inverse = np.unique(frames, return_inverse=True)
+            return np.asarray(self._array.oindex[(unique, *rest)])[inverse.reshape(indices.shape)]
+        values = self._reader.read(frames).reshape(*indices.shape, *self.shape[1:])
+        return values[(*(slice(None),) * indices.ndim, *rest)] if rest else values
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        data = self[:]
+        return data if dtype is None else data.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"FrameArray(shape={self.shape}, dtype={self.dtype})"
+
+
+class Dataset:
+    """The committed episodes of the dataset at ``path`` (a snapshot taken when it is opened)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = normalize_path(path)
+        self._layout: Layout = inspect_layout(self.path, open_root(self.path))
+        self._layout.raise_if_broken()
+        self._memory: dict[str, np.ndarray] = {}
+        self._frame_arrays: dict[str, FrameArray] = {}
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Root attributes (schema version, fps, robot, task, cameras, ...) without the stats cache."""
+        return {k: v for k, v in self._layout.attrs.items() if k != "stats"}
+
+    @property
+    def zarr_format(self) -> int:
+        return self._layout.zarr_format
+
+    @property
+    def fps(self) -> float:
+        return float(self._layout.attrs["fps"])
+
+    @property
+    def num_episodes(self) -> int:
+        return self._layout.num_episodes
+
+    @property
+    def num_frames(self) -> int:
+        return self._layout.num_frames
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        return self._layout.episode_ends.copy()
+
+    @property
+    def episode_starts(self) -> np.ndarray:
+        return np.concatenate([[0], self._layout.episode_ends[:-1]]).astype(np.int64)
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self._layout.data)
+
+    @property
+    def meta_names(self) -> list[str]:
+        """Per-episode values: seed, success, source, duration, and any extra ones."""
+        return sorted(self._layout.meta)
+
+    @property
+    def notes(self) -> list[str]:
+        """Harmless oddities found when opening (an uncommitted tail, unknown meta arrays)."""
+        return list(self._layout.notes)
+
+    def _episode_index(self, index: int) -> int:
+        n = self.num_episodes
+        if not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise DatasetError(f"episode {index} out of range: {self.path} has {n} episodes")
+        return int(index) % n
+
+    def episode_slice(self, index: int) -> slice:
+        i = self._episode_index(index)
+        ends = self._layout.episode_ends
+        return slice(int(ends[i - 1]) if i else 0, int(ends[i]))
+
+    def episode(self, index: int, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        frames = self.episode_slice(index)
+        return {key: self[key][frames] for key in (self.keys if keys is None else keys)}
+
+    def _array(self, key: str) -> zarr.Array:
+        try:
+            return self._layout.data[key]
+        except KeyError:
+            raise DatasetError(f"{self.path} has no data key {key!r}; keys: {', '.join(self.keys)}") from None
+
+    def __getitem__(self, key: str) -> FrameArray:
+        if key not in self._frame_arrays:
+            self._frame_arrays[key] = FrameArray(self._array(key), self.num_frames)
+        return self._frame_arrays[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._layout.data
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return (self.num_frames, *self._array(key).shape[1:])
+
+    def dtype(self, key: str) -> np.dtype:
+        return self._array(key).dtype
+
+    def chunks(self, key: str) -> tuple[int, ...]:
+        return tuple(self._array(key).chunks)
+
+    def meta(self, name: str) -> np.ndarray:
+        """One value per episode, e.g. ``meta("success")`` (or ``meta("episode_success")``)."""
+        key = name[len(schema.META_PREFIX) :] if name.startswith(schema.META_PREFIX) else name
+        if key == "ends":
+            return self.episode_ends
+        try:
+            array = self._layout.meta[key]
+        except KeyError:
+            raise DatasetError(f"{self.path} has no meta/episode_{key}; it has {', '.join(self.meta_names)}") from None
+        return np.asarray(array[: self.num_episodes])
+
+    def load(self, key: str) -> np.ndarray:
+        """All committed frames of ``key`` in memory, read once and shared by every caller."""
+        if key not in self._memory:
+            self._memory[key] = np.asarray(self._array(key)[: self.num_frames])
+        return self._memory[key]
+
+    def cached_attr(self, name: str) -> Any:
+        """A cache entry kept in root attrs (see ``cache_attr``), or None."""
+        return self._layout.attrs.get(name)
+
+    def cache_attr(self, name: str, value: Any) -> bool:
+        """Persist a JSON cache entry (normalisation stats) in root attrs; False if the store is read-only."""
+        try:
+            open_root(self.path, read_only=False).attrs[name] = value
+        except (OSError, ValueError):
+            return False
+        self._layout.attrs[name] = value
+        return True
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.path!r}, episodes={self.num_episodes}, frames={self.num_frames})"

@@ -1,0 +1,132 @@
+"""`protege dataset`: inspect, validate, merge, filter and export datasets.
+
+Heavy imports (zarr, OpenCV) happen inside ``run`` so that ``protege --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+        return cmd
+
+    info = action("info", "episodes, frames, keys with shapes and dtypes, fps, sources, success rate, size on disk")
+    info.add_argument("dataset", help="dataset directory or fsspec URL (s3://..., memory://...)")
+
+    validate = action("validate", "check every invariant; exit status 1 and one line per problem if broken")
+    validate.add_argument("dataset", help="dataset directory or fsspec URL")
+    validate.add_argument("--quick", action="store_true", help="check structure only, without decoding every chunk")
+
+    merge = action("merge", "concatenate the episodes of compatible datasets into a new one")
+    merge.add_argument("inputs", nargs="+", metavar="DATASET", help="two or more datasets, in order")
+    merge.add_argument("-o", "--out", required=True, help="new dataset to create (must not exist)")
+    merge.add_argument("--format", type=int, choices=(2, 3), help="zarr format of the output (default: first input's)")
+
+    filter_cmd = action("filter", "copy the episodes that match every condition into a new dataset")
+    filter_cmd.add_argument("dataset", help="dataset to read")
+    filter_cmd.add_argument("-o", "--out", required=True, help="new dataset to create (must not exist)")
+    filter_cmd.add_argument("--episodes", metavar="LIST", help="episode ids and ranges, e.g. 0,3,5-9")
+    filter_cmd.add_argument("--success-only", action="store_true", help="keep successful episodes only")
+    filter_cmd.add_argument("--source", metavar="NAMES", help="keep these sources, e.g. human,intervention")
+    filter_cmd.add_argument("--format", type=int, choices=(2, 3), help="zarr format of the output (default: input's)")
+
+    video = action("export-video", "write one episode as an mp4, all cameras side by side")
+    video.add_argument("dataset", help="dataset to read")
+    video.add_argument("--episode", type=int, required=True, help="episode index")
+    video.add_argument("--out", required=True, help="video file to write, e.g. episode.mp4")
+    video.add_argument("--fps", type=float, help="frame rate (default: the dataset's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    handlers = {
+        "info": _info,
+        "validate": _validate,
+        "merge": _merge,
+        "filter": _filter,
+        "export-video": _export_video,
+    }
+    return handlers[args.dataset_command](args)
+
+
+def _finish(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) -> int:
+    if args.json:
+        from protege.launch.cli import emit_json
+
+        emit_json(result)
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from protege.datasets import Dataset
+    from protege.datasets.tools import dataset_info
+
+    info = dataset_info(Dataset(args.dataset))
+    success = "n/a" if info["success_rate"] is None else f"{100 * info['success_rate']:.1f}%"
+    sources = ", ".join(f"{name} {count}" for name, count in info["sources"].items()) or "none"
+    width = max((len(key) for key in info["keys"]), default=0)
+    lines = [
+        f"dataset   {info['path']} (zarr format {info['zarr_format']}, schema {info['schema_version']})",
+        f"episodes  {info['episodes']}   frames {info['frames']}   fps {info['fps']:g}"
+        f"   ({info['duration_s'] / 60:.1f} min)",
+        f"setup     robot {info['robot']}, task {info['task']}, action space {info['action_space']}, "
+        f"cameras {', '.join(info['cameras']) or 'none'}",
+        f"sources   {sources}",
+        f"success   {success}",
+        f"size      {info['size_bytes'] / 2**20:.1f} MiB",
+        "keys",
+        *(
+            f"  {key:<{width}}  {tuple(spec['shape'])!s:<16} {spec['dtype']:<8} chunk {spec['chunk_frames']} frames"
+            for key, spec in info["keys"].items()
+        ),
+        *(f"note: {note}" for note in info["notes"]),
+    ]
+    return _finish(args, info, lines)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from protege.datasets.validate import validate_dataset
+
+    report = validate_dataset(args.dataset, deep=not args.quick)
+    status = "valid" if report.valid else f"INVALID ({len(report.errors)} problems)"
+    lines = [f"{report.path}: {status}, {report.episodes} episodes, {report.frames} frames"]
+    lines += [f"error: {error}" for error in report.errors] + [f"note: {note}" for note in report.notes]
+    _finish(args, report.to_dict(), lines)
+    return 0 if report.valid else 1
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from protege.datasets.tools import merge_datasets
+
+    result = merge_datasets(args.inputs, args.out, args.format)
+    return _finish(args, result, [_wrote(result)])
+
+
+def _filter(args: argparse.Namespace) -> int:
+    from protege.datasets.tools import filter_dataset
+
+    sources = [name.strip() for name in args.source.split(",")] if args.source else []
+    result = filter_dataset(args.dataset, args.out, args.episodes, args.success_only, sources, args.format)
+    return _finish(args, result, [_wrote(result)])
+
+
+def _wrote(result: dict[str, Any]) -> str:
+    return f"wrote {result['episodes']} episodes ({result['frames']} frames) to {result['output']}"
+
+
+def _export_video(args: argparse.Namespace) -> int:
+    from protege.datasets import Dataset
+    from protege.datasets.video import export_video
+
+    result = export_video(Dataset(args.dataset), args.episode, args.out, args.fps)
+    size = f"{result['width']}x{result['height']}"
+    line = f"wrote {result['frames']} frames ({size}, {', '.join(result['cameras'])}) to {result['path']}"
+    return _finish(args, result, [line])

@@ -1,0 +1,27 @@
+"""Config of the Action Chunking Transformer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protege.policies.config import PolicyConfig
+
+
+@dataclass
+class ACTConfig(PolicyConfig):
+    horizon: int = 20  # chunk size
+    n_action_steps: int = 1  # with temporal ensembling the policy predicts every step
+    action_norm: str = "meanstd"
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    dim_model: int = 256
+    n_heads: int = 8
+    dim_feedforward: int = 1024
+    n_encoder_layers: int = 4
+    n_decoder_layers: int = 1
+    n_vae_encoder_layers: int = 4
+    latent_dim: int = 32
+    kl_weight: float = 10.0
+    dropout: float = 0.1
+    temporal_ensemble_coeff: float | None = 0.01  # None: execute n_action_steps from a queue instead
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # image backbone, if any cameras

@@ -1,0 +1,153 @@
+"""ACT: a CVAE whose decoder is a transformer mapping (latent, state, image tokens) to an action chunk.
+
+Training encodes the ground-truth chunk into a latent (VAE encoder over [CLS, state, actions]) and
+minimises L1 + kl_weight * KL. Inference uses the prior mean (z = 0) and, by default, temporal
+ensembling: a chunk is predicted every step and the actions predicted for the current step are
+averaged with weights exp(-coeff * i), i = 0 for the oldest prediction.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from protege.policies.act.config import ACTConfig
+from protege.policies.base import Batch, Policy, Spec, Stats
+from protege.policies.encoders import ImageEncoder
+from protege.policies.errors import PolicyError
+
+
+def _encoder(config: ACTConfig, layers: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        config.dim_model, config.n_heads, config.dim_feedforward, config.dropout, batch_first=True, norm_first=True
+    )
+    return nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(config.dim_model), enable_nested_tensor=False)
+
+
+class TemporalEnsembler:
+    """Online weighted average of every chunk's prediction for the current step."""
+
+    def __init__(self, coeff: float, chunk: int) -> None:
+        self.coeff = coeff
+        self.chunks: collections.deque[np.ndarray] = collections.deque(maxlen=chunk)
+
+    def reset(self) -> None:
+        self.chunks.clear()
+
+    def update(self, chunk: np.ndarray) -> np.ndarray:
+        """Add the newest chunk (H, A); return the ensembled action for the current step."""
+        self.chunks.append(chunk)
+        n = len(self.chunks)  # chunk j (0 = oldest) was predicted n-1-j steps ago
+        actions = np.stack([c[n - 1 - j] for j, c in enumerate(self.chunks)])
+        weights = np.exp(-self.coeff * np.arange(n))
+        return (weights[:, None] * actions).sum(0) / weights.sum()
+
+
+class ACTPolicy(Policy):
+    name = "act"
+    config_class = ACTConfig
+
+    def __init__(self, config: ACTConfig, spec: Spec, stats: Stats) -> None:
+        super().__init__(config, spec, stats)
+        if config.n_obs_steps != 1:
+            raise PolicyError("act uses the current observation only: set n_obs_steps=1")
+        if not spec.lowdim_keys:
+            raise PolicyError("act needs at least one low-dim observation key (the robot state)")
+        d, a = config.dim_model, spec.action_dim
+        # VAE encoder: [CLS, state, action_1..H] -> (mu, logvar)
+        self.vae_cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.vae_state = nn.Linear(spec.lowdim_dim, d)
+        self.vae_action = nn.Linear(a, d)
+        self.vae_pos = nn.Parameter(torch.randn(1, 2 + config.horizon, d) * 0.02)
+        self.vae_encoder = _encoder(config, config.n_vae_encoder_layers)
+        self.vae_out = nn.Linear(d, 2 * config.latent_dim)
+        # Decoder side: tokens [latent, state, image features...] -> encoder -> cross-attended by queries.
+        self.latent_in = nn.Linear(config.latent_dim, d)
+        self.state_in = nn.Linear(spec.lowdim_dim, d)
+        self.backbones = nn.ModuleDict({k: ImageEncoder(config.widths, d) for k in spec.image_keys})
+        self.image_in = nn.ModuleDict({k: nn.Conv2d(config.widths[-1], d, 1) for k in spec.image_keys})
+        self.image_pos = nn.ParameterDict({k: nn.Parameter(torch.randn(1, d, 1, 1) * 0.02) for k in spec.image_keys})
+        self.token_pos = nn.Parameter(torch.randn(1, 2, d) * 0.02)
+        self.encoder = _encoder(config, config.n_encoder_layers)
+        layer = nn.TransformerDecoderLayer(
+            d, config.n_heads, config.dim_feedforward, config.dropout, batch_first=True, norm_first=True
+        )
+        self.decoder = nn.TransformerDecoder(layer, config.n_decoder_layers, norm=nn.LayerNorm(d))
+        self.query_pos = nn.Parameter(torch.randn(1, config.horizon, d) * 0.02)
+        self.action_head = nn.Linear(d, a)
+        self.ensembler = (
+            TemporalEnsembler(config.temporal_ensemble_coeff, config.horizon)
+            if config.temporal_ensemble_coeff is not None
+            else None
+        )
+
+    def _image_tokens(self, key: str, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, h*w, d) tokens with a fixed 2-D sine position code plus a camera embedding."""
+        fmap = self.image_in[key](self.backbones[key].feature_map(image))
+        _, d, h, w = fmap.shape
+        pos = _sine_2d(d, h, w, fmap.device, fmap.dtype) + self.image_pos[key]
+        return (fmap + pos).flatten(2).transpose(1, 2)
+
+    def _decode(self, state: torch.Tensor, latent: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens = torch.stack([self.latent_in(latent), self.state_in(state)], dim=1) + self.token_pos
+        tokens = torch.cat([tokens, *[self._image_tokens(k, images[k]) for k in self.spec.image_keys]], dim=1)
+        memory = self.encoder(tokens)
+        queries = self.query_pos.expand(state.shape[0], -1, -1)
+        return self.action_head(self.decoder(queries, memory))
+
+    def _inputs(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        state = self.lowdim_features(batch)[:, -1]
+        images = {k: self.normalizer.normalize(k, batch[k][:, -1]) for k in self.spec.image_keys}
+        return state, images
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        state, images = self._inputs(batch)
+        target = self.normalizer.normalize("action", batch["action"])
+        b = state.shape[0]
+        tokens = torch.cat([self.vae_cls.expand(b, -1, -1), self.vae_state(state)[:, None], self.vae_action(target)], 1)
+        pad = torch.cat([batch["action_is_pad"].new_zeros(b, 2), batch["action_is_pad"]], dim=1)
+        stats = self.vae_out(self.vae_encoder(tokens + self.vae_pos, src_key_padding_mask=pad)[:, 0])
+        mu, logvar = stats.chunk(2, dim=-1)
+        latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        l1 = self.masked_mean(F.l1_loss(self._decode(state, latent, images), target, reduction="none"), batch)
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
+        return {"loss": l1 + self.config.kl_weight * kl, "l1": l1.detach(), "kl": kl.detach()}
+
+    def predict_chunk(self, obs: Batch) -> torch.Tensor:
+        state, images = self._inputs(obs)
+        latent = state.new_zeros(state.shape[0], self.config.latent_dim)
+        return self.normalizer.unnormalize("action", self._decode(state, latent, images).float())
+
+    def reset(self) -> None:
+        super().reset()
+        if self.ensembler is not None:
+            self.ensembler.reset()
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.ensembler is None:
+            return super().act(obs)
+        chunk = self.predict_chunk(self._observe(obs))[0].double().cpu().numpy()
+        return self.ensembler.update(chunk)
+
+
+def _sine_2d(d: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(1, d, h, w) sine/cosine code: half the channels for y, half for x."""
+    quarter = d // 4
+    freq = 1.0 / (10000 ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter))
+    ys = torch.arange(h, device=device, dtype=torch.float32)[:, None] * freq  # (h, q)
+    xs = torch.arange(w, device=device, dtype=torch.float32)[:, None] * freq  # (w, q)
+    code = torch.zeros(d, h, w, device=device)
+    code[:quarter] = ys.sin().T[:, :, None]
+    code[quarter : 2 * quarter] = ys.cos().T[:, :, None]
+    code[2 * quarter : 3 * quarter] = xs.sin().T[:, None, :]
+    code[3 * quarter : 4 * quarter] = xs.cos().T[:, None, :]
+    return code[None].to(dtype)
+
+
+POLICY = ACTPolicy

@@ -1,0 +1,193 @@
+"""The policy interface, the registry of policies and the normaliser they share."""
+
+from __future__ import annotations
+
+import collections
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from protege.policies.config import IMAGE_PREFIX, PolicyConfig
+from protege.policies.errors import PolicyError
+
+Stats = dict[str, dict[str, np.ndarray]]
+Batch = dict[str, torch.Tensor]
+
+
+class PolicyProtocol(Protocol):
+    """What a control loop needs from a policy: no torch in sight."""
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Shapes a policy was built for: per-frame observation shapes and the action size."""
+
+    obs_shapes: dict[str, tuple[int, ...]]
+    action_dim: int
+
+    @property
+    def image_keys(self) -> list[str]:
+        return [k for k in self.obs_shapes if k.startswith(IMAGE_PREFIX)]
+
+    @property
+    def lowdim_keys(self) -> list[str]:
+        return [k for k in self.obs_shapes if not k.startswith(IMAGE_PREFIX)]
+
+    @property
+    def lowdim_dim(self) -> int:
+        return sum(int(np.prod(self.obs_shapes[k])) for k in self.lowdim_keys)
+
+
+class Normalizer(nn.Module):
+    """Per-key affine normalisation from dataset statistics; images become float CHW in [0, 1].
+
+    Low-dim keys use mean/std, the action uses ``action_norm`` ("minmax" maps [min, max] to [-1, 1]).
+    Buffers are not saved with the weights: they are rebuilt from stats.json on load.
+    """
+
+    def __init__(self, stats: Stats, lowdim_keys: list[str], action_norm: str) -> None:
+        super().__init__()
+        if action_norm not in ("minmax", "meanstd"):
+            raise PolicyError(f"action_norm must be minmax or meanstd, got {action_norm!r}")
+        for key in [*lowdim_keys, "action"]:
+            if key not in stats:
+                raise PolicyError(f"normalisation statistics lack key {key!r}")
+            s = {k: np.asarray(v, dtype=np.float64) for k, v in stats[key].items()}
+            if key == "action" and action_norm == "minmax":
+                span = s["max"] - s["min"]
+                offset, scale = (s["max"] + s["min"]) / 2, np.where(span < 1e-6, 1.0, 2.0 / np.maximum(span, 1e-6))
+            else:
+                offset, scale = s["mean"], np.where(s["std"] < 1e-6, 1.0, 1.0 / np.maximum(s["std"], 1e-6))
+            self.register_buffer(f"{key}_offset", torch.as_tensor(offset, dtype=torch.float32), persistent=False)
+            self.register_buffer(f"{key}_scale", torch.as_tensor(scale, dtype=torch.float32), persistent=False)
+
+    def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        if key.startswith(IMAGE_PREFIX):  # (..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]
+            return x.movedim(-1, -3).float().div_(255.0)
+        return (x.float() - getattr(self, f"{key}_offset")) * getattr(self, f"{key}_scale")
+
+    def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        return x / getattr(self, f"{key}_scale") + getattr(self, f"{key}_offset")
+
+
+class Policy(nn.Module):
+    """Base of every policy: training loss via ``forward(batch)``, control via ``reset``/``act``.
+
+    ``forward`` takes raw (unnormalised) batches shaped like the sampler's output, on the model's device,
+    and returns a dict with a scalar ``loss``. ``predict_chunk`` maps raw observation windows
+    ``(B, n_obs_steps, ...)`` to ``(B, horizon, action_dim)`` actions in dataset units.
+    ``act`` keeps the observation history and the queue of actions still to execute.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[PolicyConfig]]
+
+    def __init__(self, config: PolicyConfig, spec: Spec, stats: Stats) -> None:
+        super().__init__()
+        if not 1 <= config.n_action_steps <= config.horizon:
+            raise PolicyError(f"n_action_steps={config.n_action_steps} must be in [1, horizon={config.horizon}]")
+        self.config = config
+        self.spec = spec
+        self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm)
+        self.meta: dict[str, Any] = {}  # the run's config.json once loaded from a checkpoint
+        self._history: collections.deque[dict[str, torch.Tensor]] = collections.deque(maxlen=config.n_obs_steps)
+        self._queue: collections.deque[np.ndarray] = collections.deque()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- shared helpers ---------------------------------------------------------------------------
+    def lowdim_features(self, batch: Batch) -> torch.Tensor:
+        """Normalised low-dim observations concatenated: (B, T, lowdim_dim)."""
+        parts = [self.normalizer.normalize(k, batch[k]).flatten(2) for k in self.spec.lowdim_keys]
+        if not parts:  # images only
+            ref = batch[self.spec.image_keys[0]]
+            return torch.zeros(*ref.shape[:2], 0, device=ref.device)
+        return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def masked_mean(error: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Mean of a (B, H, A) error over the actions that are not padding past an episode's end."""
+        mask = (~batch["action_is_pad"]).unsqueeze(-1).to(error.dtype)
+        return (error * mask).sum() / (mask.sum() * error.shape[-1]).clamp_min(1.0)
+
+    # -- interface every policy implements ---------------------------------------------------------
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def predict_chunk(self, obs: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- control loop --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the observation history and any queued actions (call at each episode start)."""
+        self._history.clear()
+        self._queue.clear()
+
+    def _observe(self, obs: Mapping[str, np.ndarray]) -> Batch:
+        """Push one observation into the history; return the window (1, n_obs_steps, ...) on device."""
+        frame = {}
+        for key, shape in self.spec.obs_shapes.items():
+            if key not in obs:
+                raise PolicyError(f"observation lacks key {key!r} that the policy needs")
+            value = np.asarray(obs[key])
+            if value.shape != shape:
+                raise PolicyError(f"observation {key!r} has shape {value.shape}, the policy expects {shape}")
+            frame[key] = torch.from_numpy(np.ascontiguousarray(value))
+        while len(self._history) < self.config.n_obs_steps - 1:  # pad the start with the first frame
+            self._history.append(frame)
+        self._history.append(frame)
+        device = self.device
+        return {k: torch.stack([f[k] for f in self._history])[None].to(device) for k in frame}
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One action (float64, shape (action_dim,)) for the current observation."""
+        window = self._observe(obs)
+        if not self._queue:
+            chunk = self.predict_chunk(window)[0].double().cpu().numpy()  # chunk[0] is for the current step
+            self._queue.extend(chunk[: self.config.n_action_steps])
+        return self._queue.popleft()
+
+
+class _Registry(Mapping[str, type[Policy]]):
+    """``POLICIES[name]`` imports ``protege.policies.<name>.model`` on first use."""
+
+    _names = ("mlp", "cnn", "act", "diffusion")
+
+    def __getitem__(self, name: str) -> type[Policy]:
+        if name not in self._names:
+            raise PolicyError(f"unknown policy {name!r} (choose from {', '.join(self._names)})")
+        return importlib.import_module(f"protege.policies.{name}.model").POLICY
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+POLICIES: Mapping[str, type[Policy]] = _Registry()
+
+
+def build_policy(name: str, config: PolicyConfig, spec: Spec, stats: Stats) -> Policy:
+    """Instantiate a registered policy."""
+    return POLICIES[name](config, spec, stats)
+
+
+def stats_to_json(stats: Stats) -> dict[str, dict[str, Any]]:
+    return {k: {n: np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
+
+
+def stats_from_json(data: dict[str, dict[str, Any]]) -> Stats:
+    return {k: {n: np.asarray(v, dtype=np.float64) for n, v in s.items()} for k, s in data.items()}

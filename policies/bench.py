@@ -1,0 +1,108 @@
+"""`protege bench train|inference`: training throughput and data-wait share, per-action latency on CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from protege.datasets import Dataset, compute_stats
+from protege.policies.base import POLICIES, Spec
+from protege.policies.config import TrainConfig
+from protege.policies.synthetic import make_dataset
+from protege.policies.trainer import train
+
+IMAGE_SIZE = 128
+# (policy, cameras, batch size, steps): the default models; few steps, so that a CPU finishes in about a minute.
+TRAIN_CASES = [("mlp", (), 256, 200), ("cnn", ("front", "wrist"), 32, 8)]
+INFERENCE_CASES = [("mlp", ()), ("act", ()), ("diffusion", ()), ("cnn", ("front", "wrist")), ("act", ("front",))]
+
+
+def run_train_bench(json: bool = False) -> dict[str, Any]:
+    """Train each case briefly on a synthetic dataset; report samples/s and the share of time waiting for data."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory(prefix="protege-bench-") as tmp:
+        for name, cameras, batch_size, steps in TRAIN_CASES:
+            dataset = make_dataset(Path(tmp) / f"{name}.zarr", episodes=20, steps=60, cameras=cameras, image_size=IMAGE_SIZE)
+            config = TrainConfig(
+                dataset=dataset, out=str(Path(tmp) / f"run-{name}"), policy=name, steps=steps, batch_size=batch_size,
+                warmup_steps=10, val_ratio=0.0, save_every=10**9, log_every=10**9, progress=False, device=device,
+            )
+            summary = train(config)
+            label = f"{name}" + (f" ({len(cameras)}x{IMAGE_SIZE}px)" if cameras else " (low-dim)")
+            results[name] = {
+                "samples_per_s": round(summary.samples_per_s, 1),
+                "data_wait_share": round(summary.data_wait_share, 4),
+                "batch_size": batch_size,
+                "cameras": len(cameras),
+            }
+            if not json:
+                print(f"train {label:<18} {summary.samples_per_s:>9,.0f} samples/s   waiting for data "
+                      f"{100 * summary.data_wait_share:4.1f}% of step time (target < 10%)", flush=True)
+    return results
+
+
+def _latency(policy: torch.nn.Module, obs: dict[str, np.ndarray], n: int) -> tuple[float, float]:
+    """(mean ms per act() call over an episode-like run, median ms of one full prediction)."""
+    policy.reset()
+    for _ in range(5):
+        policy.act(obs)
+    per_action = []
+    for _ in range(n):
+        start = time.perf_counter()
+        policy.act(obs)
+        per_action.append(time.perf_counter() - start)
+    window = policy._observe(obs)
+    per_prediction = []
+    with torch.no_grad():
+        for _ in range(7):
+            start = time.perf_counter()
+            policy.predict_chunk(window)
+            per_prediction.append(time.perf_counter() - start)
+    return float(np.mean(per_action)) * 1000, float(np.median(per_prediction)) * 1000
+
+
+def run_inference_bench(json: bool = False) -> dict[str, Any]:
+    """Per-action CPU latency of each policy with its default config (untrained weights; the cost is the same).
+
+    Single-threaded, as a rollout worker runs when evaluation uses one process per core.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _inference_bench(json)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _inference_bench(json: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {"device": "cpu", "torch_threads": 1}
+    with tempfile.TemporaryDirectory(prefix="protege-bench-") as tmp:
+        ds = Dataset(make_dataset(Path(tmp) / "d.zarr", episodes=2, steps=10, cameras=("front", "wrist"), image_size=IMAGE_SIZE))
+        stats = compute_stats(ds, ["ee_pos", "joint_pos", "gripper", "object_pos", "action"])
+        frame = {k: v[0] for k, v in ds.episode(0).items()}
+        for name, cameras in INFERENCE_CASES:
+            config = POLICIES[name].config_class()
+            keys = [f"image_{c}" for c in cameras] + (["joint_pos", "ee_pos", "gripper"] if cameras else config.default_obs_keys(ds.keys))
+            config = dataclasses.replace(config, obs_keys=keys)
+            spec = Spec({k: tuple(ds.shape(k)[1:]) for k in keys}, int(ds.shape("action")[1]))
+            torch.manual_seed(0)
+            policy = POLICIES[name](config, spec, stats).eval()
+            per_action, per_prediction = _latency(policy, {k: frame[k] for k in keys}, n=100 if name != "cnn" else 40)
+            label = name + (f"+{len(cameras)}cam" if cameras else "")
+            results[label] = {
+                "ms_per_action": round(per_action, 3),
+                "ms_per_prediction": round(per_prediction, 3),
+                "actions_per_prediction": 1 if getattr(policy, "ensembler", None) else config.n_action_steps,
+            }
+            if not json:
+                extra = f" ({config.inference_steps} DDIM steps)" if name == "diffusion" else ""
+                print(f"inference {label:<12} {per_action:7.2f} ms/action (mean)   {per_prediction:7.2f} ms per prediction{extra}",
+                      flush=True)
+    return results

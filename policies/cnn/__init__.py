@@ -1,0 +1,1 @@
+"""Image behaviour cloning: ResNet-style encoder per camera plus proprioception, MLP head."""

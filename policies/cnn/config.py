@@ -1,0 +1,24 @@
+"""Config of the image BC policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protege.policies.config import IMAGE_PREFIX, PROPRIO_KEYS, PolicyConfig
+
+
+@dataclass
+class CNNConfig(PolicyConfig):
+    n_obs_steps: int = 2
+    horizon: int = 8
+    n_action_steps: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    image_dim: int = 64  # features per camera and step
+    hidden: list[int] = field(default_factory=lambda: [512, 512])
+    dropout: float = 0.0
+
+    def default_obs_keys(self, available: list[str]) -> list[str]:
+        """Every camera plus proprioception; no privileged object state."""
+        return sorted(k for k in available if k.startswith(IMAGE_PREFIX)) + [k for k in PROPRIO_KEYS if k in available]

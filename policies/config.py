@@ -1,0 +1,108 @@
+"""Typed configs: the base every policy config extends, the trainer config, and ``--set`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from protege.policies.errors import PolicyError
+
+# Low-dimensional observation keys a policy may use, in a fixed order.
+LOWDIM_KEYS = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper", "object_pos", "object_quat", "goal_pos")
+# What the arm knows about itself (no privileged object state).
+PROPRIO_KEYS = ("joint_pos", "ee_pos", "ee_quat", "gripper")
+IMAGE_PREFIX = "image_"
+
+
+@dataclass
+class PolicyConfig:
+    """Fields every policy shares. ``obs_keys`` empty means: chosen from the dataset by the policy."""
+
+    obs_keys: list[str] = field(default_factory=list)
+    n_obs_steps: int = 1  # observations the policy sees (current one last)
+    horizon: int = 1  # actions predicted per call
+    n_action_steps: int = 1  # predicted actions executed before predicting again
+    action_norm: str = "minmax"  # "minmax" to [-1, 1] or "meanstd"
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+
+    def default_obs_keys(self, available: list[str]) -> list[str]:
+        """All known low-dim keys present in the dataset."""
+        return [k for k in LOWDIM_KEYS if k in available]
+
+
+@dataclass
+class TrainConfig:
+    """How to train: data, optimisation, schedule, logging, checkpointing."""
+
+    dataset: str = ""
+    out: str = ""
+    policy: str = "mlp"
+    steps: int = 20_000
+    batch_size: int = 64
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # 0 disables EMA
+    val_ratio: float = 0.05
+    val_every: int = 1000
+    val_batches: int = 8
+    save_every: int = 5000
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    compile: bool = False  # torch.compile on CUDA
+    amp: bool = True  # bf16 autocast on CUDA
+    progress: bool = True
+
+
+def _parse(value: str, hint: Any, key: str) -> Any:
+    """Convert a command-line string to the annotated type of a config field."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value.lower() in ("none", "null", ""):
+            return None
+        return _parse(value, args[0], key)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return [_parse(v.strip(), item, key) for v in value.split(",") if v.strip()]
+    if hint is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise PolicyError(f"--set {key}: expected true or false, got {value!r}")
+    try:
+        return hint(value)
+    except ValueError:
+        raise PolicyError(f"--set {key}: expected {hint.__name__}, got {value!r}") from None
+
+
+def apply_overrides(configs: list[Any], overrides: list[str]) -> None:
+    """Apply ``key=value`` strings to the first config (dataclass instance) that has the field."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise PolicyError(f"--set expects key=value, got {item!r}")
+        for cfg in configs:
+            hints = typing.get_type_hints(type(cfg))
+            if key in {f.name for f in dataclasses.fields(cfg)}:
+                setattr(cfg, key, _parse(value.strip(), hints[key], key))
+                break
+        else:
+            known = sorted({f.name for cfg in configs for f in dataclasses.fields(cfg)})
+            raise PolicyError(f"unknown config key {key!r} (known: {', '.join(known)})")
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build a config dataclass from saved JSON, refusing unknown fields."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise PolicyError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+    return cls(**data)

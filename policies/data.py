@@ -1,0 +1,117 @@
+"""Batches for training: a prefetch thread over the dataset sampler (CPU), or windows gathered on the GPU.
+
+Both loaders draw window indices uniformly with replacement from their own seeded generator and
+return dicts of tensors on the training device, shaped like ``SequenceSampler.sample``.
+``wait_s`` accumulates the time the training loop spent blocked on data.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+import torch
+
+from protege.datasets import Dataset, SequenceSampler
+from protege.policies.base import Batch
+
+
+class PrefetchLoader:
+    """A daemon thread samples and converts the next batches while the model trains on the current one."""
+
+    def __init__(self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4) -> None:
+        self.sampler, self.batch_size, self.device = sampler, batch_size, device
+        self.rng = np.random.default_rng(seed)
+        self.wait_s = 0.0
+        self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, daemon=True, name="protege-prefetch")
+        self._thread.start()
+
+    def _work(self) -> None:
+        pin = self.device.type == "cuda"
+        try:
+            while not self._stop.is_set():
+                idx = self.rng.integers(0, len(self.sampler), self.batch_size)
+                batch = {k: torch.from_numpy(v) for k, v in self.sampler.sample(idx).items()}
+                if pin:
+                    batch = {k: v.pin_memory() for k, v in batch.items()}
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # surfaced in the training loop
+            self._queue.put(exc)
+
+    def next(self) -> Batch:
+        start = time.perf_counter()
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in item.items()}
+        self.wait_s += time.perf_counter() - start
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class DeviceLoader:
+    """The selected keys live on the device once; each batch is one index gather per key there.
+
+    Same windows as ``SequenceSampler``: observations t-n_obs_steps+1..t and actions t..t+horizon-1,
+    clipped to the episode, with ``action_is_pad`` past its end.
+    """
+
+    def __init__(
+        self,
+        ds: Dataset,
+        obs_keys: list[str],
+        n_obs_steps: int,
+        horizon: int,
+        episodes: np.ndarray,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.batch_size, self.device = batch_size, device
+        self.arrays = {k: torch.from_numpy(ds.load(k)).to(device) for k in [*obs_keys, "action"]}
+        starts, ends = ds.episode_starts[episodes], ds.episode_ends[episodes]
+        frames = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(episodes) else np.zeros(0, int)
+        lengths = ends - starts
+        self.frame = torch.as_tensor(frames, dtype=torch.long, device=device)
+        self.first = torch.as_tensor(np.repeat(starts, lengths), dtype=torch.long, device=device)
+        self.last = torch.as_tensor(np.repeat(ends - 1, lengths), dtype=torch.long, device=device)
+        self.obs_offsets = torch.arange(1 - n_obs_steps, 1, device=device)
+        self.action_offsets = torch.arange(horizon, device=device)
+        self.obs_keys = obs_keys
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.wait_s = 0.0
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def sample(self, idx: torch.Tensor) -> Batch:
+        t = self.frame[idx, None]
+        obs_frames = torch.maximum(t + self.obs_offsets, self.first[idx, None])
+        wanted = t + self.action_offsets
+        last = self.last[idx, None]
+        batch = {k: self.arrays[k][obs_frames] for k in self.obs_keys}
+        batch["action"] = self.arrays["action"][torch.minimum(wanted, last)]
+        batch["action_is_pad"] = wanted > last
+        return batch
+
+    def next(self) -> Batch:
+        start = time.perf_counter()
+        idx = torch.randint(0, len(self), (self.batch_size,), device=self.device, generator=self.generator)
+        batch = self.sample(idx)
+        self.wait_s += time.perf_counter() - start
+        return batch
+
+    def close(self) -> None:
+        self.arrays.clear()

@@ -1,0 +1,117 @@
+"""Building blocks shared by the policies: a small ResNet-style image encoder and MLPs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear-LayerNorm-ReLU stack with a linear head."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.LayerNorm(width), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, channels // 4) or 1, channels)
+
+
+class ResBlock(nn.Module):
+    """Basic residual block (two 3x3 convs) with GroupNorm, which behaves the same under EMA and batch size 1."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm1 = _group_norm(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.norm2 = _group_norm(c_out)
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), _group_norm(c_out))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(y)) + self.skip(x))
+
+
+class SpatialSoftmax(nn.Module):
+    """Keypoints: softmax over each feature map, expected (x, y) per keypoint -> (N, 2K)."""
+
+    def __init__(self, channels: int, num_keypoints: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(channels, num_keypoints, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x)
+        n, k, h, w = x.shape
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype),
+            torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype),
+            indexing="ij",
+        )
+        attn = x.flatten(2).softmax(-1)  # (N, K, HW)
+        return torch.cat([(attn * xs.flatten()).sum(-1), (attn * ys.flatten()).sum(-1)], dim=-1)
+
+
+def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ augmentation: replicate-pad by ``pad`` pixels and crop back at a random offset per image."""
+    n, _, h, w = x.shape
+    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    hp, wp = h + 2 * pad, w + 2 * pad
+    xs = torch.linspace(-1 + 1 / wp, 1 - 1 / wp, wp, device=x.device, dtype=x.dtype)[:w]  # pixel centres
+    ys = torch.linspace(-1 + 1 / hp, 1 - 1 / hp, hp, device=x.device, dtype=x.dtype)[:h]
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (h, w, 2) as (x, y)
+    offset = torch.randint(0, 2 * pad + 1, (n, 1, 1, 2), device=x.device).to(x.dtype)
+    shift = offset * torch.tensor([2.0 / wp, 2.0 / hp], device=x.device, dtype=x.dtype)
+    return F.grid_sample(x, base.unsqueeze(0) + shift, padding_mode="zeros", align_corners=False)
+
+
+class ImageEncoder(nn.Module):
+    """ResNet-style CNN: strided stem, one residual block per width (all strided but the last), a feature head.
+
+    ``forward`` gives a vector per image (spatial-softmax keypoints + linear); ``feature_map`` the
+    last stage's (N, C, h, w) map, used as tokens by ACT. Inputs are float images in [0, 1].
+    """
+
+    def __init__(self, widths: list[int], out_dim: int, num_keypoints: int = 32, shift_pad: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), _group_norm(widths[0]), nn.ReLU())
+        strides = [2] * (len(widths) - 1) + [1]  # 128px -> 64 (stem) -> ... -> 8
+        self.stages = nn.Sequential(*[ResBlock(a, b, s) for a, b, s in zip(widths[:1] + widths[:-1], widths, strides)])
+        self.pool = SpatialSoftmax(widths[-1], num_keypoints)
+        self.head = nn.Sequential(nn.Linear(2 * num_keypoints, out_dim), nn.LayerNorm(out_dim), nn.ReLU())
+        self.shift_pad = shift_pad
+        self.out_channels = widths[-1]
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.shift_pad > 0:
+            x = random_shift(x, self.shift_pad)
+        return self.stages(self.stem(x - 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.feature_map(x)))
+
+
+class ObsEncoder(nn.Module):
+    """One feature vector per time step from low-dim features and one ImageEncoder per camera."""
+
+    def __init__(self, image_keys: list[str], lowdim_dim: int, widths: list[int], image_dim: int) -> None:
+        super().__init__()
+        self.image_keys = image_keys
+        self.cameras = nn.ModuleDict({k: ImageEncoder(widths, image_dim) for k in image_keys})
+        self.out_dim = lowdim_dim + image_dim * len(image_keys)
+
+    def forward(self, images: dict[str, torch.Tensor], lowdim: torch.Tensor) -> torch.Tensor:
+        """images: {key: (B, T, 3, H, W) float}; lowdim: (B, T, D) -> (B, T, out_dim)."""
+        b, t = lowdim.shape[:2]
+        feats = [self.cameras[k](images[k].flatten(0, 1)).view(b, t, -1) for k in self.image_keys]
+        return torch.cat([lowdim, *feats], dim=-1)

@@ -1,0 +1,75 @@
+"""`protege bench record`: how well the recorder holds its rate, and scripted collection throughput.
+
+The recorder runs 200 ticks at 20 Hz on the built-in arm with two 128x128 cameras (front, wrist)
+under SDL's dummy video driver, driven by scripted key presses, saving an episode mid-run so the
+background save overlaps the next take. Collection runs the lift expert with 1 and 2 workers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RECORD_TICKS = 200
+COLLECT_EPISODES = 48
+
+
+def _script() -> Any:
+    from protege.teleop.scripted_input import ScriptedInput
+
+    script = ScriptedInput().key(2, "return")
+    script.key(4, "w", hold=25).key(10, "r", hold=15).key(30, "space").key(35, "d", hold=20).key(60, "q", hold=10)
+    script.key(80, "y")  # save: committed in the background while the next take records
+    script.key(82, "return").key(84, "s", hold=30).key(90, "f", hold=20).key(120, "space").key(130, "a", hold=30)
+    return script.key(185, "y")
+
+
+def bench_recorder(directory: Path) -> dict[str, Any]:
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    import protege.sim  # noqa: F401
+    from protege.datasets import EpisodeWriter
+    from protege.sim import ProtegeEnv
+    from protege.teleop.devices import KeyboardDevice, load_bindings
+    from protege.teleop.loop import dataset_attrs
+    from protege.teleop.recorder import Recorder
+
+    env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
+    device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
+    with EpisodeWriter(directory / "record.zarr", attrs=dataset_attrs(env), background=True) as writer:
+        recorder = Recorder(env, device, writer, success_hold=0)
+        result = recorder.run(max_ticks=RECORD_TICKS, script=_script())
+    env.close()
+    return {**result["timing"], "episodes_saved": len(result["saved"])}
+
+
+def bench_collect(directory: Path, workers: int) -> dict[str, Any]:
+    from protege.teleop.collect import collect
+
+    config = {"task": "lift", "robot": "protege_arm", "cameras": ["front", "wrist"], "image_size": 128,
+              "fps": 20.0, "noise": 0.2, "success_hold": 10}
+    result = collect(config, str(directory / f"collect{workers}.zarr"), COLLECT_EPISODES, workers=workers,
+                     progress=False)
+    return {k: result[k] for k in ("episodes", "workers", "seconds", "episodes_per_min", "success_rate", "frames")}
+
+
+def run_bench(json: bool) -> dict[str, Any]:
+    """Recorder loop timing at 20 Hz and collection episodes/min with 1 and 2 workers."""
+    with tempfile.TemporaryDirectory(prefix="protege-bench-record-") as tmp:
+        directory = Path(tmp)
+        record = bench_recorder(directory)
+        if not json:
+            tick, period = record["tick_ms"], record["period_ms"]
+            print(f"recorder: {record['ticks']} ticks at {record['target_hz']:g} Hz, achieved {record['achieved_hz']} Hz, "
+                  f"late {record['late_ticks']} ({100 * record['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} "
+                  f"p90 {tick['p90']} p99 {tick['p99']} max {tick['max']}; period ms p99 {period['p99']} max {period['max']}",
+                  flush=True)
+        collect = [bench_collect(directory, workers) for workers in (1, 2)]
+        if not json:
+            for c in collect:
+                print(f"scripted collection: {c['episodes']} lift episodes, {c['workers']} worker(s): {c['seconds']} s, "
+                      f"{c['episodes_per_min']} episodes/min (success {c['success_rate']:.0%}, {c['frames']} frames)",
+                      flush=True)
+    return {"record": record, "collect": collect, "cpus": os.cpu_count()}

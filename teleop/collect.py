@@ -1,0 +1,123 @@
+"""Scripted collection: the scripted expert drives the control loop headlessly, in parallel processes.
+
+Each worker is a plain function of (config, seeds), so a cluster scheduler (Ray) could run it
+unchanged. Episode k uses seed ``seed + k`` and episodes are written in seed order by the parent,
+so a dataset is the same whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from protege.datasets import EpisodeWriter, Source
+from protege.teleop.loop import ControlLoop, check_dataset, dataset_attrs
+from protege.teleop.pilots import ExpertPilot
+
+
+class EpisodeBuffer:
+    """An in-memory frame sink: saved episodes wait in ``episodes`` for whoever writes them."""
+
+    def __init__(self) -> None:
+        self._frames: list[dict[str, Any]] = []
+        self.episodes: list[dict[str, Any]] = []
+
+    def add_frame(self, frame: dict[str, Any]) -> None:
+        self._frames.append({key: np.array(value, copy=True) for key, value in frame.items()})
+
+    def save_episode(self, seed: int, success: bool, source: Source, **extra_meta: Any) -> int:
+        data = {key: np.stack([f[key] for f in self._frames]) for key in self._frames[0]}
+        self.episodes.append({"data": data, "seed": seed, "success": success, "source": source, "meta": extra_meta})
+        self._frames = []
+        return len(self.episodes) - 1
+
+    def discard_episode(self) -> None:
+        self._frames = []
+
+
+def make_env(config: dict[str, Any]) -> Any:
+    """The env a collection config describes (terminating on nothing: the loop ends episodes)."""
+    import protege.sim  # noqa: F401  (picks the headless GL backend first)
+    from protege.sim import ProtegeEnv
+
+    return ProtegeEnv(
+        task=config["task"],
+        robot=config["robot"],
+        cameras=tuple(config["cameras"]),
+        image_size=config["image_size"],
+        control_hz=config["fps"],
+        terminate_on_success=False,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_env(key: tuple[tuple[str, Any], ...]) -> Any:
+    """One env per worker process and config: building it (and its GL context) costs more than an episode."""
+    return make_env(dict(key))
+
+
+def collect_worker(config: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
+    """Run one expert episode per seed; return them as {data, seed, success, source, meta}."""
+    from protege.sim.experts import make_expert
+
+    env = _cached_env(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items())))
+    buffer = EpisodeBuffer()
+    loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=config["noise"]))], writer=buffer,
+                       realtime=False, success_hold=config["success_hold"])
+    for seed in seeds:
+        loop.run_episode(seed)
+        loop.save()
+    return buffer.episodes
+
+
+def _results(config: dict[str, Any], seeds: list[int], workers: int) -> Iterator[dict[str, Any]]:
+    """Episodes in seed order, from ``workers`` spawned processes (or this one if 1)."""
+    if workers == 1:
+        for seed in seeds:
+            yield from collect_worker(config, [seed])
+        return
+    # spawn: each process makes its own GL context; a worker that dies raises BrokenProcessPool, no hang
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for episodes in pool.map(collect_worker, [config] * len(seeds), [[s] for s in seeds]):
+            yield from episodes
+
+
+def collect(config: dict[str, Any], out: str, episodes: int, workers: int = 1, seed: int = 0,
+            progress: bool = True) -> dict[str, Any]:
+    """Collect ``episodes`` expert demos (seeds ``seed``, ``seed + 1``, ...) into the dataset ``out``.
+
+    The dataset is opened first, so a dataset of another task or robot is refused before any work.
+    """
+    attrs = dataset_attrs(make_env(config))
+    check_dataset(out, attrs)
+    started = time.perf_counter()
+    successes = frames = 0
+    with EpisodeWriter(out, attrs=attrs, background=True) as writer:
+        seeds = list(range(seed, seed + episodes))
+        bar = tqdm(total=episodes, unit="ep", desc=f"collect {config['task']}", disable=not progress)
+        for episode in _results(config, seeds, min(workers, max(1, episodes))):
+            writer.add_episode(episode["data"], seed=episode["seed"], success=episode["success"],
+                               source=episode["source"], **episode["meta"])
+            successes += bool(episode["success"])
+            frames += len(episode["data"]["action"])
+            bar.update(1)
+            bar.set_postfix(success=f"{successes}/{bar.n}")
+        bar.close()
+    seconds = time.perf_counter() - started
+    return {
+        "out": out,
+        "episodes": episodes,
+        "successes": successes,
+        "success_rate": round(successes / episodes, 4) if episodes else 0.0,
+        "frames": frames,
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "episodes_per_min": round(60.0 * episodes / seconds, 2) if seconds > 0 else 0.0,
+    }

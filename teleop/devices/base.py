@@ -1,0 +1,59 @@
+"""What every input device shares: a held-motion state turned into an ee_delta action, a gripper toggle."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import pygame
+
+from protege.teleop.devices.bindings import Speeds
+from protege.teleop.devices.events import Command
+
+
+class Device(ABC):
+    """A person's input: consumes pygame events, and as a :class:`~protege.teleop.pilots.Pilot`
+    proposes ``(dx, dy, dz, droll, dpitch, dyaw, gripper)`` every tick.
+
+    ``scale`` is the action space's largest step per tick for the six motion axes; a full input
+    moves at ``speed`` times that.
+    """
+
+    kind = "human"
+
+    def __init__(self, scale: np.ndarray, speed: Speeds) -> None:
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.shape != (6,):
+            raise ValueError(f"devices drive ee_delta actions: expected 6 motion scales, got shape {scale.shape}")
+        self._scale = scale
+        self.gripper = 0.0  # 0 open, 1 closed
+        self.set_speed(speed)
+
+    def set_speed(self, speed: Speeds) -> None:
+        self._step = self._scale * np.repeat([speed.translate, speed.rotate], 3)
+
+    @abstractmethod
+    def handle(self, event: pygame.event.Event) -> Command | None:
+        """Update the input state from one event; return the episode command it asks for, if any."""
+
+    @abstractmethod
+    def velocity(self) -> np.ndarray:
+        """Current motion input per axis (x, y, z, roll, pitch, yaw), each in [-1, 1]."""
+
+    @abstractmethod
+    def status(self) -> str:
+        """One line for the heads-up display."""
+
+    @abstractmethod
+    def describe(self) -> list[tuple[str, str]]:
+        """(input, what it does) rows for the on-screen key map."""
+
+    def toggle_gripper(self) -> None:
+        self.gripper = 1.0 - self.gripper
+
+    def reset(self, seed: int | None = None) -> None:
+        """A new episode starts with the gripper open (held inputs stay held)."""
+        self.gripper = 0.0
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.append(np.clip(self.velocity(), -1.0, 1.0) * self._step, self.gripper)

@@ -1,0 +1,280 @@
+"""The one control loop behind recording, rollout, intervention and scripted collection.
+
+Each tick the :class:`Arbiter` asks every pilot for an action and picks who drives, the env steps,
+and the frame (observation, action, who drove, measured timestamp, sim state) goes to the writer.
+A :class:`Clock` holds the rate: it sleeps to each deadline and counts the ticks whose work ran
+past theirs; timestamps are measured, never nominal.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from protege.datasets import Source
+from protege.teleop.errors import TeleopError
+from protege.teleop.pilots import Pilot
+
+_SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited: sleep() overshoots by ~0.1-1 ms
+
+
+class FrameSink(Protocol):
+    """Where frames go: an :class:`~protege.datasets.EpisodeWriter` or an in-memory buffer."""
+
+    def add_frame(self, frame: dict[str, Any]) -> None: ...
+
+    def save_episode(self, seed: int, success: bool, source: Source, **extra_meta: Any) -> int: ...
+
+    def discard_episode(self) -> None: ...
+
+
+def percentiles_ms(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+    p50, p90, p99 = np.percentile(np.asarray(values) * 1e3, [50, 90, 99])
+    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
+            "max": round(max(values) * 1e3, 3)}
+
+
+class Clock:
+    """Fixed-rate ticks on ``perf_counter``.
+
+    Call :meth:`start` before the first tick and :meth:`tick` at the end of each tick's work. A tick
+    whose work ends after its deadline is late; the schedule then restarts from now instead of
+    bursting to catch up. With ``realtime=False`` nothing sleeps (as fast as possible).
+    """
+
+    def __init__(self, rate_hz: float, realtime: bool = True) -> None:
+        if rate_hz <= 0:
+            raise TeleopError(f"loop rate must be positive, got {rate_hz}")
+        self.rate_hz = float(rate_hz)
+        self.period = 1.0 / self.rate_hz
+        self.realtime = realtime
+        self.start()
+
+    def start(self) -> None:
+        """Begin a new measurement window; the first tick starts now."""
+        self._origin = self._tick_start = time.perf_counter()
+        self._deadline = self._origin + self.period
+        self.work: list[float] = []  # seconds of work per tick
+        self.starts: list[float] = []  # tick start times, seconds since start()
+        self.late = 0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._origin
+
+    def tick(self) -> None:
+        """End the current tick: record its work time, sleep to the next deadline."""
+        now = time.perf_counter()
+        self.work.append(now - self._tick_start)
+        self.starts.append(self._tick_start - self._origin)
+        if self.realtime:
+            if now > self._deadline:
+                self.late += 1
+                self._deadline = now
+            else:
+                _sleep_until(self._deadline)
+            self._deadline += self.period
+        self._tick_start = time.perf_counter()
+
+    def stats(self) -> dict[str, Any]:
+        """Ticks, late ticks, work-time and period percentiles (ms) and the achieved rate."""
+        n = len(self.work)
+        span = self.starts[-1] + self.work[-1] if n else 0.0
+        periods = np.diff(self.starts).tolist() if n > 1 else []
+        return {
+            "ticks": n,
+            "late_ticks": self.late,
+            "on_time": round(1.0 - self.late / n, 4) if n else 1.0,
+            "target_hz": self.rate_hz,
+            "achieved_hz": round((n - 1) / self.starts[-1], 3) if n > 1 and self.starts[-1] > 0 else 0.0,
+            "tick_ms": percentiles_ms(self.work),
+            "period_ms": percentiles_ms(periods),
+            "duration_s": round(span, 3),
+        }
+
+
+def _sleep_until(deadline: float) -> None:
+    remaining = deadline - time.perf_counter()
+    if remaining > _SPIN_S:
+        time.sleep(remaining - _SPIN_S)
+    while time.perf_counter() < deadline:
+        pass
+
+
+@dataclass
+class Decision:
+    action: np.ndarray
+    driver: int  # index of the pilot that drives
+    proposals: list[np.ndarray | None]  # what every pilot proposed this tick
+
+
+class Arbiter:
+    """Pilots are listed by priority: the first one with an action drives (e.g. a human over a policy).
+
+    Every pilot is asked every tick, so stateful policies and labelling experts see every observation.
+    """
+
+    def choose(self, pilots: Sequence[Pilot], obs: dict[str, np.ndarray]) -> Decision:
+        proposals = [pilot.act(obs) for pilot in pilots]
+        for i, action in enumerate(proposals):
+            if action is not None:
+                return Decision(np.asarray(action, dtype=np.float64), i, proposals)
+        raise TeleopError("no pilot proposed an action this tick")
+
+
+@dataclass
+class Step:
+    action: np.ndarray
+    driver: int
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    ticks: int
+    success: bool
+    source: Source
+    timing: dict[str, Any] = field(default_factory=dict)
+
+
+def episode_source(kinds: set[str]) -> Source:
+    """Who an episode came from, given the kinds of pilot that drove its frames."""
+    if "policy" in kinds:
+        return Source.INTERVENTION if kinds - {"policy"} else Source.POLICY
+    return Source.HUMAN if "human" in kinds else Source.EXPERT
+
+
+class ControlLoop:
+    """Drive ``env`` with ``pilots`` at ``rate_hz`` (default: the env's control rate).
+
+    ``success_hold`` ends an episode once the task's success has held that many ticks (0: never,
+    the episode runs to termination or the time limit). Frames go to ``writer`` if given; saving
+    or discarding them is the caller's choice (:meth:`save`, ``writer.discard_episode()``).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        pilots: Sequence[Pilot],
+        arbiter: Arbiter | None = None,
+        writer: FrameSink | None = None,
+        rate_hz: float | None = None,
+        realtime: bool = True,
+        success_hold: int = 10,
+    ) -> None:
+        if not pilots:
+            raise TeleopError("the control loop needs at least one pilot")
+        self.env = env
+        self.pilots = list(pilots)
+        self.arbiter = arbiter or Arbiter()
+        self.writer = writer
+        self.clock = Clock(rate_hz or env.control_hz, realtime)
+        self.success_hold = success_hold
+        self.seed = 0
+        self.obs: dict[str, np.ndarray] = {}
+        self.info: dict[str, Any] = {}
+
+    def reset(self, seed: int) -> dict[str, np.ndarray]:
+        """Start an episode from ``seed``: reset the env and every pilot. The episode clock starts
+        with the first :meth:`step`."""
+        self.seed = seed
+        self.obs, self.info = self.env.reset(seed=seed)
+        for pilot in self.pilots:
+            pilot.reset(seed=seed)
+        self.ticks = 0
+        self.success_ticks = 0
+        self.ended = False
+        self.timestamp = 0.0  # of the last frame
+        self._kinds: set[str] = set()
+        self._t0: float | None = None
+        return self.obs
+
+    def _timestamp(self) -> float:
+        """Seconds since the episode's first tick: wall clock when realtime, else simulated time."""
+        now = time.perf_counter() if self.clock.realtime else float(self.env.data.time)
+        if self._t0 is None:
+            self._t0 = now
+        return now - self._t0
+
+    def step(self) -> Step:
+        """One tick: arbitrate, record the frame, step the env."""
+        timestamp = self.timestamp = self._timestamp()
+        decision = self.arbiter.choose(self.pilots, self.obs)
+        kind = self.pilots[decision.driver].kind
+        if self.writer is not None:
+            self.writer.add_frame({
+                **self.obs,
+                "action": decision.action,
+                "timestamp": timestamp,
+                "intervention": np.uint8(kind != "policy"),
+                "sim_state": self.env.get_state(),
+            })
+        self._kinds.add(kind)
+        self.obs, reward, terminated, truncated, self.info = self.env.step(decision.action)
+        self.ticks += 1
+        self.success_ticks = self.success_ticks + 1 if self.info["success"] else 0
+        held = self.success_hold > 0 and self.success_ticks >= self.success_hold
+        self.ended = bool(terminated or truncated or held)
+        return Step(decision.action, decision.driver, float(reward), bool(terminated), bool(truncated), self.info)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.info.get("success", False))
+
+    @property
+    def source(self) -> Source:
+        return episode_source(self._kinds)
+
+    def save(self, **extra_meta: Any) -> int:
+        """Save the recorded frames as an episode with this loop's seed, success and source."""
+        if self.writer is None:
+            raise TeleopError("this control loop has no episode writer to save to")
+        return self.writer.save_episode(seed=self.seed, success=self.success, source=self.source, **extra_meta)
+
+    def run_episode(self, seed: int, max_ticks: int | None = None) -> EpisodeResult:
+        """Reset and step until the episode ends (or ``max_ticks``), holding the rate."""
+        self.reset(seed)
+        self.clock.start()
+        while not self.ended and (max_ticks is None or self.ticks < max_ticks):
+            self.step()
+            self.clock.tick()
+        return EpisodeResult(seed, self.ticks, self.success, self.source, self.clock.stats())
+
+
+def dataset_attrs(env: Any) -> dict[str, Any]:
+    """The root attributes of a dataset recorded from ``env``."""
+    return {
+        "fps": env.control_hz,
+        "robot": env.robot.name,
+        "task": env.task.name,
+        "action_space": env.controller.name,
+        "action_scale": env.action_space.high.tolist(),
+        "cameras": list(env.cameras),
+        "image_size": list(env.observation_space[f"image_{env.cameras[0]}"].shape[:2]) if env.cameras else [],
+    }
+
+
+def check_dataset(path: str, attrs: dict[str, Any]) -> None:
+    """Refuse an existing dataset recorded with other cameras or image size before anything is written
+    (the writer itself checks task, robot, rate and action space)."""
+    from protege.datasets import Dataset, DatasetError
+
+    if not os.path.exists(path):
+        return
+    try:
+        stored = Dataset(path).attrs
+    except DatasetError:
+        return  # not a dataset: the writer says why
+    for name in ("cameras", "image_size"):
+        if name in stored and stored[name] != attrs[name]:
+            raise TeleopError(f"{path}: {name} {attrs[name]} (given) != {stored[name]} (stored); use another --out")

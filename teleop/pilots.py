@@ -1,0 +1,53 @@
+"""Pilots: whoever can drive the arm. The control loop asks each one every tick.
+
+A pilot's ``kind`` says who it is (``human``, ``expert`` or ``policy``): frames driven by anyone
+but a policy are marked ``intervention`` = 1, and the mix of drivers sets an episode's source.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Pilot(Protocol):
+    kind: str
+
+    def reset(self, seed: int | None = None) -> None:
+        """A new episode starts (``seed`` is the episode's, for pilots with their own randomness)."""
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The action this pilot proposes for ``obs``, or None when it does not want to drive."""
+
+
+class ExpertPilot:
+    """A scripted expert (``protege.sim.experts``); its noise is reseeded with each episode's seed."""
+
+    kind = "expert"
+
+    def __init__(self, expert: Any) -> None:
+        self.expert = expert
+
+    def reset(self, seed: int | None = None) -> None:
+        self.expert.reset(seed=seed)
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        return np.asarray(self.expert.act(obs), dtype=np.float64)
+
+
+class PolicyPilot:
+    """Any policy object with ``reset()`` and ``act(obs)`` (no torch needed here)."""
+
+    kind = "policy"
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+    def reset(self, seed: int | None = None) -> None:
+        self.policy.reset()
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        action = self.policy.act(obs)
+        return None if action is None else np.asarray(action, dtype=np.float64)

@@ -1,0 +1,190 @@
+"""Crash safety and the writer lock: SIGKILL a writer at random moments, then validate and append."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from protege.datasets import Dataset, DatasetError, EpisodeWriter, Source
+from protege.datasets.validate import validate_dataset
+
+# Episode i has length(i) frames whose action row t is (i, t, ...); every third episode is long,
+# so a kill often lands in the middle of its save.
+WRITER_SCRIPT = """
+import sys
+import numpy as np
+from protege.datasets import EpisodeWriter, Source
+
+def length(i):
+    return 1000 if i % 3 == 2 else 20 + i
+
+attrs = {"fps": 20, "robot": "default", "task": "lift", "action_space": "ee_delta", "cameras": ["front"]}
+with EpisodeWriter(sys.argv[1], attrs, format=int(sys.argv[2]), chunk_frames=4) as writer:
+    i = writer.num_episodes
+    print(f"opened {i}", flush=True)
+    while True:
+        for t in range(length(i)):
+            writer.add_frame({
+                "action": np.array([i, t, 0, 0, 0, 0, 1], np.float32),
+                "timestamp": 0.05 * t,
+                "image_front": np.full((16, 16, 3), (31 * i + t) % 256, np.uint8),
+            })
+        print(f"saving {i}", flush=True)
+        writer.save_episode(seed=i, success=True, source=Source.HUMAN)
+        print(f"saved {i}", flush=True)
+        i += 1
+"""
+LONG_SAVE_S = 1.6  # a long save takes about 1.1 s on a loaded 2-core machine
+
+
+def length(i: int) -> int:
+    return 1000 if i % 3 == 2 else 20 + i
+
+
+def check_episodes(path: Path, count: int) -> None:
+    ds = Dataset(path)
+    assert ds.num_episodes == count
+    lengths = [length(i) for i in range(count)]
+    np.testing.assert_array_equal(np.diff(ds.episode_ends, prepend=0), lengths)
+    episode = np.repeat(np.arange(count), lengths)
+    t = np.concatenate([np.arange(n) for n in lengths]) if count else np.zeros(0, int)
+    action = ds["action"][:]
+    np.testing.assert_array_equal(action[:, 0], episode)
+    np.testing.assert_array_equal(action[:, 1], t)
+    np.testing.assert_array_equal(ds["image_front"][:, 0, 0, 0], (31 * episode + t) % 256)
+    np.testing.assert_array_equal(ds.meta("seed"), np.arange(count))
+
+
+def run_and_kill(path: Path, zarr_format: int, rng: random.Random, mid_long_save: bool) -> list[str]:
+    """Start a writer and SIGKILL it, at random or while it saves a long episode; return what it printed."""
+    argv = [sys.executable, "-c", WRITER_SCRIPT, str(path), str(zarr_format)]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    printed: list[str] = []
+    try:
+        if mid_long_save:
+            while not (printed and printed[-1].startswith("saving") and length(int(printed[-1].split()[1])) == 1000):
+                printed.append(child.stdout.readline().strip())
+                assert printed[-1], "the writer exited"
+            time.sleep(rng.uniform(0.0, LONG_SAVE_S))
+        else:
+            time.sleep(rng.uniform(0.0, 2.0))  # anywhere from start-up and opening to writing
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        printed += child.stdout.read().splitlines()
+    finally:
+        child.kill()
+        child.stdout.close()
+    return printed
+
+
+@pytest.mark.parametrize("zarr_format, kills", [(2, (True, False, True, False, True)), (3, (True, False, True))])
+def test_sigkill_at_random_moments_keeps_exactly_the_saved_episodes(tmp_path, zarr_format, kills):
+    path = tmp_path / "crash.zarr"
+    rng = random.Random(1234 + zarr_format)
+    for mid_long_save in kills:
+        before = Dataset(path).num_episodes if path.exists() else 0
+        printed = run_and_kill(path, zarr_format, rng, mid_long_save)
+        saved = before + sum(line.startswith("saved") for line in printed)
+        save_under_way = bool(printed) and printed[-1].startswith("saving")
+        if not path.exists():  # killed before the dataset was created
+            assert saved == 0
+            continue
+        report = validate_dataset(path)
+        assert report.valid, report.errors
+        committed = Dataset(path).num_episodes
+        assert committed == saved or (save_under_way and committed == saved + 1), (printed[-3:], committed, saved)
+        check_episodes(path, committed)
+    # the lock of the killed writer is gone: a new writer appends and trims the killed tail
+    attrs = {"fps": 20, "robot": "default", "task": "lift", "action_space": "ee_delta", "cameras": ["front"]}
+    with EpisodeWriter(path, attrs) as writer:
+        start = writer.num_episodes
+        for t in range(length(start)):
+            writer.add_frame({
+                "action": np.array([start, t, 0, 0, 0, 0, 1], np.float32),
+                "timestamp": 0.05 * t,
+                "image_front": np.full((16, 16, 3), (31 * start + t) % 256, np.uint8),
+            })
+        writer.save_episode(seed=start, success=True, source=Source.HUMAN)
+    report = validate_dataset(path)
+    assert report.valid and not report.notes, (report.errors, report.notes)
+    check_episodes(path, start + 1)
+
+
+def test_uncommitted_tail_is_invisible_noted_and_trimmed(small_dataset, attrs, frame):
+    path = small_dataset((4, 3))
+    root = zarr.open_group(str(path), mode="r+")
+    for _, array in root["data"].arrays():
+        array.resize((10, *array.shape[1:]))
+    root["meta"]["episode_seed"].resize((3,))
+    ds = Dataset(path)
+    assert ds.num_frames == 7 and len(ds["action"]) == 7 and ds.meta("seed").tolist() == [100, 101]
+    report = validate_dataset(path)
+    assert report.valid and any("uncommitted frames" in note for note in report.notes)
+    with EpisodeWriter(path, attrs) as writer:
+        writer.add_frame(frame(2, 0))
+        writer.save_episode(seed=102, success=True, source=Source.HUMAN)
+    report = validate_dataset(path)
+    assert report.valid and not report.notes
+    assert Dataset(path).episode(2)["action"][0, 0] == 2000.0
+
+
+def test_a_second_writer_is_refused_naming_the_dataset_and_pid(tmp_path, attrs, frame):
+    path = tmp_path / "d.zarr"
+    with EpisodeWriter(path, attrs) as writer:
+        with pytest.raises(DatasetError, match=rf"{path} is locked by another writer \(pid {os.getpid()} "):
+            EpisodeWriter(path, attrs)
+        writer.add_frame(frame(0, 0))
+        writer.save_episode(seed=0, success=True, source=Source.HUMAN)
+    with EpisodeWriter(path, attrs) as writer:  # released by close()
+        assert writer.num_episodes == 1
+
+
+def test_a_killed_writer_does_not_block_the_next_one(tmp_path, attrs):
+    path = tmp_path / "d.zarr"
+    EpisodeWriter(path, attrs).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys,time; from protege.datasets import EpisodeWriter; "
+         f"w = EpisodeWriter(sys.argv[1], {attrs!r}); print('ready', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(DatasetError, match=rf"pid {holder.pid} "):
+            EpisodeWriter(path, attrs)
+        assert not validate_dataset(path).errors
+        assert any(f"pid {holder.pid}" in note for note in validate_dataset(path).notes)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()
+    EpisodeWriter(path, attrs).close()
+
+
+def test_stale_remote_lock_is_taken_over(attrs):
+    import json
+    import socket
+    import uuid
+
+    import fsspec
+
+    url = f"memory://protege-tests/{uuid.uuid4().hex}.zarr"
+    EpisodeWriter(url, attrs).close()
+    fs, root = fsspec.core.url_to_fs(url)
+    dead = {"pid": 2**22 + 7, "host": socket.gethostname(), "time": time.time(), "token": "x"}
+    fs.pipe_file(f"{root}/.protege.lock", json.dumps(dead).encode())
+    EpisodeWriter(url, attrs).close()  # holder pid is not alive on this host
+    alive = {**dead, "pid": os.getpid(), "host": "elsewhere"}
+    fs.pipe_file(f"{root}/.protege.lock", json.dumps(alive).encode())
+    with pytest.raises(DatasetError, match="pid"):
+        EpisodeWriter(url, attrs)
+    fs.pipe_file(f"{root}/.protege.lock", json.dumps({**alive, "time": time.time() - 3600}).encode())
+    EpisodeWriter(url, attrs).close()  # heartbeat older than the stale limit

@@ -1,0 +1,100 @@
+"""Bad input ends in one-line errors naming the problem."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from protege.launch import cli
+from protege.policies.checkpoint import check_compatible, load_policy
+from protege.policies.errors import PolicyError
+from protege.policies.trainer import train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, lowdim_dataset):
+    from protege.policies.config import TrainConfig
+    from protege.policies.mlp.config import MLPConfig
+
+    out = tmp_path_factory.mktemp("runs") / "mlp"
+    train(TrainConfig(dataset=lowdim_dataset, out=str(out), steps=3, progress=False), MLPConfig(hidden=[16]))
+    return out
+
+
+def _protege(monkeypatch, *argv: str) -> int:
+    monkeypatch.setitem(cli.COMMANDS, "train", ("protege.launch.cmd_train", "train a policy"))
+    return cli.main(["train", *argv])
+
+
+def test_dataset_without_the_keys_a_policy_needs(lowdim_dataset, tmp_path, tiny_config, train_config):
+    with pytest.raises(PolicyError, match="cnn needs an image_<camera> observation"):
+        train(train_config(lowdim_dataset, tmp_path / "a", "cnn"), tiny_config("cnn"))
+    with pytest.raises(PolicyError, match="lacks key\\(s\\) goal_pos needed by policy mlp"):
+        train(train_config(lowdim_dataset, tmp_path / "b", "mlp"), tiny_config("mlp", obs_keys=["ee_pos", "goal_pos"]))
+
+
+def test_checkpoint_that_does_not_fit_the_env(run_dir):
+    meta = load_policy(run_dir).meta
+    shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
+    check_compatible(meta, shapes, 7, task="reach", robot="synthetic")
+    with pytest.raises(PolicyError, match="checkpoint predicts 7-D actions, the env takes 8-D"):
+        check_compatible(meta, shapes, 8)
+    with pytest.raises(PolicyError, match="observation 'ee_pos': checkpoint expects shape \\(3,\\), the env gives \\(4,\\)"):
+        check_compatible(meta, {**shapes, "ee_pos": (4,)}, 7)
+    with pytest.raises(PolicyError, match="needs observation 'object_pos'"):
+        check_compatible(meta, {k: v for k, v in shapes.items() if k != "object_pos"}, 7)
+    with pytest.raises(PolicyError, match="trained on task 'reach', the env has task 'lift'"):
+        check_compatible(meta, shapes, 7, task="lift")
+
+
+def test_corrupt_or_missing_checkpoint_files(run_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    weights = broken / "ema.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(PolicyError, match="corrupt checkpoint .*ema.safetensors") as info:
+        load_policy(broken)
+    assert "\n" not in str(info.value)
+    (broken / "ema.safetensors").unlink()
+    with pytest.raises(PolicyError, match="ema.safetensors is missing"):
+        load_policy(broken)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(PolicyError, match="corrupt .*config.json"):
+        load_policy(broken)
+    with pytest.raises(PolicyError, match="not a protege run: no config.json"):
+        load_policy(tmp_path / "nowhere")
+
+
+def test_weights_of_another_shape(run_dir, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    meta = json.loads((other / "config.json").read_text())
+    meta["policy_config"]["hidden"] = [32]
+    (other / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(PolicyError, match="has shape \\(16, .*\\), expected \\(32, "):
+        load_policy(other)
+
+
+def test_command_line_errors_are_one_line(monkeypatch, capsys, lowdim_dataset, run_dir, tmp_path):
+    assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--out", str(tmp_path / "r"), "--set", "bogus=1") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("protege train: error: unknown config key 'bogus'") and err.count("\n") == 1
+    assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--policy", "cnn", "--out", str(tmp_path / "r")) == 2
+    assert "cnn needs an image_<camera> observation" in capsys.readouterr().err
+    assert _protege(monkeypatch, "--resume", str(tmp_path / "missing")) == 2
+    assert "not a protege run" in capsys.readouterr().err
+
+
+def test_command_line_trains_and_resumes(monkeypatch, capsys, lowdim_dataset, tmp_path):
+    out = str(tmp_path / "r")
+    common = ["--no-progress", "--json", "--set", "hidden=16", "--set", "val_every=5"]
+    assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--policy", "mlp", "--out", out, "--steps", "10", *common) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 10
+    assert _protege(monkeypatch, "--resume", out, "--steps", "15", "--json") == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert result["steps"] == 15 and result["policy"] == "mlp"

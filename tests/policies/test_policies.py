@@ -1,0 +1,123 @@
+"""Each policy learns the synthetic task, reloads to identical actions, and keeps its history/queue right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from protege.datasets import Dataset, SequenceSampler
+from protege.policies.act.model import TemporalEnsembler
+from protege.policies.checkpoint import build_from_meta, load_policy, read_run, save_checkpoint
+from protege.policies.trainer import evaluate, train
+
+CASES = [("mlp", "lowdim_dataset", 5.0), ("cnn", "image_dataset", 3.0), ("act", "lowdim_dataset", 3.0),
+         ("diffusion", "lowdim_dataset", 2.0)]
+
+
+def _observations(dataset: str, keys: list[str], n: int = 12) -> list[dict[str, np.ndarray]]:
+    episode = Dataset(dataset).episode(0, keys)
+    return [{k: v[t] for k, v in episode.items()} for t in range(n)]
+
+
+def _rollout(policy, observations) -> np.ndarray:
+    torch.manual_seed(0)
+    policy.reset()
+    return np.stack([policy.act(obs) for obs in observations])
+
+
+@pytest.mark.parametrize(("name", "dataset_fixture", "factor"), CASES)
+def test_learns_and_reloads_identically(name, dataset_fixture, factor, request, tmp_path, tiny_config, train_config):
+    dataset = request.getfixturevalue(dataset_fixture)
+    summary = train(train_config(dataset, tmp_path / "run", name, steps=300), tiny_config(name))
+    assert summary.steps == 300
+
+    meta, stats = read_run(tmp_path / "run")
+    trained = load_policy(tmp_path / "run")
+    torch.manual_seed(0)
+    untrained = build_from_meta(meta, stats)
+    keys = list(trained.spec.obs_shapes)
+    sampler = SequenceSampler(Dataset(dataset), keys, "action", trained.config.n_obs_steps, trained.config.horizon)
+    batch = {k: torch.from_numpy(v) for k, v in sampler.sample(np.arange(0, len(sampler), 3)).items()}
+    before, after = evaluate(untrained, [batch], amp=False), evaluate(trained, [batch], amp=False)
+    assert after * factor < before, f"{name}: loss {before:.4f} -> {after:.4f}"
+
+    observations = _observations(dataset, keys)
+    actions = _rollout(trained, observations)
+    assert actions.shape == (len(observations), 7) and actions.dtype == np.float64
+    save_checkpoint(tmp_path / "copy", trained, summary_config(meta), stats, 300, meta["dataset"])
+    np.testing.assert_array_equal(_rollout(load_policy(tmp_path / "copy", ema=False), observations), actions)
+
+
+def summary_config(meta):
+    from protege.policies.config import TrainConfig, from_dict
+
+    return from_dict(TrainConfig, meta["train_config"])
+
+
+def test_mlp_imitates_the_expert(lowdim_dataset, tmp_path, tiny_config, train_config):
+    train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=400, val_ratio=0.0), tiny_config("mlp"))
+    policy = load_policy(tmp_path / "run")
+    keys = list(policy.spec.obs_shapes)
+    episode = Dataset(lowdim_dataset).episode(0, [*keys, "action"])
+    policy.reset()
+    predicted = np.stack([policy.act({k: episode[k][t] for k in keys}) for t in range(20)])
+    assert np.abs(predicted - episode["action"][:20]).mean() < 0.1
+
+
+def test_temporal_ensembler_weights_older_predictions_more():
+    ensembler = TemporalEnsembler(coeff=1.0, chunk=3)
+    assert ensembler.update(np.array([[1.0], [2.0], [3.0]]))[0] == 1.0
+    second = ensembler.update(np.array([[10.0], [20.0], [30.0]]))  # step 1: old chunk says 2, new says 10
+    w = np.exp(-np.arange(2.0))
+    assert second[0] == pytest.approx((w[0] * 2 + w[1] * 10) / w.sum())
+    ensembler.reset()
+    assert ensembler.update(np.array([[5.0], [6.0], [7.0]]))[0] == 5.0
+
+
+def _recording_policy(name, tiny_config, lowdim_dataset, **overrides):
+    """An untrained policy whose predict_chunk returns chunk k filled with k and records its inputs."""
+    from protege.datasets import compute_stats
+    from protege.policies.base import POLICIES, Spec
+
+    config = tiny_config(name, obs_keys=["ee_pos"], **overrides)
+    ds = Dataset(lowdim_dataset)
+    policy = POLICIES[name](config, Spec({"ee_pos": (3,)}, 7), compute_stats(ds, ["ee_pos", "action"])).eval()
+    calls: list[torch.Tensor] = []
+
+    def predict_chunk(obs):
+        calls.append(obs["ee_pos"][0].clone())
+        steps = torch.arange(config.horizon, dtype=torch.float32)[:, None].expand(-1, 7)
+        return (len(calls) * 100 + steps)[None]
+
+    policy.predict_chunk = predict_chunk
+    return policy, calls
+
+
+def test_diffusion_queue_and_history(lowdim_dataset, tiny_config):
+    policy, calls = _recording_policy("diffusion", tiny_config, lowdim_dataset, n_obs_steps=2, n_action_steps=4)
+    policy.reset()
+    obs = [{"ee_pos": np.full(3, t, dtype=np.float32)} for t in range(9)]
+    actions = [policy.act(o)[0] for o in obs]
+    assert actions == [100, 101, 102, 103, 200, 201, 202, 203, 300]  # replans every n_action_steps
+    assert calls[0].tolist() == [[0, 0, 0], [0, 0, 0]]  # the first observation fills the history
+    assert calls[1].tolist() == [[3, 3, 3], [4, 4, 4]]
+    policy.reset()
+    policy.act(obs[5])
+    assert calls[-1].tolist() == [[5, 5, 5], [5, 5, 5]] and len(calls) == 4
+
+
+def test_act_predicts_every_step_and_ensembles(lowdim_dataset, tiny_config):
+    policy, calls = _recording_policy("act", tiny_config, lowdim_dataset, temporal_ensemble_coeff=0.0)
+    policy.reset()
+    actions = [policy.act({"ee_pos": np.zeros(3, dtype=np.float32)})[0] for _ in range(3)]
+    assert len(calls) == 3
+    # coeff 0: plain mean of what each chunk predicted for the current step
+    assert actions == pytest.approx([100, (101 + 200) / 2, (102 + 201 + 300) / 3])
+
+
+def test_act_without_ensembling_uses_the_queue(lowdim_dataset, tiny_config):
+    policy, calls = _recording_policy("act", tiny_config, lowdim_dataset, temporal_ensemble_coeff=None, n_action_steps=3)
+    policy.reset()
+    actions = [policy.act({"ee_pos": np.zeros(3, dtype=np.float32)})[0] for _ in range(4)]
+    assert actions == [100, 101, 102, 200] and len(calls) == 2

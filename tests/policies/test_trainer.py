@@ -1,0 +1,65 @@
+"""Trainer mechanics: resume, schedule, device-resident batches, run layout, config overrides."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from protege.datasets import Dataset, SequenceSampler
+from protege.policies.config import TrainConfig, apply_overrides
+from protege.policies.data import DeviceLoader
+from protege.policies.errors import PolicyError
+from protege.policies.mlp.config import MLPConfig
+from protege.policies.trainer import lr_factor, train
+
+
+def test_resume_continues_from_the_saved_step(lowdim_dataset, tmp_path, tiny_config, train_config):
+    run = tmp_path / "run"
+    train(train_config(lowdim_dataset, run, "mlp", steps=60, save_every=40), tiny_config("mlp"))
+    assert json.loads((run / "config.json").read_text())["step"] == 60
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.json", "ema.safetensors", "model.safetensors", "optim.safetensors", "stats.json", "tb"]
+    assert any((run / "tb").iterdir())
+
+    summary = train(train_config(lowdim_dataset, run, "mlp", steps=100), tiny_config("mlp"), resume=True)
+    assert summary.steps == 100
+    assert json.loads((run / "config.json").read_text())["step"] == 100
+
+
+def test_a_new_run_refuses_an_existing_run_dir(lowdim_dataset, tmp_path, tiny_config, train_config):
+    train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=5), tiny_config("mlp"))
+    with pytest.raises(PolicyError, match="already holds a run"):
+        train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=5), tiny_config("mlp"))
+
+
+def test_warmup_then_cosine():
+    assert lr_factor(0, 10, 110, 0.0) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 110, 0.0) == pytest.approx(1.0)
+    assert lr_factor(60, 10, 110, 0.0) == pytest.approx(0.5)
+    assert lr_factor(110, 10, 110, 0.1) == pytest.approx(0.1)
+
+
+def test_device_loader_matches_the_sampler(lowdim_dataset):
+    ds = Dataset(lowdim_dataset)
+    keys, episodes = ["ee_pos", "gripper"], np.array([1, 3, 4])
+    sampler = SequenceSampler(ds, keys, "action", n_obs_steps=3, horizon=6, episodes=episodes)
+    loader = DeviceLoader(ds, keys, 3, 6, episodes, batch_size=4, seed=0, device=torch.device("cpu"))
+    assert len(loader) == len(sampler)
+    idx = np.array([0, 1, 39, 40, 75, len(sampler) - 1])
+    expected, got = sampler.sample(idx), loader.sample(torch.from_numpy(idx))
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key].numpy(), value, err_msg=key)
+
+
+def test_overrides_are_typed():
+    train_cfg, policy_cfg = TrainConfig(), MLPConfig()
+    apply_overrides([train_cfg, policy_cfg], ["lr=3e-4", "hidden=64,32", "amp=false", "steps=7", "obs_keys=ee_pos,gripper"])
+    assert (policy_cfg.lr, policy_cfg.hidden, train_cfg.amp, train_cfg.steps) == (3e-4, [64, 32], False, 7)
+    assert policy_cfg.obs_keys == ["ee_pos", "gripper"]
+    with pytest.raises(PolicyError, match="unknown config key 'nope'"):
+        apply_overrides([train_cfg, policy_cfg], ["nope=1"])
+    with pytest.raises(PolicyError, match="expected int"):
+        apply_overrides([train_cfg, policy_cfg], ["steps=many"])
