@@ -86,7 +86,7 @@ def _view(args: argparse.Namespace) -> int:
         from protege.sim.experts import make_expert
 
         expert = make_expert(env)
-    pygame.init()
+    pygame.display.init()
     screen = pygame.display.set_mode((args.size * len(cameras), args.size))
     pygame.display.set_caption(f"protege {args.task} ({env.robot.name})")
     clock = pygame.time.Clock()
