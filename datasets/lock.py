@@ -28,7 +28,9 @@ def _holder_info(token: str) -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), "token": token}
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,12 +65,18 @@ def _remote_fs(path: str) -> tuple[Any, str]:
     return fs, f"{root.rstrip('/')}/{LOCK_NAME}"
 
 
+def _dead_here(info: dict[str, Any]) -> bool:
+    """The holder was a process on this host that no longer exists."""
+    return info.get("host") == socket.gethostname() and not _pid_alive(info.get("pid"))
+
+
 def _is_stale(info: dict[str, Any] | None) -> bool:
-    if info is None:
+    if info is None or _dead_here(info):
         return True
-    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
+    try:
+        return time.time() - float(info.get("time", 0.0)) > STALE_AFTER_S
+    except (TypeError, ValueError):
         return True
-    return time.time() - float(info.get("time", 0.0)) > STALE_AFTER_S
 
 
 def lock_holder(path: str) -> dict[str, Any] | None:
@@ -76,9 +84,7 @@ def lock_holder(path: str) -> dict[str, Any] | None:
     if is_local(path):
         lock_file = Path(path) / LOCK_NAME
         info = _parse(lock_file.read_bytes()) if lock_file.is_file() else None
-        if info is None or (info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1)))):
-            return None
-        return info
+        return None if info is None or _dead_here(info) else info
     fs, lock_path = _remote_fs(path)
     info = _parse(fs.cat_file(lock_path)) if fs.exists(lock_path) else None
     return None if _is_stale(info) else info

@@ -30,6 +30,7 @@ _LARGE_FRAME_BYTES = 16 * 1024
 _SMALL_FRAME_CHUNK_BYTES = 256 * 1024
 _MAX_CHUNK_FRAMES = 8192
 _SHARD_BYTES = 8 * 1024 * 1024
+_MAX_CHUNKS_PER_SHARD = 1024  # the shard index costs 16 bytes per chunk, read on every access
 _META_CHUNK = 4096
 _CLEVEL = 5
 
@@ -162,13 +163,14 @@ def create_time_array(
     chunk_frames: int,
     image: bool,
 ) -> zarr.Array:
-    """An empty array of frames, chunked along time only; format 3 adds shards of ~8 MiB."""
+    """An empty array of frames, chunked along time only; format 3 adds shards of ~8 MiB (at most 1024 chunks)."""
     zarr_format = group.metadata.zarr_format
     chunks = (chunk_frames, *frame_shape)
     shards = None
     if zarr_format == 3:
         chunk_bytes = max(1, chunk_frames * math.prod(frame_shape) * dtype.itemsize)
-        shards = (chunk_frames * max(1, _SHARD_BYTES // chunk_bytes), *frame_shape)
+        chunks_per_shard = int(np.clip(_SHARD_BYTES // chunk_bytes, 1, _MAX_CHUNKS_PER_SHARD))
+        shards = (chunk_frames * chunks_per_shard, *frame_shape)
     return group.create_array(
         name,
         shape=(0, *frame_shape),

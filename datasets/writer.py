@@ -192,7 +192,9 @@ class EpisodeWriter:
     appending checks they agree with the stored ones on those four. ``format`` (2 or 3, sharded)
     and ``chunk_frames`` (frames per chunk, default one per image frame and ~256 KiB for low-dim
     keys) apply when the dataset is created. With ``background=True`` compression and writing run
-    on a worker thread; episodes commit in order and errors surface on the next call.
+    on a worker thread; episodes commit in order, errors surface on the next call, and an episode
+    is on disk once ``flush()`` or ``close()`` returns (a kill loses episodes still queued).
+    Commits survive SIGKILL at any moment; nothing is fsynced, so a power cut may lose recent ones.
     """
 
     def __init__(

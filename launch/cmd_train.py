@@ -9,7 +9,18 @@ import os
 POLICY_NAMES = ("mlp", "cnn", "act", "diffusion")
 
 
+EXAMPLES = """examples:
+  protege train --dataset demos.zarr --policy cnn --out runs/cnn --set lr=3e-4 --set n_obs_steps=1
+  protege train --resume runs/cnn --steps 40000
+  torchrun --nproc-per-node 4 -m protege.launch.cli train --dataset demos.zarr --policy act --out runs/act
+
+--set takes any field of the train config or the policy's config (policies/<name>/config.py);
+a run's config.json lists them all with their values."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--dataset", help="dataset directory (D.zarr); optional with --resume")
     parser.add_argument("--policy", choices=POLICY_NAMES, help="policy to train (default mlp; from the run with --resume)")
     parser.add_argument("--out", help="run directory to create (weights, config, stats, TensorBoard logs)")

@@ -134,7 +134,7 @@ class Policy(nn.Module):
         self._history.clear()
         self._queue.clear()
 
-    def _observe(self, obs: Mapping[str, np.ndarray]) -> Batch:
+    def observe(self, obs: Mapping[str, np.ndarray]) -> Batch:
         """Push one observation into the history; return the window (1, n_obs_steps, ...) on device."""
         frame = {}
         for key, shape in self.spec.obs_shapes.items():
@@ -143,7 +143,7 @@ class Policy(nn.Module):
             value = np.asarray(obs[key])
             if value.shape != shape:
                 raise PolicyError(f"observation {key!r} has shape {value.shape}, the policy expects {shape}")
-            frame[key] = torch.from_numpy(np.ascontiguousarray(value))
+            frame[key] = torch.tensor(value)  # a copy: envs may reuse their observation buffers
         while len(self._history) < self.config.n_obs_steps - 1:  # pad the start with the first frame
             self._history.append(frame)
         self._history.append(frame)
@@ -153,7 +153,7 @@ class Policy(nn.Module):
     @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One action (float64, shape (action_dim,)) for the current observation."""
-        window = self._observe(obs)
+        window = self.observe(obs)
         if not self._queue:
             chunk = self.predict_chunk(window)[0].double().cpu().numpy()  # chunk[0] is for the current step
             self._queue.extend(chunk[: self.config.n_action_steps])

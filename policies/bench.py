@@ -18,8 +18,8 @@ from protege.policies.synthetic import make_dataset
 from protege.policies.trainer import train
 
 IMAGE_SIZE = 128
-# (policy, cameras, batch size, steps): the default models; few steps, so that a CPU finishes in about a minute.
-TRAIN_CASES = [("mlp", (), 256, 200), ("cnn", ("front", "wrist"), 32, 8)]
+# (policy, cameras, batch size, steps on CPU, steps on CUDA): the default models; a CPU finishes in about a minute.
+TRAIN_CASES = [("mlp", (), 256, 200, 2000), ("cnn", ("front", "wrist"), 32, 8, 300)]
 INFERENCE_CASES = [("mlp", ()), ("act", ()), ("diffusion", ()), ("cnn", ("front", "wrist")), ("act", ("front",))]
 
 
@@ -28,7 +28,8 @@ def run_train_bench(json: bool = False) -> dict[str, Any]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="protege-bench-") as tmp:
-        for name, cameras, batch_size, steps in TRAIN_CASES:
+        for name, cameras, batch_size, cpu_steps, cuda_steps in TRAIN_CASES:
+            steps = cuda_steps if device == "cuda" else cpu_steps
             dataset = make_dataset(Path(tmp) / f"{name}.zarr", episodes=20, steps=60, cameras=cameras, image_size=IMAGE_SIZE)
             config = TrainConfig(
                 dataset=dataset, out=str(Path(tmp) / f"run-{name}"), policy=name, steps=steps, batch_size=batch_size,
@@ -58,7 +59,7 @@ def _latency(policy: torch.nn.Module, obs: dict[str, np.ndarray], n: int) -> tup
         start = time.perf_counter()
         policy.act(obs)
         per_action.append(time.perf_counter() - start)
-    window = policy._observe(obs)
+    window = policy.observe(obs)
     per_prediction = []
     with torch.no_grad():
         for _ in range(7):

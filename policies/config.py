@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile on CUDA
+    device_data: bool = True  # on CUDA keep the dataset on the GPU; false: prefetch thread, pinned memory
     amp: bool = True  # bf16 autocast on CUDA
     progress: bool = True
 

@@ -61,6 +61,12 @@ class PrefetchLoader:
         self._thread.join(timeout=5)
 
 
+def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Move a whole array to the device; floats as float32 (the models' input precision)."""
+    tensor = torch.from_numpy(array)
+    return tensor.to(device, torch.float32 if tensor.is_floating_point() else None)
+
+
 class DeviceLoader:
     """The selected keys live on the device once; each batch is one index gather per key there.
 
@@ -80,7 +86,7 @@ class DeviceLoader:
         device: torch.device,
     ) -> None:
         self.batch_size, self.device = batch_size, device
-        self.arrays = {k: torch.from_numpy(ds.load(k)).to(device) for k in [*obs_keys, "action"]}
+        self.arrays = {k: _upload(ds.load(k), device) for k in [*obs_keys, "action"]}
         starts, ends = ds.episode_starts[episodes], ds.episode_ends[episodes]
         frames = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(episodes) else np.zeros(0, int)
         lengths = ends - starts

@@ -75,30 +75,38 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     return F.grid_sample(x, base.unsqueeze(0) + shift, padding_mode="zeros", align_corners=False)
 
 
-class ImageEncoder(nn.Module):
-    """ResNet-style CNN: strided stem, one residual block per width (all strided but the last), a feature head.
+class ConvTrunk(nn.Module):
+    """ResNet-style CNN: strided stem, one residual block per width (all strided but the last).
 
-    ``forward`` gives a vector per image (spatial-softmax keypoints + linear); ``feature_map`` the
-    last stage's (N, C, h, w) map, used as tokens by ACT. Inputs are float images in [0, 1].
+    Maps float images in [0, 1] (N, 3, H, W) to a (N, widths[-1], H/2**len(widths), ...) feature map;
+    random-shift augmentation while training.
     """
 
-    def __init__(self, widths: list[int], out_dim: int, num_keypoints: int = 32, shift_pad: int = 4) -> None:
+    def __init__(self, widths: list[int], shift_pad: int = 4) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), _group_norm(widths[0]), nn.ReLU())
         strides = [2] * (len(widths) - 1) + [1]  # 128px -> 64 (stem) -> ... -> 8
         self.stages = nn.Sequential(*[ResBlock(a, b, s) for a, b, s in zip(widths[:1] + widths[:-1], widths, strides)])
-        self.pool = SpatialSoftmax(widths[-1], num_keypoints)
-        self.head = nn.Sequential(nn.Linear(2 * num_keypoints, out_dim), nn.LayerNorm(out_dim), nn.ReLU())
         self.shift_pad = shift_pad
         self.out_channels = widths[-1]
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.shift_pad > 0:
             x = random_shift(x, self.shift_pad)
         return self.stages(self.stem(x - 0.5))
 
+
+class ImageEncoder(nn.Module):
+    """ConvTrunk + spatial-softmax keypoints + linear: one feature vector per image."""
+
+    def __init__(self, widths: list[int], out_dim: int, num_keypoints: int = 32) -> None:
+        super().__init__()
+        self.trunk = ConvTrunk(widths)
+        self.pool = SpatialSoftmax(widths[-1], num_keypoints)
+        self.head = nn.Sequential(nn.Linear(2 * num_keypoints, out_dim), nn.LayerNorm(out_dim), nn.ReLU())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.feature_map(x)))
+        return self.head(self.pool(self.trunk(x)))
 
 
 class ObsEncoder(nn.Module):

@@ -186,7 +186,7 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
 
     train_ids, val_ids = split_episodes(ds.num_episodes, config.val_ratio, config.seed)
     loader: DeviceLoader | PrefetchLoader
-    if device.type == "cuda":
+    if device.type == "cuda" and config.device_data:
         loader = DeviceLoader(ds, keys, pcfg.n_obs_steps, pcfg.horizon, train_ids, config.batch_size, seed, device)
     else:
         sampler = SequenceSampler(ds, keys, "action", pcfg.n_obs_steps, pcfg.horizon, episodes=train_ids)
@@ -252,6 +252,9 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
                 save(done)
         seconds = time.perf_counter() - t0
         save(max(config.steps, start_step))
+    except KeyboardInterrupt:  # keep what was learnt: --resume continues from here
+        save(start_step + steps_done)
+        raise
     finally:
         loader.close()
         bar.close()

@@ -18,7 +18,7 @@ from torch import nn
 
 from protege.policies.act.config import ACTConfig
 from protege.policies.base import Batch, Policy, Spec, Stats
-from protege.policies.encoders import ImageEncoder
+from protege.policies.encoders import ConvTrunk
 from protege.policies.errors import PolicyError
 
 
@@ -69,7 +69,7 @@ class ACTPolicy(Policy):
         # Decoder side: tokens [latent, state, image features...] -> encoder -> cross-attended by queries.
         self.latent_in = nn.Linear(config.latent_dim, d)
         self.state_in = nn.Linear(spec.lowdim_dim, d)
-        self.backbones = nn.ModuleDict({k: ImageEncoder(config.widths, d) for k in spec.image_keys})
+        self.backbones = nn.ModuleDict({k: ConvTrunk(config.widths) for k in spec.image_keys})
         self.image_in = nn.ModuleDict({k: nn.Conv2d(config.widths[-1], d, 1) for k in spec.image_keys})
         self.image_pos = nn.ParameterDict({k: nn.Parameter(torch.randn(1, d, 1, 1) * 0.02) for k in spec.image_keys})
         self.token_pos = nn.Parameter(torch.randn(1, 2, d) * 0.02)
@@ -88,7 +88,7 @@ class ACTPolicy(Policy):
 
     def _image_tokens(self, key: str, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, h*w, d) tokens with a fixed 2-D sine position code plus a camera embedding."""
-        fmap = self.image_in[key](self.backbones[key].feature_map(image))
+        fmap = self.image_in[key](self.backbones[key](image))
         _, d, h, w = fmap.shape
         pos = _sine_2d(d, h, w, fmap.device, fmap.dtype) + self.image_pos[key]
         return (fmap + pos).flatten(2).transpose(1, 2)
@@ -132,7 +132,7 @@ class ACTPolicy(Policy):
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         if self.ensembler is None:
             return super().act(obs)
-        chunk = self.predict_chunk(self._observe(obs))[0].double().cpu().numpy()
+        chunk = self.predict_chunk(self.observe(obs))[0].double().cpu().numpy()
         return self.ensembler.update(chunk)
 
 

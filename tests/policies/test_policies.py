@@ -121,3 +121,18 @@ def test_act_without_ensembling_uses_the_queue(lowdim_dataset, tiny_config):
     policy.reset()
     actions = [policy.act({"ee_pos": np.zeros(3, dtype=np.float32)})[0] for _ in range(4)]
     assert actions == [100, 101, 102, 200] and len(calls) == 2
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "act", "diffusion"])
+def test_every_parameter_gets_a_gradient(name, image_dataset, tiny_config):
+    """DistributedDataParallel fails on parameters that the loss does not reach."""
+    from protege.datasets import compute_stats
+    from protege.policies.base import POLICIES, Spec
+
+    ds = Dataset(image_dataset)
+    keys = ["ee_pos", "gripper"] + ([] if name == "mlp" else ["image_front"])
+    config = tiny_config(name, obs_keys=keys, **({} if name == "mlp" else {"widths": [8, 16]}))
+    policy = POLICIES[name](config, Spec({k: ds.shape(k)[1:] for k in keys}, 7), compute_stats(ds, ["ee_pos", "gripper", "action"]))
+    sampler = SequenceSampler(ds, keys, "action", config.n_obs_steps, config.horizon)
+    policy({k: torch.from_numpy(v) for k, v in sampler.sample(np.arange(0, 400, 50)).items()})["loss"].backward()
+    assert [n for n, p in policy.named_parameters() if p.grad is None] == []

@@ -29,6 +29,26 @@ def test_resume_continues_from_the_saved_step(lowdim_dataset, tmp_path, tiny_con
     assert json.loads((run / "config.json").read_text())["step"] == 100
 
 
+def test_an_interrupted_run_saves_and_resumes(lowdim_dataset, tmp_path, tiny_config, train_config, monkeypatch):
+    from protege.policies.data import PrefetchLoader
+
+    real_next, calls = PrefetchLoader.next, []
+
+    def next_until_interrupted(self):
+        calls.append(1)
+        if len(calls) > 25:
+            raise KeyboardInterrupt
+        return real_next(self)
+
+    monkeypatch.setattr(PrefetchLoader, "next", next_until_interrupted)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(train_config(lowdim_dataset, run, "mlp", steps=100), tiny_config("mlp"))
+    assert json.loads((run / "config.json").read_text())["step"] == 25
+    monkeypatch.setattr(PrefetchLoader, "next", real_next)
+    assert train(train_config(lowdim_dataset, run, "mlp", steps=40), tiny_config("mlp"), resume=True).steps == 40
+
+
 def test_a_new_run_refuses_an_existing_run_dir(lowdim_dataset, tmp_path, tiny_config, train_config):
     train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=5), tiny_config("mlp"))
     with pytest.raises(PolicyError, match="already holds a run"):
