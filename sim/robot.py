@@ -51,8 +51,8 @@ class Gripper:
 class WristCamera:
     """Camera pose in the end-effector frame (MuJoCo `xyaxes` convention, looks along -z)."""
 
-    pos: tuple[float, float, float] = (0.0, -0.06, -0.11)
-    xyaxes: tuple[float, ...] = (-1.0, 0.0, 0.0, 0.0, 1.0, -0.45)
+    pos: tuple[float, float, float] = (0.05, 0.0, -0.1)
+    xyaxes: tuple[float, ...] = (0.0, 1.0, 0.0, 1.0, 0.0, 0.35)  # looks past the fingers at what they hold
     fovy: float = 75.0
 
 
