@@ -77,6 +77,13 @@ class Task(ABC):
     def sample_xy(self, rng: np.random.Generator, shrink: float = 1.0) -> np.ndarray:
         return self.workspace_center + rng.uniform(-1.0, 1.0, 2) * self.workspace_half * shrink
 
+    def sample_two_xy(self, rng: np.random.Generator, min_distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Two table points at least ``min_distance`` apart (rejection sampling)."""
+        while True:
+            a, b = self.sample_xy(rng, 0.9), self.sample_xy(rng, 0.9)
+            if np.linalg.norm(a - b) >= min_distance:
+                return a, b
+
     def ee_pos(self, data: mujoco.MjData) -> np.ndarray:
         return data.site_xpos[self._ee_site]
 

@@ -18,16 +18,14 @@ class Push(Task):
     time_limit = 10.0
     objects = ("cube",)
     has_goal = True
+    goal_radius = GOAL_RADIUS
 
     def add_bodies(self, scene: mujoco.MjSpec) -> None:
         add_cube(scene, "cube", [0.85, 0.2, 0.2, 1])
-        add_goal_marker(scene, "goal", GOAL_RADIUS, [0.2, 0.85, 0.3, 0.6])
+        add_goal_marker(scene, "goal", self.goal_radius, [0.2, 0.85, 0.3, 0.6])
 
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
-        while True:
-            cube, goal = self.sample_xy(rng, 0.9), self.sample_xy(rng, 0.9)
-            if np.linalg.norm(cube - goal) >= MIN_START_DISTANCE:
-                break
+        cube, goal = self.sample_two_xy(rng, MIN_START_DISTANCE)
         self.set_object_pose(data, 0, np.array([*cube, CUBE_HALF]), rng.uniform(-np.pi / 4, np.pi / 4))
         data.mocap_pos[0] = [*goal, 0.0]
 
@@ -35,7 +33,7 @@ class Push(Task):
         return float(np.linalg.norm(self.object_pos(data)[:2] - data.mocap_pos[0, :2]))
 
     def is_success(self, data: mujoco.MjData) -> bool:
-        return self._distance(data) < GOAL_RADIUS
+        return self._distance(data) < self.goal_radius
 
     def reward(self, data: mujoco.MjData) -> float:
         reach = smooth_reach(float(np.linalg.norm(self.ee_pos(data) - self.object_pos(data))))

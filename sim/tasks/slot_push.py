@@ -9,7 +9,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from protege.sim.tasks.base import CUBE_HALF, Task, add_cube, add_goal_marker, smooth_reach
+from protege.sim.tasks.base import CUBE_HALF, add_cube, add_goal_marker
+from protege.sim.tasks.push import Push
 
 SLOT_WIDTH = 0.06
 WALL_HALF_THICKNESS = 0.01
@@ -20,13 +21,13 @@ GOAL_OFFSET = 0.09  # goal x beyond the wall
 GOAL_RADIUS = 0.035
 
 
-class SlotPush(Task):
+class SlotPush(Push):
     """Push a block through a narrow slot in a wall to the goal behind it."""
 
     name = "slot_push"
     time_limit = 12.0
     objects = ("block",)
-    has_goal = True
+    goal_radius = GOAL_RADIUS
 
     def add_bodies(self, scene: mujoco.MjSpec) -> None:
         add_cube(scene, "block", [0.25, 0.4, 0.85, 1])
@@ -52,13 +53,3 @@ class SlotPush(Task):
 
     def slot_center(self, data: mujoco.MjData) -> np.ndarray:
         return data.mocap_pos[1, :2].copy()
-
-    def _distance(self, data: mujoco.MjData) -> float:
-        return float(np.linalg.norm(self.object_pos(data)[:2] - data.mocap_pos[0, :2]))
-
-    def is_success(self, data: mujoco.MjData) -> bool:
-        return self._distance(data) < GOAL_RADIUS
-
-    def reward(self, data: mujoco.MjData) -> float:
-        reach = smooth_reach(float(np.linalg.norm(self.ee_pos(data) - self.object_pos(data))))
-        return float(0.2 * reach + 0.8 * smooth_reach(self._distance(data), 0.05))

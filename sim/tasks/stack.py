@@ -23,10 +23,7 @@ class Stack(Task):
         add_cube(scene, "base_cube", [0.2, 0.7, 0.3, 1], mass=0.2)
 
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
-        while True:
-            a, b = self.sample_xy(rng, 0.9), self.sample_xy(rng, 0.9)
-            if np.linalg.norm(a - b) >= MIN_START_DISTANCE:
-                break
+        a, b = self.sample_two_xy(rng, MIN_START_DISTANCE)
         self.set_object_pose(data, 0, np.array([*a, CUBE_HALF]), rng.uniform(-np.pi / 4, np.pi / 4))
         self.set_object_pose(data, 1, np.array([*b, CUBE_HALF]), rng.uniform(-np.pi / 4, np.pi / 4))
 
