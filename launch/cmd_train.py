@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--dataset", help="dataset directory (D.zarr); optional with --resume")
-    parser.add_argument("--policy", choices=POLICY_NAMES, help="policy to train (default mlp; from the run with --resume)")
+    parser.add_argument(
+        "--policy", choices=POLICY_NAMES, help="policy to train (default mlp; from the run with --resume)"
+    )
     parser.add_argument("--out", help="run directory to create (weights, config, stats, TensorBoard logs)")
     parser.add_argument("--resume", metavar="RUN", help="continue the run saved in RUN/ from its last checkpoint")
     parser.add_argument("--steps", type=int, help="total optimisation steps")
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--dataset and --out are required (or --resume RUN)")
         config = TrainConfig(dataset=args.dataset, out=args.out, policy=args.policy or "mlp")
         policy_config = POLICIES[config.policy].config_class()
-    flags = {"dataset": args.dataset, "steps": args.steps, "batch_size": args.batch_size, "device": args.device, "seed": args.seed}
+    flags = {"dataset": args.dataset, "steps": args.steps, "batch_size": args.batch_size, "device": args.device,
+             "seed": args.seed}
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
     if args.no_progress:
         config.progress = False

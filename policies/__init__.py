@@ -1,1 +1,6 @@
-"""protege.policies."""
+"""protege.policies: behaviour-cloning policies, their normalisation, the trainer and checkpoints.
+
+``base`` (Policy, POLICIES, Normalizer), ``<name>/`` (config + model per policy: mlp, cnn, act,
+diffusion), ``trainer`` (``train``), ``checkpoint`` (``save_checkpoint``, ``load_policy``,
+``check_compatible``), ``bench``. Importing this package imports no torch.
+"""

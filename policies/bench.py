@@ -30,7 +30,9 @@ def run_train_bench(json: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="protege-bench-") as tmp:
         for name, cameras, batch_size, cpu_steps, cuda_steps in TRAIN_CASES:
             steps = cuda_steps if device == "cuda" else cpu_steps
-            dataset = make_dataset(Path(tmp) / f"{name}.zarr", episodes=20, steps=60, cameras=cameras, image_size=IMAGE_SIZE)
+            dataset = make_dataset(
+                Path(tmp) / f"{name}.zarr", episodes=20, steps=60, cameras=cameras, image_size=IMAGE_SIZE
+            )
             config = TrainConfig(
                 dataset=dataset, out=str(Path(tmp) / f"run-{name}"), policy=name, steps=steps, batch_size=batch_size,
                 warmup_steps=10, val_ratio=0.0, save_every=10**9, log_every=10**9, progress=False, device=device,
@@ -85,12 +87,14 @@ def run_inference_bench(json: bool = False) -> dict[str, Any]:
 def _inference_bench(json: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"device": "cpu", "torch_threads": 1}
     with tempfile.TemporaryDirectory(prefix="protege-bench-") as tmp:
-        ds = Dataset(make_dataset(Path(tmp) / "d.zarr", episodes=2, steps=10, cameras=("front", "wrist"), image_size=IMAGE_SIZE))
+        ds = Dataset(make_dataset(Path(tmp) / "d.zarr", episodes=2, steps=10, cameras=("front", "wrist"),
+                                  image_size=IMAGE_SIZE))
         stats = compute_stats(ds, ["ee_pos", "joint_pos", "gripper", "object_pos", "action"])
         frame = {k: v[0] for k, v in ds.episode(0).items()}
         for name, cameras in INFERENCE_CASES:
             config = POLICIES[name].config_class()
-            keys = [f"image_{c}" for c in cameras] + (["joint_pos", "ee_pos", "gripper"] if cameras else config.default_obs_keys(ds.keys))
+            lowdim = ["joint_pos", "ee_pos", "gripper"] if cameras else config.default_obs_keys(ds.keys)
+            keys = [f"image_{c}" for c in cameras] + lowdim
             config = dataclasses.replace(config, obs_keys=keys)
             spec = Spec({k: tuple(ds.shape(k)[1:]) for k in keys}, int(ds.shape("action")[1]))
             torch.manual_seed(0)
@@ -104,6 +108,6 @@ def _inference_bench(json: bool) -> dict[str, Any]:
             }
             if not json:
                 extra = f" ({config.inference_steps} DDIM steps)" if name == "diffusion" else ""
-                print(f"inference {label:<12} {per_action:7.2f} ms/action (mean)   {per_prediction:7.2f} ms per prediction{extra}",
-                      flush=True)
+                print(f"inference {label:<12} {per_action:7.2f} ms/action (mean)   "
+                      f"{per_prediction:7.2f} ms per prediction{extra}", flush=True)
     return results

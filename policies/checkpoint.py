@@ -117,8 +117,10 @@ def read_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], Stats]:
     run = Path(run_dir)
     meta = _read_json(run / "config.json")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        raise PolicyError(f"{run / 'config.json'}: unknown checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}")
-    missing = [k for k in ("policy", "step", "policy_config", "train_config", "obs_shapes", "action_dim") if k not in meta]
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise PolicyError(f"{run / 'config.json'}: unknown checkpoint format {found!r}")
+    required = ("policy", "step", "policy_config", "train_config", "obs_shapes", "action_dim")
+    missing = [k for k in required if k not in meta]
     if missing:
         raise PolicyError(f"{run / 'config.json'} lacks {', '.join(missing)}")
     try:
@@ -145,7 +147,8 @@ def load_weights(policy: Policy, path: Path) -> None:
         if key not in tensors:
             raise PolicyError(f"{path} lacks tensor {key!r}")
         if tensors[key].shape != value.shape:
-            raise PolicyError(f"{path}: tensor {key!r} has shape {tuple(tensors[key].shape)}, expected {tuple(value.shape)}")
+            found, expected_shape = tuple(tensors[key].shape), tuple(value.shape)
+            raise PolicyError(f"{path}: tensor {key!r} has shape {found}, expected {expected_shape}")
     extra = sorted(set(tensors) - set(expected))
     if extra:
         raise PolicyError(f"{path} has unexpected tensor {extra[0]!r}")
@@ -182,7 +185,8 @@ def check_compatible(
             raise PolicyError(f"checkpoint needs observation {key!r}, which the env does not provide")
         if tuple(env_obs_space_shapes[key]) != tuple(shape):
             raise PolicyError(
-                f"observation {key!r}: checkpoint expects shape {tuple(shape)}, the env gives {tuple(env_obs_space_shapes[key])}"
+                f"observation {key!r}: checkpoint expects shape {tuple(shape)},"
+                f" the env gives {tuple(env_obs_space_shapes[key])}"
             )
     if int(policy_meta["action_dim"]) != int(action_dim):
         raise PolicyError(f"checkpoint predicts {policy_meta['action_dim']}-D actions, the env takes {action_dim}-D")

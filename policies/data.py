@@ -21,7 +21,9 @@ from protege.policies.base import Batch
 class PrefetchLoader:
     """A daemon thread samples and converts the next batches while the model trains on the current one."""
 
-    def __init__(self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4) -> None:
+    def __init__(
+        self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4
+    ) -> None:
         self.sampler, self.batch_size, self.device = sampler, batch_size, device
         self.rng = np.random.default_rng(seed)
         self.wait_s = 0.0

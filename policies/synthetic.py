@@ -58,6 +58,7 @@ def make_dataset(
                 for key, value in frame.items():
                     frames.setdefault(key, []).append(value)
                 ee = ee + move * ATTRS["action_scale"]
-            data = {k: np.stack(v).astype(np.uint8 if k.startswith("image_") else np.float32) for k, v in frames.items()}
+            data = {k: np.stack(v).astype(np.uint8 if k.startswith("image_") else np.float32)
+                    for k, v in frames.items()}
             writer.add_episode(data, seed=seed + episode, success=True, source=Source.EXPERT)
     return str(path)

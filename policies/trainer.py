@@ -80,7 +80,7 @@ def resolve_obs_keys(ds: Dataset, policy: str, config: PolicyConfig) -> list[str
     if missing:
         raise PolicyError(f"dataset {ds.path} lacks key(s) {', '.join(missing)} needed by policy {policy}")
     if not keys:
-        raise PolicyError(f"dataset {ds.path} has no observation keys policy {policy} can use (keys: {', '.join(ds.keys)})")
+        raise PolicyError(f"dataset {ds.path} has no observation keys policy {policy} can use ({', '.join(ds.keys)})")
     return keys
 
 
@@ -132,7 +132,9 @@ def _optimizer(policy: Policy, pcfg: PolicyConfig, device: torch.device) -> torc
     return torch.optim.AdamW(groups, lr=pcfg.lr, fused=device.type == "cuda")
 
 
-def _restore(run: Path, meta: dict[str, Any], policy: Policy, ema: EMA | None, optimizer: torch.optim.Optimizer) -> None:
+def _restore(
+    run: Path, meta: dict[str, Any], policy: Policy, ema: EMA | None, optimizer: torch.optim.Optimizer
+) -> None:
     checkpoint.load_weights(policy, run / "model.safetensors")
     if ema is not None:
         if meta.get("has_ema"):

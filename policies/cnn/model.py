@@ -18,9 +18,11 @@ class CNNPolicy(Policy):
     def __init__(self, config: CNNConfig, spec: Spec, stats: Stats) -> None:
         super().__init__(config, spec, stats)
         if not spec.image_keys:
-            raise PolicyError(f"cnn needs an image_<camera> observation; it was given only {', '.join(spec.obs_shapes)}")
+            given = ", ".join(spec.obs_shapes)
+            raise PolicyError(f"cnn needs an image_<camera> observation; it was given only {given}")
         self.encoder = ObsEncoder(spec.image_keys, spec.lowdim_dim, config.widths, config.image_dim)
-        self.head = mlp(config.n_obs_steps * self.encoder.out_dim, config.hidden, config.horizon * spec.action_dim, config.dropout)
+        in_dim = config.n_obs_steps * self.encoder.out_dim
+        self.head = mlp(in_dim, config.hidden, config.horizon * spec.action_dim, config.dropout)
 
     def _predict(self, batch: Batch) -> torch.Tensor:
         images = {k: self.normalizer.normalize(k, batch[k]) for k in self.spec.image_keys}

@@ -19,7 +19,8 @@ class MLPPolicy(Policy):
         super().__init__(config, spec, stats)
         if spec.image_keys:
             raise PolicyError(f"mlp is low-dim only; drop {', '.join(spec.image_keys)} from obs_keys or use cnn")
-        self.net = mlp(config.n_obs_steps * spec.lowdim_dim, config.hidden, config.horizon * spec.action_dim, config.dropout)
+        in_dim = config.n_obs_steps * spec.lowdim_dim
+        self.net = mlp(in_dim, config.hidden, config.horizon * spec.action_dim, config.dropout)
 
     def _predict(self, batch: Batch) -> torch.Tensor:
         x = self.lowdim_features(batch).flatten(1)

@@ -20,7 +20,8 @@ TINY: dict[str, dict[str, Any]] = {
     "cnn": {"widths": [8, 16], "image_dim": 16, "hidden": [128]},
     "act": {"dim_model": 32, "n_heads": 2, "dim_feedforward": 64, "n_encoder_layers": 1, "n_vae_encoder_layers": 1,
             "horizon": 8, "kl_weight": 1.0, "dropout": 0.0},
-    "diffusion": {"down_dims": [32, 64], "step_embed_dim": 16, "n_groups": 4, "horizon": 8, "n_action_steps": 4, "lr": 3e-3},
+    "diffusion": {"down_dims": [32, 64], "step_embed_dim": 16, "n_groups": 4, "horizon": 8, "n_action_steps": 4,
+                  "lr": 3e-3},
 }
 
 
@@ -37,7 +38,8 @@ def lowdim_dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def image_dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_dataset(tmp_path_factory.mktemp("data") / "img.zarr", episodes=10, steps=40, cameras=("front",), image_size=32)
+    path = tmp_path_factory.mktemp("data") / "img.zarr"
+    return make_dataset(path, episodes=10, steps=40, cameras=("front",), image_size=32)
 
 
 def _tiny_config(name: str, **overrides: Any) -> PolicyConfig:

@@ -40,7 +40,8 @@ def test_checkpoint_that_does_not_fit_the_env(run_dir):
     check_compatible(meta, shapes, 7, task="reach", robot="synthetic")
     with pytest.raises(PolicyError, match="checkpoint predicts 7-D actions, the env takes 8-D"):
         check_compatible(meta, shapes, 8)
-    with pytest.raises(PolicyError, match="observation 'ee_pos': checkpoint expects shape \\(3,\\), the env gives \\(4,\\)"):
+    expected = r"observation 'ee_pos': checkpoint expects shape \(3,\), the env gives \(4,\)"
+    with pytest.raises(PolicyError, match=expected):
         check_compatible(meta, {**shapes, "ee_pos": (4,)}, 7)
     with pytest.raises(PolicyError, match="needs observation 'object_pos'"):
         check_compatible(meta, {k: v for k, v in shapes.items() if k != "object_pos"}, 7)
@@ -93,7 +94,8 @@ def test_command_line_errors_are_one_line(monkeypatch, capsys, lowdim_dataset, r
 def test_command_line_trains_and_resumes(monkeypatch, capsys, lowdim_dataset, tmp_path):
     out = str(tmp_path / "r")
     common = ["--no-progress", "--json", "--set", "hidden=16", "--set", "val_every=5"]
-    assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--policy", "mlp", "--out", out, "--steps", "10", *common) == 0
+    first = ["--dataset", lowdim_dataset, "--policy", "mlp", "--out", out, "--steps", "10"]
+    assert _protege(monkeypatch, *first, *common) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 10
     assert _protege(monkeypatch, "--resume", out, "--steps", "15", "--json") == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])

@@ -9,6 +9,7 @@ import torch
 from protege.datasets import Dataset, SequenceSampler
 from protege.policies.act.model import TemporalEnsembler
 from protege.policies.checkpoint import build_from_meta, load_policy, read_run, save_checkpoint
+from protege.policies.config import TrainConfig, from_dict
 from protege.policies.trainer import evaluate, train
 
 CASES = [("mlp", "lowdim_dataset", 5.0), ("cnn", "image_dataset", 3.0), ("act", "lowdim_dataset", 3.0),
@@ -45,14 +46,9 @@ def test_learns_and_reloads_identically(name, dataset_fixture, factor, request, 
     observations = _observations(dataset, keys)
     actions = _rollout(trained, observations)
     assert actions.shape == (len(observations), 7) and actions.dtype == np.float64
-    save_checkpoint(tmp_path / "copy", trained, summary_config(meta), stats, 300, meta["dataset"])
+    train_cfg = from_dict(TrainConfig, meta["train_config"])
+    save_checkpoint(tmp_path / "copy", trained, train_cfg, stats, 300, meta["dataset"])
     np.testing.assert_array_equal(_rollout(load_policy(tmp_path / "copy", ema=False), observations), actions)
-
-
-def summary_config(meta):
-    from protege.policies.config import TrainConfig, from_dict
-
-    return from_dict(TrainConfig, meta["train_config"])
 
 
 def test_mlp_imitates_the_expert(lowdim_dataset, tmp_path, tiny_config, train_config):
@@ -117,7 +113,9 @@ def test_act_predicts_every_step_and_ensembles(lowdim_dataset, tiny_config):
 
 
 def test_act_without_ensembling_uses_the_queue(lowdim_dataset, tiny_config):
-    policy, calls = _recording_policy("act", tiny_config, lowdim_dataset, temporal_ensemble_coeff=None, n_action_steps=3)
+    policy, calls = _recording_policy(
+        "act", tiny_config, lowdim_dataset, temporal_ensemble_coeff=None, n_action_steps=3
+    )
     policy.reset()
     actions = [policy.act({"ee_pos": np.zeros(3, dtype=np.float32)})[0] for _ in range(4)]
     assert actions == [100, 101, 102, 200] and len(calls) == 2
@@ -132,7 +130,8 @@ def test_every_parameter_gets_a_gradient(name, image_dataset, tiny_config):
     ds = Dataset(image_dataset)
     keys = ["ee_pos", "gripper"] + ([] if name == "mlp" else ["image_front"])
     config = tiny_config(name, obs_keys=keys, **({} if name == "mlp" else {"widths": [8, 16]}))
-    policy = POLICIES[name](config, Spec({k: ds.shape(k)[1:] for k in keys}, 7), compute_stats(ds, ["ee_pos", "gripper", "action"]))
+    stats = compute_stats(ds, ["ee_pos", "gripper", "action"])
+    policy = POLICIES[name](config, Spec({k: ds.shape(k)[1:] for k in keys}, 7), stats)
     sampler = SequenceSampler(ds, keys, "action", config.n_obs_steps, config.horizon)
     policy({k: torch.from_numpy(v) for k, v in sampler.sample(np.arange(0, 400, 50)).items()})["loss"].backward()
     assert [n for n, p in policy.named_parameters() if p.grad is None] == []

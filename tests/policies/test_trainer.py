@@ -76,7 +76,8 @@ def test_device_loader_matches_the_sampler(lowdim_dataset):
 
 def test_overrides_are_typed():
     train_cfg, policy_cfg = TrainConfig(), MLPConfig()
-    apply_overrides([train_cfg, policy_cfg], ["lr=3e-4", "hidden=64,32", "amp=false", "steps=7", "obs_keys=ee_pos,gripper"])
+    overrides = ["lr=3e-4", "hidden=64,32", "amp=false", "steps=7", "obs_keys=ee_pos,gripper"]
+    apply_overrides([train_cfg, policy_cfg], overrides)
     assert (policy_cfg.lr, policy_cfg.hidden, train_cfg.amp, train_cfg.steps) == (3e-4, [64, 32], False, 7)
     assert policy_cfg.obs_keys == ["ee_pos", "gripper"]
     with pytest.raises(PolicyError, match="unknown config key 'nope'"):
