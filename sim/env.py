@@ -11,7 +11,7 @@ import numpy as np
 
 from protege.sim.controllers import gripper_opening_fraction, make_controller
 from protege.sim.errors import SimError
-from protege.sim.render import CameraRenderer
+from protege.sim.render import CameraRenderer, check_cameras
 from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl, load_robot_spec
 from protege.sim.scene import ROBOT_PREFIX, SceneOptions, build_scene
 from protege.sim.tasks import TASKS
@@ -81,11 +81,8 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.cameras = tuple(cameras)
         self._image_shape = (height, width, 3)
         self._renderer: CameraRenderer | None = None
-        if self.cameras:  # fail early on a bad camera name, before any GL context exists
-            known = {m.camera(i).name for i in range(m.ncam)}
-            missing = [c for c in self.cameras if c not in known]
-            if missing:
-                raise SimError(f"unknown camera {', '.join(missing)} (this scene has {', '.join(sorted(known))})")
+        self._fast_render = not high
+        check_cameras(m, self.cameras)  # fail early on a bad camera name, before any GL context exists
         self.action_space = gym.spaces.Box(self.controller.action_low, self.controller.action_high, dtype=np.float64)
         self.observation_space = self._make_observation_space()
         self._steps = 0
@@ -144,10 +141,6 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mujoco.mj_forward(self.model, self.data)
         self._steps = int(round(self.data.time * self.control_hz))
 
-    @property
-    def state_size(self) -> int:
-        return int(mujoco.mj_stateSize(self.model, STATE_SPEC))
-
     # observations
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position and rotation matrix in the robot base (= world) frame."""
@@ -159,12 +152,8 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def render_cameras(self) -> dict[str, np.ndarray]:
         if self._renderer is None:  # the GL context belongs to the process that renders
-            self._renderer = CameraRenderer(self.model, self.cameras, *self._image_shape[:2], fast=not self._high_quality)
+            self._renderer = CameraRenderer(self.model, self.cameras, *self._image_shape[:2], fast=self._fast_render)
         return self._renderer.render(self.data)
-
-    @property
-    def _high_quality(self) -> bool:
-        return self.model.vis.quality.offsamples > 0
 
     def _observation(self) -> dict[str, np.ndarray]:
         d = self.data

@@ -10,6 +10,14 @@ import numpy as np
 from protege.sim.errors import SimError
 
 
+def check_cameras(model: mujoco.MjModel, cameras: Sequence[str]) -> None:
+    """SimError naming any camera the model lacks."""
+    missing = [c for c in cameras if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
+    if missing:
+        known = [model.camera(i).name for i in range(model.ncam)]
+        raise SimError(f"unknown camera {', '.join(missing)} (this scene has {', '.join(known)})")
+
+
 class CameraRenderer:
     """Renders named cameras of one model to uint8 HxWx3 images.
 
@@ -19,10 +27,7 @@ class CameraRenderer:
 
     def __init__(self, model: mujoco.MjModel, cameras: Sequence[str], height: int = 128, width: int = 128,
                  fast: bool = True) -> None:
-        missing = [c for c in cameras if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
-        if missing:
-            known = [model.camera(i).name for i in range(model.ncam)]
-            raise SimError(f"unknown camera {', '.join(missing)} (this scene has {', '.join(known)})")
+        check_cameras(model, cameras)
         self.cameras = tuple(cameras)
         try:
             self._renderer = mujoco.Renderer(model, height, width)

@@ -191,17 +191,6 @@ def check_spec_against_model(spec: RobotSpec, mj: mujoco.MjSpec) -> None:
         raise SimError(f"robot {spec.name}: {len(spec.arm_joints)} arm joints but {len(spec.arm_actuators)} arm actuators")
 
 
-def home_qpos(spec: RobotSpec) -> dict[str, float]:
-    """Home joint positions by joint name (all of the robot's hinge and slide joints)."""
-    model = load_robot_model(spec).compile()
-    key = model.key(spec.home_keyframe)
-    out: dict[str, float] = {}
-    for j in range(model.njnt):
-        if model.jnt_type[j] in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
-            out[model.joint(j).name] = float(key.qpos[model.jnt_qposadr[j]])
-    return out
-
-
 def home_ctrl(spec: RobotSpec) -> dict[str, float]:
     """Home actuator controls by actuator name."""
     model = load_robot_model(spec).compile()
