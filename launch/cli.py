@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("protege.launch.cmd_dataset", "inspect, validate, merge, filter and export datasets"),
     "record": ("protege.launch.cmd_record", "record demonstrations by teleoperation or with the scripted expert"),
     "train": ("protege.launch.cmd_train", "train a policy on a dataset"),
+    "rollout": ("protege.launch.cmd_rollout", "evaluate a policy in the sim; optionally take over live"),
+    "dagger": ("protege.launch.cmd_dagger", "DAgger: roll out, let an expert label or correct, aggregate, retrain"),
     "bench": ("protege.launch.cmd_bench", "measure throughput of sim, record, dataset, train, inference"),
 }
 

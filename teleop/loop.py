@@ -160,6 +160,8 @@ class ControlLoop:
     ``success_hold`` ends an episode once the task's success has held that many ticks (0: never,
     the episode runs to termination or the time limit). Frames go to ``writer`` if given; saving
     or discarding them is the caller's choice (:meth:`save`, ``writer.discard_episode()``).
+    A ``labeller`` (DAgger's expert) is asked every tick without driving: each frame then records
+    its action for the observation as ``action``, whoever drove.
     """
 
     def __init__(
@@ -171,6 +173,7 @@ class ControlLoop:
         rate_hz: float | None = None,
         realtime: bool = True,
         success_hold: int = 10,
+        labeller: Pilot | None = None,
     ) -> None:
         if not pilots:
             raise TeleopError("the control loop needs at least one pilot")
@@ -180,6 +183,7 @@ class ControlLoop:
         self.writer = writer
         self.clock = Clock(rate_hz or env.control_hz, realtime)
         self.success_hold = success_hold
+        self.labeller = labeller
         self.seed = 0
         self.obs: dict[str, np.ndarray] = {}
         self.info: dict[str, Any] = {}
@@ -189,7 +193,7 @@ class ControlLoop:
         with the first :meth:`step`."""
         self.seed = seed
         self.obs, self.info = self.env.reset(seed=seed)
-        for pilot in self.pilots:
+        for pilot in self._all_pilots():
             pilot.reset(seed=seed)
         self.ticks = 0
         self.success_ticks = 0
@@ -198,6 +202,9 @@ class ControlLoop:
         self._kinds: set[str] = set()
         self._t0: float | None = None
         return self.obs
+
+    def _all_pilots(self) -> list[Pilot]:
+        return self.pilots if self.labeller is None else [*self.pilots, self.labeller]
 
     def _timestamp(self) -> float:
         """Seconds since the episode's first tick: wall clock when realtime, else simulated time."""
@@ -212,9 +219,10 @@ class ControlLoop:
         decision = self.arbiter.choose(self.pilots, self.obs)
         kind = self.pilots[decision.driver].kind
         if self.writer is not None:
+            label = decision.action if self.labeller is None else self.labeller.act(self.obs)
             self.writer.add_frame({
                 **self.obs,
-                "action": decision.action,
+                "action": label,
                 "timestamp": timestamp,
                 "intervention": np.uint8(kind != "policy"),
                 "sim_state": self.env.get_state(),

@@ -51,3 +51,25 @@ class PolicyPilot:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
         action = self.policy.act(obs)
         return None if action is None else np.asarray(action, dtype=np.float64)
+
+
+class MixturePilot:
+    """Lets ``pilot`` drive each tick with probability ``beta`` (DAgger's beta mixture), else proposes None.
+
+    The coin is reseeded with each episode's seed, so a mixed rollout is reproducible.
+    """
+
+    def __init__(self, pilot: Pilot, beta: float) -> None:
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
+        self.pilot = pilot
+        self.beta = beta
+        self.kind = pilot.kind
+        self._rng = np.random.default_rng()
+
+    def reset(self, seed: int | None = None) -> None:
+        self.pilot.reset(seed=seed)
+        self._rng = np.random.default_rng(None if seed is None else [seed, 0xB37A])
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        return self.pilot.act(obs) if self._rng.random() < self.beta else None

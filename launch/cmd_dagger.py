@@ -1,0 +1,67 @@
+"""`protege dagger`: learn from an expert's labels on the policy's own states, round after round.
+
+    protege dagger --task slot_push --expert scripted --rounds 4 --out runs/dagger --compare-bc
+    protege dagger --task lift --expert keyboard --rounds 3 --out runs/hg-dagger
+
+With the scripted expert every visited state is labelled (DAgger); with a keyboard or gamepad a
+person takes over live when the policy goes wrong and only those segments are labelled (HG-DAgger).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="task (see `protege sim list`)")
+    parser.add_argument("--expert", required=True, choices=("scripted", "keyboard", "gamepad"),
+                        help="who labels: the scripted expert, or a person taking over live")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds including the initial BC round (default: 4)")
+    parser.add_argument("--out", required=True, help="run directory to create")
+    parser.add_argument("--robot", default="protege_arm", help="robot name or spec file (default: protege_arm)")
+    parser.add_argument("--policy", default="mlp", choices=("mlp", "cnn", "act", "diffusion"),
+                        help="policy to train each round (default: mlp)")
+    parser.add_argument("--demos", type=int, default=10, help="expert demonstrations before round 0 (default: 10)")
+    parser.add_argument("--episodes-per-round", type=int, default=10,
+                        help="labelled policy rollouts added per round (default: 10)")
+    parser.add_argument("--beta", type=float, default=0.5,
+                        help="expert share of control in round 1, beta**round after (scripted; default: 0.5)")
+    parser.add_argument("--noise", type=float, default=0.0, help="expert action noise in the demos (default: 0)")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps per round (default: 3000)")
+    parser.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per round (default: 50)")
+    parser.add_argument("--envs", type=int, default=1, help="parallel env processes (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="first demo seed and training seed (default: 0)")
+    parser.add_argument("--cameras", default="", help="comma-separated cameras to record (default: none)")
+    parser.add_argument("--image-size", type=int, default=128, help="camera image side in pixels (default: 128)")
+    parser.add_argument("--compare-bc", action="store_true",
+                        help="also train plain BC on the same number of expert-labelled frames each round")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a train or policy config field (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the per-round figures as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from protege.launch.cli import emit_json
+    from protege.launch.dagger import DaggerConfig, run_dagger
+    from protege.launch.errors import UserError
+
+    if args.expert != "scripted":
+        raise UserError("--expert keyboard|gamepad is being built")
+    config = DaggerConfig(
+        task=args.task, out=args.out, robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
+        episodes_per_round=args.episodes_per_round, beta=args.beta, noise=args.noise, steps=args.steps,
+        eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,
+        cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,
+        overrides=args.overrides, progress=not args.no_progress,
+    )
+    log = run_dagger(config)
+    for point in log["rounds"]:
+        bc = next((p for p in log["bc"] if p["round"] == point["round"]), None)
+        print(f"round {point['round']}: {point['labelled_frames']} labelled frames, "
+              f"success {100 * point['success_rate']:.1f}%"
+              + (f" (BC with {bc['labelled_frames']} frames: {100 * bc['success_rate']:.1f}%)" if bc else ""),
+              flush=True)
+    if args.json:
+        emit_json(log)
+    return 0

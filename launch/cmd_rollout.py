@@ -1,0 +1,133 @@
+"""`protege rollout`: evaluate a trained policy in the sim, headless and in parallel, or take over live.
+
+    protege rollout --checkpoint runs/mlp --episodes 50 --envs 4 --json
+    protege rollout --checkpoint runs/mlp --episodes 10 --video-dir videos/ --record rollouts.zarr
+    protege rollout --checkpoint runs/mlp --intervene keyboard --record corrections.zarr
+
+The env is the one the policy was trained for (task, robot, rate, cameras and image size from the
+checkpoint). Every evaluation is appended to RUN/evals.jsonl, which `protege report` plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+EVAL_SEED = 100_000  # far from the seeds `protege record` uses for demos (0, 1, ...)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, metavar="RUN", help="training run directory (protege train --out)")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes to roll out (default: 50)")
+    parser.add_argument("--envs", type=int, default=1, help="parallel env processes (default: 1)")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED, help=f"first episode seed (default: {EVAL_SEED})")
+    parser.add_argument("--task", help="task to run (default: the checkpoint's; another task is refused)")
+    parser.add_argument("--robot", help="robot to run (default: the checkpoint's; another robot is refused)")
+    parser.add_argument("--cameras", help="comma-separated cameras to observe and record (default: the policy's)")
+    parser.add_argument("--success-hold", type=int, default=10,
+                        help="an episode succeeds once success has held this many ticks (default: 10)")
+    parser.add_argument("--video-dir", help="write per-episode mp4 videos here")
+    parser.add_argument("--videos", type=int, help="how many episodes get a video (default: all with --video-dir)")
+    parser.add_argument("--video-camera", default="front", help="camera the videos show (default: front)")
+    parser.add_argument("--record", metavar="D.zarr", help="append every rollout to this dataset (source=policy)")
+    parser.add_argument("--intervene", choices=("keyboard", "gamepad"),
+                        help="show a window and let a person take over live with this device (HG-DAgger)")
+    parser.add_argument("--bindings", help="YAML file overriding key and button bindings (with --intervene)")
+    parser.add_argument("--device", default="cpu", help="torch device for the policy (default: cpu)")
+    parser.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
+    parser.add_argument("--no-log", action="store_true", help="do not append the result to RUN/evals.jsonl")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+
+
+def load_for_rollout(run_dir: str, device: str, ema: bool) -> Any:
+    """The run's policy, with torch on one thread: parallel envs each get a core of their own."""
+    import torch
+
+    from protege.policies.checkpoint import load_policy
+
+    torch.set_num_threads(1)
+    return load_policy(run_dir, device=device, ema=ema)
+
+
+def env_config(meta: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The collection config of the env a checkpoint was trained for, with the command's overrides."""
+    from protege.launch.errors import UserError
+
+    trained = meta.get("dataset", {})
+    for name in ("task", "robot"):
+        given = getattr(args, name)
+        if given is not None and trained.get(name) not in (None, given):
+            raise UserError(f"checkpoint was trained on {name} {trained[name]!r}, not {given!r}")
+        if given is None and name not in trained:
+            raise UserError(f"checkpoint does not say which {name} it was trained on: pass --{name}")
+    images = {k.removeprefix("image_"): shape for k, shape in meta["obs_shapes"].items() if k.startswith("image_")}
+    cameras = list(images) if args.cameras is None else [c for c in args.cameras.split(",") if c]
+    missing = sorted(set(images) - set(cameras))
+    if missing:
+        raise UserError(f"the policy observes camera {missing[0]!r}: keep it in --cameras")
+    size = next(iter(images.values()))[0] if images else 128
+    return {
+        "task": args.task or trained["task"],
+        "robot": args.robot or trained["robot"],
+        "cameras": cameras,
+        "image_size": size,
+        "fps": float(trained.get("fps", 20.0)),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from protege.launch.cli import emit_json
+    from protege.launch.errors import UserError
+    from protege.policies.checkpoint import check_compatible, read_run
+    from protege.teleop.collect import make_env
+    from protege.teleop.rollout import RolloutSpec, run_rollouts
+
+    if args.episodes < 1 or args.envs < 1:
+        raise UserError(f"--episodes and --envs must be at least 1 (got {args.episodes} and {args.envs})")
+    if args.videos is not None and (args.videos < 0 or not args.video_dir):
+        raise UserError("--videos needs --video-dir and must be >= 0")
+    meta, _ = read_run(args.checkpoint)
+    config = env_config(meta, args)
+    env = make_env(config)  # checks task, robot and cameras, and gives the shapes to check against
+    shapes = {k: space.shape for k, space in env.observation_space.spaces.items()}
+    check_compatible(meta, shapes, env.action_space.shape[0], task=config["task"], robot=env.robot.name)
+    env.close()
+    make_policy = functools.partial(load_for_rollout, str(args.checkpoint), args.device, not args.no_ema)
+    if args.intervene:
+        result = _intervene(args, config, make_policy)
+    else:
+        spec = RolloutSpec(config, make_policy, success_hold=args.success_hold, record=bool(args.record),
+                           video_dir=args.video_dir,
+                           videos=args.episodes if args.videos is None else args.videos,
+                           video_camera=args.video_camera)
+        summary = run_rollouts(spec, args.episodes, seed=args.seed, envs=args.envs, record_to=args.record,
+                               progress=not args.no_progress).summary
+        low, high = summary["ci95"]
+        print(f"{config['task']}: {summary['successes']}/{summary['episodes']} successful "
+              f"({100 * summary['success_rate']:.1f}%, 95% CI {100 * low:.1f}-{100 * high:.1f}%), "
+              f"mean length {summary['mean_length']}, {summary['episodes_per_min']} episodes/min "
+              f"with {args.envs} env(s)", flush=True)
+        result = {"checkpoint": str(args.checkpoint), "step": meta["step"], **summary}
+        if not args.no_log:
+            _log(Path(args.checkpoint), result)
+    if args.json:
+        emit_json(result)
+    return 0
+
+
+def _log(run_dir: Path, result: dict[str, Any]) -> None:
+    """Append the evaluation to RUN/evals.jsonl (one JSON object per line)."""
+    line = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **result}
+    with open(run_dir / "evals.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def _intervene(args: argparse.Namespace, config: dict[str, Any], make_policy: Any) -> dict[str, Any]:
+    from protege.launch.errors import UserError
+
+    raise UserError("--intervene is being built")

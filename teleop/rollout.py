@@ -1,0 +1,233 @@
+"""Policy rollouts: seeded episodes in parallel worker processes, summarised with a 95% interval.
+
+The policy drives the control loop headlessly. A worker is a plain function of (spec, seeds) that
+builds its env and its policy once per process (each spawned process owns its GL context, so
+rendering in parallel is safe). Episode k runs with seed ``seed + k`` whichever worker gets it, and
+results come back in seed order: the numbers do not depend on the number of workers.
+
+For DAgger, ``expert`` adds the scripted expert: it labels every visited state (the recorded
+``action`` is its action) and drives each tick with probability ``beta``.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from protege.datasets import EpisodeWriter
+from protege.teleop.collect import EpisodeBuffer, make_env
+from protege.teleop.errors import TeleopError
+from protege.teleop.loop import ControlLoop, check_dataset, dataset_attrs
+from protege.teleop.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """What every worker needs; picklable, so it travels to spawned processes.
+
+    ``env`` is a collection config (task, robot, cameras, image_size, fps); ``make_policy`` a
+    module-level function (or ``functools.partial`` of one) returning an object with ``reset()`` and
+    ``act(obs)``. Videos show ``video_camera`` at ``video_size`` pixels for the first ``videos``
+    episodes of a run.
+    """
+
+    env: dict[str, Any]
+    make_policy: Callable[[], Any]
+    success_hold: int = 10
+    record: bool = False
+    video_dir: str | None = None
+    videos: int = 0
+    video_camera: str = "front"
+    video_size: int = 256
+    expert_beta: float | None = None  # None: no expert; else DAgger labelling with this mixture
+
+
+@dataclass
+class EpisodeOutcome:
+    seed: int
+    success: bool
+    length: int
+    ret: float
+    expert_ticks: int  # ticks the expert drove (DAgger mixture)
+    video: str | None = None
+    episode: dict[str, Any] | None = None  # recorded frames and meta when the spec records
+
+
+@dataclass
+class RolloutResult:
+    episodes: list[EpisodeOutcome]
+    seed: int
+    envs: int
+    seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95% by default); sensible at 0 and n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(episodes: list[EpisodeOutcome], seed: int, envs: int, seconds: float) -> dict[str, Any]:
+    """The figures a rollout reports: success rate with its Wilson 95% interval, lengths, returns, speed."""
+    n = len(episodes)
+    successes = sum(e.success for e in episodes)
+    low, high = wilson_interval(successes, n)
+    return {
+        "episodes": n,
+        "successes": successes,
+        "success_rate": round(successes / n, 4) if n else 0.0,
+        "ci95": [round(low, 4), round(high, 4)],
+        "mean_length": round(float(np.mean([e.length for e in episodes])), 2) if n else 0.0,
+        "mean_return": round(float(np.mean([e.ret for e in episodes])), 4) if n else 0.0,
+        "seed": seed,
+        "envs": envs,
+        "seconds": round(seconds, 2),
+        "episodes_per_min": round(60.0 * n / seconds, 2) if seconds > 0 else 0.0,
+        "lengths": [e.length for e in episodes],
+        "success": [e.success for e in episodes],
+        "returns": [round(e.ret, 4) for e in episodes],
+        "videos": [e.video for e in episodes if e.video],
+    }
+
+
+class _Worker:
+    """One process's env, policy, control loop and (lazily) video renderer."""
+
+    def __init__(self, spec: RolloutSpec) -> None:
+        self.spec = spec
+        self.env = make_env(spec.env)
+        pilots: list[Pilot] = [PolicyPilot(spec.make_policy())]
+        labeller = None
+        if spec.expert_beta is not None:
+            from protege.sim.experts import make_expert
+
+            labeller = ExpertPilot(make_expert(self.env, noise=0.0))
+            pilots.insert(0, MixturePilot(ExpertPilot(make_expert(self.env, noise=0.0)), spec.expert_beta))
+        self.buffer = EpisodeBuffer() if spec.record else None
+        self.loop = ControlLoop(self.env, pilots, writer=self.buffer, realtime=False,
+                                success_hold=spec.success_hold, labeller=labeller)
+        self._renderer: Any = None
+
+    def run(self, index: int, seed: int) -> EpisodeOutcome:
+        loop, spec = self.loop, self.spec
+        loop.reset(seed)
+        frames: list[np.ndarray] | None = [] if spec.video_dir and index < spec.videos else None
+        ret, expert_ticks = 0.0, 0
+        while not loop.ended:
+            if frames is not None:
+                frames.append(self._frame())
+            step = loop.step()
+            ret += step.reward
+            expert_ticks += loop.pilots[step.driver].kind != "policy"
+        video = None
+        if frames is not None:
+            frames.append(self._frame())
+            video = self._write_video(frames, Path(spec.video_dir or ".") / f"episode_{seed}.mp4")
+        episode = None
+        if self.buffer is not None:
+            loop.save()
+            episode = self.buffer.episodes.pop()
+        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, video, episode)
+
+    def _frame(self) -> np.ndarray:
+        if self._renderer is None:
+            from protege.sim.render import CameraRenderer
+
+            size = self.spec.video_size
+            self._renderer = CameraRenderer(self.env.model, [self.spec.video_camera], size, size)
+        return self._renderer.render(self.env.data)[self.spec.video_camera]
+
+    def _write_video(self, frames: list[np.ndarray], path: Path) -> str:
+        import cv2
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        height, width = frames[0].shape[:2]
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), self.env.control_hz, (width, height))
+        if not writer.isOpened():
+            raise TeleopError(f"OpenCV cannot write video {path}")
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        writer.release()
+        return str(path)
+
+
+_worker: _Worker | None = None  # the worker of this process (set by the pool's initializer)
+
+
+def _init_worker(spec: RolloutSpec) -> None:
+    global _worker
+    _worker = _Worker(spec)
+
+
+def _run_in_worker(index: int, seed: int) -> EpisodeOutcome:
+    assert _worker is not None, "rollout worker used before its initializer ran"
+    return _worker.run(index, seed)
+
+
+def _outcomes(spec: RolloutSpec, seeds: list[int], envs: int) -> Iterator[EpisodeOutcome]:
+    """Outcomes in seed order, from ``envs`` spawned processes (or this one if 1)."""
+    if envs == 1:
+        worker = _Worker(spec)
+        for index, seed in enumerate(seeds):
+            yield worker.run(index, seed)
+        return
+    context = multiprocessing.get_context("spawn")  # one GL context per process; a crash raises, never hangs
+    with ProcessPoolExecutor(envs, mp_context=context, initializer=_init_worker, initargs=(spec,)) as pool:
+        yield from pool.map(_run_in_worker, range(len(seeds)), seeds)
+
+
+def run_rollouts(
+    spec: RolloutSpec,
+    episodes: int,
+    seed: int = 0,
+    envs: int = 1,
+    record_to: str | None = None,
+    progress: bool = True,
+) -> RolloutResult:
+    """Roll out ``episodes`` seeded episodes (seeds ``seed``, ``seed + 1``, ...) on ``envs`` processes.
+
+    With ``record_to`` every episode is appended to that dataset in seed order (the spec must record).
+    """
+    if episodes < 1 or envs < 1:
+        raise TeleopError(f"episodes and envs must be at least 1, got episodes={episodes}, envs={envs}")
+    if record_to is not None and not spec.record:
+        raise TeleopError("record_to needs a spec with record=True")
+    writer = None
+    if record_to is not None:
+        attrs = dataset_attrs(make_env(spec.env))
+        check_dataset(record_to, attrs)
+        writer = EpisodeWriter(record_to, attrs=attrs, background=True)
+    started = time.perf_counter()
+    outcomes: list[EpisodeOutcome] = []
+    bar = tqdm(total=episodes, unit="ep", desc=f"rollout {spec.env['task']}", disable=not progress)
+    try:
+        for outcome in _outcomes(spec, list(range(seed, seed + episodes)), min(envs, episodes)):
+            if writer is not None and outcome.episode is not None:
+                e = outcome.episode
+                writer.add_episode(e["data"], seed=e["seed"], success=e["success"], source=e["source"], **e["meta"])
+                outcome.episode = None  # written: do not keep the frames
+            outcomes.append(outcome)
+            bar.update(1)
+            bar.set_postfix(success=f"{sum(o.success for o in outcomes)}/{len(outcomes)}")
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    seconds = time.perf_counter() - started
+    result = RolloutResult(outcomes, seed, envs, seconds)
+    result.summary = summarize(outcomes, seed, envs, seconds)
+    return result
