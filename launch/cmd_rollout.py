@@ -128,6 +128,28 @@ def _log(run_dir: Path, result: dict[str, Any]) -> None:
 
 
 def _intervene(args: argparse.Namespace, config: dict[str, Any], make_policy: Any) -> dict[str, Any]:
+    """A window shows the policy acting; holding the take-over input hands control to the person."""
+    from protege.datasets import EpisodeWriter
     from protege.launch.errors import UserError
+    from protege.teleop.collect import make_env
+    from protege.teleop.devices import load_bindings, make_device
+    from protege.teleop.intervene import run_intervention
+    from protege.teleop.loop import check_dataset, dataset_attrs
 
-    raise UserError("--intervene is being built")
+    if not args.record:
+        raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")
+    if args.envs != 1 or args.video_dir:
+        raise UserError("--intervene runs one env in a window: drop --envs and --video-dir")
+    env = make_env(config)
+    device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])
+    attrs = dataset_attrs(env)
+    check_dataset(args.record, attrs)
+    with EpisodeWriter(args.record, attrs=attrs, background=True) as writer:
+        result = run_intervention(env, make_policy(), device, writer, args.episodes, args.seed,
+                                  success_hold=args.success_hold)
+    env.close()
+    timing = result["timing"]
+    print(f"saved {result['saved']} episode(s) to {args.record} ({result['intervened_frames']} of "
+          f"{result['frames']} frames driven by you); loop {timing['achieved_hz']} Hz, "
+          f"{timing['late_ticks']} late of {timing['ticks']} ticks", flush=True)
+    return {"checkpoint": str(args.checkpoint), "record": args.record, **result}

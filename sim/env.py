@@ -107,6 +107,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         d.ctrl[self._arm_act] = self.controller.arm_targets(d.qpos[self._qpos_adr], action, self._command)
         d.ctrl[self._grip_act] = self.robot.gripper.ctrl(action[-1])
         mujoco.mj_step(self.model, d, nstep=self.n_substeps)
+        mujoco.mj_forward(self.model, d)  # kinematics of the new state: what set_state(get_state()) observes
         self._steps += 1
         success = self.task.is_success(d)
         terminated = success and self.terminate_on_success
@@ -141,7 +142,17 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mujoco.mj_forward(self.model, self.data)
         self._steps = int(round(self.data.time * self.control_hz))
 
+    def hold_pose(self) -> None:
+        """Re-anchor the controller's command at the measured arm pose, so that a zero action holds
+        the arm where it is (a person taking over from a policy starts from here, not from where the
+        policy's command had run ahead to)."""
+        self.controller.reset_command(self.data.qpos[self._qpos_adr], self._command)
+
     # observations
+    def observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Observation and info of the current state without stepping (e.g. after :meth:`set_state`)."""
+        return self._observation(), self._info()
+
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position and rotation matrix in the robot base (= world) frame."""
         return self.data.site_xpos[self._ee_site].copy(), self.data.site_xmat[self._ee_site].reshape(3, 3).copy()

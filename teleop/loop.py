@@ -203,6 +203,11 @@ class ControlLoop:
         self._t0: float | None = None
         return self.obs
 
+    def skip_time(self, seconds: float) -> None:
+        """Leave ``seconds`` (a pause) out of the episode's wall-clock timestamps."""
+        if self._t0 is not None and self.clock.realtime:
+            self._t0 += seconds
+
     def _all_pilots(self) -> list[Pilot]:
         return self.pilots if self.labeller is None else [*self.pilots, self.labeller]
 

@@ -12,19 +12,13 @@ import enum
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pygame
 
 from protege.datasets import EpisodeWriter
 from protege.teleop.devices import Command, Device
-from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop
 from protege.teleop.scripted_input import ScriptedInput
-
-HUD_HEIGHT = 96
-_FONT_SIZE = 20
-_WHITE, _GREY, _RED, _YELLOW, _GREEN = (235, 235, 235), (150, 150, 150), (230, 60, 50), (240, 200, 60), (90, 210, 90)
-_RATE_WINDOW = 20  # ticks over which the displayed loop rate is measured
+from protege.teleop.window import GREEN, GREY, RED, WHITE, YELLOW, Window, recent_rate
 
 
 class Phase(enum.Enum):
@@ -64,32 +58,11 @@ class Recorder:
         self.show_help = False
         self.running = False
         self._late_at_start = 0
-        self._zoom = zoom
-        self._view_size = self._image_size(env)
-        self._screen = self._open_window()
-        self._font = pygame.font.Font(None, _FONT_SIZE)
+        self.window = Window(env, f"protege record: {env.task.name} on {env.robot.name}", zoom, what="recorder")
         self.loop.reset(self.seed)
 
-    # -- window --------------------------------------------------------------------------------
-
-    def _image_size(self, env: Any) -> tuple[int, int]:
-        key = f"image_{env.cameras[0]}" if env.cameras else None
-        height, width = env.observation_space[key].shape[:2] if key else (128, 128)
-        return width * self._zoom, height * self._zoom
-
-    def _open_window(self) -> pygame.Surface:
-        pygame.display.init()
-        pygame.font.init()
-        width = self._view_size[0] * max(1, len(self.env.cameras))
-        try:
-            screen = pygame.display.set_mode((max(width, 640), self._view_size[1] + HUD_HEIGHT))
-        except pygame.error as exc:
-            raise TeleopError(f"cannot open the recorder window ({exc}); set DISPLAY or run under xvfb-run") from None
-        pygame.display.set_caption(f"protege record: {self.env.task.name} on {self.env.robot.name}")
-        return screen
-
     def screenshot(self, path: str | Path) -> None:
-        pygame.image.save(self._screen, str(path))
+        self.window.screenshot(path)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -181,57 +154,28 @@ class Recorder:
     # -- drawing -------------------------------------------------------------------------------
 
     def _draw(self) -> None:
-        screen = self._screen
-        screen.fill((25, 25, 28))
-        for i, camera in enumerate(self.env.cameras):
-            image = np.ascontiguousarray(self.loop.obs[f"image_{camera}"])
-            view = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
-            screen.blit(pygame.transform.scale(view, self._view_size), (i * self._view_size[0], 0))
-            self._text(camera, (i * self._view_size[0] + 6, 4), _GREY)
-        self._draw_hud(self._view_size[1])
-        if self.show_help:
-            self._draw_key_map()
-        pygame.display.flip()
-
-    def _draw_hud(self, top: int) -> None:
+        window = self.window
+        window.draw_cameras(self.loop.obs)
         clock = self.loop.clock
-        starts = clock.starts[-_RATE_WINDOW:]
-        rate = (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 and starts[-1] > starts[0] else 0.0
-        state_colour = {Phase.IDLE: _GREY, Phase.RECORDING: _RED, Phase.STOPPED: _YELLOW}[self.phase]
+        state_colour = {Phase.IDLE: GREY, Phase.RECORDING: RED, Phase.STOPPED: YELLOW}[self.phase]
         elapsed = 0.0 if self.phase is Phase.IDLE else self.loop.timestamp
         success = self.loop.info.get("success", False)
-        x = 10
-        x = self._text(f"episode {self.writer.num_episodes}", (x, top + 8)) + 18
-        if self.phase is Phase.RECORDING:
-            pygame.draw.circle(self._screen, _RED, (x + 6, top + 15), 6)
-            x += 18
-        x = self._text(self.phase.value.upper(), (x, top + 8), state_colour) + 18
-        x = self._text(f"{elapsed:5.1f} s  {self.loop.ticks} ticks", (x, top + 8)) + 18
-        x = self._text(f"{rate:4.1f}/{clock.rate_hz:g} Hz  late {clock.late}", (x, top + 8),
-                       _YELLOW if clock.late else _WHITE) + 18
         held = f" {self.loop.success_ticks}/{self.loop.success_hold}" if success and self.loop.success_hold else ""
-        self._text(f"success {'yes' if success else 'no'}{held}", (x, top + 8), _GREEN if success else _GREY)
-        self._text(f"seed {self.seed}   saved {len(self.saved)}   discarded {self.discarded}   {self.device.status()}",
-                   (10, top + 34), _GREY)
-        self._text(self.message, (10, top + 58))
+        x = window.line(0, [(f"episode {self.writer.num_episodes}", WHITE)]) + 18
+        if self.phase is Phase.RECORDING:
+            x = window.dot(0, x, RED)
+        window.line(0, [
+            (self.phase.value.upper(), state_colour),
+            (f"{elapsed:5.1f} s  {self.loop.ticks} ticks", WHITE),
+            (f"{recent_rate(clock):4.1f}/{clock.rate_hz:g} Hz  late {clock.late}", YELLOW if clock.late else WHITE),
+            (f"success {'yes' if success else 'no'}{held}", GREEN if success else GREY),
+        ], x)
+        window.line(1, [(f"seed {self.seed}   saved {len(self.saved)}   discarded {self.discarded}   "
+                         f"{self.device.status()}", GREY)])
+        window.line(2, [(self.message, WHITE)])
         help_key = next((name for name, what in self.device.describe() if what == Command.HELP.value), None)
         if help_key:
-            self._text(f"{help_key}: key map", (self._screen.get_width() - 110, top + 58), _GREY)
-
-    def _draw_key_map(self) -> None:
-        rows = self.device.describe()
-        line = _FONT_SIZE - 3
-        per_column = (len(rows) + 1) // 2
-        panel = pygame.Surface((440, per_column * line + 16), pygame.SRCALPHA)
-        panel.fill((0, 0, 0, 200))
-        self._screen.blit(panel, (10, 24))
-        for i, (name, what) in enumerate(rows):
-            x, y = 20 + 215 * (i // per_column), 32 + line * (i % per_column)
-            self._text(f"{name:>10}", (x, y), _YELLOW)
-            self._text(what, (x + 100, y))
-
-    def _text(self, text: str, pos: tuple[int, int], colour: tuple[int, int, int] = _WHITE) -> int:
-        """Draw ``text`` at ``pos``; return the x where it ends."""
-        surface = self._font.render(text, True, colour)
-        self._screen.blit(surface, pos)
-        return pos[0] + surface.get_width()
+            window.line_right(2, f"{help_key}: key map")
+        if self.show_help:
+            window.key_map(self.device.describe())
+        window.flip()

@@ -4,7 +4,9 @@ A bindings file is YAML with the layout of :data:`DEFAULT_BINDINGS_YAML`; every 
 replaces the same section of the defaults (``keys`` replaces the whole key map, ``speed`` only the
 speeds it names). A target is a motion (``+x`` ... ``-yaw``, in the robot base frame), ``gripper``
 (toggle) or an episode command (:class:`Command` value). Speeds are fractions of the action
-space's largest step per tick, reached with a key held or a stick fully deflected.
+space's largest step per tick, reached with a key held or a stick fully deflected. ``takeover`` is
+the key or button held to take control from a policy during live intervention; while intervening it
+does only that, whatever else it is bound to.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ GRIPPER = "gripper"
 DEFAULT_BINDINGS_YAML = """\
 keyboard:
   speed: {translate: 0.5, rotate: 0.5}
+  takeover: left shift   # hold to drive instead of the policy (live intervention)
   keys:          # pygame key names; +x points away from the robot, towards the front camera
     w: +x
     s: -x
@@ -47,12 +50,14 @@ keyboard:
     t: rerecord
     backspace: reset
     escape: quit
+    p: pause
     h: help
 gamepad:         # profiles, tried in order: the first whose `match` occurs in the pad's name
   playstation:
     match: [playstation, sony, dualshock, dualsense, ps3, ps4, ps5, wireless controller]
     dead_zone: 0.12
     speed: {translate: 1.0, rotate: 0.5}
+    takeover: 9                                  # L1 (while intervening, instead of +roll)
     axes: {0: +y, 1: -x, 2: -yaw, 3: -pitch}      # sticks rest at 0, range -1..1 (down/right +)
     triggers: {5: +z, 4: -z}                     # triggers rest at -1, range -1..1
     buttons: {0: gripper, 1: discard, 2: rerecord, 3: save, 4: reset, 6: start_stop, 9: +roll, 10: -roll}
@@ -60,6 +65,7 @@ gamepad:         # profiles, tried in order: the first whose `match` occurs in t
     match: []    # empty: any pad; SDL maps most pads to this layout
     dead_zone: 0.12
     speed: {translate: 1.0, rotate: 0.5}
+    takeover: 4                                  # LB (while intervening, instead of +roll)
     axes: {0: +y, 1: -x, 3: -yaw, 4: -pitch}
     triggers: {5: +z, 2: -z}
     buttons: {0: gripper, 1: discard, 2: rerecord, 3: save, 4: +roll, 5: -roll, 6: reset, 7: start_stop}
@@ -91,6 +97,7 @@ class Speeds:
 class KeyboardBindings:
     keys: dict[int, Target]  # pygame key code -> target
     speed: Speeds
+    takeover: int  # pygame key code held to take over from a policy
 
     def describe(self) -> list[tuple[str, str]]:
         """(key name, target name) pairs for the on-screen key map."""
@@ -102,6 +109,7 @@ class GamepadBindings:
     match: tuple[str, ...]
     dead_zone: float
     speed: Speeds
+    takeover: int  # button held to take over from a policy
     axes: dict[int, Motion]  # sticks: rest 0, range -1..1
     triggers: dict[int, Motion]  # triggers: rest -1, range -1..1
     buttons: dict[int, Target]
@@ -193,16 +201,21 @@ def _keyboard(section: dict[str, Any], where: str) -> KeyboardBindings:
             pygame.display.init()  # key names resolve through SDL's video subsystem
         except pygame.error:
             pass  # no video device at all: names still resolve, without the keyboard layout
-    keys: dict[int, Target] = {}
-    for name, target in _mapping(section["keys"], f"{where}.keys").items():
-        try:
-            code = pygame.key.key_code(str(name))
-        except ValueError:
-            raise TeleopError(
-                f"{where}.keys: unknown key name {str(name)!r} (use pygame key names, e.g. 'w', 'space', 'left shift')"
-            ) from None
-        keys[code] = _target(target, f"{where}.keys.{name}")
-    return KeyboardBindings(keys=keys, speed=_speeds(section["speed"], where))
+    keys = {
+        _key_code(name, f"{where}.keys"): _target(target, f"{where}.keys.{name}")
+        for name, target in _mapping(section["keys"], f"{where}.keys").items()
+    }
+    return KeyboardBindings(keys=keys, speed=_speeds(section["speed"], where),
+                            takeover=_key_code(section["takeover"], f"{where}.takeover"))
+
+
+def _key_code(name: Any, where: str) -> int:
+    try:
+        return pygame.key.key_code(str(name))
+    except ValueError:
+        raise TeleopError(
+            f"{where}: unknown key name {str(name)!r} (use pygame key names, e.g. 'w', 'space', 'left shift')"
+        ) from None
 
 
 def _gamepad(section: dict[str, Any], where: str) -> GamepadBindings:
@@ -213,6 +226,7 @@ def _gamepad(section: dict[str, Any], where: str) -> GamepadBindings:
         match=tuple(str(m).lower() for m in section["match"] or ()),
         dead_zone=float(dead_zone),
         speed=_speeds(section["speed"], where),
+        takeover=_index(section["takeover"], f"{where}.takeover"),
         axes={
             _index(i, f"{where}.axes"): _motion(t, f"{where}.axes.{i}")
             for i, t in _mapping(section["axes"], f"{where}.axes").items()

@@ -6,7 +6,8 @@ import enum
 
 
 class Command(enum.Enum):
-    """What a person asks the recorder to do; bound to keys or buttons by name (``start_stop`` ...)."""
+    """What a person asks the recorder or the intervention window to do; bound to keys or buttons by
+    name (``start_stop`` ...)."""
 
     START_STOP = "start_stop"  # idle -> recording; recording -> stopped (waiting for save or discard)
     SAVE = "save"  # keep the take, draw a new scene
@@ -14,4 +15,5 @@ class Command(enum.Enum):
     RERECORD = "rerecord"  # drop the take, same scene, record again at once
     RESET = "reset"  # drop the take, draw a new scene
     QUIT = "quit"  # drop any unsaved take and close
+    PAUSE = "pause"  # freeze the sim or let it run again (live intervention)
     HELP = "help"  # show or hide the key map

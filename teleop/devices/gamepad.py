@@ -53,7 +53,8 @@ def _dead_zone(value: float, dead_zone: float) -> float:
 
 
 class GamepadDevice(Device):
-    """Sticks and triggers give end-effector velocity; buttons toggle the gripper and send commands.
+    """Sticks and triggers give end-effector velocity; buttons toggle the gripper and send commands;
+    the take-over button (once enabled) is held to drive instead of a policy.
 
     Only events of the active pad count. When it is unplugged the arm stops and the next pad
     plugged in (``JOYDEVICEADDED``) takes over, with the profile that matches its name.
@@ -76,6 +77,7 @@ class GamepadDevice(Device):
         self._joystick = joystick
         self._axes: dict[int, float] = {}
         self._buttons: set[int] = set()
+        self.taking_over = False  # unplugged: the policy drives again
         if joystick is not None:
             self.profile, self.pad = self._bindings.gamepad_for(joystick.get_name())
             self.set_speed(self.pad.speed)
@@ -96,6 +98,9 @@ class GamepadDevice(Device):
         elif event.type == pygame.JOYAXISMOTION:
             self._axes[event.axis] = float(event.value)
         elif event.type == pygame.JOYBUTTONDOWN:
+            if self.takeover_enabled and event.button == self.pad.takeover:
+                self.taking_over = True
+                return None
             target = self.pad.buttons.get(event.button)
             if isinstance(target, Motion):
                 self._buttons.add(event.button)
@@ -105,6 +110,8 @@ class GamepadDevice(Device):
                 self.toggle_gripper()
         elif event.type == pygame.JOYBUTTONUP:
             self._buttons.discard(event.button)
+            if event.button == self.pad.takeover:
+                self.taking_over = False
         return None
 
     def velocity(self) -> np.ndarray:
@@ -126,4 +133,4 @@ class GamepadDevice(Device):
         return f"gamepad: {self._joystick.get_name()} ({self.profile})"
 
     def describe(self) -> list[tuple[str, str]]:
-        return self.pad.describe()
+        return self._rows_with_takeover(self.pad.describe(), f"button {self.pad.takeover}")

@@ -11,7 +11,8 @@ from protege.teleop.devices.events import Command
 
 
 class KeyboardDevice(Device):
-    """Held motion keys move the end effector at a constant speed; the gripper key toggles."""
+    """Held motion keys move the end effector at a constant speed; the gripper key toggles; the
+    take-over key (once enabled) is held to drive instead of a policy."""
 
     def __init__(self, bindings: KeyboardBindings, scale: np.ndarray) -> None:
         super().__init__(scale, bindings.speed)
@@ -20,6 +21,9 @@ class KeyboardDevice(Device):
 
     def handle(self, event: pygame.event.Event) -> Command | None:
         if event.type == pygame.KEYDOWN:
+            if self.takeover_enabled and event.key == self.bindings.takeover:
+                self.taking_over = True
+                return None
             target = self.bindings.keys.get(event.key)
             if isinstance(target, Motion):
                 self._held.add(event.key)
@@ -29,8 +33,11 @@ class KeyboardDevice(Device):
                 self.toggle_gripper()
         elif event.type == pygame.KEYUP:
             self._held.discard(event.key)
-        elif event.type == pygame.WINDOWFOCUSLOST:  # key-ups go elsewhere now: stop moving
+            if event.key == self.bindings.takeover:
+                self.taking_over = False
+        elif event.type == pygame.WINDOWFOCUSLOST:  # key-ups go elsewhere now: stop moving, hand back
             self._held.clear()
+            self.taking_over = False
         return None
 
     def velocity(self) -> np.ndarray:
@@ -46,4 +53,4 @@ class KeyboardDevice(Device):
         return "keyboard" + (f": {held}" if held else "")
 
     def describe(self) -> list[tuple[str, str]]:
-        return self.bindings.describe()
+        return self._rows_with_takeover(self.bindings.describe(), pygame.key.name(self.bindings.takeover))

@@ -51,6 +51,7 @@ def test_rollout_is_reproducible_and_logged(run_dir, capsys):
         (("--task", "push"), "trained on task 'lift', not 'push'"),
         (("--cameras", "nope"), "unknown camera nope"),
         (("--videos", "2"), "--videos needs --video-dir"),
+        (("--intervene", "keyboard"), "give the dataset with --record"),
     ],
 )
 def test_bad_input_is_one_line(run_dir, capsys, args, message):

@@ -1,0 +1,334 @@
+"""Live intervention (HG-DAgger): a policy drives while a person watches; holding the take-over key
+or button hands control to the person at once, letting go hands it back.
+
+Every frame records who drove (``intervention`` = 1 where the person did) and the executed action.
+The policy is asked every tick, also while the person drives, so a policy with history sees every
+observation. What the policy proposed on the person's frames is not stored: every frame of a dataset
+has the same keys, and these episodes are meant to be appended to datasets of demonstrations, which
+have no policy. The hand-over is smooth: when the person takes over, the arm's command is re-anchored
+at its measured pose (``env.hold_pose()``) and the device's gripper starts from the gripper command in
+effect, so no input holds the arm still and a held object stays held.
+
+Keys (from the device's bindings): hold take-over; pause (``pause`` or ``start_stop``: the sim
+freezes, the window stays live); reset (discard the episode in progress, draw the next seed);
+quit / Esc (abort: the episode in progress is discarded, saved ones stay); help (key map).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pygame
+
+from protege.teleop.devices import Command, Device
+from protege.teleop.devices.base import TAKEOVER_ROW
+from protege.teleop.errors import TeleopError
+from protege.teleop.loop import ControlLoop, FrameSink
+from protege.teleop.pilots import PolicyPilot
+from protege.teleop.scripted_input import ScriptedInput
+from protege.teleop.window import BLUE, GREEN, GREY, ORANGE, WHITE, YELLOW, Window, recent_rate
+
+BENCH_TICKS = 200
+_KEY_MAP_LABELS = {
+    Command.START_STOP.value: "pause",
+    Command.RESET.value: "discard, next seed",
+    Command.QUIT.value: "abort and quit",
+}
+_UNUSED_COMMANDS = {Command.SAVE, Command.DISCARD, Command.RERECORD}
+
+
+class TakeoverPilot:
+    """A device as a pilot that drives only while its take-over input is held (kind ``human``).
+
+    Put it before the policy's pilot: the arbiter then lets the person drive whenever they hold the
+    input. Tell it each executed action (:meth:`executed`) so a take-over keeps the gripper as it is.
+    """
+
+    kind = "human"
+
+    def __init__(self, device: Device, env: Any) -> None:
+        device.enable_takeover()
+        self.device = device
+        self.env = env
+        self.driving = False
+        self._gripper_in_effect = 0.0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.device.reset(seed)
+        self.driving = False
+        self._gripper_in_effect = 0.0  # episodes start with the gripper open
+
+    def executed(self, action: np.ndarray) -> None:
+        """The action the env just stepped with, whoever proposed it."""
+        self._gripper_in_effect = float(action[-1])
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        if not self.device.taking_over:
+            self.driving = False
+            return None
+        if not self.driving:  # the hand-over: hold the arm where it is, keep the gripper as it is
+            self.env.hold_pose()
+            self.device.gripper = self._gripper_in_effect
+            self.driving = True
+        return self.device.act(obs)
+
+
+class Intervention:
+    """The intervention window: ``policy`` drives ``env``, the person holds ``device``'s take-over input
+    to drive instead; finished episodes go to ``writer``.
+
+    Episode k of the session starts from the next unused seed (``seed``, ``seed + 1``, ...; a reset
+    skips one). An episode ends when the env ends it, when success has held ``success_hold`` ticks,
+    or after ``max_steps``. Run it with :meth:`run`; a :class:`ScriptedInput` replaces the person in
+    tests and benchmarks.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        policy: Any,
+        device: Device,
+        writer: FrameSink,
+        seed: int = 0,
+        realtime: bool = True,
+        zoom: int = 3,
+        success_hold: int = 10,
+        max_steps: int | None = None,
+    ) -> None:
+        if env.controller.name != "ee_delta":
+            raise TeleopError(f"live intervention drives ee_delta actions; this env's action space is "
+                              f"{env.controller.name!r}")
+        if max_steps is not None and max_steps < 1:
+            raise TeleopError(f"max_steps must be at least 1, got {max_steps}")
+        self.env = env
+        self.device = device
+        self.writer = writer
+        self.takeover = TakeoverPilot(device, env)
+        self.loop = ControlLoop(env, [self.takeover, PolicyPilot(policy)], writer=writer, realtime=realtime,
+                                success_hold=success_hold)
+        self.max_steps = max_steps
+        self.seed = seed
+        self.results: list[dict[str, Any]] = []
+        self.discarded = 0
+        self.aborted = False
+        self.paused = False
+        self._paused_at = 0.0
+        self.show_help = False
+        self.running = False
+        self.intervened = 0  # frames of the episode in progress the person drove
+        self._late_at_start = 0
+        self._takeover_name = next((name for name, what in device.describe() if what == TAKEOVER_ROW), "take-over")
+        self.message = f"the policy drives: hold {self._takeover_name} to take over"
+        self.window = Window(env, f"protege intervene: {env.task.name} on {env.robot.name}", zoom, what="intervention")
+        self.loop.reset(seed)
+
+    def screenshot(self, path: str | Path) -> None:
+        self.window.screenshot(path)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, episodes: int, max_ticks: int | None = None, script: ScriptedInput | None = None) -> dict[str, Any]:
+        """Tick until ``episodes`` episodes are saved in all, the person aborts, or ``max_ticks`` (the
+        episode in progress stays open for the next call); return what was saved and the loop timing."""
+        self.running = True
+        clock = self.loop.clock
+        clock.start()
+        self._late_at_start = 0  # late ticks restart with the clock
+        tick = 0
+        while self.running and len(self.results) < episodes and (max_ticks is None or tick < max_ticks):
+            if script is not None:
+                script.post(tick)
+            self._handle_events()
+            if self.running and not self.paused:
+                self._step()
+            self._draw()
+            clock.tick()
+            tick += 1
+        return {
+            "episodes": list(self.results),
+            "saved": len(self.results),
+            "discarded": self.discarded,
+            "aborted": self.aborted,
+            "intervened_frames": sum(r["intervened_frames"] for r in self.results),
+            "frames": sum(r["ticks"] for r in self.results),
+            "timing": clock.stats(),
+        }
+
+    def close(self) -> None:
+        """Drop the frames of an unfinished episode (an episode is never saved half-way)."""
+        self.writer.discard_episode()
+
+    def _handle_events(self) -> None:
+        for event in pygame.event.get():
+            command = Command.QUIT if event.type == pygame.QUIT else self.device.handle(event)
+            if command is not None:
+                self.command(command)
+
+    def _step(self) -> None:
+        was_driving = self.takeover.driving
+        step = self.loop.step()
+        self.takeover.executed(step.action)
+        if self.loop.pilots[step.driver] is self.takeover:
+            self.intervened += 1
+        if self.takeover.driving != was_driving:
+            self.message = (f"you drive: let go of {self._takeover_name} to hand back" if self.takeover.driving
+                            else f"the policy drives again: hold {self._takeover_name} to take over")
+        if self.loop.ended or (self.max_steps is not None and self.loop.ticks >= self.max_steps):
+            self._save()
+
+    # -- episodes ------------------------------------------------------------------------------
+
+    def command(self, command: Command) -> None:
+        """Apply one command from the device."""
+        if command in (Command.PAUSE, Command.START_STOP):
+            self.paused = not self.paused
+            if self.paused:
+                self._paused_at = time.perf_counter()
+            else:  # the pause is not part of the episode's timestamps
+                self.loop.skip_time(time.perf_counter() - self._paused_at)
+            self.message = "paused: the sim is frozen" if self.paused else "running"
+        elif command is Command.RESET:
+            self._drop()
+            self._new_episode()
+            self.message = f"discarded; next seed {self.seed}"
+        elif command is Command.QUIT:
+            self._drop()
+            self.aborted = True
+            self.running = False
+            self.message = "aborted"
+        elif command is Command.HELP:
+            self.show_help = not self.show_help
+        elif command in _UNUSED_COMMANDS:
+            self.message = f"{command.value}: not used while intervening (episodes save when they end)"
+
+    def _save(self) -> None:
+        loop = self.loop
+        late = loop.clock.late - self._late_at_start
+        index = loop.save(late_ticks=late)
+        self.results.append({
+            "index": index,
+            "seed": loop.seed,
+            "ticks": loop.ticks,
+            "success": loop.success,
+            "source": loop.source.name.lower(),
+            "intervened_frames": self.intervened,
+            "late_ticks": late,
+        })
+        self.message = (f"saved episode {index} ({'success' if loop.success else 'no success'}, "
+                        f"{self.intervened}/{loop.ticks} frames by you)")
+        self._new_episode()
+
+    def _drop(self) -> None:
+        """Discard the frames of the episode in progress."""
+        if self.loop.ticks:
+            self.discarded += 1
+        self.writer.discard_episode()
+
+    def _new_episode(self) -> None:
+        self.seed += 1
+        self.loop.reset(self.seed)
+        self.intervened = 0
+        self._late_at_start = self.loop.clock.late
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def key_map(self) -> list[tuple[str, str]]:
+        """The device's key map as it works here: relabelled, without the recorder-only commands."""
+        unused = {c.value for c in _UNUSED_COMMANDS}
+        return [(name, _KEY_MAP_LABELS.get(what, what)) for name, what in self.device.describe() if what not in unused]
+
+    def _draw(self) -> None:
+        window, loop, clock = self.window, self.loop, self.loop.clock
+        human = self.device.taking_over
+        window.draw_cameras(loop.obs, border=ORANGE if human else None)
+        x = window.badge(0, "HUMAN" if human else "POLICY", ORANGE if human else BLUE)
+        if self.paused:
+            x = window.badge(0, "PAUSED", YELLOW, x)
+        success = bool(loop.info.get("success", False))
+        held = f" {loop.success_ticks}/{loop.success_hold}" if success and loop.success_hold else ""
+        window.line(0, [
+            (f"episode {len(self.results) + 1}", WHITE),
+            (f"seed {loop.seed}", WHITE),
+            (f"tick {loop.ticks}", WHITE),
+            (f"success {'yes' if success else 'no'}{held}", GREEN if success else GREY),
+            (f"{recent_rate(clock):4.1f}/{clock.rate_hz:g} Hz  late {clock.late}", YELLOW if clock.late else WHITE),
+        ], x)
+        window.line(1, [(f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   "
+                         f"discarded {self.discarded}   {self.device.status()}", GREY)])
+        window.line(2, [(self.message, WHITE)])
+        help_key = next((name for name, what in self.device.describe() if what == Command.HELP.value), None)
+        if help_key:
+            window.line_right(2, f"{help_key}: key map")
+        if self.show_help:
+            window.key_map(self.key_map())
+        window.flip()
+
+
+def run_intervention(
+    env: Any,
+    policy: Any,
+    device: Device,
+    writer: FrameSink,
+    episodes: int,
+    seed: int,
+    realtime: bool = True,
+    zoom: int = 3,
+    script: ScriptedInput | None = None,
+    success_hold: int = 10,
+    max_steps: int | None = None,
+    max_ticks: int | None = None,
+) -> dict[str, Any]:
+    """Run ``policy`` on ``env`` with a person ready to take over through ``device``, until ``episodes``
+    episodes are saved to ``writer`` (source ``intervention`` where the person drove any frame, else
+    ``policy``), the person aborts, or ``max_ticks`` loop ticks pass; an unfinished episode is dropped.
+
+    Returns ``episodes`` (per saved episode: index, seed, ticks, success, source, intervened_frames,
+    late_ticks), ``saved``, ``discarded``, ``aborted``, ``intervened_frames``, ``frames`` and the loop
+    ``timing`` (ticks, late_ticks, achieved_hz, tick and period percentiles in ms).
+    """
+    if episodes < 1:
+        raise TeleopError(f"episodes must be at least 1, got {episodes}")
+    pygame.event.clear()
+    session = Intervention(env, policy, device, writer, seed=seed, realtime=realtime, zoom=zoom,
+                           success_hold=success_hold, max_steps=max_steps)
+    try:
+        return session.run(episodes, max_ticks=max_ticks, script=script)
+    finally:
+        session.close()
+
+
+def _bench_script() -> ScriptedInput:
+    """Two take-overs with motion and a gripper toggle, the policy driving in between."""
+    script = ScriptedInput().key(30, "left shift", hold=50).key(35, "w", hold=20).key(50, "r", hold=15)
+    script.key(60, "space").key(65, "d", hold=10)
+    return script.key(120, "left shift", hold=40).key(125, "s", hold=25).key(140, "space")
+
+
+def bench_intervention(policy: Any = None, ticks: int = BENCH_TICKS) -> dict[str, Any]:
+    """Loop timing of a realtime intervention run: lift on the built-in arm, two 128x128 cameras, 20 Hz,
+    the keyboard under SDL's dummy driver, frames written in the background. ``policy`` defaults to the
+    scripted lift expert (pass a trained policy to include its inference)."""
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    import protege.sim  # noqa: F401  (headless GL before mujoco)
+    from protege.datasets import EpisodeWriter
+    from protege.sim import ProtegeEnv
+    from protege.sim.experts import make_expert
+    from protege.teleop.devices import KeyboardDevice, load_bindings
+    from protege.teleop.loop import dataset_attrs
+
+    env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
+    device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
+    try:
+        with tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
+            with EpisodeWriter(Path(tmp) / "intervene.zarr", attrs=dataset_attrs(env), background=True) as writer:
+                result = run_intervention(env, policy or make_expert(env), device, writer, episodes=1_000, seed=0,
+                                          script=_bench_script(), success_hold=0, max_ticks=ticks)
+    finally:
+        env.close()
+    return {**result["timing"], "cameras": 2, "image_size": 128}

@@ -1,0 +1,125 @@
+"""The pygame window the recorder and the intervention view share: camera views side by side on top,
+a heads-up display of three text lines below, and a key map drawn over the views on request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pygame
+
+from protege.teleop.errors import TeleopError
+from protege.teleop.loop import Clock
+
+Colour = tuple[int, int, int]
+
+HUD_HEIGHT = 96
+FONT_SIZE = 20
+BACKGROUND: Colour = (25, 25, 28)
+WHITE: Colour = (235, 235, 235)
+GREY: Colour = (150, 150, 150)
+RED: Colour = (230, 60, 50)
+YELLOW: Colour = (240, 200, 60)
+GREEN: Colour = (90, 210, 90)
+ORANGE: Colour = (250, 140, 30)
+BLUE: Colour = (80, 150, 240)
+GAP = 18  # pixels between the parts of a HUD line
+_LINE_Y = (8, 33, 58)  # HUD lines, from the HUD's top
+_RATE_WINDOW = 20  # ticks over which the displayed loop rate is measured
+
+
+def recent_rate(clock: Clock) -> float:
+    """The loop rate over the last few ticks (Hz), 0 until there are two."""
+    starts = clock.starts[-_RATE_WINDOW:]
+    return (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 and starts[-1] > starts[0] else 0.0
+
+
+class Window:
+    """A window for ``env``'s cameras, each shown ``zoom`` times its rendered size, and a HUD.
+
+    Draw a frame with :meth:`draw_cameras`, then HUD :meth:`line` calls (and :meth:`key_map`), then
+    :meth:`flip`. ``what`` names the window in the error raised when no display can be opened.
+    """
+
+    def __init__(self, env: Any, title: str, zoom: int = 3, what: str = "protege") -> None:
+        self.cameras = tuple(env.cameras)
+        key = f"image_{self.cameras[0]}" if self.cameras else None
+        height, width = env.observation_space[key].shape[:2] if key else (128, 128)
+        self.view_size = (width * zoom, height * zoom)
+        pygame.display.init()
+        pygame.font.init()
+        size = (max(self.view_size[0] * max(1, len(self.cameras)), 640), self.view_size[1] + HUD_HEIGHT)
+        try:
+            self.screen = pygame.display.set_mode(size)
+        except pygame.error as exc:
+            raise TeleopError(f"cannot open the {what} window ({exc}); set DISPLAY or run under xvfb-run") from None
+        pygame.display.set_caption(title)
+        self.font = pygame.font.Font(None, FONT_SIZE)
+
+    @property
+    def width(self) -> int:
+        return self.screen.get_width()
+
+    def draw_cameras(self, obs: Mapping[str, np.ndarray], border: Colour | None = None) -> None:
+        """Clear the window and draw each camera's image from ``obs``, labelled, framed in ``border``."""
+        self.screen.fill(BACKGROUND)
+        for i, camera in enumerate(self.cameras):
+            image = np.ascontiguousarray(obs[f"image_{camera}"])
+            view = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
+            self.screen.blit(pygame.transform.scale(view, self.view_size), (i * self.view_size[0], 0))
+            self.text(camera, (i * self.view_size[0] + 6, 4), GREY)
+        if border is not None:
+            width = self.view_size[0] * max(1, len(self.cameras))
+            pygame.draw.rect(self.screen, border, (0, 0, width, self.view_size[1]), 4)
+
+    def line(self, row: int, parts: Sequence[tuple[str, Colour]], x: int = 10) -> int:
+        """Draw text parts left to right on HUD line ``row`` (0-2) from ``x``; return where they end."""
+        y = self.view_size[1] + _LINE_Y[row]
+        for i, (text, colour) in enumerate(parts):
+            x = self.text(text, (x + (GAP if i else 0), y), colour)
+        return x
+
+    def line_right(self, row: int, text: str, colour: Colour = GREY) -> None:
+        """Draw ``text`` at the right end of HUD line ``row``."""
+        surface = self.font.render(text, True, colour)
+        self.screen.blit(surface, (self.width - surface.get_width() - 10, self.view_size[1] + _LINE_Y[row]))
+
+    def badge(self, row: int, text: str, colour: Colour, x: int = 10) -> int:
+        """A filled label (e.g. who drives) on HUD line ``row``; return where it ends plus a gap."""
+        surface = self.font.render(text, True, BACKGROUND)
+        y = self.view_size[1] + _LINE_Y[row]
+        box = pygame.Rect(x, y - 3, surface.get_width() + 12, surface.get_height() + 6)
+        pygame.draw.rect(self.screen, colour, box, border_radius=4)
+        self.screen.blit(surface, (x + 6, y))
+        return box.right + GAP
+
+    def dot(self, row: int, x: int, colour: Colour) -> int:
+        """A filled circle on HUD line ``row`` (a recording light); return where it ends plus a gap."""
+        pygame.draw.circle(self.screen, colour, (x + 6, self.view_size[1] + _LINE_Y[row] + 7), 6)
+        return x + 12 + GAP
+
+    def key_map(self, rows: Sequence[tuple[str, str]]) -> None:
+        """(input, what it does) rows in two columns on a dark panel over the camera views."""
+        line = FONT_SIZE - 3
+        per_column = (len(rows) + 1) // 2
+        panel = pygame.Surface((440, per_column * line + 16), pygame.SRCALPHA)
+        panel.fill((0, 0, 0, 200))
+        self.screen.blit(panel, (10, 24))
+        for i, (name, what) in enumerate(rows):
+            x, y = 20 + 215 * (i // per_column), 32 + line * (i % per_column)
+            self.text(f"{name:>10}", (x, y), YELLOW)
+            self.text(what, (x + 100, y))
+
+    def text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE) -> int:
+        """Draw ``text`` at ``pos``; return the x where it ends."""
+        surface = self.font.render(text, True, colour)
+        self.screen.blit(surface, pos)
+        return pos[0] + surface.get_width()
+
+    def flip(self) -> None:
+        pygame.display.flip()
+
+    def screenshot(self, path: str | Path) -> None:
+        pygame.image.save(self.screen, str(path))
