@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("protege.launch.cmd_train", "train a policy on a dataset"),
     "rollout": ("protege.launch.cmd_rollout", "evaluate a policy in the sim; optionally take over live"),
     "dagger": ("protege.launch.cmd_dagger", "DAgger: roll out, let an expert label or correct, aggregate, retrain"),
+    "replay": ("protege.launch.cmd_replay", "replay a recorded episode in the sim and measure its deviation"),
+    "browse": ("protege.launch.cmd_browse", "browse a dataset's episodes; rewind to a frame and correct"),
     "bench": ("protege.launch.cmd_bench", "measure throughput of sim, record, dataset, train, inference"),
 }
 

@@ -21,7 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot", default="protege_arm", help="robot name or spec file (default: protege_arm)")
     parser.add_argument("--policy", default="mlp", choices=("mlp", "cnn", "act", "diffusion"),
                         help="policy to train each round (default: mlp)")
-    parser.add_argument("--demos", type=int, default=10, help="expert demonstrations before round 0 (default: 10)")
+    parser.add_argument("--demos", type=int, default=10,
+                        help="scripted demonstrations before round 0 (default: 10)")
+    parser.add_argument("--demos-dataset", metavar="D.zarr",
+                        help="start from these demos instead (required with a person as the expert)")
+    parser.add_argument("--bindings", help="YAML file overriding key and button bindings (keyboard, gamepad)")
     parser.add_argument("--episodes-per-round", type=int, default=10,
                         help="labelled policy rollouts added per round (default: 10)")
     parser.add_argument("--beta", type=float, default=0.5,
@@ -44,12 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
     from protege.launch.dagger import DaggerConfig, run_dagger
-    from protege.launch.errors import UserError
 
-    if args.expert != "scripted":
-        raise UserError("--expert keyboard|gamepad is being built")
     config = DaggerConfig(
-        task=args.task, out=args.out, robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
+        task=args.task, out=args.out, expert=args.expert, demos_dataset=args.demos_dataset, bindings=args.bindings,
+        robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
         episodes_per_round=args.episodes_per_round, beta=args.beta, noise=args.noise, steps=args.steps,
         eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,
         cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,

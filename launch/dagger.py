@@ -1,15 +1,21 @@
-"""DAgger with the scripted expert: demos, train, roll out with the expert labelling, aggregate, retrain.
+"""DAgger: demos, train, roll out with an expert labelling or correcting, aggregate, retrain.
 
-Round 0 clones ``demos`` expert demonstrations. Each later round rolls out the previous round's policy
-for ``episodes_per_round`` episodes; the expert labels every visited state (the recorded ``action``
-is its action) and drives each tick with probability ``beta ** round`` (Ross et al.'s mixture,
-decaying geometrically); those frames join the aggregate dataset and a new policy is trained on
-all of it. Every round's policy is evaluated on the same held-out seeds.
+Round 0 clones the demonstrations. Each later round rolls out the previous round's policy for
+``episodes_per_round`` episodes, adds the labelled frames to the aggregate dataset and trains a new
+policy on all of it. Every round's policy is evaluated on the same held-out seeds.
+
+- Scripted expert (DAgger): the expert labels every visited state (the recorded ``action`` is its
+  action) and drives each tick with probability ``beta ** round`` (Ross et al.'s mixture).
+- A person (HG-DAgger): the policy drives in a window and the person takes over live when it goes
+  wrong (``protege.teleop.intervene``); only the frames the person drove are labelled, and each
+  intervention segment joins the aggregate as an episode of its own (source intervention, its
+  parent episode and frame in RUN/interventions.zarr in the metadata).
 
 The behavioural-cloning baseline (``compare_bc``) gets the same budget of expert-labelled frames as
 plain demonstrations: after round r it clones as many demo frames as DAgger has labelled by then.
 
 RUN/data.zarr       the aggregate dataset        RUN/round_K/   the policy trained after round K
+RUN/interventions.zarr   a person's full intervention rollouts (HG-DAgger)
 RUN/bc.zarr         the baseline's demos         RUN/bc_K/      the baseline at round K's budget
 RUN/dagger.json     per-round figures            RUN/dagger.png success vs labelled frames
 """
@@ -22,13 +28,21 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from protege.launch.cmd_rollout import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
 from protege.teleop.collect import collect
 from protege.teleop.rollout import RolloutSpec, run_rollouts
+
+if TYPE_CHECKING:
+    from protege.teleop.scripted_input import ScriptedInput
+
+EXPERTS = ("scripted", "keyboard", "gamepad")
 
 LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0, ...) and eval seeds
 
@@ -37,6 +51,9 @@ LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0,
 class DaggerConfig:
     task: str
     out: str
+    expert: str = "scripted"
+    demos_dataset: str | None = None  # initial demos to copy (required when a person is the expert)
+    bindings: str | None = None  # device bindings YAML (a person as the expert)
     robot: str = "protege_arm"
     policy: str = "mlp"
     rounds: int = 4
@@ -56,6 +73,12 @@ class DaggerConfig:
     progress: bool = True
 
     def check(self) -> None:
+        if self.expert not in EXPERTS:
+            raise UserError(f"unknown expert {self.expert!r} (choose from {', '.join(EXPERTS)})")
+        if self.expert != "scripted" and self.demos_dataset is None:
+            raise UserError(f"--expert {self.expert} starts from recorded demos: give them with --demos-dataset D.zarr")
+        if self.expert != "scripted" and self.compare_bc:
+            raise UserError("--compare-bc needs the scripted expert (it records as many demo frames as DAgger labels)")
         for name in ("rounds", "demos", "episodes_per_round", "steps", "eval_episodes", "envs"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -111,39 +134,121 @@ def beta_schedule(beta: float, round_index: int) -> float:
     return beta**round_index
 
 
-def run_dagger(config: DaggerConfig) -> dict[str, Any]:
-    """Run every round, writing RUN/dagger.json (and the plot) after each so a crash loses one round at most."""
+def run_dagger(config: DaggerConfig, scripts: Callable[[int], ScriptedInput] | None = None) -> dict[str, Any]:
+    """Run every round, writing RUN/dagger.json (and the plot) after each so a crash loses one round at most.
+
+    ``scripts(round)`` replaces the person with posted events (tests, headless runs; the window then
+    runs as fast as it can instead of in real time).
+    """
     config.check()
     run = Path(config.out)
     if (run / "dagger.json").exists() or (run / "data.zarr").exists():
         raise UserError(f"{run} already holds a DAgger run: choose a new --out")
     run.mkdir(parents=True, exist_ok=True)
     data = run / "data.zarr"
-    log: dict[str, Any] = {"task": config.task, "robot": config.robot, "policy": config.policy, "expert": "scripted",
-                           "config": dataclasses.asdict(config), "rounds": [], "bc": []}
-    demos = collect(_env_config(config, config.noise), str(data), config.demos, workers=config.envs,
-                    seed=config.seed, progress=config.progress)
-    episodes, labelled = config.demos, demos["frames"]
+    log: dict[str, Any] = {"task": config.task, "robot": config.robot, "policy": config.policy,
+                           "expert": config.expert, "config": dataclasses.asdict(config), "rounds": [], "bc": []}
+    if config.demos_dataset is not None:
+        from protege.datasets import Dataset
+        from protege.datasets.tools import copy_episodes
+
+        _match_demos(config)
+        demos = Dataset(config.demos_dataset)
+        copy_episodes([(demos, np.arange(demos.num_episodes))], str(data), "dagger demos")
+        episodes, labelled = _episodes(data), _frames(data)
+    else:
+        demos = collect(_env_config(config, config.noise), str(data), config.demos, workers=config.envs,
+                        seed=config.seed, progress=config.progress)
+        episodes, labelled = config.demos, demos["frames"]
     for r in range(config.rounds):
         added = 0
         if r > 0:
-            spec = _spec(config, run / f"round_{r - 1}", record=True, expert_beta=beta_schedule(config.beta, r))
-            seed = LABEL_SEED + (r - 1) * config.episodes_per_round
-            rollouts = run_rollouts(spec, config.episodes_per_round, seed=seed, envs=config.envs, record_to=str(data),
-                                    progress=config.progress)
-            added = sum(e.length for e in rollouts.episodes)
-            episodes += config.episodes_per_round
+            if config.expert == "scripted":
+                added = _expert_labels(config, run, r)
+            else:
+                added = _person_labels(config, run, r, scripts(r) if scripts else None)
             labelled += added
+            episodes = _episodes(data)
         loss = _train(config, data, run / f"round_{r}")
         log["rounds"].append({"round": r, "labelled_frames": labelled, "added_frames": added, "episodes": episodes,
-                              "beta": beta_schedule(config.beta, r) if r else 1.0, "train_loss": loss,
-                              "run": f"round_{r}", **_evaluate(config, run / f"round_{r}")})
+                              "beta": beta_schedule(config.beta, r) if r and config.expert == "scripted" else 1.0,
+                              "train_loss": loss, "run": f"round_{r}", **_evaluate(config, run / f"round_{r}")})
         _write_json(run / "dagger.json", log)
         if config.compare_bc:
             log["bc"].append(_bc_point(config, run, r, labelled, log["rounds"][0]))
             _write_json(run / "dagger.json", log)
         plot(log, run / "dagger.png")
     return log
+
+
+def _match_demos(config: DaggerConfig) -> None:
+    """Record what the demos recorded (cameras, image size); refuse demos of another task or robot."""
+    from protege.datasets import Dataset
+
+    attrs = Dataset(config.demos_dataset).attrs
+    for name in ("task", "robot"):
+        if attrs.get(name) != getattr(config, name):
+            raise UserError(f"{config.demos_dataset} holds {name} {attrs.get(name)!r}, not {getattr(config, name)!r}")
+    config.cameras = list(attrs.get("cameras", []))
+    config.image_size = int(attrs["image_size"][0]) if attrs.get("image_size") else config.image_size
+
+
+def _label_seed(config: DaggerConfig, r: int) -> int:
+    return LABEL_SEED + (r - 1) * config.episodes_per_round
+
+
+def _expert_labels(config: DaggerConfig, run: Path, r: int) -> int:
+    """Roll out round r-1's policy with the scripted expert labelling every state; frames added."""
+    spec = _spec(config, run / f"round_{r - 1}", record=True, expert_beta=beta_schedule(config.beta, r))
+    rollouts = run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
+                            record_to=str(run / "data.zarr"), progress=config.progress)
+    return sum(e.length for e in rollouts.episodes)
+
+
+def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInput | None) -> int:
+    """A person watches round r-1's policy and takes over; their segments join RUN/data.zarr. Frames added."""
+    from protege.datasets import Dataset, EpisodeWriter
+    from protege.teleop.collect import make_env
+    from protege.teleop.devices import load_bindings, make_device
+    from protege.teleop.intervene import run_intervention
+    from protege.teleop.loop import dataset_attrs
+
+    env = make_env(_env_config(config, 0.0))
+    device = make_device(config.expert, load_bindings(config.bindings), env.action_space.high[:6])
+    policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
+    rollouts = run / "interventions.zarr"
+    first = Dataset(str(rollouts)).num_episodes if rollouts.exists() else 0
+    with EpisodeWriter(str(rollouts), attrs=dataset_attrs(env)) as writer:
+        run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
+                         realtime=script is None, script=script, success_hold=config.success_hold)
+    env.close()
+    return aggregate_interventions(rollouts, first, run / "data.zarr")
+
+
+def aggregate_interventions(source: Path, first_episode: int, dest: Path) -> int:
+    """Append every intervention segment of ``source``'s episodes from ``first_episode`` on to ``dest``
+    as an episode of its own; return the frames added."""
+    from protege.datasets import Dataset, EpisodeWriter, Source, schema
+    from protege.teleop.browser import segments
+
+    ds = Dataset(str(source))
+    seeds, successes = ds.meta("seed"), ds.meta("success")
+    added = 0
+    with EpisodeWriter(str(dest), attrs=schema.user_attrs(ds.attrs)) as writer:
+        for episode in range(first_episode, ds.num_episodes):
+            frames = ds.episode(episode)
+            for start, end in segments(frames["intervention"]):
+                writer.add_episode({k: v[start:end] for k, v in frames.items()}, seed=int(seeds[episode]),
+                                   success=bool(successes[episode]), source=Source.INTERVENTION,
+                                   parent_episode=episode, parent_frame=start)
+                added += end - start
+    return added
+
+
+def _episodes(dataset: Path) -> int:
+    from protege.datasets import Dataset
+
+    return Dataset(str(dataset)).num_episodes
 
 
 def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[str, Any]) -> dict[str, Any]:

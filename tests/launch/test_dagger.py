@@ -65,3 +65,32 @@ def test_an_existing_run_and_bad_settings_are_refused(dagger_run, tmp_path, caps
         run_dagger(DaggerConfig(task="reach", out=str(out)))
     code = cli.main(["dagger", "--task", "reach", "--expert", "scripted", "--out", str(tmp_path / "x"), "--beta", "2"])
     assert code == 2 and "--beta must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):
+    import pygame
+
+    from protege.teleop.scripted_input import ScriptedInput
+
+    pygame.init()
+    demos = str(tmp_path / "demos.zarr")
+    assert cli.main(["record", "--task", "reach", "--expert", "scripted", "--episodes", "2", "--cameras", "",
+                     "--out", demos, "--no-progress"]) == 0
+    script = ScriptedInput().key(2, "w", hold=5).key(2, "left shift", hold=5).key(12, "left shift", hold=3)
+    config = DaggerConfig(task="reach", out=str(tmp_path / "run"), expert="keyboard", demos_dataset=demos, rounds=2,
+                          episodes_per_round=1, steps=20, eval_episodes=1, overrides=["warmup_steps=5"],
+                          progress=False)
+    log = run_dagger(config, scripts=lambda r: script)
+    data, rollouts = Dataset(str(tmp_path / "run" / "data.zarr")), Dataset(str(tmp_path / "run" / "interventions.zarr"))
+    assert data.num_episodes == 2 + 2 and log["rounds"][1]["added_frames"] == 5 + 3
+    assert data.meta("source")[2:].tolist() == [int(Source.INTERVENTION)] * 2
+    assert data.meta("parent_frame")[2:].tolist() == [2, 12] and data.meta("parent_episode")[2:].tolist() == [0, 0]
+    assert data.meta("parent_frame")[:2].tolist() == [-1, -1]  # the demos have no parent
+    segment = data.episode(2)
+    np.testing.assert_array_equal(segment["sim_state"], rollouts["sim_state"][2:7])
+    assert segment["intervention"].tolist() == [1] * 5 and segment["action"][:, 0].min() > 0  # "w": +x
+
+
+def test_a_person_as_expert_needs_demos(tmp_path):
+    with pytest.raises(UserError, match="--demos-dataset"):
+        run_dagger(DaggerConfig(task="reach", out=str(tmp_path / "run"), expert="gamepad"))

@@ -1,0 +1,84 @@
+"""`protege browse`: browse a dataset's episodes; rewind to any frame and correct from there.
+
+    protege browse rollouts.zarr                                   # window: list, timeline, cameras, plots
+    protege browse rollouts.zarr --checkpoint runs/mlp             # the policy resumes after a correction
+    protege browse rollouts.zarr --script fixes.yaml --out fixes.zarr   # headless scripted corrections
+
+A script is a YAML or JSON list of ``{episode, frame, source: keyboard|gamepad|expert, ticks}``.
+Loading a checkpoint needs torch; it happens here, so the teleop package never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset to browse (NAME.zarr)")
+    parser.add_argument("--checkpoint", help="training run whose policy drives on after a correction")
+    parser.add_argument("--device", choices=("keyboard", "gamepad"), default="keyboard",
+                        help="what a person corrects with (default: keyboard)")
+    parser.add_argument("--bindings", help="YAML file overriding key and button bindings and speeds")
+    parser.add_argument("--script", help="run these corrections headlessly (YAML/JSON list) instead of opening a window")
+    parser.add_argument("--out", help="dataset the corrections go to (default: the browsed one)")
+    parser.add_argument("--robot", help="robot spec file, for datasets of an arm that is not built in")
+    parser.add_argument("--success-hold", type=int, default=10,
+                        help="a correction ends once success has held this many ticks; 0: never (default: 10)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+
+
+def _load_policy(run_dir: str, attrs: dict[str, Any]) -> Any:
+    """The checkpoint's policy, refused when it was trained for another task or robot."""
+    from protege.policies.checkpoint import check_compatible, load_policy
+    from protege.teleop.replay import make_replay_env
+
+    policy = load_policy(run_dir)
+    env = make_replay_env(attrs)
+    try:
+        shapes = {key: space.shape for key, space in env.observation_space.spaces.items()}
+        check_compatible(policy.meta, shapes, env.action_space.shape[0], task=attrs["task"], robot=attrs["robot"])
+    finally:
+        env.close()
+    return policy
+
+
+def run(args: argparse.Namespace) -> int:
+    from protege.datasets import Dataset
+    from protege.launch.cli import emit_json
+    from protege.teleop.errors import TeleopError
+
+    if args.success_hold < 0:
+        raise TeleopError("--success-hold must be >= 0")
+    if args.script:
+        import os
+
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: scripted key events need no display
+        from protege.teleop.correct import load_script, run_script
+
+        corrections = load_script(args.script)
+        ds = Dataset(args.dataset)
+        if "sim_state" not in ds:  # before loading any checkpoint
+            raise TeleopError(f"rewind needs sim_state: {ds.path} was recorded without data/sim_state; nothing written")
+        policy = _load_policy(args.checkpoint, ds.attrs) if args.checkpoint else None
+        result = run_script(args.dataset, corrections, out=args.out, policy=policy, robot=args.robot,
+                            success_hold=args.success_hold)
+        for c in result["corrections"]:
+            print(f"episode {c['episode']} frame {c['frame']}: {c['source']} corrected {c['corrected_ticks']} of "
+                  f"{c['ticks']} ticks, {'success' if c['success'] else 'no success'} -> episode {c['new_episode']}",
+                  flush=True)
+        print(f"wrote {len(result['corrections'])} correction(s) to {result['out']}", flush=True)
+    else:
+        from protege.teleop.browser import BrowserModel
+        from protege.teleop.browser_view import BrowserApp, RewindOptions
+        from protege.teleop.devices import load_bindings
+
+        model = BrowserModel(args.dataset)
+        policy = _load_policy(args.checkpoint, model.ds.attrs) if args.checkpoint else None
+        rewind = RewindOptions(device=args.device, policy=policy, out=args.out, robot=args.robot,
+                               bindings=load_bindings(args.bindings), success_hold=args.success_hold)
+        result = {"dataset": args.dataset, "out": args.out or args.dataset, **BrowserApp(model, rewind).run()}
+        print(f"saved {len(result['saved'])} correction(s) to {result['out']}", flush=True)
+    if args.json:
+        emit_json(result)
+    return 0

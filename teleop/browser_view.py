@@ -1,0 +1,473 @@
+"""The episode browser's pygame view, and rewind-and-correct from inside it.
+
+Left: the episode list (source, success, length; a correction names its parent). Right: the
+current frame's camera views, a plot of the episode's actions (motion axes divided by the action
+scale) and gripper (command and measured), and the timeline with intervention segments in orange.
+Below: a heads-up display. Press C (with the device) or X (with the scripted expert) on a frame to
+restore the sim there and drive on; Enter hands back to the policy (``--checkpoint``) or ends the
+take, Y saves it as a new episode, N or Esc drops it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pygame
+
+from protege.teleop.browser import BrowserModel
+from protege.teleop.errors import TeleopError
+from protege.teleop.loop import Clock
+from protege.teleop.window import BACKGROUND, BLUE, FONT_SIZE, GREEN, GREY, ORANGE, RED, WHITE, YELLOW, Colour
+
+LIST_WIDTH = 300
+ROW_HEIGHT = 18
+PLOT_HEIGHT = 150
+TIMELINE_HEIGHT = 26
+HUD_HEIGHT = 78
+MARGIN = 10
+CAMERA_HEIGHT = 384  # camera views are scaled to this height (or less, to fit the width)
+BROWSE_HZ = 30.0  # display rate while browsing; a correction runs at the dataset's rate
+SOURCE_COLOURS: dict[str, Colour] = {"human": BLUE, "expert": GREEN, "policy": WHITE, "intervention": ORANGE}
+AXIS_COLOURS: tuple[Colour, ...] = ((230, 90, 90), (90, 200, 90), (90, 140, 240), (220, 140, 220), (90, 210, 210),
+                                    (200, 200, 120), (170, 120, 80), (150, 150, 230))
+PANEL: Colour = (38, 38, 44)
+SHADE: Colour = (80, 55, 30)
+KEYS_HELP = "space play  <- -> step  shift x10  up/down episode  +/- speed  C correct  X expert  Esc quit"
+CORRECT_HELP = "device keys drive  Enter hand back / stop  Y save as new episode  N or Esc discard"
+
+
+def _scale_series(action: np.ndarray, scale: list[float] | None) -> np.ndarray:
+    """Motion axes of ``action`` divided by the action scale (or their largest magnitude)."""
+    motion = action[:, :-1].astype(np.float64)
+    if scale is not None and len(scale) == action.shape[1]:
+        divisor = np.abs(np.asarray(scale[:-1], dtype=np.float64))
+    else:
+        divisor = np.abs(motion).max(axis=0)
+    return motion / np.where(divisor > 0, divisor, 1.0)
+
+
+@dataclass
+class RewindOptions:
+    """How to correct from the browser: the device a person drives, an optional policy that resumes
+    after the correction, the dataset the takes go to (None: the browsed one), a robot spec."""
+
+    device: str = "keyboard"
+    policy: Any = None
+    out: str | None = None
+    robot: str | None = None
+    bindings: Any = None
+    success_hold: int = 10
+
+
+class BrowserView:
+    """Draws a :class:`BrowserModel` on ``surface`` (a window, or an offscreen surface)."""
+
+    def __init__(self, model: BrowserModel, surface: pygame.Surface) -> None:
+        pygame.font.init()
+        self.model = model
+        self.surface = surface
+        self.font = pygame.font.Font(None, FONT_SIZE)
+        self.small = pygame.font.Font(None, FONT_SIZE - 3)
+        self._layout()
+        self._static_key: tuple[Any, ...] | None = None
+
+    # -- layout --------------------------------------------------------------------------------
+
+    @staticmethod
+    def window_size(model: BrowserModel) -> tuple[int, int]:
+        """A size that shows every camera at up to CAMERA_HEIGHT pixels high."""
+        aspect = sum(model.ds.shape(f"image_{c}")[2] / model.ds.shape(f"image_{c}")[1] for c in model.cameras)
+        width = LIST_WIDTH + max(640, min(1100, round(aspect * CAMERA_HEIGHT)))
+        height = (CAMERA_HEIGHT if model.cameras else 0) + PLOT_HEIGHT * (1 if model.cameras else 2)
+        return width, height + TIMELINE_HEIGHT + HUD_HEIGHT + 2 * MARGIN
+
+    def _layout(self) -> None:
+        width, height = self.surface.get_size()
+        right = width - LIST_WIDTH - MARGIN
+        camera_height = 0
+        if self.model.cameras:
+            camera_height = height - (PLOT_HEIGHT + TIMELINE_HEIGHT + HUD_HEIGHT + 2 * MARGIN)
+        top = MARGIN
+        self.camera_rect = pygame.Rect(LIST_WIDTH, top, right, camera_height)
+        plot_top = top + camera_height
+        plot_height = height - plot_top - TIMELINE_HEIGHT - HUD_HEIGHT - MARGIN
+        self.plot_rect = pygame.Rect(LIST_WIDTH, plot_top, right, plot_height)
+        self.timeline_rect = pygame.Rect(LIST_WIDTH, self.plot_rect.bottom + 4, right, TIMELINE_HEIGHT - 8)
+        self.list_rect = pygame.Rect(MARGIN, top + 2 * ROW_HEIGHT, LIST_WIDTH - 2 * MARGIN,
+                                     self.timeline_rect.bottom - top - 2 * ROW_HEIGHT)
+        self.hud_top = self.timeline_rect.bottom + 8
+
+    # -- input helpers -------------------------------------------------------------------------
+
+    def episode_at(self, pos: tuple[int, int]) -> int | None:
+        """The episode whose list row is at ``pos``, if any."""
+        if not self.list_rect.collidepoint(pos):
+            return None
+        row = (pos[1] - self.list_rect.top) // ROW_HEIGHT + self._first_row()
+        return row if 0 <= row < len(self.model.episodes) else None
+
+    def fraction_at(self, pos: tuple[int, int]) -> float | None:
+        """Where on the timeline (0..1) ``pos`` is, if on the timeline or the plot."""
+        if not (self.timeline_rect.collidepoint(pos) or self.plot_rect.collidepoint(pos)):
+            return None
+        return (pos[0] - self.timeline_rect.left) / max(1, self.timeline_rect.width - 1)
+
+    def _first_row(self) -> int:
+        visible = self.list_rect.height // ROW_HEIGHT
+        return int(np.clip(self.model.episode - visible // 2, 0, max(0, len(self.model.episodes) - visible)))
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def draw(self, images: dict[str, np.ndarray] | None = None, hud: list[tuple[str, Colour]] | None = None,
+             border: Colour | None = None) -> None:
+        """One frame: the model's current frame, or ``images``/``hud`` of a correction in progress."""
+        self.surface.fill(BACKGROUND)
+        self._draw_list()
+        self._draw_cameras(self.model.images() if images is None else images, border)
+        self._draw_static()
+        self._draw_cursor()
+        self._draw_hud(hud)
+
+    def _text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE, font: pygame.font.Font | None = None) -> int:
+        surface = (font or self.font).render(text, True, colour)
+        self.surface.blit(surface, pos)
+        return pos[0] + surface.get_width()
+
+    def _draw_list(self) -> None:
+        model = self.model
+        counts = "  ".join(f"{name} {n}" for name, n in model.sources.items())
+        self._text(f"{len(model.episodes)} episodes", (MARGIN, MARGIN))
+        self._text(counts, (MARGIN, MARGIN + ROW_HEIGHT), GREY, self.small)
+        first = self._first_row()
+        visible = self.list_rect.height // ROW_HEIGHT
+        for row, entry in enumerate(model.episodes[first:first + visible]):
+            y = self.list_rect.top + row * ROW_HEIGHT
+            if entry.index == model.episode:
+                pygame.draw.rect(self.surface, PANEL, (MARGIN - 4, y - 1, LIST_WIDTH - 2 * MARGIN + 8, ROW_HEIGHT))
+            colour = SOURCE_COLOURS.get(entry.source, GREY)
+            self._text(f"{entry.index:>4}", (MARGIN, y), GREY, self.small)
+            self._text(entry.source, (MARGIN + 40, y), colour, self.small)
+            self._text("ok" if entry.success else "fail", (MARGIN + 140, y), GREEN if entry.success else RED, self.small)
+            self._text(f"{entry.length:>5}", (MARGIN + 175, y), WHITE, self.small)
+            if entry.parent is not None:
+                self._text(f"<{entry.parent[0]}@{entry.parent[1]}", (MARGIN + 225, y), ORANGE, self.small)
+
+    def _draw_cameras(self, images: dict[str, np.ndarray], border: Colour | None) -> None:
+        rect = self.camera_rect
+        if not images or rect.height <= 0:
+            return
+        widths = [image.shape[1] / image.shape[0] for image in images.values()]
+        height = min(rect.height - 4, int((rect.width - 4 * len(images)) / sum(widths)))
+        x = rect.left
+        for (camera, image), aspect in zip(images.items(), widths, strict=True):
+            size = (round(aspect * height), height)
+            view = pygame.image.frombuffer(np.ascontiguousarray(image).data, (image.shape[1], image.shape[0]), "RGB")
+            self.surface.blit(pygame.transform.smoothscale(view, size), (x, rect.top))
+            self._text(camera, (x + 6, rect.top + 4), GREY, self.small)
+            if border is not None:
+                pygame.draw.rect(self.surface, border, (x, rect.top, *size), 3)
+            x += size[0] + 4
+
+    def _x(self, frame: float) -> int:
+        rect = self.timeline_rect
+        return rect.left + round(frame / max(1, self.model.length - 1) * (rect.width - 1))
+
+    def _draw_static(self) -> None:
+        """Plot and timeline of the current episode, drawn once per episode and then blitted."""
+        key = (self.model.ds.path, self.model.ds.num_episodes, self.model.episode, self.surface.get_size())
+        if key != self._static_key:
+            self._static = self._render_static()
+            self._static_key = key
+        self.surface.blit(self._static, self.plot_rect.topleft)
+
+    def _render_static(self) -> pygame.Surface:
+        model = self.model
+        plot, timeline = self.plot_rect, self.timeline_rect
+        surface = pygame.Surface((plot.width, timeline.bottom - plot.top))
+        surface.fill(BACKGROUND)
+        origin = np.array(plot.topleft)
+        motion_box = pygame.Rect(0, 4, plot.width, round(plot.height * 0.6) - 8)
+        grip_box = pygame.Rect(0, motion_box.bottom + 6, plot.width, plot.height - motion_box.bottom - 10)
+        for box in (motion_box, grip_box):
+            pygame.draw.rect(surface, PANEL, box)
+        for start, end in model.intervention_segments():
+            left, right = self._x(start) - plot.left, self._x(end - 1) - plot.left
+            for box in (motion_box, grip_box):
+                pygame.draw.rect(surface, SHADE, (left, box.top, max(2, right - left), box.height))
+        n = model.length
+        xs = np.array([self._x(i) for i in range(n)]) - plot.left
+
+        def polyline(values: np.ndarray, box: pygame.Rect, low: float, high: float, colour: Colour, width: int = 1) -> None:
+            if n < 2:
+                return
+            ys = box.bottom - 1 - (np.clip(values, low, high) - low) / (high - low) * (box.height - 2)
+            pygame.draw.lines(surface, colour, False, np.column_stack([xs, ys]).tolist(), width)
+
+        pygame.draw.line(surface, GREY, (0, motion_box.centery), (plot.width, motion_box.centery))
+        if "action" in model.series:
+            action = model.series["action"]
+            motion = _scale_series(action, model.ds.attrs.get("action_scale"))
+            for axis in range(motion.shape[1]):
+                polyline(motion[:, axis], motion_box, -1.0, 1.0, AXIS_COLOURS[axis % len(AXIS_COLOURS)])
+            polyline(action[:, -1], grip_box, 0.0, 1.0, YELLOW, 2)
+        if "gripper" in model.series:
+            polyline(model.series["gripper"][:, 0], grip_box, 0.0, 1.0, ORANGE)
+        for text, box in (("actions / scale (x y z roll pitch yaw ...)", motion_box),
+                          ("gripper: command (yellow), measured (orange)", grip_box)):
+            label = self.small.render(text, True, GREY)
+            pygame.draw.rect(surface, BACKGROUND, (box.left + 2, box.top + 1, label.get_width() + 8, label.get_height() + 2))
+            surface.blit(label, (box.left + 6, box.top + 2))
+        bar = timeline.move(-origin[0], -origin[1])
+        pygame.draw.rect(surface, PANEL, bar)
+        for start, end in model.intervention_segments():
+            left, right = self._x(start) - plot.left, self._x(end - 1) - plot.left
+            pygame.draw.rect(surface, ORANGE, (left, bar.top, max(2, right - left), bar.height))
+        return surface
+
+    def _draw_cursor(self) -> None:
+        x = self._x(self.model.frame)
+        pygame.draw.line(self.surface, WHITE, (x, self.plot_rect.top + 4), (x, self.timeline_rect.bottom), 2)
+
+    def _draw_hud(self, hud: list[tuple[str, Colour]] | None) -> None:
+        model, entry = self.model, self.model.entry
+        y = self.hud_top
+        x = self._text(f"episode {entry.index}", (MARGIN, y)) + 18
+        x = self._text(entry.source, (x, y), SOURCE_COLOURS.get(entry.source, GREY)) + 18
+        x = self._text("success" if entry.success else "no success", (x, y), GREEN if entry.success else RED) + 18
+        x = self._text(f"seed {entry.seed}", (x, y), GREY) + 18
+        x = self._text(f"frame {model.frame}/{model.length - 1}   {model.timestamp:6.2f} s", (x, y)) + 18
+        state = "playing" if model.playing else "paused"
+        x = self._text(f"{state} {model.speed:g}x", (x, y), YELLOW if model.playing else GREY) + 18
+        segments = model.intervention_segments()
+        if segments:
+            self._text(f"interventions {', '.join(f'{a}-{b - 1}' for a, b in segments[:4])}"
+                       + (" ..." if len(segments) > 4 else ""), (x, y), ORANGE)
+        line2 = hud or [(model.message, WHITE)]
+        x = MARGIN
+        for text, colour in line2:
+            x = self._text(text, (x, y + 22), colour) + 18
+        help_line = KEYS_HELP if model.can_rewind else KEYS_HELP.replace("  C correct  X expert", "")
+        self._text(CORRECT_HELP if hud else help_line, (MARGIN, y + 44), GREY, self.small)
+
+
+class BrowserApp:
+    """The browser window: browsing, and rewind-and-correct when ``rewind`` options are given."""
+
+    def __init__(self, model: BrowserModel, rewind: RewindOptions | None = None, size: tuple[int, int] | None = None) -> None:
+        pygame.display.init()
+        try:
+            screen = pygame.display.set_mode(size or BrowserView.window_size(model))
+        except pygame.error as exc:
+            raise TeleopError(f"cannot open the browser window ({exc}); set DISPLAY or run under xvfb-run") from None
+        pygame.display.set_caption(f"protege browse: {Path(model.path).name}")
+        self.model = model
+        self.view = BrowserView(model, screen)
+        self.rewind = rewind
+        self.rewinder: Any = None
+        self.session: Any = None
+        self.saved: list[int] = []
+        self.running = False
+        self._dragging = False
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def run(self, max_frames: int | None = None) -> dict[str, Any]:
+        """Show the window until quit (or ``max_frames`` frames); return the corrections saved."""
+        self.running = True
+        clock = Clock(BROWSE_HZ)
+        last = time.perf_counter()
+        frames = 0
+        while self.running and (max_frames is None or frames < max_frames):
+            for event in pygame.event.get():
+                self.handle(event)
+            now = time.perf_counter()
+            if self.session is None:
+                self.model.advance(now - last)
+            elif not self.session.ended:
+                self.session.step()
+            last = now
+            self.draw()
+            pygame.display.flip()
+            if self.session is not None and clock.rate_hz != self.model.fps:
+                clock = Clock(self.model.fps)
+            elif self.session is None and clock.rate_hz != BROWSE_HZ:
+                clock = Clock(BROWSE_HZ)
+            clock.tick()
+            frames += 1
+        if self.rewinder is not None:
+            self.rewinder.close()
+        return {"saved": list(self.saved)}
+
+    def draw(self) -> None:
+        if self.session is None:
+            self.view.draw()
+            return
+        session = self.session
+        loop = session.loop
+        images = {c: loop.obs[f"image_{c}"] for c in session.rewinder.env.cameras}
+        driver = session.driver
+        status = "ended: Y save, N discard" if session.ended else f"{driver} drives"
+        hud = [(f"CORRECTING from episode {session.episode} frame {session.frame}", ORANGE),
+               (status, YELLOW if session.ended else GREEN), (f"{loop.ticks} ticks", WHITE),
+               ("success" if loop.success else "no success", GREEN if loop.success else GREY),
+               ("Enter: hand back" if session.hand_over.active else "", GREY)]
+        self.view.draw(images=images, hud=hud, border=ORANGE)
+
+    def screenshot(self, path: str | Path) -> None:
+        pygame.image.save(self.view.surface, str(path))
+
+    # -- events --------------------------------------------------------------------------------
+
+    def handle(self, event: pygame.event.Event) -> None:
+        if event.type == pygame.QUIT:
+            self._drop("quit")
+            self.running = False
+        elif self.session is not None:
+            self._handle_correcting(event)
+        elif event.type == pygame.KEYDOWN:
+            self._handle_key(event)
+        elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
+            episode = self.view.episode_at(event.pos)
+            if episode is not None:
+                self.model.select(episode)
+            fraction = self.view.fraction_at(event.pos)
+            if fraction is not None:
+                self._dragging = True
+                self.model.scrub_fraction(fraction)
+        elif event.type == pygame.MOUSEBUTTONUP:
+            self._dragging = False
+        elif event.type == pygame.MOUSEMOTION and self._dragging:
+            fraction = self.view.fraction_at(event.pos)
+            if fraction is not None:
+                self.model.scrub_fraction(fraction)
+        elif event.type == pygame.MOUSEWHEEL:
+            self.model.next_episode(-event.y)
+
+    def _handle_key(self, event: pygame.event.Event) -> None:
+        model = self.model
+        big = 10 if event.mod & pygame.KMOD_SHIFT else 1
+        actions = {
+            pygame.K_SPACE: model.toggle_play,
+            pygame.K_RIGHT: lambda: model.step(big),
+            pygame.K_LEFT: lambda: model.step(-big),
+            pygame.K_DOWN: lambda: model.next_episode(1),
+            pygame.K_UP: lambda: model.next_episode(-1),
+            pygame.K_PAGEDOWN: lambda: model.next_episode(10),
+            pygame.K_PAGEUP: lambda: model.next_episode(-10),
+            pygame.K_HOME: lambda: model.scrub(0),
+            pygame.K_END: lambda: model.scrub(model.length - 1),
+            pygame.K_PLUS: model.faster, pygame.K_EQUALS: model.faster, pygame.K_KP_PLUS: model.faster,
+            pygame.K_MINUS: model.slower, pygame.K_KP_MINUS: model.slower,
+            pygame.K_c: lambda: self.start_correction(self.rewind.device if self.rewind else "keyboard"),
+            pygame.K_x: lambda: self.start_correction("expert"),
+            pygame.K_ESCAPE: self._quit,
+            pygame.K_q: self._quit,
+        }
+        action = actions.get(event.key)
+        if action is not None:
+            action()
+
+    def _quit(self) -> None:
+        self.running = False
+
+    # -- rewind and correct --------------------------------------------------------------------
+
+    def start_correction(self, source: str) -> bool:
+        """Restore the current frame and let ``source`` drive; on bad input say why and keep browsing."""
+        from protege.datasets import DatasetError
+        from protege.sim import SimError
+        from protege.teleop.correct import CorrectionSession, Rewinder, make_corrector
+
+        model = self.model
+        if self.rewind is None:
+            model.message = "rewind is off in this browser"
+            return False
+        if not model.can_rewind:
+            model.message = "rewind needs sim_state: this dataset was recorded without it"
+            return False
+        model.playing = False
+        try:
+            if self.rewinder is None:
+                self.rewinder = Rewinder(model.ds, robot=self.rewind.robot, display=True)
+            corrector = make_corrector(source, self.rewinder.env, self.rewind.bindings)
+            self.session = CorrectionSession(self.rewinder, model.episode, model.frame, corrector,
+                                             policy=self.rewind.policy, success_hold=self.rewind.success_hold,
+                                             realtime=True)
+        except (TeleopError, SimError, DatasetError) as exc:
+            model.message = str(exc)
+            return False
+        pygame.event.clear()
+        return True
+
+    def _handle_correcting(self, event: pygame.event.Event) -> None:
+        from protege.teleop.devices import Command, Device
+
+        session = self.session
+        corrector = session.hand_over.pilot
+        command = corrector.handle(event) if isinstance(corrector, Device) else None
+        if command is None and event.type == pygame.KEYDOWN:
+            command = {pygame.K_RETURN: Command.START_STOP, pygame.K_y: Command.SAVE, pygame.K_n: Command.DISCARD,
+                       pygame.K_ESCAPE: Command.QUIT}.get(event.key)
+        if command is Command.START_STOP:
+            if session.hand_over.active:
+                session.hand_back()
+            else:
+                session.stopped = True
+        elif command is Command.SAVE:
+            self.save_correction()
+        elif command in (Command.DISCARD, Command.QUIT, Command.RESET):
+            self._drop("correction discarded")
+
+    def save_correction(self) -> int | None:
+        """Write the take as a new episode; show it when it went to the browsed dataset."""
+        from protege.datasets import DatasetError
+        from protege.teleop.correct import open_writer, write_takes
+
+        try:
+            take = self.session.take()
+            with open_writer(self.model.ds, self.rewind.out if self.rewind else None) as writer:
+                index = write_takes([take], writer)[0]
+        except (TeleopError, DatasetError) as exc:
+            self.model.message = str(exc)
+            return None
+        self.saved.append(index)
+        parent = (self.session.episode, self.session.frame)
+        self.session = None
+        if self.rewind is None or self.rewind.out is None:
+            self.model.reload()
+            self.model.select(index)
+            self.model.message = f"saved correction of episode {parent[0]} at frame {parent[1]} as episode {index}"
+        else:
+            self.model.message = f"saved correction as episode {index} of {self.rewind.out}"
+        return index
+
+    def _drop(self, why: str) -> None:
+        if self.session is not None:
+            self.session = None
+            self.model.message = why
+
+
+def bench_browser(ds: Any, frames: int = 120) -> dict[str, Any]:
+    """Milliseconds to draw one browser frame (list, cameras, plot, timeline, HUD) while playing
+    through an episode, offscreen; the first frame (which renders the static plot) is timed apart."""
+    model = BrowserModel(ds.path)
+    pygame.font.init()
+    view = BrowserView(model, pygame.Surface(BrowserView.window_size(model)))
+    started = time.perf_counter()
+    view.draw()
+    first = time.perf_counter() - started
+    times = []
+    for i in range(frames):
+        model.scrub(i % model.length)
+        started = time.perf_counter()
+        view.draw()
+        times.append(time.perf_counter() - started)
+    return {"browser_frame_ms": round(1e3 * float(np.median(times)), 2),
+            "browser_frame_mean_ms": round(1e3 * float(np.mean(times)), 2),
+            "browser_frame_p90_ms": round(1e3 * float(np.percentile(times, 90)), 2),
+            "browser_first_frame_ms": round(1e3 * first, 2),
+            "browser_cameras": len(model.cameras)}

@@ -1,0 +1,309 @@
+"""Replay a recorded episode in the sim and measure how far the replay drifts from the recording.
+
+Two modes:
+
+- ``states``: restore ``data/sim_state`` frame by frame and observe. Exact by construction: the
+  deviation is 0 unless the dataset was recorded by another MuJoCo build or with another robot file.
+- ``actions``: restore the first frame's state (or reset from the episode's seed when the dataset
+  has no ``sim_state``), then step the recorded actions open loop and compare every later frame.
+
+The deviation of a frame is the largest absolute difference between the replayed and the recorded
+values of the physics state (``qpos`` and ``qvel`` from ``sim_state``) and of every low-dimensional
+observation both have (``joint_pos``, ``ee_pos``, ``gripper``, ``object_pos``, ...; units as
+stored: metres, radians, m/s). ``max_deviation`` is its maximum over the episode's frames. Images
+are not compared (a renderer on another GL backend differs by a few grey levels).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protege.datasets import Dataset
+from protege.datasets.schema import is_image_key
+from protege.teleop.errors import TeleopError
+
+MODES = ("states", "actions")
+FRAME_KEYS = ("action", "timestamp", "intervention", "sim_state")  # what the control loop adds to observations
+STATE_KEYS = ("qpos", "qvel")
+VIDEO_CAMERA = "front"  # what a video or window shows of a dataset recorded without cameras
+
+
+def make_replay_env(attrs: dict[str, Any], robot: str | None = None, cameras: Sequence[str] | None = None) -> Any:
+    """The env a dataset was recorded with, from its root attributes (task, robot, fps, cameras,
+    image size, action space). ``robot`` (a spec path) replaces the recorded robot name, for arms
+    that are not built in; ``cameras`` replaces the recorded cameras. Success never ends an episode.
+    """
+    import protege.sim  # noqa: F401  (picks the headless GL backend before mujoco loads)
+    from protege.sim import ProtegeEnv, SimError
+
+    size = attrs.get("image_size") or [128, 128]
+    try:
+        env = ProtegeEnv(
+            task=attrs["task"],
+            robot=robot or attrs["robot"],
+            cameras=tuple(attrs.get("cameras", []) if cameras is None else cameras),
+            image_size=(int(size[0]), int(size[1])),
+            action_space=attrs.get("action_space", "ee_delta"),
+            control_hz=float(attrs["fps"]),
+            terminate_on_success=False,
+        )
+    except SimError as exc:
+        hint = "" if robot else " (pass --robot SPEC.yaml for an arm that is not built in)"
+        raise SimError(f"cannot build the env of this dataset (task {attrs['task']!r}, robot {attrs['robot']!r}): "
+                       f"{exc}{hint}") from None
+    if robot and env.robot.name != attrs["robot"]:
+        raise TeleopError(f"robot spec {robot} is {env.robot.name!r}, the dataset was recorded with {attrs['robot']!r}")
+    return env
+
+
+def physics_slices(model: Any) -> dict[str, slice]:
+    """Where ``qpos`` and ``qvel`` sit in a ``mjSTATE_INTEGRATION`` state vector (after ``time``)."""
+    return {"qpos": slice(1, 1 + model.nq), "qvel": slice(1 + model.nq, 1 + model.nq + model.nv)}
+
+
+def episode_seed(ds: Dataset, episode: int) -> int:
+    return int(ds.meta("seed")[episode])
+
+
+def check_episode(ds: Dataset, episode: int) -> None:
+    if not -ds.num_episodes <= episode < ds.num_episodes:
+        raise TeleopError(f"episode {episode} out of range: {ds.path} has {ds.num_episodes} episodes")
+
+
+def check_frame(ds: Dataset, episode: int, frame: int) -> None:
+    check_episode(ds, episode)
+    frames = ds.episode_slice(episode)
+    length = frames.stop - frames.start
+    if not 0 <= frame < length:
+        raise TeleopError(f"frame {frame} out of range: episode {episode} has {length} frames (0..{length - 1})")
+
+
+def restore(env: Any, ds: Dataset, episode: int, frame: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Put ``env`` exactly in the state of ``frame`` of ``episode``; return the observation and info there.
+
+    The env is first reset with the episode's seed (task-side choices), then the recorded physics
+    state is set: the observation equals the recorded one bit for bit.
+    """
+    if "sim_state" not in ds:
+        raise TeleopError(f"rewind needs sim_state: {ds.path} was recorded without data/sim_state")
+    check_frame(ds, episode, frame)
+    start = ds.episode_slice(episode).start
+    env.reset(seed=episode_seed(ds, episode))
+    env.set_state(ds["sim_state"][start + frame])
+    return env.observe()
+
+
+def low_dim_keys(ds: Dataset, obs: dict[str, np.ndarray]) -> list[str]:
+    """Observation keys the dataset records and the env produces, images excluded."""
+    return [key for key in obs if not is_image_key(key) and key in ds and key not in FRAME_KEYS]
+
+
+@dataclass
+class DeviationTracker:
+    """Per-key and overall maximum absolute difference between replayed and recorded frames."""
+
+    per_key: dict[str, float] = field(default_factory=dict)
+    max_deviation: float = 0.0
+    worst_frame: int = 0
+
+    def add(self, frame: int, replayed: dict[str, np.ndarray], recorded: dict[str, np.ndarray]) -> None:
+        worst = 0.0
+        for key, value in replayed.items():
+            diff = float(np.max(np.abs(np.asarray(value, np.float64) - np.asarray(recorded[key], np.float64)), initial=0))
+            self.per_key[key] = max(self.per_key.get(key, 0.0), diff)
+            worst = max(worst, diff)
+        if worst > self.max_deviation:
+            self.max_deviation, self.worst_frame = worst, frame
+
+
+@dataclass
+class ReplayResult:
+    episode: int
+    mode: str
+    frames: int
+    max_deviation: float
+    worst_frame: int
+    per_key: dict[str, float]
+    seconds: float
+    video: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "episode": self.episode, "mode": self.mode, "frames": self.frames,
+            "max_deviation": self.max_deviation, "worst_frame": self.worst_frame,
+            "per_key": {k: float(f"{v:.3e}") for k, v in self.per_key.items()},
+            "frames_per_s": round(self.frames / self.seconds, 1) if self.seconds > 0 else 0.0,
+            "video": self.video,
+        }
+
+
+# (frame, env in its replayed state, obs) -> False to stop the replay there
+FrameCallback = Callable[[int, Any, dict[str, np.ndarray]], bool | None]
+
+
+def check_replay(ds: Dataset, episode: int, mode: str) -> None:
+    """Refuse an unknown mode, an episode out of range, or states mode without ``sim_state``."""
+    if mode not in MODES:
+        raise TeleopError(f"unknown replay mode {mode!r} (choose from {', '.join(MODES)})")
+    check_episode(ds, episode)
+    if mode == "states" and "sim_state" not in ds:
+        raise TeleopError(f"{ds.path} has no data/sim_state: states mode needs it (try --mode actions)")
+
+
+def replay_episode(ds: Dataset, episode: int, mode: str = "states", env: Any = None,
+                   on_frame: FrameCallback | None = None, robot: str | None = None) -> ReplayResult:
+    """Replay ``episode`` of ``ds`` in ``env`` (default: one built from the dataset's attributes)
+    and measure its deviation; ``on_frame`` sees the env at every replayed frame (video, window)
+    and may stop the replay early by returning False."""
+    check_replay(ds, episode, mode)
+    episode = episode % ds.num_episodes
+    env = env if env is not None else make_replay_env(ds.attrs, robot=robot, cameras=())
+    frames = ds.episode_slice(episode)
+    obs, _ = env.reset(seed=episode_seed(ds, episode))
+    keys = low_dim_keys(ds, obs)
+    recorded = {key: ds[key][frames] for key in [*keys, "action", *(["sim_state"] if "sim_state" in ds else [])]}
+    slices = physics_slices(env.model)
+    n = frames.stop - frames.start
+    tracker = DeviationTracker()
+    started = time.perf_counter()
+    for t in range(n):
+        if mode == "states" or t == 0:
+            if "sim_state" in recorded:
+                env.set_state(recorded["sim_state"][t])
+            obs = env.observe()[0]
+        else:
+            obs = env.step(recorded["action"][t - 1])[0]
+        replayed = {key: obs[key] for key in keys}
+        expected = {key: recorded[key][t] for key in keys}
+        if "sim_state" in recorded:
+            state = env.get_state()
+            for name, where in slices.items():
+                replayed[name], expected[name] = state[where], recorded["sim_state"][t][where]
+        tracker.add(t, replayed, expected)
+        if on_frame is not None and on_frame(t, env, obs) is False:
+            n = t + 1
+            break
+    return ReplayResult(episode, mode, n, tracker.max_deviation, tracker.worst_frame, tracker.per_key,
+                        time.perf_counter() - started)
+
+
+def camera_images(env: Any, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The env's camera images: from ``obs`` when it has them, else rendered now."""
+    if env.cameras and all(f"image_{c}" in obs for c in env.cameras):
+        return {c: obs[f"image_{c}"] for c in env.cameras}
+    return env.render_cameras()
+
+
+class VideoSink:
+    """Writes the replayed env's cameras, side by side, to an mp4 (OpenCV, mp4v)."""
+
+    def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self._writer: Any = None
+
+    def __call__(self, frame: int, env: Any, obs: dict[str, np.ndarray]) -> None:
+        import cv2
+
+        image = np.concatenate(list(camera_images(env, obs).values()), axis=1)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
+                                           (image.shape[1], image.shape[0]))
+            if not self._writer.isOpened():
+                raise TeleopError(f"OpenCV cannot write video {self.path}")
+        self._writer.write(np.ascontiguousarray(image[..., ::-1]))
+
+    def close(self) -> str | None:
+        if self._writer is None:
+            return None
+        self._writer.release()
+        return str(self.path)
+
+
+class ReplayWindow:
+    """Shows the replayed cameras at the recording rate; Esc or closing the window stops the replay."""
+
+    def __init__(self, env: Any, title: str, fps: float, frames: int) -> None:
+        from protege.teleop.loop import Clock
+        from protege.teleop.window import Window
+
+        self.window = Window(env, title, what="replay")
+        self.clock = Clock(fps)
+        self.frames = frames
+
+    def __call__(self, frame: int, env: Any, obs: dict[str, np.ndarray]) -> bool:
+        import pygame
+
+        from protege.teleop.window import GREY, WHITE
+
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                return False
+        self.window.draw_cameras({f"image_{c}": image for c, image in camera_images(env, obs).items()})
+        self.window.line(0, [(f"frame {frame}/{self.frames - 1}", WHITE), (f"{frame / self.clock.rate_hz:6.2f} s", WHITE)])
+        self.window.line(2, [("Esc: stop", GREY)])
+        self.window.flip()
+        self.clock.tick()
+        return True
+
+
+def replay(path: str | os.PathLike[str], episode: int, mode: str = "states", video: str | None = None,
+           window: bool = False, robot: str | None = None) -> ReplayResult:
+    """Replay one episode of the dataset at ``path``, optionally to an mp4 and/or in a window."""
+    ds = Dataset(path)
+    check_replay(ds, episode, mode)
+    visual = bool(video or window)
+    cameras = (ds.attrs.get("cameras") or [VIDEO_CAMERA]) if visual else []
+    env = make_replay_env(ds.attrs, robot=robot, cameras=cameras)
+    callbacks: list[FrameCallback] = []
+    sink = VideoSink(video, ds.fps) if video else None
+    if sink is not None:
+        callbacks.append(sink)
+    if window:
+        frames = ds.episode_slice(episode)
+        callbacks.append(ReplayWindow(env, f"protege replay: {Path(ds.path).name} episode {episode} ({mode})", ds.fps,
+                                      frames.stop - frames.start))
+
+    def on_frame(t: int, e: Any, o: dict[str, np.ndarray]) -> bool:
+        return all([callback(t, e, o) is not False for callback in callbacks])
+
+    try:
+        result = replay_episode(ds, episode, mode, env=env, on_frame=on_frame if callbacks else None)
+    finally:
+        result_video = sink.close() if sink is not None else None
+        env.close()
+    result.video = result_video
+    return result
+
+
+def bench_replay(episodes: int = 1, browser_frames: int = 120) -> dict[str, Any]:
+    """Replay throughput (frames/s, states and actions mode, lift without cameras) and the browser's
+    drawing time per displayed frame (two 128x128 cameras, SDL dummy driver)."""
+    from protege.teleop.collect import collect
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = {"task": "lift", "robot": "protege_arm", "cameras": ["front", "wrist"], "image_size": 128,
+                  "fps": 20.0, "noise": 0.2, "success_hold": 10}
+        path = str(Path(tmp) / "bench.zarr")
+        collect(config, path, episodes, progress=False)
+        ds = Dataset(path)
+        env = make_replay_env(ds.attrs, cameras=())
+        result: dict[str, Any] = {"episode_frames": int(ds.episode_ends[0])}
+        for mode in MODES:
+            replayed = replay_episode(ds, 0, mode, env=env)
+            result[f"replay_{mode}_frames_per_s"] = round(replayed.frames / replayed.seconds, 1)
+            result[f"replay_{mode}_max_deviation"] = replayed.max_deviation
+        env.close()
+        from protege.teleop.browser_view import bench_browser
+
+        result.update(bench_browser(ds, browser_frames))
+    return result
