@@ -1,4 +1,4 @@
-"""`protege bench sim|record|dataset|train|inference`: each capability's throughput figures."""
+"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay`: each capability's figures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ BENCHES: dict[str, tuple[str, str]] = {
     "dataset": ("protege.datasets.bench", "run_bench"),
     "train": ("protege.policies.bench", "run_train_bench"),
     "inference": ("protege.policies.bench", "run_inference_bench"),
+    "rollout": ("protege.launch.cmd_bench", "_rollout"),
+    "intervene": ("protege.launch.cmd_bench", "_intervene"),
+    "replay": ("protege.launch.cmd_bench", "_replay"),
 }
+ROLLOUT_EPISODES = 48
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,4 +39,58 @@ def _sim(json: bool) -> dict:
 
     result = run_bench()
     print(format_bench(result), flush=True)
+    return result
+
+
+def _rollout(json: bool) -> dict:
+    """Policy rollout throughput with 1 and 4 env processes: an mlp on lift without cameras, episodes
+    running to the time limit (the policy is barely trained), process start-up included."""
+    import functools
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from protege.launch.cmd_rollout import load_for_rollout
+    from protege.policies.config import TrainConfig
+    from protege.policies.trainer import train
+    from protege.teleop.collect import collect
+    from protege.teleop.rollout import RolloutSpec, run_rollouts
+
+    config = {"task": "lift", "robot": "protege_arm", "cameras": [], "image_size": 128, "fps": 20.0}
+    result: dict = {"task": "lift", "policy": "mlp", "episodes": ROLLOUT_EPISODES, "cpus": os.cpu_count(), "envs": []}
+    with tempfile.TemporaryDirectory(prefix="protege-bench-rollout-") as tmp:
+        demos, run_dir = str(Path(tmp) / "demos.zarr"), str(Path(tmp) / "run")
+        collect({**config, "noise": 0.2, "success_hold": 10}, demos, 4, progress=False)
+        train(TrainConfig(dataset=demos, out=run_dir, policy="mlp", steps=20, warmup_steps=5, progress=False))
+        spec = RolloutSpec(config, functools.partial(load_for_rollout, run_dir, "cpu", True))
+        for envs in (1, 4):
+            summary = run_rollouts(spec, ROLLOUT_EPISODES, envs=envs, progress=False).summary
+            figures = {"envs": envs, "episodes_per_min": summary["episodes_per_min"], "seconds": summary["seconds"],
+                       "steps_per_s": round(sum(summary["lengths"]) / summary["seconds"], 1)}
+            result["envs"].append(figures)
+            if not json:
+                print(f"rollout: {ROLLOUT_EPISODES} lift episodes (mlp, no cameras), {envs} env(s): "
+                      f"{figures['episodes_per_min']} episodes/min, {figures['steps_per_s']} steps/s "
+                      f"({figures['seconds']} s with process start-up)", flush=True)
+    return result
+
+
+def _intervene(json: bool) -> dict:
+    from protege.teleop.intervene import bench_intervention
+
+    result = bench_intervention()
+    if not json:
+        tick = result["tick_ms"]
+        print(f"intervention window: {result['ticks']} ticks at {result['target_hz']:g} Hz with two cameras, "
+              f"achieved {result['achieved_hz']} Hz, late {result['late_ticks']}; tick work ms p50 {tick['p50']} "
+              f"p99 {tick['p99']}", flush=True)
+    return result
+
+
+def _replay(json: bool) -> dict:
+    from protege.teleop.replay import bench_replay
+
+    result = bench_replay()
+    if not json:
+        print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     return result

@@ -1,7 +1,8 @@
 """`protege dagger`: learn from an expert's labels on the policy's own states, round after round.
 
     protege dagger --task slot_push --expert scripted --rounds 4 --out runs/dagger --compare-bc
-    protege dagger --task lift --expert keyboard --rounds 3 --out runs/hg-dagger
+    protege dagger --task lift --expert keyboard --demos-dataset demos.zarr --rounds 3 --out runs/hg-dagger
+    protege dagger --task lift --expert keyboard --flow rewind --demos-dataset demos.zarr --out runs/rewind
 
 With the scripted expert every visited state is labelled (DAgger); with a keyboard or gamepad a
 person takes over live when the policy goes wrong and only those segments are labelled (HG-DAgger).
@@ -25,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scripted demonstrations before round 0 (default: 10)")
     parser.add_argument("--demos-dataset", metavar="D.zarr",
                         help="start from these demos instead (required with a person as the expert)")
+    parser.add_argument("--flow", choices=("live", "rewind"), default="live",
+                        help="how a person corrects: take over live, or browse the rollouts, rewind and correct")
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (keyboard, gamepad)")
     parser.add_argument("--episodes-per-round", type=int, default=10,
                         help="labelled policy rollouts added per round (default: 10)")
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = DaggerConfig(
         task=args.task, out=args.out, expert=args.expert, demos_dataset=args.demos_dataset, bindings=args.bindings,
+        flow=args.flow,
         robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
         episodes_per_round=args.episodes_per_round, beta=args.beta, noise=args.noise, steps=args.steps,
         eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,

@@ -6,10 +6,12 @@ policy on all of it. Every round's policy is evaluated on the same held-out seed
 
 - Scripted expert (DAgger): the expert labels every visited state (the recorded ``action`` is its
   action) and drives each tick with probability ``beta ** round`` (Ross et al.'s mixture).
-- A person (HG-DAgger): the policy drives in a window and the person takes over live when it goes
-  wrong (``protege.teleop.intervene``); only the frames the person drove are labelled, and each
-  intervention segment joins the aggregate as an episode of its own (source intervention, its
-  parent episode and frame in RUN/interventions.zarr in the metadata).
+- A person (HG-DAgger), ``flow="live"``: the policy drives in a window and the person takes over
+  live when it goes wrong (``protege.teleop.intervene``). ``flow="rewind"``: the policy's rollouts
+  are recorded headlessly, then the person browses them, rewinds to where one went wrong and
+  corrects from there (``protege.teleop.browser_view``), the policy resuming after. Either way only
+  the frames the person drove are labelled: each intervention segment joins the aggregate as an
+  episode of its own (source intervention, its parent episode and frame in RUN/interventions.zarr).
 
 The behavioural-cloning baseline (``compare_bc``) gets the same budget of expert-labelled frames as
 plain demonstrations: after round r it clones as many demo frames as DAgger has labelled by then.
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from protege.teleop.scripted_input import ScriptedInput
 
 EXPERTS = ("scripted", "keyboard", "gamepad")
+FLOWS = ("live", "rewind")
 
 LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0, ...) and eval seeds
 
@@ -54,6 +57,7 @@ class DaggerConfig:
     expert: str = "scripted"
     demos_dataset: str | None = None  # initial demos to copy (required when a person is the expert)
     bindings: str | None = None  # device bindings YAML (a person as the expert)
+    flow: str = "live"  # how a person corrects: live take-over or rewind-and-correct
     robot: str = "protege_arm"
     policy: str = "mlp"
     rounds: int = 4
@@ -75,6 +79,8 @@ class DaggerConfig:
     def check(self) -> None:
         if self.expert not in EXPERTS:
             raise UserError(f"unknown expert {self.expert!r} (choose from {', '.join(EXPERTS)})")
+        if self.flow not in FLOWS:
+            raise UserError(f"unknown flow {self.flow!r} (choose from {', '.join(FLOWS)})")
         if self.expert != "scripted" and self.demos_dataset is None:
             raise UserError(f"--expert {self.expert} starts from recorded demos: give them with --demos-dataset D.zarr")
         if self.expert != "scripted" and self.compare_bc:
@@ -134,11 +140,12 @@ def beta_schedule(beta: float, round_index: int) -> float:
     return beta**round_index
 
 
-def run_dagger(config: DaggerConfig, scripts: Callable[[int], ScriptedInput] | None = None) -> dict[str, Any]:
+def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Run every round, writing RUN/dagger.json (and the plot) after each so a crash loses one round at most.
 
-    ``scripts(round)`` replaces the person with posted events (tests, headless runs; the window then
-    runs as fast as it can instead of in real time).
+    ``scripts(round)`` replaces the person (tests, headless runs): a :class:`ScriptedInput` of posted
+    events for the live flow (the window then runs as fast as it can), a list of
+    :class:`~protege.teleop.correct.Correction` for the rewind flow.
     """
     config.check()
     run = Path(config.out)
@@ -165,8 +172,10 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], ScriptedInput] | N
         if r > 0:
             if config.expert == "scripted":
                 added = _expert_labels(config, run, r)
-            else:
+            elif config.flow == "live":
                 added = _person_labels(config, run, r, scripts(r) if scripts else None)
+            else:
+                added = _person_corrections(config, run, r, scripts(r) if scripts else None)
             labelled += added
             episodes = _episodes(data)
         loss = _train(config, data, run / f"round_{r}")
@@ -222,6 +231,32 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
                          realtime=script is None, script=script, success_hold=config.success_hold)
     env.close()
+    return aggregate_interventions(rollouts, first, run / "data.zarr")
+
+
+def _person_corrections(config: DaggerConfig, run: Path, r: int, corrections: list[Any] | None) -> int:
+    """Round r-1's policy rolls out headlessly into RUN/interventions.zarr; the person browses the
+    rollouts, rewinds and corrects (the policy resuming after); the corrections join RUN/data.zarr."""
+    from protege.datasets import Dataset
+
+    rollouts = run / "interventions.zarr"
+    first = Dataset(str(rollouts)).num_episodes if rollouts.exists() else 0
+    spec = _spec(config, run / f"round_{r - 1}", record=True)
+    run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
+                 record_to=str(rollouts), progress=config.progress)
+    policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
+    if corrections is not None:
+        from protege.teleop.correct import run_script
+
+        run_script(str(rollouts), corrections, policy=policy, success_hold=config.success_hold)
+    else:
+        from protege.teleop.browser import BrowserModel
+        from protege.teleop.browser_view import BrowserApp, RewindOptions
+        from protege.teleop.devices import load_bindings
+
+        rewind = RewindOptions(device=config.expert, policy=policy, bindings=load_bindings(config.bindings),
+                               success_hold=config.success_hold)
+        BrowserApp(BrowserModel(str(rollouts)), rewind).run()
     return aggregate_interventions(rollouts, first, run / "data.zarr")
 
 

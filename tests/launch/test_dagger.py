@@ -94,3 +94,21 @@ def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):
 def test_a_person_as_expert_needs_demos(tmp_path):
     with pytest.raises(UserError, match="--demos-dataset"):
         run_dagger(DaggerConfig(task="reach", out=str(tmp_path / "run"), expert="gamepad"))
+
+
+def test_rewind_flow_aggregates_only_the_corrected_frames(tmp_path):
+    from protege.teleop.correct import Correction
+
+    demos = str(tmp_path / "demos.zarr")
+    assert cli.main(["record", "--task", "reach", "--expert", "scripted", "--episodes", "2", "--cameras", "",
+                     "--out", demos, "--no-progress"]) == 0
+    config = DaggerConfig(task="reach", out=str(tmp_path / "run"), expert="keyboard", flow="rewind",
+                          demos_dataset=demos, rounds=2, episodes_per_round=2, steps=20, eval_episodes=1,
+                          overrides=["warmup_steps=5"], progress=False)
+    log = run_dagger(config, scripts=lambda r: [Correction(episode=1, frame=3, source="expert", ticks=5)])
+    data, rollouts = Dataset(str(tmp_path / "run" / "data.zarr")), Dataset(str(tmp_path / "run" / "interventions.zarr"))
+    assert rollouts.num_episodes == 2 + 1  # the policy's rollouts, then the correction (the policy resumed after it)
+    assert data.num_episodes == 2 + 1 and log["rounds"][1]["added_frames"] == 5
+    segment = data.episode(2)
+    np.testing.assert_array_equal(segment["sim_state"][0], rollouts["sim_state"][int(rollouts.episode_ends[0]) + 3])
+    assert segment["intervention"].tolist() == [1] * 5
