@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 EXPERTS = ("scripted", "keyboard", "gamepad")
 FLOWS = ("live", "rewind")
 
+# DAgger labels states, one action each: mlp and cnn policies act on the current state alone, one
+# action per step (--set overrides these).
+REACTIVE = {"mlp": ["n_obs_steps=1", "horizon=1", "n_action_steps=1"],
+            "cnn": ["n_obs_steps=1", "horizon=1", "n_action_steps=1"]}
 LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0, ...) and eval seeds
 
 
@@ -108,7 +112,7 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
     train_config = TrainConfig(dataset=str(dataset), out=str(out), policy=config.policy, steps=config.steps,
                                seed=config.seed, progress=config.progress)
     policy_config = POLICIES[config.policy].config_class()
-    apply_overrides([train_config, policy_config], config.overrides)
+    apply_overrides([train_config, policy_config], [*REACTIVE.get(config.policy, []), *config.overrides])
     return train(train_config, policy_config).train_loss
 
 

@@ -54,6 +54,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    cpu_threads: int = 0  # torch threads on CPU; 0: half the cores (1 on a 2-core machine, see resolve_threads)
     compile: bool = False  # torch.compile on CUDA
     device_data: bool = True  # on CUDA keep the dataset on the GPU; false: prefetch thread, pinned memory
     amp: bool = True  # bf16 autocast on CUDA

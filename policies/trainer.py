@@ -61,6 +61,16 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def resolve_threads(requested: int) -> int:
+    """Torch's intra-op threads for CPU training: ``requested``, or half the cores when 0.
+
+    All cores is torch's default and the worst choice on a shared or small machine: with another
+    busy process on 2 cores, 2 threads make each small op ~100x slower (the threads wait on each
+    other), while 1 thread runs at full speed; half leaves a core for data loading and rollouts.
+    """
+    return requested if requested > 0 else max(1, (os.cpu_count() or 1) // 2)
+
+
 def resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -169,6 +179,8 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     amp = config.amp and device.type == "cuda"
+    if device.type == "cpu":
+        torch.set_num_threads(resolve_threads(config.cpu_threads))
     run = Path(config.out)
     if not resume and (run / "config.json").exists():
         raise PolicyError(f"{run} already holds a run: continue it with --resume {run} or choose a new --out")
