@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from protege.policies import POLICY_NAMES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task (see `protege sim list`)")
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=4, help="rounds including the initial BC round (default: 4)")
     parser.add_argument("--out", required=True, help="run directory to create")
     parser.add_argument("--robot", default="protege_arm", help="robot name or spec file (default: protege_arm)")
-    parser.add_argument("--policy", default="mlp", choices=("mlp", "cnn", "act", "diffusion"),
+    parser.add_argument("--policy", default="mlp", choices=POLICY_NAMES,
                         help="policy to train each round (default: mlp)")
     parser.add_argument("--demos", type=int, default=10,
                         help="scripted demonstrations before round 0 (default: 10)")

@@ -6,8 +6,7 @@ import argparse
 import dataclasses
 import os
 
-POLICY_NAMES = ("mlp", "cnn", "act", "diffusion")
-
+from protege.policies import POLICY_NAMES
 
 EXAMPLES = """examples:
   protege train --dataset demos.zarr --policy cnn --out runs/cnn --set lr=3e-4 --set n_obs_steps=1

@@ -4,3 +4,5 @@
 diffusion), ``trainer`` (``train``), ``checkpoint`` (``save_checkpoint``, ``load_policy``,
 ``check_compatible``), ``bench``. Importing this package imports no torch.
 """
+
+POLICY_NAMES = ("mlp", "cnn", "act", "diffusion")  # one folder each: policies/<name>/{config,model}.py

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from protege.policies import POLICY_NAMES
 from protege.policies.config import IMAGE_PREFIX, PolicyConfig
 from protege.policies.errors import PolicyError
 
@@ -163,7 +164,7 @@ class Policy(nn.Module):
 class _Registry(Mapping[str, type[Policy]]):
     """``POLICIES[name]`` imports ``protege.policies.<name>.model`` on first use."""
 
-    _names = ("mlp", "cnn", "act", "diffusion")
+    _names = POLICY_NAMES
 
     def __getitem__(self, name: str) -> type[Policy]:
         if name not in self._names:
