@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dagger": ("protege.launch.cmd_dagger", "DAgger: roll out, let an expert label or correct, aggregate, retrain"),
     "replay": ("protege.launch.cmd_replay", "replay a recorded episode in the sim and measure its deviation"),
     "browse": ("protege.launch.cmd_browse", "browse a dataset's episodes; rewind to a frame and correct"),
+    "launch": ("protege.launch.cmd_launch", "run a launch file (YAML) describing a whole workflow"),
+    "report": ("protege.launch.cmd_report", "write an HTML report with plots and videos of a run"),
     "bench": ("protege.launch.cmd_bench", "measure throughput of sim, record, dataset, train, inference"),
 }
 

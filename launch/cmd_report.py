@@ -1,0 +1,31 @@
+"""`protege report`: an HTML page with the plots, figures, configuration and videos of a run.
+
+    protege report runs/mlp                      # writes runs/mlp/report.html and runs/mlp/report_files/
+    protege report runs/dagger --out dagger.html
+
+Works on a training run (loss curves and configuration), the same run after `protege rollout`
+(success per checkpoint, episode lengths, videos) and a DAgger run (success per round).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run directory (protege train --out, or protege dagger --out)")
+    parser.add_argument("--out", metavar="FILE.html", help="page to write (default: RUN/report.html); "
+                        "its plots and videos go to FILE_files/ next to it")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from protege.launch.cli import emit_json
+    from protege.launch.report import write_report
+
+    report = write_report(args.run, args.out)
+    print(f"wrote {report.html} ({len(report.plots)} plots, {len(report.thumbnails)} videos)", flush=True)
+    if args.json:
+        emit_json({"report": str(report.html), "plots": [str(p) for p in report.plots],
+                   "videos": [str(p) for p in report.thumbnails]})
+    return 0
