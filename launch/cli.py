@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is shown to the user as a one-line error."""
     classes: list[type[BaseException]] = []
     for module, name in (
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    errors = _user_errors()
+    errors = user_errors()
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except errors as exc:

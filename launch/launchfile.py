@@ -430,10 +430,10 @@ def run_plan(plan: LaunchPlan, announce: Callable[[str], None] = print) -> list[
     """
     import time
 
-    from protege.launch.cli import _user_errors, build_parser
+    from protege.launch.cli import user_errors, build_parser
 
     root = build_parser()
-    errors = _user_errors()
+    errors = user_errors()
     records = []
     for step in plan.steps:
         where = f"{plan.path.name}: step {step.number} ({step.command})"
