@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from protege.policies import POLICY_NAMES
-from protege.policies.config import IMAGE_PREFIX, PolicyConfig
+from protege.policies.config import IMAGE_PREFIX, QUAT_SUFFIX, PolicyConfig
 from protege.policies.errors import PolicyError
 
 Stats = dict[str, dict[str, np.ndarray]]
@@ -44,22 +44,48 @@ class Spec:
         return [k for k in self.obs_shapes if not k.startswith(IMAGE_PREFIX)]
 
     @property
+    def quaternion_keys(self) -> list[str]:
+        """Low-dim keys holding unit quaternions (w, x, y, z), one or more per key."""
+        return [k for k in self.lowdim_keys
+                if k.endswith(QUAT_SUFFIX) and len(self.obs_shapes[k]) == 1 and self.obs_shapes[k][0] % 4 == 0]
+
+    @property
     def lowdim_dim(self) -> int:
-        return sum(int(np.prod(self.obs_shapes[k])) for k in self.lowdim_keys)
+        """Width of the low-dim features: each quaternion becomes 6 rotation features."""
+        quaternions = self.quaternion_keys
+        sizes = {k: int(np.prod(self.obs_shapes[k])) for k in self.lowdim_keys}
+        return sum(n // 4 * 6 if k in quaternions else n for k, n in sizes.items())
+
+
+def quat_to_rot6d(q: torch.Tensor) -> torch.Tensor:
+    """(..., 4k) quaternions (w, x, y, z) -> (..., 6k): the first two columns of each rotation matrix.
+
+    Unlike quaternions, these features are continuous and the same for q and -q: an end effector
+    pointing down sits near w = 0, where the quaternion's sign flips back and forth (Zhou et al. 2019).
+    """
+    q = q.unflatten(-1, (-1, 4))
+    w, x, y, z = (q / q.norm(dim=-1, keepdim=True).clamp_min(1e-8)).unbind(-1)
+    rot6d = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y),
+                         2 * (x * y - w * z), 1 - 2 * (x * x + z * z), 2 * (y * z + w * x)], dim=-1)
+    return rot6d.flatten(-2)
 
 
 class Normalizer(nn.Module):
     """Per-key affine normalisation from dataset statistics; images become float CHW in [0, 1].
 
-    Low-dim keys use mean/std, the action uses ``action_norm`` ("minmax" maps [min, max] to [-1, 1]).
+    Low-dim keys use mean/std, the action uses ``action_norm`` ("minmax" maps [min, max] to [-1, 1]);
+    ``quaternion_keys`` become rotation features in [-1, 1] (``quat_to_rot6d``) and need no statistics.
     Buffers are not saved with the weights: they are rebuilt from stats.json on load.
     """
 
-    def __init__(self, stats: Stats, lowdim_keys: list[str], action_norm: str) -> None:
+    def __init__(
+        self, stats: Stats, lowdim_keys: list[str], action_norm: str, quaternion_keys: list[str] | None = None
+    ) -> None:
         super().__init__()
+        self.quaternion_keys = set(quaternion_keys or [])
         if action_norm not in ("minmax", "meanstd"):
             raise PolicyError(f"action_norm must be minmax or meanstd, got {action_norm!r}")
-        for key in [*lowdim_keys, "action"]:
+        for key in [*(k for k in lowdim_keys if k not in self.quaternion_keys), "action"]:
             if key not in stats:
                 raise PolicyError(f"normalisation statistics lack key {key!r}")
             s = {k: np.asarray(v, dtype=np.float64) for k, v in stats[key].items()}
@@ -74,6 +100,8 @@ class Normalizer(nn.Module):
     def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         if key.startswith(IMAGE_PREFIX):  # (..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]
             return x.movedim(-1, -3).float().div_(255.0)
+        if key in self.quaternion_keys:
+            return quat_to_rot6d(x.float())
         return (x.float() - getattr(self, f"{key}_offset")) * getattr(self, f"{key}_scale")
 
     def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +126,7 @@ class Policy(nn.Module):
             raise PolicyError(f"n_action_steps={config.n_action_steps} must be in [1, horizon={config.horizon}]")
         self.config = config
         self.spec = spec
-        self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm)
+        self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm, spec.quaternion_keys)
         self.meta: dict[str, Any] = {}  # the run's config.json once loaded from a checkpoint
         self._history: collections.deque[dict[str, torch.Tensor]] = collections.deque(maxlen=config.n_obs_steps)
         self._queue: collections.deque[np.ndarray] = collections.deque()

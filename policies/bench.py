@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +14,68 @@ import torch
 
 from protege.datasets import Dataset, compute_stats
 from protege.policies.base import POLICIES, Spec
+from protege.policies.cnn.config import CNN_CPU_SETTINGS
 from protege.policies.config import TrainConfig
 from protege.policies.synthetic import make_dataset
 from protege.policies.trainer import train
 
 IMAGE_SIZE = 128
-# (policy, cameras, batch size, steps on CPU, steps on CUDA): the default models; a CPU finishes in about a minute.
-TRAIN_CASES = [("mlp", (), 256, 200, 2000), ("cnn", ("front", "wrist"), 32, 8, 300)]
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    """One training-throughput measurement; ``overrides`` change the policy's default config."""
+
+    label: str
+    policy: str
+    cameras: tuple[str, ...] = ()
+    image_size: int = IMAGE_SIZE
+    overrides: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+    cpu_steps: int = 20
+    cuda_steps: int = 300
+
+
+# Default configs at their batch size, plus the cnn as the lift slow test trains it on one CPU core.
+# Steps keep each case to a few seconds on a CPU.
+TRAIN_CASES = [
+    TrainCase("mlp (low-dim)", "mlp", batch_size=256, cpu_steps=200, cuda_steps=2000),
+    TrainCase("cnn (2x128px)", "cnn", ("front", "wrist"), cpu_steps=4),
+    TrainCase("cnn (2x64px, CPU settings)", "cnn", ("front", "wrist"), 64, CNN_CPU_SETTINGS, cpu_steps=30),
+    TrainCase("act (low-dim)", "act", cpu_steps=10),
+    TrainCase("diffusion (low-dim)", "diffusion", cpu_steps=40),
+]
 INFERENCE_CASES = [("mlp", ()), ("act", ()), ("diffusion", ()), ("cnn", ("front", "wrist")), ("act", ("front",))]
 
 
 def run_train_bench(json: bool = False) -> dict[str, Any]:
     """Train each case briefly on a synthetic dataset; report samples/s and the share of time waiting for data."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    results: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads()}
+    results: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads(), "cases": []}
     with tempfile.TemporaryDirectory(prefix="protege-bench-") as tmp:
-        for name, cameras, batch_size, cpu_steps, cuda_steps in TRAIN_CASES:
-            steps = cuda_steps if device == "cuda" else cpu_steps
+        for i, case in enumerate(TRAIN_CASES):
             dataset = make_dataset(
-                Path(tmp) / f"{name}.zarr", episodes=20, steps=60, cameras=cameras, image_size=IMAGE_SIZE
+                Path(tmp) / f"{i}.zarr", episodes=20, steps=60, cameras=case.cameras, image_size=case.image_size
             )
             config = TrainConfig(
-                dataset=dataset, out=str(Path(tmp) / f"run-{name}"), policy=name, steps=steps, batch_size=batch_size,
-                warmup_steps=10, val_ratio=0.0, save_every=10**9, log_every=10**9, progress=False, device=device,
+                dataset=dataset, out=str(Path(tmp) / f"run-{i}"), policy=case.policy, batch_size=case.batch_size,
+                steps=case.cuda_steps if device == "cuda" else case.cpu_steps, warmup_steps=10, val_ratio=0.0,
+                save_every=10**9, log_every=10**9, progress=False, device=device,
             )
-            summary = train(config)
-            label = f"{name}" + (f" ({len(cameras)}x{IMAGE_SIZE}px)" if cameras else " (low-dim)")
-            results[name] = {
+            policy_config = dataclasses.replace(POLICIES[case.policy].config_class(), **case.overrides)
+            summary = train(config, policy_config)
+            results["cases"].append({
+                "label": case.label,
+                "policy": case.policy,
                 "samples_per_s": round(summary.samples_per_s, 1),
                 "data_wait_share": round(summary.data_wait_share, 4),
-                "batch_size": batch_size,
-                "cameras": len(cameras),
-            }
+                "batch_size": case.batch_size,
+                "cameras": len(case.cameras),
+                "image_size": case.image_size if case.cameras else None,
+                "overrides": case.overrides,
+            })
             if not json:
-                print(f"train {label:<18} {summary.samples_per_s:>9,.0f} samples/s   waiting for data "
+                print(f"train {case.label:<27} {summary.samples_per_s:>9,.0f} samples/s   waiting for data "
                       f"{100 * summary.data_wait_share:4.1f}% of step time (target < 10%)", flush=True)
     return results
 

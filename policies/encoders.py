@@ -63,16 +63,13 @@ class SpatialSoftmax(nn.Module):
 
 
 def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """DrQ augmentation: replicate-pad by ``pad`` pixels and crop back at a random offset per image."""
-    n, _, h, w = x.shape
+    """DrQ augmentation: replicate-pad by ``pad`` pixels and crop back at a random integer offset per image."""
+    n, c, h, w = x.shape
     x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    hp, wp = h + 2 * pad, w + 2 * pad
-    xs = torch.linspace(-1 + 1 / wp, 1 - 1 / wp, wp, device=x.device, dtype=x.dtype)[:w]  # pixel centres
-    ys = torch.linspace(-1 + 1 / hp, 1 - 1 / hp, hp, device=x.device, dtype=x.dtype)[:h]
-    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (h, w, 2) as (x, y)
-    offset = torch.randint(0, 2 * pad + 1, (n, 1, 1, 2), device=x.device).to(x.dtype)
-    shift = offset * torch.tensor([2.0 / wp, 2.0 / hp], device=x.device, dtype=x.dtype)
-    return F.grid_sample(x, base.unsqueeze(0) + shift, padding_mode="zeros", align_corners=False)
+    offset = torch.randint(0, 2 * pad + 1, (n, 2), device=x.device)
+    rows = (offset[:, :1] + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
+    cols = (offset[:, 1:] + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
+    return x.gather(2, rows).gather(3, cols)
 
 
 class ConvTrunk(nn.Module):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from protege.policies.config import IMAGE_PREFIX, PROPRIO_KEYS, PolicyConfig
 
 
 @dataclass
 class CNNConfig(PolicyConfig):
+    """Defaults suit a GPU and 128 px cameras. On one CPU core, record 64 px cameras
+    (``protege record ... --image-size 64``) and train with ``CNN_CPU_SETTINGS``
+    (``--set widths=16,32,64 --set n_obs_steps=1``): see tests/policies/test_lift_slow.py."""
+
     n_obs_steps: int = 2
     horizon: int = 8
     n_action_steps: int = 4
@@ -22,3 +27,7 @@ class CNNConfig(PolicyConfig):
     def default_obs_keys(self, available: list[str]) -> list[str]:
         """Every camera plus proprioception; no privileged object state."""
         return sorted(k for k in available if k.startswith(IMAGE_PREFIX)) + [k for k in PROPRIO_KEYS if k in available]
+
+
+# A small encoder on the current frame only: ~1,000 samples/s on one CPU core with two 64 px cameras.
+CNN_CPU_SETTINGS: dict[str, Any] = {"widths": [16, 32, 64], "n_obs_steps": 1}

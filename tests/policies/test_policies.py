@@ -135,3 +135,27 @@ def test_every_parameter_gets_a_gradient(name, image_dataset, tiny_config):
     sampler = SequenceSampler(ds, keys, "action", config.n_obs_steps, config.horizon)
     policy({k: torch.from_numpy(v) for k, v in sampler.sample(np.arange(0, 400, 50)).items()})["loss"].backward()
     assert [n for n, p in policy.named_parameters() if p.grad is None] == []
+
+
+def test_quaternions_become_sign_free_rotation_features():
+    from protege.policies.base import Spec, quat_to_rot6d
+
+    yaw = 0.3
+    q = torch.tensor([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+    expected = [np.cos(yaw), np.sin(yaw), 0.0, -np.sin(yaw), np.cos(yaw), 0.0]  # first two columns
+    assert quat_to_rot6d(q).tolist() == pytest.approx(expected, abs=1e-6)
+    two = torch.randn(5, 8)  # two quaternions per row (two objects), not normalised
+    assert quat_to_rot6d(two).shape == (5, 12)
+    assert torch.allclose(quat_to_rot6d(two), quat_to_rot6d(-two), atol=1e-6)
+    assert Spec({"ee_pos": (3,), "ee_quat": (4,), "object_quat": (8,)}, 7).lowdim_dim == 3 + 6 + 12
+
+
+def test_random_shift_crops_the_padded_image():
+    from protege.policies.encoders import random_shift
+
+    images = torch.rand(16, 3, 10, 10)
+    shifted = random_shift(images, pad=2)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="replicate")
+    for image, out in zip(padded, shifted):
+        crops = [image[:, r : r + 10, c : c + 10] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out, crop) for crop in crops)
