@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from protege.datasets import Dataset, compute_stats
+from protege.policies.act.config import ACT_CPU_SETTINGS
 from protege.policies.base import POLICIES, Spec
 from protege.policies.cnn.config import CNN_CPU_SETTINGS
 from protege.policies.config import TrainConfig
@@ -23,29 +24,41 @@ IMAGE_SIZE = 128
 
 
 @dataclass(frozen=True)
-class TrainCase:
-    """One training-throughput measurement; ``overrides`` change the policy's default config."""
+class InferenceCase:
+    """One policy to measure; ``overrides`` change its default config."""
 
     label: str
     policy: str
     cameras: tuple[str, ...] = ()
     image_size: int = IMAGE_SIZE
     overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainCase(InferenceCase):
     batch_size: int = 64
     cpu_steps: int = 20
     cuda_steps: int = 300
 
 
-# Default configs at their batch size, plus the cnn as the lift slow test trains it on one CPU core.
+# Default configs, plus the cnn and act as the lift slow tests train them on one CPU core (CPU settings).
 # Steps keep each case to a few seconds on a CPU.
 TRAIN_CASES = [
     TrainCase("mlp (low-dim)", "mlp", batch_size=256, cpu_steps=200, cuda_steps=2000),
-    TrainCase("cnn (2x128px)", "cnn", ("front", "wrist"), cpu_steps=4),
+    TrainCase("cnn (2x128px)", "cnn", ("front", "wrist"), cpu_steps=8),
     TrainCase("cnn (2x64px, CPU settings)", "cnn", ("front", "wrist"), 64, CNN_CPU_SETTINGS, cpu_steps=30),
     TrainCase("act (low-dim)", "act", cpu_steps=10),
+    TrainCase("act (low-dim, CPU settings)", "act", overrides=ACT_CPU_SETTINGS, cpu_steps=40),
     TrainCase("diffusion (low-dim)", "diffusion", cpu_steps=40),
 ]
-INFERENCE_CASES = [("mlp", ()), ("act", ()), ("diffusion", ()), ("cnn", ("front", "wrist")), ("act", ("front",))]
+INFERENCE_CASES = [
+    InferenceCase("mlp", "mlp"),
+    InferenceCase("act", "act"),
+    InferenceCase("diffusion", "diffusion"),
+    InferenceCase("cnn+2cam", "cnn", ("front", "wrist")),
+    InferenceCase("cnn+2cam 64px CPU", "cnn", ("front", "wrist"), 64, CNN_CPU_SETTINGS),
+    InferenceCase("act+1cam", "act", ("front",)),
+]
 
 
 def run_train_bench(json: bool = False) -> dict[str, Any]:
@@ -116,27 +129,27 @@ def run_inference_bench(json: bool = False) -> dict[str, Any]:
 def _inference_bench(json: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"device": "cpu", "torch_threads": 1}
     with tempfile.TemporaryDirectory(prefix="protege-bench-") as tmp:
-        ds = Dataset(make_dataset(Path(tmp) / "d.zarr", episodes=2, steps=10, cameras=("front", "wrist"),
-                                  image_size=IMAGE_SIZE))
-        stats = compute_stats(ds, ["ee_pos", "joint_pos", "gripper", "object_pos", "action"])
-        frame = {k: v[0] for k, v in ds.episode(0).items()}
-        for name, cameras in INFERENCE_CASES:
+        for i, case in enumerate(INFERENCE_CASES):
+            name, cameras = case.policy, case.cameras
+            ds = Dataset(make_dataset(Path(tmp) / f"{i}.zarr", episodes=2, steps=10, cameras=cameras,
+                                      image_size=case.image_size))
+            stats = compute_stats(ds, ["ee_pos", "joint_pos", "gripper", "object_pos", "action"])
+            frame = {k: v[0] for k, v in ds.episode(0).items()}
             config = POLICIES[name].config_class()
             lowdim = ["joint_pos", "ee_pos", "gripper"] if cameras else config.default_obs_keys(ds.keys)
             keys = [f"image_{c}" for c in cameras] + lowdim
-            config = dataclasses.replace(config, obs_keys=keys)
+            config = dataclasses.replace(config, obs_keys=keys, **case.overrides)
             spec = Spec({k: tuple(ds.shape(k)[1:]) for k in keys}, int(ds.shape("action")[1]))
             torch.manual_seed(0)
             policy = POLICIES[name](config, spec, stats).eval()
             per_action, per_prediction = _latency(policy, {k: frame[k] for k in keys}, n=100 if name != "cnn" else 40)
-            label = name + (f"+{len(cameras)}cam" if cameras else "")
-            results[label] = {
+            results[case.label] = {
                 "ms_per_action": round(per_action, 3),
                 "ms_per_prediction": round(per_prediction, 3),
                 "actions_per_prediction": 1 if getattr(policy, "ensembler", None) else config.n_action_steps,
             }
             if not json:
                 extra = f" ({config.inference_steps} DDIM steps)" if name == "diffusion" else ""
-                print(f"inference {label:<12} {per_action:7.2f} ms/action (mean)   "
+                print(f"inference {case.label:<18} {per_action:7.2f} ms/action (mean)   "
                       f"{per_prediction:7.2f} ms per prediction{extra}", flush=True)
     return results

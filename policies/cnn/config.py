@@ -12,7 +12,9 @@ from protege.policies.config import IMAGE_PREFIX, PROPRIO_KEYS, PolicyConfig
 class CNNConfig(PolicyConfig):
     """Defaults suit a GPU and 128 px cameras. On one CPU core, record 64 px cameras
     (``protege record ... --image-size 64``) and train with ``CNN_CPU_SETTINGS``
-    (``--set widths=16,32,64 --set n_obs_steps=1``): see tests/policies/test_lift_slow.py."""
+    (``--set widths=16,32,64 --set n_obs_steps=1``): on lift with 100 scripted demos, front + wrist
+    cameras and proprioception, 48-50/50 rollouts succeed after 3,000 steps (batch 64, ~3.5 min); the
+    defaults on the same 64 px data: 50/50 after 3,000 steps (~16.5 min)."""
 
     n_obs_steps: int = 2
     horizon: int = 8
