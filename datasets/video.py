@@ -32,10 +32,20 @@ def _side_by_side(frames: list[np.ndarray], height: int) -> np.ndarray:
     return np.concatenate(scaled, axis=1)
 
 
-def export_video(ds: Dataset, episode: int, out: str | os.PathLike[str], fps: float | None = None) -> dict[str, Any]:
-    """Write episode ``episode`` to ``out`` (mp4v codec) at the dataset's rate unless ``fps`` is given."""
+def open_mp4(path: str | os.PathLike[str], fps: float, width: int, height: int) -> Any:
+    """An OpenCV mp4v writer to ``path`` (parent folders created); it takes BGR frames."""
     import cv2
 
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise DatasetError(f"OpenCV cannot write video {path}")
+    return writer
+
+
+def export_video(ds: Dataset, episode: int, out: str | os.PathLike[str], fps: float | None = None) -> dict[str, Any]:
+    """Write episode ``episode`` to ``out`` (mp4v codec) at the dataset's rate unless ``fps`` is given."""
     keys = camera_keys(ds)
     if not keys:
         raise DatasetError(f"{ds.path} has no camera images (image_<camera> keys)")
@@ -43,11 +53,8 @@ def export_video(ds: Dataset, episode: int, out: str | os.PathLike[str], fps: fl
     height = max(ds.shape(key)[1] for key in keys)
     width = sum(round(ds.shape(key)[2] * height / ds.shape(key)[1]) for key in keys)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     rate = float(fps or ds.fps)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width, height))
-    if not writer.isOpened():
-        raise DatasetError(f"OpenCV cannot write video {out}")
+    writer = open_mp4(out, rate, width, height)
     try:
         for start in range(frames.start, frames.stop, _BLOCK_FRAMES):
             stop = min(frames.stop, start + _BLOCK_FRAMES)

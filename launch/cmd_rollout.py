@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _log(run_dir: Path, result: dict[str, Any]) -> None:
     """Append the evaluation to RUN/evals.jsonl (one JSON object per line)."""
-    line = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **result}
+    line = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **result}
     with open(run_dir / "evals.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
 

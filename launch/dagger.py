@@ -29,16 +29,20 @@ import functools
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from protege.datasets import Dataset, EpisodeWriter, Source, schema
+from protege.datasets.tools import copy_episodes
 from protege.launch.cmd_rollout import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
-from protege.teleop.collect import collect
+from protege.teleop.browser import segments
+from protege.teleop.collect import collect, make_env
+from protege.teleop.loop import dataset_attrs
 from protege.teleop.rollout import RolloutSpec, run_rollouts
 
 if TYPE_CHECKING:
@@ -128,8 +132,6 @@ def _evaluate(config: DaggerConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def _frames(dataset: Path) -> int:
-    from protege.datasets import Dataset
-
     return Dataset(str(dataset)).num_frames
 
 
@@ -160,9 +162,6 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     log: dict[str, Any] = {"task": config.task, "robot": config.robot, "policy": config.policy,
                            "expert": config.expert, "config": dataclasses.asdict(config), "rounds": [], "bc": []}
     if config.demos_dataset is not None:
-        from protege.datasets import Dataset
-        from protege.datasets.tools import copy_episodes
-
         _match_demos(config)
         demos = Dataset(config.demos_dataset)
         copy_episodes([(demos, np.arange(demos.num_episodes))], str(data), "dagger demos")
@@ -196,8 +195,6 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
 
 def _match_demos(config: DaggerConfig) -> None:
     """Record what the demos recorded (cameras, image size); refuse demos of another task or robot."""
-    from protege.datasets import Dataset
-
     attrs = Dataset(config.demos_dataset).attrs
     for name in ("task", "robot"):
         if attrs.get(name) != getattr(config, name):
@@ -220,17 +217,14 @@ def _expert_labels(config: DaggerConfig, run: Path, r: int) -> int:
 
 def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInput | None) -> int:
     """A person watches round r-1's policy and takes over; their segments join RUN/data.zarr. Frames added."""
-    from protege.datasets import Dataset, EpisodeWriter
-    from protege.teleop.collect import make_env
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.intervene import run_intervention
-    from protege.teleop.loop import dataset_attrs
 
     env = make_env(_env_config(config, 0.0))
     device = make_device(config.expert, load_bindings(config.bindings), env.action_space.high[:6])
     policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
     rollouts = run / "interventions.zarr"
-    first = Dataset(str(rollouts)).num_episodes if rollouts.exists() else 0
+    first = _episodes(rollouts)
     with EpisodeWriter(str(rollouts), attrs=dataset_attrs(env)) as writer:
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
                          realtime=script is None, script=script, success_hold=config.success_hold)
@@ -241,10 +235,8 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
 def _person_corrections(config: DaggerConfig, run: Path, r: int, corrections: list[Any] | None) -> int:
     """Round r-1's policy rolls out headlessly into RUN/interventions.zarr; the person browses the
     rollouts, rewinds and corrects (the policy resuming after); the corrections join RUN/data.zarr."""
-    from protege.datasets import Dataset
-
     rollouts = run / "interventions.zarr"
-    first = Dataset(str(rollouts)).num_episodes if rollouts.exists() else 0
+    first = _episodes(rollouts)
     spec = _spec(config, run / f"round_{r - 1}", record=True)
     run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
                  record_to=str(rollouts), progress=config.progress)
@@ -267,9 +259,6 @@ def _person_corrections(config: DaggerConfig, run: Path, r: int, corrections: li
 def aggregate_interventions(source: Path, first_episode: int, dest: Path) -> int:
     """Append every intervention segment of ``source``'s episodes from ``first_episode`` on to ``dest``
     as an episode of its own; return the frames added."""
-    from protege.datasets import Dataset, EpisodeWriter, Source, schema
-    from protege.teleop.browser import segments
-
     ds = Dataset(str(source))
     seeds, successes = ds.meta("seed"), ds.meta("success")
     added = 0
@@ -285,9 +274,8 @@ def aggregate_interventions(source: Path, first_episode: int, dest: Path) -> int
 
 
 def _episodes(dataset: Path) -> int:
-    from protege.datasets import Dataset
-
-    return Dataset(str(dataset)).num_episodes
+    """Episodes saved in ``dataset`` (0 before it exists)."""
+    return Dataset(str(dataset)).num_episodes if dataset.exists() else 0
 
 
 def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[str, Any]) -> dict[str, Any]:
@@ -298,8 +286,6 @@ def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[
     if not data.exists():  # start from DAgger's demos: the same first episodes
         collect(_env_config(config, config.noise), str(data), config.demos, workers=config.envs,
                 seed=config.seed, progress=False)
-    from protege.datasets import Dataset
-
     while (frames := _frames(data)) < budget:
         ds = Dataset(str(data))
         per_episode = frames / ds.num_episodes

@@ -28,6 +28,7 @@ import numpy as np
 
 from protege.datasets import Dataset
 from protege.datasets.schema import is_image_key
+from protege.datasets.video import open_mp4
 from protege.teleop.errors import TeleopError
 
 MODES = ("states", "actions")
@@ -211,15 +212,9 @@ class VideoSink:
         self._writer: Any = None
 
     def __call__(self, frame: int, env: Any, obs: dict[str, np.ndarray]) -> None:
-        import cv2
-
         image = np.concatenate(list(camera_images(env, obs).values()), axis=1)
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
-                                           (image.shape[1], image.shape[0]))
-            if not self._writer.isOpened():
-                raise TeleopError(f"OpenCV cannot write video {self.path}")
+            self._writer = open_mp4(self.path, self.fps, image.shape[1], image.shape[0])
         self._writer.write(np.ascontiguousarray(image[..., ::-1]))
 
     def close(self) -> str | None:

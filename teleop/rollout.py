@@ -16,7 +16,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from protege.datasets import EpisodeWriter
+from protege.datasets.video import open_mp4
 from protege.teleop.collect import EpisodeBuffer, make_env
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, check_dataset, dataset_attrs
@@ -68,7 +69,10 @@ class RolloutResult:
     seed: int
     envs: int
     seconds: float
-    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return summarize(self.episodes, self.seed, self.envs, self.seconds)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -115,8 +119,8 @@ class _Worker:
         if spec.expert_beta is not None:
             from protege.sim.experts import make_expert
 
-            labeller = ExpertPilot(make_expert(self.env, noise=0.0))
-            pilots.insert(0, MixturePilot(ExpertPilot(make_expert(self.env, noise=0.0)), spec.expert_beta))
+            labeller = ExpertPilot(make_expert(self.env, noise=0.0))  # stateless: it also drives in the mixture
+            pilots.insert(0, MixturePilot(labeller, spec.expert_beta))
         self.buffer = EpisodeBuffer() if spec.record else None
         self.loop = ControlLoop(self.env, pilots, writer=self.buffer, realtime=False,
                                 success_hold=spec.success_hold, labeller=labeller)
@@ -152,13 +156,8 @@ class _Worker:
         return self._renderer.render(self.env.data)[self.spec.video_camera]
 
     def _write_video(self, frames: list[np.ndarray], path: Path) -> str:
-        import cv2
-
-        path.parent.mkdir(parents=True, exist_ok=True)
         height, width = frames[0].shape[:2]
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), self.env.control_hz, (width, height))
-        if not writer.isOpened():
-            raise TeleopError(f"OpenCV cannot write video {path}")
+        writer = open_mp4(path, self.env.control_hz, width, height)
         for frame in frames:
             writer.write(np.ascontiguousarray(frame[..., ::-1]))
         writer.release()
@@ -228,6 +227,4 @@ def run_rollouts(
         if writer is not None:
             writer.close()
     seconds = time.perf_counter() - started
-    result = RolloutResult(outcomes, seed, envs, seconds)
-    result.summary = summarize(outcomes, seed, envs, seconds)
-    return result
+    return RolloutResult(outcomes, seed, envs, seconds)
