@@ -11,6 +11,10 @@ import pytest
 
 from protege.sim import GYM_IDS, TASKS, ProtegeEnv, SimError
 from protege.sim.experts import DEMO_NOISE, EXPERTS, ScriptedExpert, make_expert
+from protege.sim.robot import menagerie_dir
+
+needs_menagerie = pytest.mark.skipif(menagerie_dir() is None, reason="Menagerie robots not found (PROTEGE_MENAGERIE)")
+ROBOTS = ("protege_arm", pytest.param("panda", marks=needs_menagerie))
 
 ALL_TASKS = tuple(TASKS)
 _ENVS: dict[tuple[str, str], ProtegeEnv] = {}
@@ -59,6 +63,7 @@ def test_expert_with_demo_noise_still_solves_task(task):
     assert success_rate(task, "protege_arm", range(100, 110), noise=DEMO_NOISE) >= 0.8
 
 
+@needs_menagerie
 @pytest.mark.parametrize("task", ("lift", "slot_push"))
 def test_expert_solves_task_with_panda(task):
     assert success_rate(task, "panda", range(3)) == 1.0
@@ -172,14 +177,14 @@ def test_unknown_task_is_a_sim_error():
 
 # The full evaluation: >= 95% over 100 seeds per task and robot (noise-free), >= 90% with demo noise.
 @pytest.mark.slow
-@pytest.mark.parametrize("robot", ("protege_arm", "panda"))
+@pytest.mark.parametrize("robot", ROBOTS)
 @pytest.mark.parametrize("task", ALL_TASKS)
 def test_expert_success_rate_100_seeds(task, robot):
     assert success_rate(task, robot, range(1000, 1100)) >= 0.95
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("robot", ("protege_arm", "panda"))
+@pytest.mark.parametrize("robot", ROBOTS)
 @pytest.mark.parametrize("task", ALL_TASKS)
 def test_expert_success_rate_with_demo_noise_100_seeds(task, robot):
     assert success_rate(task, robot, range(2000, 2100), noise=DEMO_NOISE) >= 0.9

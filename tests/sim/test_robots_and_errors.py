@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from protege.sim import ProtegeEnv, SimError, load_robot_spec
-from protege.sim.robot import builtin_spec_path
+from protege.sim.robot import builtin_spec_path, menagerie_dir
 
-MENAGERIE = Path(__file__).resolve().parents[3] / "shared" / "robots"
-needs_menagerie = pytest.mark.skipif(not MENAGERIE.is_dir(), reason="../shared/robots not present")
+needs_menagerie = pytest.mark.skipif(menagerie_dir() is None, reason="Menagerie robots not found (PROTEGE_MENAGERIE)")
 
 
 @needs_menagerie
