@@ -16,3 +16,4 @@ class MLPConfig(PolicyConfig):
     weight_decay: float = 1e-4
     hidden: list[int] = field(default_factory=lambda: [512, 512, 512])
     dropout: float = 0.0
+    loss: str = "mse"  # "mse" (conditional mean) or "l1" (conditional median: does not average two modes)

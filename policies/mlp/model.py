@@ -10,6 +10,8 @@ from protege.policies.encoders import mlp
 from protege.policies.errors import PolicyError
 from protege.policies.mlp.config import MLPConfig
 
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
+
 
 class MLPPolicy(Policy):
     name = "mlp"
@@ -19,6 +21,8 @@ class MLPPolicy(Policy):
         super().__init__(config, spec, stats)
         if spec.image_keys:
             raise PolicyError(f"mlp is low-dim only; drop {', '.join(spec.image_keys)} from obs_keys or use cnn")
+        if config.loss not in LOSSES:
+            raise PolicyError(f"unknown mlp loss {config.loss!r} (choose from {', '.join(LOSSES)})")
         in_dim = config.n_obs_steps * spec.lowdim_dim
         self.net = mlp(in_dim, config.hidden, config.horizon * spec.action_dim, config.dropout)
 
@@ -28,7 +32,8 @@ class MLPPolicy(Policy):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         target = self.normalizer.normalize("action", batch["action"])
-        return {"loss": self.masked_mean(F.mse_loss(self._predict(batch), target, reduction="none"), batch)}
+        error = LOSSES[self.config.loss](self._predict(batch), target, reduction="none")
+        return {"loss": self.masked_mean(error, batch)}
 
     def predict_chunk(self, obs: Batch) -> torch.Tensor:
         return self.normalizer.unnormalize("action", self._predict(obs).float())

@@ -8,8 +8,12 @@ import torch
 
 from protege.datasets import Dataset, SequenceSampler
 from protege.policies.act.model import TemporalEnsembler
+from protege.policies.base import Spec
 from protege.policies.checkpoint import build_from_meta, load_policy, read_run, save_checkpoint
 from protege.policies.config import TrainConfig, from_dict
+from protege.policies.errors import PolicyError
+from protege.policies.mlp.config import MLPConfig
+from protege.policies.mlp.model import MLPPolicy
 from protege.policies.trainer import evaluate, train
 
 CASES = [("mlp", "lowdim_dataset", 5.0), ("cnn", "image_dataset", 3.0), ("act", "lowdim_dataset", 3.0),
@@ -159,3 +163,30 @@ def test_random_shift_crops_the_padded_image():
     for image, out in zip(padded, shifted):
         crops = [image[:, r : r + 10, c : c + 10] for r in range(5) for c in range(5)]
         assert any(torch.equal(out, crop) for crop in crops)
+
+
+@pytest.mark.parametrize(("loss", "expected"), [("mse", 0.4), ("l1", 1.0)])
+def test_mlp_loss_picks_the_mean_or_the_median_of_two_modes(loss, expected):
+    """One observation, labelled +1 seven times in ten and -1 otherwise (an expert's two branches):
+    MSE regresses the mean (0.4, an action neither branch takes), L1 the median (the larger branch)."""
+    torch.manual_seed(0)
+    spec = Spec({"joint_pos": (2,)}, 1)
+    stats = {"joint_pos": {"mean": np.zeros(2), "std": np.ones(2)},
+             "action": {"mean": np.zeros(1), "std": np.ones(1), "min": -np.ones(1), "max": np.ones(1)}}
+    policy = MLPPolicy(MLPConfig(n_obs_steps=1, horizon=1, n_action_steps=1, hidden=[32], loss=loss), spec, stats)
+    action = torch.where(torch.arange(100) < 70, 1.0, -1.0).view(100, 1, 1)
+    batch = {"joint_pos": torch.zeros(100, 1, 2), "action": action, "action_is_pad": torch.zeros(100, 1, dtype=torch.bool)}
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        policy(batch)["loss"].backward()
+        optimizer.step()
+    with torch.no_grad():
+        assert policy.predict_chunk(batch)[0, 0, 0].item() == pytest.approx(expected, abs=0.05)
+
+
+def test_mlp_refuses_an_unknown_loss():
+    spec = Spec({"joint_pos": (2,)}, 1)
+    stats = {"joint_pos": {"mean": np.zeros(2), "std": np.ones(2)}, "action": {"min": -np.ones(1), "max": np.ones(1)}}
+    with pytest.raises(PolicyError, match="unknown mlp loss 'huber'"):
+        MLPPolicy(MLPConfig(loss="huber"), spec, stats)
