@@ -58,8 +58,8 @@ FLOWS = ("live", "rewind")
 #   in demos, and the policy's error on it, integrated every tick, tilts the gripper (on slot_push
 #   the round-1 aggregate gave 4-19% success min-max scaled, 58% standardised).
 # - No validation split: labelled frames are the budget being compared; success in the sim judges.
-ROUND_SETTINGS = {"mlp": ["n_obs_steps=1", "horizon=1", "n_action_steps=1", "action_norm=meanstd"],
-            "cnn": ["n_obs_steps=1", "horizon=1", "n_action_steps=1", "action_norm=meanstd"]}
+ROUND_SETTINGS = dict.fromkeys(("mlp", "cnn"),
+                               ("n_obs_steps=1", "horizon=1", "n_action_steps=1", "action_norm=meanstd"))
 LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0, ...) and eval seeds
 
 
@@ -121,7 +121,7 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
     train_config = TrainConfig(dataset=str(dataset), out=str(out), policy=config.policy, steps=config.steps,
                                seed=config.seed, progress=config.progress)
     policy_config = POLICIES[config.policy].config_class()
-    defaults = ["val_ratio=0", *ROUND_SETTINGS.get(config.policy, [])]
+    defaults = ["val_ratio=0", *ROUND_SETTINGS.get(config.policy, ())]
     apply_overrides([train_config, policy_config], [*defaults, *config.overrides])
     return train(train_config, policy_config).train_loss
 

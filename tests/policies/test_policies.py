@@ -165,17 +165,21 @@ def test_random_shift_crops_the_padded_image():
         assert any(torch.equal(out, crop) for crop in crops)
 
 
+def _unit_spec() -> tuple[Spec, dict[str, dict[str, np.ndarray]]]:
+    """A two-number observation and a one-number action, both with identity statistics."""
+    unit = {"mean": np.zeros(1), "std": np.ones(1), "min": -np.ones(1), "max": np.ones(1)}
+    return Spec({"joint_pos": (2,)}, 1), {"joint_pos": {"mean": np.zeros(2), "std": np.ones(2)}, "action": unit}
+
+
 @pytest.mark.parametrize(("loss", "expected"), [("mse", 0.4), ("l1", 1.0)])
 def test_mlp_loss_picks_the_mean_or_the_median_of_two_modes(loss, expected):
     """One observation, labelled +1 seven times in ten and -1 otherwise (an expert's two branches):
     MSE regresses the mean (0.4, an action neither branch takes), L1 the median (the larger branch)."""
     torch.manual_seed(0)
-    spec = Spec({"joint_pos": (2,)}, 1)
-    stats = {"joint_pos": {"mean": np.zeros(2), "std": np.ones(2)},
-             "action": {"mean": np.zeros(1), "std": np.ones(1), "min": -np.ones(1), "max": np.ones(1)}}
-    policy = MLPPolicy(MLPConfig(n_obs_steps=1, horizon=1, n_action_steps=1, hidden=[32], loss=loss), spec, stats)
+    policy = MLPPolicy(MLPConfig(n_obs_steps=1, horizon=1, n_action_steps=1, hidden=[32], loss=loss), *_unit_spec())
     action = torch.where(torch.arange(100) < 70, 1.0, -1.0).view(100, 1, 1)
-    batch = {"joint_pos": torch.zeros(100, 1, 2), "action": action, "action_is_pad": torch.zeros(100, 1, dtype=torch.bool)}
+    batch = {"joint_pos": torch.zeros(100, 1, 2), "action": action,
+             "action_is_pad": torch.zeros(100, 1, dtype=torch.bool)}
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
     for _ in range(300):
         optimizer.zero_grad()
@@ -186,7 +190,5 @@ def test_mlp_loss_picks_the_mean_or_the_median_of_two_modes(loss, expected):
 
 
 def test_mlp_refuses_an_unknown_loss():
-    spec = Spec({"joint_pos": (2,)}, 1)
-    stats = {"joint_pos": {"mean": np.zeros(2), "std": np.ones(2)}, "action": {"min": -np.ones(1), "max": np.ones(1)}}
     with pytest.raises(PolicyError, match="unknown mlp loss 'huber'"):
-        MLPPolicy(MLPConfig(loss="huber"), spec, stats)
+        MLPPolicy(MLPConfig(loss="huber"), *_unit_spec())
