@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=128, help="camera image side in pixels (default: 128)")
     parser.add_argument("--compare-bc", action="store_true",
                         help="also train plain BC on the same number of expert-labelled frames each round")
+    parser.add_argument("--correction-share", type=float, metavar="F",
+                        help="draw this share of every training batch from the labelled rollouts or interventions, "
+                             "the rest from the demos (IWR: 0.5; default: every frame alike)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a train or policy config field (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         episodes_per_round=args.episodes_per_round, beta=args.beta, noise=args.noise, steps=args.steps,
         eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,
         cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,
+        correction_share=args.correction_share,
         overrides=args.overrides, progress=not args.no_progress,
     )
     log = run_dagger(config)

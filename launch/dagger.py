@@ -86,6 +86,7 @@ class DaggerConfig:
     image_size: int = 128
     success_hold: int = 10
     compare_bc: bool = False
+    correction_share: float | None = None  # batch share of the labelled rollouts or interventions (None: by frames)
     overrides: list[str] = field(default_factory=list)  # train/policy config `key=value`
     progress: bool = True
 
@@ -105,6 +106,8 @@ class DaggerConfig:
             raise UserError(f"--beta must be in [0, 1], got {self.beta}")
         if self.noise < 0:
             raise UserError(f"--noise must be >= 0, got {self.noise}")
+        if self.correction_share is not None and not 0.0 < self.correction_share < 1.0:
+            raise UserError(f"--correction-share must be in (0, 1), got {self.correction_share}")
 
 
 def _env_config(config: DaggerConfig, noise: float) -> dict[str, Any]:
@@ -116,12 +119,15 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
     """Train a fresh policy on ``dataset`` into ``out``; return its final training loss."""
     from protege.policies.base import POLICIES
     from protege.policies.config import TrainConfig, apply_overrides
+    from protege.policies.data import ON_POLICY_SOURCES
     from protege.policies.trainer import train
 
     train_config = TrainConfig(dataset=str(dataset), out=str(out), policy=config.policy, steps=config.steps,
                                seed=config.seed, progress=config.progress)
     policy_config = POLICIES[config.policy].config_class()
     defaults = ["val_ratio=0", *ROUND_SETTINGS.get(config.policy, ())]
+    if config.correction_share is not None and np.isin(Dataset(str(dataset)).meta("source"), ON_POLICY_SOURCES).any():
+        defaults.append(f"correction_share={config.correction_share}")
     apply_overrides([train_config, policy_config], [*defaults, *config.overrides])
     return train(train_config, policy_config).train_loss
 

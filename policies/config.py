@@ -48,6 +48,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0
     ema_decay: float = 0.999  # 0 disables EMA
+    # Share of each batch drawn from episodes recorded while a policy ran (DAgger's labelled rollouts,
+    # a person's interventions), the rest from demonstrations; None: every frame alike. IWR uses 0.5.
+    correction_share: float | None = None
     val_ratio: float = 0.05
     val_every: int = 1000
     val_batches: int = 8

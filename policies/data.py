@@ -1,7 +1,8 @@
 """Batches for training: a prefetch thread over the dataset sampler (CPU), or windows gathered on the GPU.
 
-Both loaders draw window indices uniformly with replacement from their own seeded generator and
-return dicts of tensors on the training device, shaped like ``SequenceSampler.sample``.
+Both loaders draw window indices with replacement from their own seeded generator, uniformly or with
+the probabilities of :func:`correction_weights`, and return dicts of tensors on the training device,
+shaped like ``SequenceSampler.sample``.
 ``wait_s`` accumulates the time the training loop spent blocked on data.
 """
 
@@ -15,16 +16,37 @@ import numpy as np
 import torch
 
 from protege.datasets import Dataset, SequenceSampler
+from protege.datasets.schema import Source
 from protege.policies.base import Batch
+from protege.policies.errors import PolicyError
+
+ON_POLICY_SOURCES = (Source.POLICY, Source.INTERVENTION)
+
+
+def correction_weights(ds: Dataset, episodes: np.ndarray, share: float | None) -> np.ndarray | None:
+    """Sampling probability of each window of ``episodes`` (in sampler order) that gives the frames of
+    episodes recorded while a policy ran ``share`` of every batch, demonstrations the rest (None: uniform)."""
+    if share is None:
+        return None
+    if not 0.0 < share < 1.0:
+        raise PolicyError(f"correction_share must be in (0, 1), got {share}")
+    lengths = ds.episode_ends[episodes] - ds.episode_starts[episodes]
+    on_policy = np.repeat(np.isin(ds.meta("source")[episodes], ON_POLICY_SOURCES), lengths)
+    corrections, demos = int(on_policy.sum()), int((~on_policy).sum())
+    if corrections == 0 or demos == 0:
+        raise PolicyError(f"correction_share needs both demonstrations and policy rollouts or interventions to "
+                          f"train on; {ds.path} has {demos} and {corrections} frames of them")
+    return np.where(on_policy, share / corrections, (1.0 - share) / demos)
 
 
 class PrefetchLoader:
     """A daemon thread samples and converts the next batches while the model trains on the current one."""
 
     def __init__(
-        self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4
+        self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4,
+        weights: np.ndarray | None = None,
     ) -> None:
-        self.sampler, self.batch_size, self.device = sampler, batch_size, device
+        self.sampler, self.batch_size, self.device, self.weights = sampler, batch_size, device, weights
         self.rng = np.random.default_rng(seed)
         self.wait_s = 0.0
         self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=depth)
@@ -36,7 +58,10 @@ class PrefetchLoader:
         pin = self.device.type == "cuda"
         try:
             while not self._stop.is_set():
-                idx = self.rng.integers(0, len(self.sampler), self.batch_size)
+                if self.weights is None:
+                    idx = self.rng.integers(0, len(self.sampler), self.batch_size)
+                else:
+                    idx = self.rng.choice(len(self.sampler), self.batch_size, p=self.weights)
                 batch = {k: torch.from_numpy(v) for k, v in self.sampler.sample(idx).items()}
                 if pin:
                     batch = {k: v.pin_memory() for k, v in batch.items()}
@@ -86,8 +111,10 @@ class DeviceLoader:
         batch_size: int,
         seed: int,
         device: torch.device,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.batch_size, self.device = batch_size, device
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
         self.arrays = {k: _upload(ds.load(k), device) for k in [*obs_keys, "action"]}
         starts, ends = ds.episode_starts[episodes], ds.episode_ends[episodes]
         frames = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(episodes) else np.zeros(0, int)
@@ -116,7 +143,10 @@ class DeviceLoader:
 
     def next(self) -> Batch:
         start = time.perf_counter()
-        idx = torch.randint(0, len(self), (self.batch_size,), device=self.device, generator=self.generator)
+        if self.weights is None:
+            idx = torch.randint(0, len(self), (self.batch_size,), device=self.device, generator=self.generator)
+        else:
+            idx = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
         batch = self.sample(idx)
         self.wait_s += time.perf_counter() - start
         return batch

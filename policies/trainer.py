@@ -21,7 +21,7 @@ from protege.datasets import Dataset, SequenceSampler, compute_stats, split_epis
 from protege.policies import checkpoint
 from protege.policies.base import POLICIES, Batch, Policy, Spec, Stats, build_policy
 from protege.policies.config import IMAGE_PREFIX, PolicyConfig, TrainConfig
-from protege.policies.data import DeviceLoader, PrefetchLoader
+from protege.policies.data import DeviceLoader, PrefetchLoader, correction_weights
 from protege.policies.errors import PolicyError
 
 
@@ -199,12 +199,14 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
         _restore(run, meta, policy, ema, optimizer)
 
     train_ids, val_ids = split_episodes(ds.num_episodes, config.val_ratio, config.seed)
+    weights = correction_weights(ds, train_ids, config.correction_share)
     loader: DeviceLoader | PrefetchLoader
     if device.type == "cuda" and config.device_data:
-        loader = DeviceLoader(ds, keys, pcfg.n_obs_steps, pcfg.horizon, train_ids, config.batch_size, seed, device)
+        loader = DeviceLoader(ds, keys, pcfg.n_obs_steps, pcfg.horizon, train_ids, config.batch_size, seed, device,
+                              weights)
     else:
         sampler = SequenceSampler(ds, keys, "action", pcfg.n_obs_steps, pcfg.horizon, episodes=train_ids)
-        loader = PrefetchLoader(sampler, config.batch_size, seed, device)
+        loader = PrefetchLoader(sampler, config.batch_size, seed, device, weights=weights)
     val_batches = _val_batches(ds, keys, pcfg, val_ids, config, device) if main else []
 
     model: Any = policy

@@ -19,7 +19,8 @@ def dagger_run(tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("dagger") / "run"
     config = DaggerConfig(task="reach", out=str(out), rounds=3, demos=2, episodes_per_round=2, beta=0.5, steps=20,
-                          eval_episodes=2, compare_bc=True, overrides=["warmup_steps=5"], progress=False)
+                          eval_episodes=2, compare_bc=True, correction_share=0.5, overrides=["warmup_steps=5"],
+                          progress=False)
     return out, run_dagger(config)
 
 
@@ -65,6 +66,10 @@ def test_an_existing_run_and_bad_settings_are_refused(dagger_run, tmp_path, caps
         run_dagger(DaggerConfig(task="reach", out=str(out)))
     code = cli.main(["dagger", "--task", "reach", "--expert", "scripted", "--out", str(tmp_path / "x"), "--beta", "2"])
     assert code == 2 and "--beta must be in [0, 1]" in capsys.readouterr().err
+    code = cli.main(["dagger", "--task", "reach", "--expert", "scripted", "--out", str(tmp_path / "x"),
+                     "--correction-share", "1"])
+    assert code == 2 and "--correction-share must be in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from protege.datasets import Dataset, SequenceSampler
+from protege.datasets import Dataset, EpisodeWriter, SequenceSampler, Source
 from protege.policies.config import TrainConfig, apply_overrides
-from protege.policies.data import DeviceLoader
+from protege.policies.data import DeviceLoader, PrefetchLoader, correction_weights
 from protege.policies.errors import PolicyError
 from protege.policies.mlp.config import MLPConfig
+from protege.policies.synthetic import ATTRS
 from protege.policies.trainer import lr_factor, train
 
 
@@ -72,6 +73,43 @@ def test_device_loader_matches_the_sampler(lowdim_dataset):
     expected, got = sampler.sample(idx), loader.sample(torch.from_numpy(idx))
     for key, value in expected.items():
         np.testing.assert_array_equal(got[key].numpy(), value, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def mixed_sources(tmp_path_factory) -> Dataset:
+    """Demos (60 frames) and on-policy episodes (an intervention of 10 frames, a rollout of 20): the
+    ``episode`` key holds each frame's episode id."""
+    path = tmp_path_factory.mktemp("mixed") / "mixed.zarr"
+    with EpisodeWriter(str(path), attrs=ATTRS) as writer:
+        for i, (length, source) in enumerate(((30, Source.EXPERT), (10, Source.INTERVENTION), (20, Source.POLICY),
+                                              (30, Source.HUMAN))):
+            data = {"episode": np.full((length, 1), i, np.float32), "action": np.zeros((length, 2), np.float32)}
+            writer.add_episode(data, seed=i, success=True, source=source)
+    return Dataset(str(path))
+
+
+def test_correction_share_sets_the_on_policy_part_of_every_batch(mixed_sources):
+    episodes = np.arange(4)
+    weights = correction_weights(mixed_sources, episodes, 0.8)
+    on_policy = np.repeat([False, True, True, False], [30, 10, 20, 30])
+    assert weights.sum() == pytest.approx(1.0) and weights[on_policy].sum() == pytest.approx(0.8)
+    sampler = SequenceSampler(mixed_sources, ["episode"], episodes=episodes)
+    prefetch = PrefetchLoader(sampler, 4096, seed=0, device=torch.device("cpu"), weights=weights)
+    device = DeviceLoader(mixed_sources, ["episode"], 1, 1, episodes, 4096, seed=0, device=torch.device("cpu"),
+                          weights=weights)
+    for loader in (prefetch, device):
+        drawn = loader.next()["episode"][:, -1, 0].numpy()
+        loader.close()
+        assert np.isin(drawn, (1, 2)).mean() == pytest.approx(0.8, abs=0.03)  # a third of the frames, 80% of draws
+        assert (drawn == 1).mean() == pytest.approx(0.8 / 3, abs=0.03)  # alike within the on-policy part
+    assert correction_weights(mixed_sources, episodes, None) is None
+
+
+def test_correction_share_needs_both_kinds_of_episode(mixed_sources):
+    with pytest.raises(PolicyError, match="has 60 and 0 frames"):
+        correction_weights(mixed_sources, np.array([0, 3]), 0.5)
+    with pytest.raises(PolicyError, match=r"correction_share must be in \(0, 1\)"):
+        correction_weights(mixed_sources, np.arange(4), 1.0)
 
 
 def test_overrides_are_typed():
