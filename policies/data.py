@@ -46,7 +46,8 @@ class PrefetchLoader:
         self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4,
         weights: np.ndarray | None = None,
     ) -> None:
-        self.sampler, self.batch_size, self.device, self.weights = sampler, batch_size, device, weights
+        self.sampler, self.batch_size, self.device = sampler, batch_size, device
+        self._cdf = None if weights is None else np.cumsum(weights)  # weighted draws by bisection
         self.rng = np.random.default_rng(seed)
         self.wait_s = 0.0
         self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=depth)
@@ -58,10 +59,11 @@ class PrefetchLoader:
         pin = self.device.type == "cuda"
         try:
             while not self._stop.is_set():
-                if self.weights is None:
+                if self._cdf is None:
                     idx = self.rng.integers(0, len(self.sampler), self.batch_size)
                 else:
-                    idx = self.rng.choice(len(self.sampler), self.batch_size, p=self.weights)
+                    u = self.rng.random(self.batch_size) * self._cdf[-1]
+                    idx = np.minimum(np.searchsorted(self._cdf, u, side="right"), len(self.sampler) - 1)
                 batch = {k: torch.from_numpy(v) for k, v in self.sampler.sample(idx).items()}
                 if pin:
                     batch = {k: v.pin_memory() for k, v in batch.items()}
