@@ -122,7 +122,7 @@ class Intervention:
         self.running = False
         self.intervened = 0  # frames of the episode in progress the person drove
         self._late_at_start = 0
-        self._takeover_name = next((name for name, what in device.describe() if what == TAKEOVER_ROW), "take-over")
+        self._takeover_name = device.input_for(TAKEOVER_ROW) or "take-over"
         self.message = f"the policy drives: hold {self._takeover_name} to take over"
         self.window = Window(env, f"protege intervene: {env.task.name} on {env.robot.name}", zoom, what="intervention")
         self.loop.reset(seed)
@@ -260,12 +260,8 @@ class Intervention:
         ], x)
         window.line(1, [(f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   "
                          f"discarded {self.discarded}   {self.device.status()}", GREY)])
-        window.line(2, [(self.message, WHITE)])
-        help_key = next((name for name, what in self.device.describe() if what == Command.HELP.value), None)
-        if help_key:
-            window.line_right(2, f"{help_key}: key map")
-        if self.show_help:
-            window.key_map(self.key_map())
+        window.footer(self.message, self.device.input_for(Command.HELP.value),
+                      self.key_map() if self.show_help else None)
         window.flip()
 
 

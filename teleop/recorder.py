@@ -172,10 +172,6 @@ class Recorder:
         ], x)
         window.line(1, [(f"seed {self.seed}   saved {len(self.saved)}   discarded {self.discarded}   "
                          f"{self.device.status()}", GREY)])
-        window.line(2, [(self.message, WHITE)])
-        help_key = next((name for name, what in self.device.describe() if what == Command.HELP.value), None)
-        if help_key:
-            window.line_right(2, f"{help_key}: key map")
-        if self.show_help:
-            window.key_map(self.device.describe())
+        window.footer(self.message, self.device.input_for(Command.HELP.value),
+                      self.device.describe() if self.show_help else None)
         window.flip()

@@ -112,6 +112,15 @@ class Window:
             self.text(f"{name:>10}", (x, y), YELLOW)
             self.text(what, (x + 100, y))
 
+    def footer(self, message: str, help_key: str | None, key_map: Sequence[tuple[str, str]] | None) -> None:
+        """HUD line 2: ``message``, with the input that shows the key map (if any) at its right end;
+        ``key_map`` rows over the views when given."""
+        self.line(2, [(message, WHITE)])
+        if help_key:
+            self.line_right(2, f"{help_key}: key map")
+        if key_map is not None:
+            self.key_map(key_map)
+
     def text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE) -> int:
         """Draw ``text`` at ``pos``; return the x where it ends."""
         surface = self.font.render(text, True, colour)

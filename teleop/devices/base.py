@@ -58,6 +58,10 @@ class Device(ABC):
     def describe(self) -> list[tuple[str, str]]:
         """(input, what it does) rows for the on-screen key map."""
 
+    def input_for(self, what: str) -> str | None:
+        """The input whose key-map row (:meth:`describe`) reads ``what``, or None."""
+        return next((name for name, row in self.describe() if row == what), None)
+
     def _rows_with_takeover(self, rows: list[tuple[str, str]], takeover: str) -> list[tuple[str, str]]:
         """Key-map rows with the take-over input first (replacing its ordinary row) while intervening."""
         if not self.takeover_enabled:

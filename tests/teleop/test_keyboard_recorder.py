@@ -96,3 +96,15 @@ def test_time_limit_stops_and_waits_for_a_decision(env, make_recorder):
     recorder.command(Command.SAVE)
     writer.flush()
     assert Dataset(writer.path).num_frames == env.max_steps
+
+
+def test_the_hud_names_the_inputs_bound_to_a_key_map_row(bindings):
+    from protege.teleop.devices import KeyboardDevice
+    from protege.teleop.devices.base import TAKEOVER_ROW
+
+    device = KeyboardDevice(bindings.keyboard, np.ones(6))
+    assert device.input_for(Command.HELP.value) == "h"
+    assert device.input_for(TAKEOVER_ROW) is None  # only listed while intervening
+    device.enable_takeover()
+    assert device.input_for(TAKEOVER_ROW) == "left shift"
+    assert device.input_for("no such command") is None
