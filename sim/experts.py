@@ -155,6 +155,13 @@ class ScriptedExpert:
         best = min(cands, key=lambda c: abs(c - now))
         return best - now
 
+    def _push_turn(self, rot: np.ndarray, u: np.ndarray) -> float:
+        """Signed turn that lines the closing axis up with push direction ``u``. Of the two headings
+        that do (the gripper is symmetric), the one in a fixed window [-3pi/4, pi/4) around home: a
+        function of ``u`` alone, so neighbouring states never get labels turning opposite ways."""
+        heading = _wrap(float(np.arctan2(u[1], u[0])) - self.home_yaw + np.pi / 4, np.pi) - np.pi / 4
+        return heading - _wrap(self._yaw_of(rot) - self.home_yaw, 2 * np.pi)
+
     def _turn_towards(self, rot: np.ndarray, turn: float | None) -> np.ndarray:
         """Rotation delta (world frame, on the left) that takes out the tilt (z axis down) and turns
         the heading by ``turn`` radians about the vertical (None: keep the heading)."""
@@ -231,7 +238,7 @@ class ScriptedExpert:
         u, dist = self._push_direction(cube, goal_xy)
         n = np.array([-u[1], u[0]])
         contact = CUBE_HALF + self.pusher_half
-        yaw = self._nearest_yaw(rot, float(np.arctan2(u[1], u[0])), np.pi)
+        yaw = self._push_turn(rot, u)
         if self._in_push_pose(cube, u, ee, rot):
             # In contact (or about to be): advance along the line, steer back onto it. The command
             # has a floor: position actuators push with a force that grows with the commanded step.

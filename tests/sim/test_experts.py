@@ -6,12 +6,14 @@ from __future__ import annotations
 import protege.sim  # noqa: F401  (picks the headless GL backend before mujoco loads)
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 
 from protege.sim import GYM_IDS, TASKS, ProtegeEnv, SimError
 from protege.sim.experts import DEMO_NOISE, EXPERTS, ScriptedExpert, make_expert
 from protege.sim.robot import menagerie_dir
+from protege.sim.tasks.base import CUBE_HALF
 
 needs_menagerie = pytest.mark.skipif(menagerie_dir() is None, reason="Menagerie robots not found (PROTEGE_MENAGERIE)")
 ROBOTS = ("protege_arm", pytest.param("panda", marks=needs_menagerie))
@@ -188,3 +190,18 @@ def test_expert_success_rate_100_seeds(task, robot):
 @pytest.mark.parametrize("task", ALL_TASKS)
 def test_expert_success_rate_with_demo_noise_100_seeds(task, robot):
     assert success_rate(task, robot, range(2000, 2100), noise=DEMO_NOISE) >= 0.9
+
+
+@pytest.mark.parametrize("wrist_offset", (-0.05, 0.05))
+def test_slot_push_turn_does_not_split_at_home(wrist_offset):
+    """Lining up for the forward push, the wrist turns the same way from a little either side of home:
+    the two headings that fit are equally far from home there, and picking the nearer one would give
+    neighbouring states opposite labels (a learner averages them to no turn at all)."""
+    env = env_for("slot_push")
+    env.reset(seed=0)
+    wall_x, slot_y = env.task.slot_center(env.data)
+    env.task.set_object_pose(env.data, 0, np.array([wall_x - 0.1, slot_y, CUBE_HALF]))  # in line: push forward
+    env.data.qpos[env._qpos_adr[-1]] += wrist_offset
+    mujoco.mj_forward(env.model, env.data)
+    turn = make_expert(env).act()[5]
+    assert turn < -0.05  # towards home - pi/2, whichever side of home the wrist is on
