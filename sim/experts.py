@@ -346,9 +346,13 @@ class SlotPushExpert(ScriptedExpert):
         wall_x, slot_y = self.task.slot_center(data)
         goal = self.task.goal_pos(data)[:2]
         y_err = abs(block[1] - slot_y)
+        line_up = np.array([block[0], slot_y])
         # Already behind the block and pushing towards the goal: keep going while the push can
         # still steer it into the slot; otherwise line it up with the slot first (sideways push).
+        # A sideways push runs on until the block is well inside the forward push's tolerance:
+        # stopping at the threshold would leave it where the two plans (90 degrees apart) split.
         through = self._in_push_pose(block, self._push_direction(block, goal)[0], ee, rot)
+        aligning = self._in_push_pose(block, self._push_direction(block, line_up)[0], ee, rot)
         if block[0] > wall_x - 0.035:
             # At the wall (or through it): no room for a sideways push; push towards the goal and
             # let the block slide along the wall face into the slot. Where pushing straight at the
@@ -361,7 +365,7 @@ class SlotPushExpert(ScriptedExpert):
                 away, _ = self._push_direction(np.array([wall_x - 0.04, slot_y]), block[:2])
                 sub = block[:2] + away * dist
         else:
-            sub = goal if y_err < (0.015 if through else 0.006) else np.array([block[0], slot_y])
+            sub = line_up if aligning and y_err > 0.003 else goal if y_err < (0.015 if through else 0.008) else line_up
         return self._push_plan(0, sub, ee, rot, obstacle=self._in_wall, speed=0.01)
 
     def _in_wall(self, pts: np.ndarray) -> np.ndarray:

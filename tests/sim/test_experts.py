@@ -205,3 +205,28 @@ def test_slot_push_turn_does_not_split_at_home(wrist_offset):
     mujoco.mj_forward(env.model, env.data)
     turn = make_expert(env).act()[5]
     assert turn < -0.05  # towards home - pi/2, whichever side of home the wrist is on
+
+
+def test_slot_push_alignment_ends_inside_the_forward_tolerance():
+    """A sideways push that lines the block up with the slot runs on past the threshold where the
+    expert would choose to push forward from scratch: stopping there would leave the block where
+    the two plans (90 degrees apart) split, and a learner's small error would land it on either side."""
+    env = env_for("slot_push")
+    env.reset(seed=0)
+    expert = make_expert(env)
+    for _ in range(env.max_steps):  # drive until the expert is pushing the block sideways
+        ee, rot = env.ee_pose()
+        block = np.array(env.task.object_pos(env.data, 0))
+        wall_x, slot_y = env.task.slot_center(env.data)
+        u = np.array([0.0, np.sign(slot_y - block[1])])
+        if expert._in_push_pose(block, u, ee, rot) and abs(block[1] - slot_y) > 0.01:
+            break
+        env.step(expert.act())
+    else:
+        pytest.fail("the expert never pushed the block sideways")
+    shift = (abs(block[1] - slot_y) - 0.005) * u[1]  # move the slot (and goal) to 5 mm from the block
+    env.data.mocap_pos[:2, 1] -= shift
+    mujoco.mj_forward(env.model, env.data)
+    move = expert.act()[:3]
+    assert move[1] * u[1] > 0.002  # still pushing sideways, towards the slot line
+    assert move[2] < 0.003  # not rising to go round the block
