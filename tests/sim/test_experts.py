@@ -217,7 +217,7 @@ def test_slot_push_alignment_ends_inside_the_forward_tolerance():
     for _ in range(env.max_steps):  # drive until the expert is pushing the block sideways
         ee, rot = env.ee_pose()
         block = np.array(env.task.object_pos(env.data, 0))
-        wall_x, slot_y = env.task.slot_center(env.data)
+        slot_y = env.task.slot_center(env.data)[1]
         u = np.array([0.0, np.sign(slot_y - block[1])])
         if expert._in_push_pose(block, u, ee, rot) and abs(block[1] - slot_y) > 0.01:
             break
