@@ -32,6 +32,7 @@ DEMO_NOISE = 0.2  # default action-noise level for generated demos (fraction of 
 _MAX_STEP = float(EE_DELTA_SCALE[0])  # metres per control step
 _MAX_TURN = float(EE_DELTA_SCALE[3])  # radians per control step
 _GAIN = 0.7  # fraction of the remaining position error commanded per step
+_PUSH_DONE = 0.003  # a push stops advancing once the object is this close to its target
 _DOWN = np.array([0.0, 0.0, -1.0])
 
 
@@ -242,7 +243,7 @@ class ScriptedExpert:
         if self._in_push_pose(cube, u, ee, rot):
             # In contact (or about to be): advance along the line, steer back onto it. The command
             # has a floor: position actuators push with a force that grows with the commanded step.
-            v = 0.0 if dist < 0.003 else float(np.clip(0.5 * dist, 0.005, speed))
+            v = 0.0 if dist < _PUSH_DONE else float(np.clip(0.5 * dist, 0.005, speed))
             lat = float((ee[:2] - cube[:2]) @ n)
             step = (u * v - 0.6 * lat * n) / _GAIN
             target = np.array([ee[0] + step[0], ee[1] + step[1], self.push_z])
@@ -345,14 +346,6 @@ class SlotPushExpert(ScriptedExpert):
         block = np.array(self.task.object_pos(data, 0))
         wall_x, slot_y = self.task.slot_center(data)
         goal = self.task.goal_pos(data)[:2]
-        y_err = abs(block[1] - slot_y)
-        line_up = np.array([block[0], slot_y])
-        # Already behind the block and pushing towards the goal: keep going while the push can
-        # still steer it into the slot; otherwise line it up with the slot first (sideways push).
-        # A sideways push runs on until the block is well inside the forward push's tolerance:
-        # stopping at the threshold would leave it where the two plans (90 degrees apart) split.
-        through = self._in_push_pose(block, self._push_direction(block, goal)[0], ee, rot)
-        aligning = self._in_push_pose(block, self._push_direction(block, line_up)[0], ee, rot)
         if block[0] > wall_x - 0.035:
             # At the wall (or through it): no room for a sideways push; push towards the goal and
             # let the block slide along the wall face into the slot. Where pushing straight at the
@@ -365,7 +358,17 @@ class SlotPushExpert(ScriptedExpert):
                 away, _ = self._push_direction(np.array([wall_x - 0.04, slot_y]), block[:2])
                 sub = block[:2] + away * dist
         else:
-            sub = line_up if aligning and y_err > 0.003 else goal if y_err < (0.015 if through else 0.008) else line_up
+            # Already behind the block and pushing towards the goal: keep going while the push can
+            # still steer it into the slot; otherwise line it up with the slot first (sideways push).
+            # A sideways push runs on until it is done, well inside the forward push's tolerance:
+            # stopping at that threshold would leave the block where the two plans (90 degrees
+            # apart) split.
+            y_err = abs(block[1] - slot_y)
+            line_up = np.array([block[0], slot_y])
+            through = self._in_push_pose(block, self._push_direction(block, goal)[0], ee, rot)
+            aligning = self._in_push_pose(block, self._push_direction(block, line_up)[0], ee, rot)
+            forward = y_err < (0.015 if through else 0.008) and not (aligning and y_err > _PUSH_DONE)
+            sub = goal if forward else line_up
         return self._push_plan(0, sub, ee, rot, obstacle=self._in_wall, speed=0.01)
 
     def _in_wall(self, pts: np.ndarray) -> np.ndarray:
