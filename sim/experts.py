@@ -33,6 +33,11 @@ _MAX_STEP = float(EE_DELTA_SCALE[0])  # metres per control step
 _MAX_TURN = float(EE_DELTA_SCALE[3])  # radians per control step
 _GAIN = 0.7  # fraction of the remaining position error commanded per step
 _PUSH_DONE = 0.003  # a push stops advancing once the object is this close to its target
+# A pusher this far off the push line (sideways, metres) still pushes: it steers back, advancing
+# the slower the further off it is (full speed within _PUSH_CENTRED, none at the lane's edge).
+# A graded lane, not a pass/fail box: off-line states get labels close to their neighbours'.
+_PUSH_LANE = 0.024
+_PUSH_CENTRED = 0.008
 _DOWN = np.array([0.0, 0.0, -1.0])
 
 
@@ -243,8 +248,9 @@ class ScriptedExpert:
         if self._in_push_pose(cube, u, ee, rot):
             # In contact (or about to be): advance along the line, steer back onto it. The command
             # has a floor: position actuators push with a force that grows with the commanded step.
-            v = 0.0 if dist < _PUSH_DONE else float(np.clip(0.5 * dist, 0.005, speed))
             lat = float((ee[:2] - cube[:2]) @ n)
+            centred = float(np.clip((_PUSH_LANE - abs(lat)) / (_PUSH_LANE - _PUSH_CENTRED), 0.0, 1.0))
+            v = 0.0 if dist < _PUSH_DONE else centred * float(np.clip(0.5 * dist, 0.005, speed))
             step = (u * v - 0.6 * lat * n) / _GAIN
             target = np.array([ee[0] + step[0], ee[1] + step[1], self.push_z])
             return target, yaw, 1.0, speed
@@ -277,7 +283,7 @@ class ScriptedExpert:
         along, lat = float(rel @ u), float(rel @ np.array([-u[1], u[0]]))
         contact = CUBE_HALF + self.pusher_half
         return bool(ee[2] < self.push_z + 0.015 and self._tilt(rot) < 0.15
-                    and -contact - 0.035 < along < -CUBE_HALF and abs(lat) < 0.012)
+                    and -contact - 0.035 < along < -CUBE_HALF and abs(lat) < _PUSH_LANE)
 
     def _path_clear(self, a: np.ndarray, b: np.ndarray, cube_xy: np.ndarray, clear: float, obstacle) -> bool:
         ts = np.linspace(0.0, 1.0, 12)[:, None]

@@ -230,3 +230,38 @@ def test_slot_push_alignment_ends_inside_the_forward_tolerance():
     move = expert.act()[:3]
     assert move[1] * u[1] > 0.002  # still pushing sideways, towards the slot line
     assert move[2] < 0.003  # not rising to go round the block
+
+
+def test_push_off_the_line_steers_back_slower_and_does_not_go_round():
+    """A pusher a little off the push line keeps pushing: the label steers it back and advances the
+    slower the further off it is. A pass/fail box there (the expert used to rise and go round past
+    12 mm) gives neighbouring states labels 90 degrees apart, which a learner blurs into a stall."""
+    env = env_for("push")
+    env.reset(seed=0)
+    expert = make_expert(env)
+    goal = env.task.goal_pos(env.data)[:2]
+    for _ in range(env.max_steps):  # drive until the expert is pushing, well short of the goal
+        ee, rot = env.ee_pose()
+        block = np.array(env.task.object_pos(env.data, 0))
+        u, dist = expert._push_direction(block, goal)
+        if expert._in_push_pose(block, u, ee, rot) and dist > 0.05:
+            break
+        env.step(expert.act())
+    else:
+        pytest.fail("the expert never pushed the block")
+    along = float((ee[:2] - block[:2]) @ u)
+    advance, steer = [], []
+    for offset in (0.0, 0.011, 0.013, 0.018):
+        xy = block[:2]
+        for _ in range(20):  # place the block so that the pusher is `offset` off the line from it to the goal
+            u = expert._push_direction(xy, goal)[0]
+            n = np.array([-u[1], u[0]])
+            xy = ee[:2] - along * u - offset * n
+        env.task.set_object_pose(env.data, 0, np.array([*xy, block[2]]))
+        mujoco.mj_forward(env.model, env.data)
+        move = expert.act()[:3]
+        assert move[2] < 0.003, f"rises at {offset * 1e3:.0f} mm off the line"
+        advance.append(float(move[:2] @ u))
+        steer.append(float(move[:2] @ n))
+    assert advance[0] > 0.004 and advance[0] >= advance[1] > advance[2] > advance[3] > 0.0
+    assert steer[0] == pytest.approx(0.0, abs=1e-3) and all(s < -0.003 for s in steer[1:])
