@@ -25,10 +25,10 @@ import numpy as np
 import yaml
 
 from protege.datasets import Dataset, EpisodeWriter, Source
-from protege.datasets.schema import REQUIRED_ATTRS, user_attrs
+from protege.datasets.schema import user_attrs
 from protege.teleop.collect import EpisodeBuffer
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import ControlLoop
+from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot, Pilot, PolicyPilot
 from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, make_replay_env, restore
 
@@ -235,20 +235,10 @@ class CorrectionSession:
         return self._take
 
 
-def check_out(ds: Dataset, out: str | os.PathLike[str] | None) -> None:
-    """Refuse an existing ``out`` recorded differently from ``ds`` before any correction runs."""
-    if out is None or not os.path.exists(out):
-        return
-    stored = Dataset(out).attrs
-    for name in (*REQUIRED_ATTRS, "cameras", "image_size"):
-        if stored.get(name) != ds.attrs.get(name):
-            raise TeleopError(f"{out}: {name} {stored.get(name)!r} differs from {ds.path}'s {ds.attrs.get(name)!r}; "
-                              "use another --out")
-
-
 def open_writer(ds: Dataset, out: str | os.PathLike[str] | None = None) -> EpisodeWriter:
     """The writer corrections of ``ds`` go to: ``out`` (created with the attributes of ``ds``) or ``ds`` itself."""
-    check_out(ds, out)
+    if out is not None:
+        check_dataset(out, ds.attrs)
     return EpisodeWriter(out or ds.path, attrs=user_attrs(ds.attrs))
 
 
@@ -305,7 +295,8 @@ def run_script(path: str | os.PathLike[str], corrections: Sequence[Correction], 
         raise TeleopError(f"rewind needs sim_state: {ds.path} was recorded without data/sim_state; nothing written")
     for correction in corrections:
         check_frame(ds, correction.episode, correction.frame)
-    check_out(ds, out)
+    if out is not None:
+        check_dataset(out, ds.attrs)
     rewinder = Rewinder(ds, robot=robot)
     try:
         correctors = [make_corrector(c.source, rewinder.env) for c in corrections]

@@ -277,10 +277,11 @@ def dataset_attrs(env: Any) -> dict[str, Any]:
     }
 
 
-def check_dataset(path: str, attrs: dict[str, Any]) -> None:
-    """Refuse an existing dataset recorded with other cameras or image size before anything is written
-    (the writer itself checks task, robot, rate and action space)."""
+def check_dataset(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
+    """Refuse an existing dataset recorded with another rate, robot, task, action space, cameras or
+    image size before any work is done (the writer checks the first four again when it opens)."""
     from protege.datasets import Dataset, DatasetError
+    from protege.datasets.schema import REQUIRED_ATTRS
 
     if not os.path.exists(path):
         return
@@ -288,6 +289,7 @@ def check_dataset(path: str, attrs: dict[str, Any]) -> None:
         stored = Dataset(path).attrs
     except DatasetError:
         return  # not a dataset: the writer says why
-    for name in ("cameras", "image_size"):
-        if name in stored and stored[name] != attrs[name]:
-            raise TeleopError(f"{path}: {name} {attrs[name]} (given) != {stored[name]} (stored); use another --out")
+    for name in (*REQUIRED_ATTRS, "cameras", "image_size"):
+        if name in stored and stored[name] != attrs.get(name):
+            raise TeleopError(f"{path}: {name} {stored[name]!r} differs from the given {attrs.get(name)!r}; "
+                              "use another --out")

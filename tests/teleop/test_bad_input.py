@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from protege.datasets import DatasetError, EpisodeWriter
+from protege.datasets import EpisodeWriter
 from protege.launch import cmd_record
 from protege.teleop.devices import load_bindings
 from protege.teleop.errors import TeleopError
@@ -73,7 +73,7 @@ def reach_dataset(tmp_path):
 @pytest.mark.parametrize("who", [("--expert", "scripted"), ("--device", "keyboard")])
 def test_dataset_of_another_task_is_refused_untouched(reach_dataset, who):
     before = digest(reach_dataset)
-    with pytest.raises(DatasetError) as err:
+    with pytest.raises(TeleopError) as err:
         record("--task", "lift", *who, "--episodes", "1", "--cameras", "", "--out", str(reach_dataset))
     assert "task" in str(err.value) and "\n" not in str(err.value)
     assert digest(reach_dataset) == before
@@ -90,5 +90,5 @@ def test_dataset_with_other_cameras_is_refused_untouched(reach_dataset):
 def test_dataset_of_another_robot_is_refused(tmp_path):
     out = tmp_path / "other.zarr"
     EpisodeWriter(out, attrs={"fps": 20.0, "robot": "panda", "task": "lift", "action_space": "ee_delta"}).close()
-    with pytest.raises(DatasetError, match="robot"):
+    with pytest.raises(TeleopError, match="robot 'panda' differs"):
         record("--task", "lift", "--expert", "scripted", "--cameras", "", "--out", str(out))
