@@ -33,8 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (keyboard, gamepad)")
     parser.add_argument("--episodes-per-round", type=int, default=10,
                         help="labelled policy rollouts added per round (default: 10)")
+    parser.add_argument("--mixing", choices=("tick", "handover"), default="tick",
+                        help="how the scripted expert shares control while it labels: tick (it drives each tick with "
+                             "probability beta**round) or handover (the policy drives, the expert takes over for good "
+                             "at a random tick in the first half of the time limit; default: tick)")
     parser.add_argument("--beta", type=float, default=0.5,
-                        help="expert share of control in round 1, beta**round after (scripted; default: 0.5)")
+                        help="expert share of control in round 1, beta**round after (tick mixing; default: 0.5)")
     parser.add_argument("--noise", type=float, default=0.0, help="expert action noise in the demos (default: 0)")
     parser.add_argument("--steps", type=int, default=3000, help="training steps per round (default: 3000)")
     parser.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per round (default: 50)")
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         task=args.task, out=args.out, expert=args.expert, demos_dataset=args.demos_dataset, bindings=args.bindings,
         flow=args.flow,
         robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
-        episodes_per_round=args.episodes_per_round, beta=args.beta, noise=args.noise, steps=args.steps,
+        episodes_per_round=args.episodes_per_round, mixing=args.mixing, beta=args.beta, noise=args.noise, steps=args.steps,
         eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,
         cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,
         correction_share=args.correction_share,

@@ -5,7 +5,11 @@ Round 0 clones the demonstrations. Each later round rolls out the previous round
 policy on all of it. Every round's policy is evaluated on the same held-out seeds.
 
 - Scripted expert (DAgger): the expert labels every visited state (the recorded ``action`` is its
-  action) and drives each tick with probability ``beta ** round`` (Ross et al.'s mixture).
+  action) and drives each tick with probability ``beta ** round`` (Ross et al.'s mixture), or, with
+  ``mixing="handover"``, the policy drives until a tick drawn uniformly from the first half of the
+  time limit and the expert drives from there to the end (roll in with the policy, roll out with the
+  expert: the expert never alternates with the policy, so it leaves the states where the policy
+  stalls by one plan, not by a tick-by-tick mix of two).
 - A person (HG-DAgger), ``flow="live"``: the policy drives in a window and the person takes over
   live when it goes wrong (``protege.teleop.intervene``). ``flow="rewind"``: the policy's rollouts
   are recorded headlessly, then the person browses them, rewinds to where one went wrong and
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
 
 EXPERTS = ("scripted", "keyboard", "gamepad")
 FLOWS = ("live", "rewind")
+MIXINGS = ("tick", "handover")
 
 # Training settings of every DAgger round and of the BC baseline (--set overrides them):
 # - DAgger labels states, one action each: mlp and cnn policies act on the current state alone.
@@ -76,6 +81,7 @@ class DaggerConfig:
     rounds: int = 4
     demos: int = 10
     episodes_per_round: int = 10
+    mixing: str = "tick"  # how the scripted expert shares control while labelling (MIXINGS)
     beta: float = 0.5
     noise: float = 0.0  # expert action noise in the demos (labels are always noise-free)
     steps: int = 3000
@@ -95,6 +101,10 @@ class DaggerConfig:
             raise UserError(f"unknown expert {self.expert!r} (choose from {', '.join(EXPERTS)})")
         if self.flow not in FLOWS:
             raise UserError(f"unknown flow {self.flow!r} (choose from {', '.join(FLOWS)})")
+        if self.mixing not in MIXINGS:
+            raise UserError(f"unknown mixing {self.mixing!r} (choose from {', '.join(MIXINGS)})")
+        if self.mixing != "tick" and self.expert != "scripted":
+            raise UserError(f"--mixing {self.mixing} needs the scripted expert (a person takes over when they choose)")
         if self.expert != "scripted" and self.demos_dataset is None:
             raise UserError(f"--expert {self.expert} starts from recorded demos: give them with --demos-dataset D.zarr")
         if self.expert != "scripted" and self.compare_bc:
@@ -195,7 +205,7 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
             episodes = _episodes(data)
         loss = _train(config, data, run / f"round_{r}")
         log["rounds"].append({"round": r, "labelled_frames": labelled, "added_frames": added, "episodes": episodes,
-                              "beta": beta_schedule(config.beta, r) if r and config.expert == "scripted" else 1.0,
+                              "beta": _round_beta(config, r),
                               "train_loss": loss, "run": f"round_{r}", **_evaluate(config, run / f"round_{r}")})
         _write_json(run / "dagger.json", log)
         if config.compare_bc:
@@ -219,9 +229,18 @@ def _label_seed(config: DaggerConfig, r: int) -> int:
     return LABEL_SEED + (r - 1) * config.episodes_per_round
 
 
+def _round_beta(config: DaggerConfig, r: int) -> float | None:
+    """The expert's per-tick share of control in round r's rollouts (None: it takes over at a random tick)."""
+    if r == 0 or config.expert != "scripted":
+        return 1.0
+    return beta_schedule(config.beta, r) if config.mixing == "tick" else None
+
+
 def _expert_labels(config: DaggerConfig, run: Path, r: int) -> int:
     """Roll out round r-1's policy with the scripted expert labelling every state; frames added."""
-    spec = _spec(config, run / f"round_{r - 1}", record=True, expert_beta=beta_schedule(config.beta, r))
+    handover = config.mixing == "handover"
+    spec = _spec(config, run / f"round_{r - 1}", record=True,
+                 expert_beta=0.0 if handover else beta_schedule(config.beta, r), expert_handover=handover)
     rollouts = run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
                             record_to=str(run / "data.zarr"), progress=config.progress)
     return sum(e.length for e in rollouts.episodes)

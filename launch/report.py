@@ -516,6 +516,11 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     return Report(html_path, [p for _, p in made], [a.gif for a in assets])
 
 
+def _expert_share(point: dict[str, Any]) -> Any:
+    """A DAgger round's per-tick expert share; hand-over rounds log None (the expert takes over at a random tick)."""
+    return "hand-over" if "beta" in point and point["beta"] is None else point.get("beta", "")
+
+
 def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets], base: Path) -> str:
     kind = "DAgger run" if data.dagger else "Training run"
     policy = (data.config or {}).get("policy") or (data.dagger or {}).get("policy", "")
@@ -524,7 +529,7 @@ def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets
         images = "".join(f"<img src='{_url(p, base)}' alt='{_e(t)}' title='{_e(t)}'>" for t, p in plots)
         sections.append(f"<section><h2>Plots</h2><div class='plots'>{images}</div></section>")
     if data.dagger and data.dagger.get("rounds"):
-        rows = [[name, r.get("round"), r.get("labelled_frames"), r.get("episodes"), r.get("beta", ""),
+        rows = [[name, r.get("round"), r.get("labelled_frames"), r.get("episodes"), _expert_share(r),
                  _pct(r.get("success_rate", 0.0), r.get("ci95")), r.get("mean_length", ""), r.get("run", "")]
                 for name, key in (("DAgger", "rounds"), ("BC", "bc")) for r in data.dagger.get(key) or []]
         header = ["method", "round", "labelled frames", "episodes", "expert share", "success", "mean length", "run"]

@@ -56,20 +56,31 @@ class PolicyPilot:
 class MixturePilot:
     """Lets ``pilot`` drive each tick with probability ``beta`` (DAgger's beta mixture), else proposes None.
 
-    The coin is reseeded with each episode's seed, so a mixed rollout is reproducible.
+    With ``handover`` (ticks), it also drives every tick from one drawn uniformly from [0, handover) on:
+    whoever drives otherwise rolls in, ``pilot`` rolls out. The draws are reseeded with each episode's
+    seed, so a mixed rollout is reproducible.
     """
 
-    def __init__(self, pilot: Pilot, beta: float) -> None:
+    def __init__(self, pilot: Pilot, beta: float, handover: int | None = None) -> None:
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
+        if handover is not None and handover < 1:
+            raise ValueError(f"handover must be at least 1 tick, got {handover}")
         self.pilot = pilot
         self.beta = beta
+        self.handover = handover
         self.kind = pilot.kind
         self._rng = np.random.default_rng()
+        self._takes_over: int | None = None  # drawn per episode by reset()
+        self._tick = 0
 
     def reset(self, seed: int | None = None) -> None:
         self.pilot.reset(seed=seed)
         self._rng = np.random.default_rng(None if seed is None else [seed, 0xB37A])
+        self._takes_over = int(self._rng.integers(self.handover)) if self.handover else None
+        self._tick = 0
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
-        return self.pilot.act(obs) if self._rng.random() < self.beta else None
+        handed_over = self._takes_over is not None and self._tick >= self._takes_over
+        self._tick += 1
+        return self.pilot.act(obs) if handed_over or self._rng.random() < self.beta else None

@@ -50,6 +50,8 @@ class RolloutSpec:
     video_camera: str = "front"
     video_size: int = 256
     expert_beta: float | None = None  # None: no expert; else DAgger labelling with this mixture
+    # With expert_beta: the expert also takes over for good at a tick drawn from the first half of the time limit.
+    expert_handover: bool = False
 
 
 @dataclass
@@ -120,7 +122,8 @@ class _Worker:
             from protege.sim.experts import make_expert
 
             labeller = ExpertPilot(make_expert(self.env, noise=0.0))  # stateless: it also drives in the mixture
-            pilots.insert(0, MixturePilot(labeller, spec.expert_beta))
+            handover = self.env.unwrapped.max_steps // 2 if spec.expert_handover else None
+            pilots.insert(0, MixturePilot(labeller, spec.expert_beta, handover))
         self.buffer = EpisodeBuffer() if spec.record else None
         self.loop = ControlLoop(self.env, pilots, writer=self.buffer, realtime=False,
                                 success_hold=spec.success_hold, labeller=labeller)

@@ -54,6 +54,34 @@ def test_labels_are_the_experts_actions_on_the_policys_states(dagger_run):
         np.testing.assert_allclose(actions[i], expert.act(None), atol=1e-12)
 
 
+def test_handover_mixing_labels_policy_roll_ins_and_expert_roll_outs(tmp_path):
+    from protege.sim.experts import make_expert
+    from protege.teleop.collect import make_env
+
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    config = DaggerConfig(task="reach", out=str(out), rounds=2, demos=2, episodes_per_round=3, mixing="handover",
+                          steps=20, eval_episodes=1, overrides=["warmup_steps=5"], progress=False)
+    log = run_dagger(config)
+    assert log["rounds"][1]["beta"] is None and log["config"]["mixing"] == "handover"
+    ds = Dataset(str(out / "data.zarr"))
+    env = make_env({"task": "reach", "robot": "protege_arm", "cameras": [], "image_size": 64, "fps": 20.0})
+    expert = make_expert(env, noise=0.0)
+    assert ds["intervention"][int(ds.episode_ends[1]):].any()  # the expert took over in some rollout
+    for episode in range(2, 5):
+        frames = ds.episode(episode)
+        flags = frames["intervention"]
+        first = int(np.argmax(flags)) if flags.any() else len(flags)
+        assert not flags[:first].any() and flags[first:].all()  # the policy rolls in, the expert rolls out
+        for i in (0, first - 1, len(flags) - 1):  # labelled on both sides of the hand-over
+            if i >= 0:
+                env.set_state(frames["sim_state"][i])
+                np.testing.assert_allclose(frames["action"][i], expert.act(None), atol=1e-12)
+    with pytest.raises(UserError, match="--mixing handover needs the scripted expert"):
+        DaggerConfig(task="reach", out=str(tmp_path / "x"), expert="keyboard", demos_dataset=str(out / "data.zarr"),
+                     mixing="handover").check()
+
+
 def test_bc_baseline_gets_at_least_the_same_label_budget(dagger_run):
     _, log = dagger_run
     for dagger, bc in zip(log["rounds"], log["bc"], strict=True):

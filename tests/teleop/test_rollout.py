@@ -9,6 +9,7 @@ from rollout_policies import make_reach_policy
 from protege.datasets import Dataset, Source
 from protege.teleop.collect import make_env
 from protege.teleop.errors import TeleopError
+from protege.teleop.pilots import MixturePilot
 from protege.teleop.rollout import RolloutSpec, run_rollouts, wilson_interval
 
 ENV = {"task": "lift", "robot": "protege_arm", "cameras": [], "image_size": 64, "fps": 20.0}
@@ -63,6 +64,49 @@ def test_expert_labels_every_visited_state_and_drives_with_probability_beta(tmp_
     mixed = run_rollouts(spec(expert_beta=1.0), 2, seed=3, progress=False).episodes
     assert all(e.expert_ticks == e.length for e in mixed)
     assert all(e.success for e in mixed)  # the expert alone lifts the cube
+
+
+class _Constant:
+    kind = "expert"
+
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs):
+        return np.ones(7)
+
+
+def test_a_handover_mixture_drives_for_good_from_a_tick_drawn_per_episode_seed():
+    pilot = MixturePilot(_Constant(), beta=0.0, handover=10)
+
+    def first_tick(seed):
+        pilot.reset(seed=seed)
+        proposals = [pilot.act({}) for _ in range(15)]
+        first = next(i for i, p in enumerate(proposals) if p is not None)
+        assert all(p is not None for p in proposals[first:])  # it never hands back
+        return first
+
+    firsts = [first_tick(seed) for seed in range(30)]
+    assert all(0 <= f < 10 for f in firsts) and len(set(firsts)) >= 5
+    assert first_tick(4) == firsts[4]  # reproducible per episode seed
+    with pytest.raises(ValueError, match="handover must be at least 1 tick"):
+        MixturePilot(_Constant(), beta=0.0, handover=0)
+
+
+def test_a_handover_expert_rolls_out_what_the_policy_rolled_in(tmp_path):
+    out = str(tmp_path / "handover.zarr")
+    run_rollouts(spec(record=True, expert_beta=0.0, expert_handover=True), 4, seed=3, record_to=out, progress=False)
+    ds = Dataset(out)
+    half = make_env(ENV).unwrapped.max_steps // 2
+    firsts = []
+    for episode in range(ds.num_episodes):
+        flags = ds.episode(episode)["intervention"]
+        first = int(np.argmax(flags))
+        assert flags[first] == 1 and not flags[:first].any() and flags[first:].all()
+        assert first < half
+        firsts.append(first)
+    assert len(set(firsts)) > 1
+    assert ds.meta("success").all()  # the expert finishes the lift the reaching policy could not
 
 
 def test_videos_have_one_frame_per_observation(tmp_path):
