@@ -63,13 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = DaggerConfig(
         task=args.task, out=args.out, expert=args.expert, demos_dataset=args.demos_dataset, bindings=args.bindings,
-        flow=args.flow,
-        robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
-        episodes_per_round=args.episodes_per_round, mixing=args.mixing, beta=args.beta, noise=args.noise, steps=args.steps,
-        eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,
+        flow=args.flow, robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
+        episodes_per_round=args.episodes_per_round, mixing=args.mixing, beta=args.beta, noise=args.noise,
+        steps=args.steps, eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,
         cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,
-        correction_share=args.correction_share,
-        overrides=args.overrides, progress=not args.no_progress,
+        correction_share=args.correction_share, overrides=args.overrides, progress=not args.no_progress,
     )
     log = run_dagger(config)
     for point in log["rounds"]:
