@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intervene", choices=("keyboard", "gamepad"),
                         help="show a window and let a person take over live with this device (HG-DAgger)")
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (with --intervene)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="with --intervene: start each episode at once and close after the last one (default: "
+                             "wait for the start key before each episode and end on a summary)")
     parser.add_argument("--device", default="cpu", help="torch device for the policy (default: cpu)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
     parser.add_argument("--no-log", action="store_true", help="do not append the result to RUN/evals.jsonl")
@@ -146,7 +149,7 @@ def _intervene(args: argparse.Namespace, config: dict[str, Any], make_policy: An
     check_dataset(args.record, attrs)
     with EpisodeWriter(args.record, attrs=attrs, background=True) as writer:
         result = run_intervention(env, make_policy(), device, writer, args.episodes, args.seed,
-                                  success_hold=args.success_hold)
+                                  success_hold=args.success_hold, wait=not args.no_wait)
     env.close()
     timing = result["timing"]
     print(f"saved {result['saved']} episode(s) to {args.record} ({result['intervened_frames']} of "

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     lst = sub.add_parser("list", help="tasks, robots, cameras, action spaces and input devices")
     lst.add_argument("--json", action="store_true", help="print one JSON object on the last line")
-    view = sub.add_parser("view", help="open a window on a task scene (R reset, N next seed, Q quit)")
+    view = sub.add_parser("view", help="open a window on a task scene (R reset, N next seed, Esc quit)")
     view.add_argument("--task", default="lift")
     view.add_argument("--robot", default="protege_arm", help="built-in robot name or a spec .yaml path")
     view.add_argument("--cameras", default="front,wrist", help="comma-separated camera names")
@@ -72,12 +72,8 @@ def _devices() -> list[str]:
 
 
 def _view(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from protege.sim import ProtegeEnv
-
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
+    from protege.teleop.scene_viewer import view_scene
 
     cameras = tuple(c for c in args.cameras.split(",") if c)
     env = ProtegeEnv(args.task, robot=args.robot, cameras=cameras, image_size=args.size, terminate_on_success=False)
@@ -86,36 +82,8 @@ def _view(args: argparse.Namespace) -> int:
         from protege.sim.experts import make_expert
 
         expert = make_expert(env)
-    pygame.display.init()
-    screen = pygame.display.set_mode((args.size * len(cameras), args.size))
-    pygame.display.set_caption(f"protege {args.task} ({env.robot.name})")
-    clock = pygame.time.Clock()
-    seed = args.seed
-    obs, _ = env.reset(seed=seed)
-    if expert:
-        expert.reset()
-    frame, running = 0, True
-    while running:
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key in (pygame.K_q, pygame.K_ESCAPE)):
-                running = False
-            elif event.type == pygame.KEYDOWN and event.key in (pygame.K_r, pygame.K_n):
-                seed += event.key == pygame.K_n
-                obs, _ = env.reset(seed=seed)
-                if expert:
-                    expert.reset()
-        action = expert.act(obs) if expert else np.zeros(env.action_space.shape)
-        obs, _, _, truncated, _ = env.step(action)
-        if truncated:
-            obs, _ = env.reset(seed=seed)
-        view = np.concatenate([obs[f"image_{c}"] for c in cameras], axis=1)
-        screen.blit(pygame.surfarray.make_surface(view.swapaxes(0, 1)), (0, 0))
-        pygame.display.flip()
-        clock.tick(env.control_hz)
-        frame += 1
-        running = running and not (args.frames and frame >= args.frames)
-    if args.screenshot:
-        pygame.image.save(screen, args.screenshot)
-    pygame.quit()
-    env.close()
+    try:
+        view_scene(env, expert, seed=args.seed, frames=args.frames, screenshot=args.screenshot)
+    finally:
+        env.close()
     return 0

@@ -258,7 +258,7 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
     first = _episodes(rollouts)
     with EpisodeWriter(str(rollouts), attrs=dataset_attrs(env)) as writer:
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
-                         realtime=script is None, script=script, success_hold=config.success_hold)
+                         realtime=script is None, script=script, success_hold=config.success_hold, wait=script is None)
     env.close()
     return aggregate_interventions(rollouts, first, run / "data.zarr")
 

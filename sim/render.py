@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from protege.sim.errors import SimError
+from protege.sim.gl import render_failure
 
 
 def check_cameras(model: mujoco.MjModel, cameras: Sequence[str]) -> None:
@@ -32,10 +33,7 @@ class CameraRenderer:
         try:
             self._renderer = mujoco.Renderer(model, height, width)
         except Exception as exc:
-            raise SimError(
-                f"offscreen rendering failed ({str(exc).splitlines()[0]}); "
-                "install EGL or OSMesa (see README) or set MUJOCO_GL=egl|osmesa"
-            ) from None
+            raise SimError(render_failure(exc)) from None
         flags = self._renderer.scene.flags
         for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
             flags[flag] = not fast

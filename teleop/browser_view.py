@@ -19,6 +19,7 @@ import numpy as np
 import pygame
 
 from protege.teleop.browser import BrowserModel
+from protege.teleop.display import open_window
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import Clock
 from protege.teleop.window import BACKGROUND, BLUE, FONT_SIZE, GREEN, GREY, ORANGE, RED, WHITE, YELLOW, Colour
@@ -258,12 +259,7 @@ class BrowserApp:
     """The browser window: browsing, and rewind-and-correct when ``rewind`` options are given."""
 
     def __init__(self, model: BrowserModel, rewind: RewindOptions | None = None, size: tuple[int, int] | None = None) -> None:
-        pygame.display.init()
-        try:
-            screen = pygame.display.set_mode(size or BrowserView.window_size(model))
-        except pygame.error as exc:
-            raise TeleopError(f"cannot open the browser window ({exc}); set DISPLAY or run under xvfb-run") from None
-        pygame.display.set_caption(f"protege browse: {Path(model.path).name}")
+        screen = open_window(size or BrowserView.window_size(model), f"protege browse: {Path(model.path).name}", "browse")
         self.model = model
         self.view = BrowserView(model, screen)
         self.rewind = rewind

@@ -9,9 +9,11 @@ have no policy. The hand-over is smooth: when the person takes over, the arm's c
 at its measured pose (``env.hold_pose()``) and the device's gripper starts from the gripper command in
 effect, so no input holds the arm still and a held object stays held.
 
-Keys (from the device's bindings): hold take-over; pause (``pause`` or ``start_stop``: the sim
-freezes, the window stays live); reset (discard the episode in progress, draw the next seed);
-quit / Esc (abort: the episode in progress is discarded, saved ones stay); help (key map).
+Keys (from the device's bindings): hold take-over; start (``start_stop``, with ``wait``: each episode
+waits for it, so the person is ready before the policy moves); pause (``pause`` or ``start_stop``: the
+sim freezes, the window stays live); reset (discard the episode in progress, draw the next seed);
+quit / Esc (abort: the episode in progress is discarded, saved ones stay); help (key map). With
+``wait``, the window stays open on a summary after the last episode until Esc or start.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class Intervention:
 
     Episode k of the session starts from the next unused seed (``seed``, ``seed + 1``, ...; a reset
     skips one). An episode ends when the env ends it, when success has held ``success_hold`` ticks,
-    or after ``max_steps``. Run it with :meth:`run`; a :class:`ScriptedInput` replaces the person in
+    or after ``max_steps``. With ``wait``, each episode starts when the person presses start and the
+    window ends on a summary. Run it with :meth:`run`; a :class:`ScriptedInput` replaces the person in
     tests and benchmarks.
     """
 
@@ -99,6 +102,7 @@ class Intervention:
         zoom: int = 3,
         success_hold: int = 10,
         max_steps: int | None = None,
+        wait: bool = False,
     ) -> None:
         if env.controller.name != "ee_delta":
             raise TeleopError(f"live intervention drives ee_delta actions; this env's action space is "
@@ -112,6 +116,9 @@ class Intervention:
         self.loop = ControlLoop(env, [self.takeover, PolicyPilot(policy)], writer=writer, realtime=realtime,
                                 success_hold=success_hold)
         self.max_steps = max_steps
+        self.wait = wait
+        self.waiting = wait  # for the person to start the episode
+        self.episodes = 0  # to save in this run
         self.seed = seed
         self.results: list[dict[str, Any]] = []
         self.discarded = 0
@@ -123,8 +130,9 @@ class Intervention:
         self.intervened = 0  # frames of the episode in progress the person drove
         self._late_at_start = 0
         self._takeover_name = device.input_for(TAKEOVER_ROW) or "take-over"
-        self.message = f"the policy drives: hold {self._takeover_name} to take over"
-        self.window = Window(env, f"protege intervene: {env.task.name} on {env.robot.name}", zoom, what="intervention")
+        self._start_name = device.input_for(Command.START_STOP.value) or "start"
+        self.message = self._episode_prompt()
+        self.window = Window(env, f"protege rollout: {env.task.name} on {env.robot.name}", zoom, what="rollout")
         self.loop.reset(seed)
 
     def screenshot(self, path: str | Path) -> None:
@@ -136,15 +144,19 @@ class Intervention:
         """Tick until ``episodes`` episodes are saved in all, the person aborts, or ``max_ticks`` (the
         episode in progress stays open for the next call); return what was saved and the loop timing."""
         self.running = True
+        self.episodes = episodes
         clock = self.loop.clock
         clock.start()
         self._late_at_start = 0  # late ticks restart with the clock
         tick = 0
-        while self.running and len(self.results) < episodes and (max_ticks is None or tick < max_ticks):
+        while self.running and (max_ticks is None or tick < max_ticks):
             if script is not None:
                 script.post(tick)
             self._handle_events()
-            if self.running and not self.paused:
+            if self.finished:
+                if not self.wait:
+                    break
+            elif self.running and not (self.paused or self.waiting):
                 self._step()
             self._draw()
             clock.tick()
@@ -159,9 +171,20 @@ class Intervention:
             "timing": clock.stats(),
         }
 
+    @property
+    def finished(self) -> bool:
+        """Whether this run's episodes are all saved."""
+        return len(self.results) >= self.episodes
+
     def close(self) -> None:
         """Drop the frames of an unfinished episode (an episode is never saved half-way)."""
         self.writer.discard_episode()
+        self.window.close()
+
+    def _episode_prompt(self) -> str:
+        if self.waiting:
+            return f"press {self._start_name} to start; hold {self._takeover_name} to take over"
+        return f"the policy drives: hold {self._takeover_name} to take over"
 
     def _handle_events(self) -> None:
         for event in pygame.event.get():
@@ -185,7 +208,12 @@ class Intervention:
 
     def command(self, command: Command) -> None:
         """Apply one command from the device."""
-        if command in (Command.PAUSE, Command.START_STOP):
+        if self.finished and command in (Command.START_STOP, Command.QUIT):
+            self.running = False
+        elif self.waiting and command is Command.START_STOP:
+            self.waiting = False
+            self.message = self._episode_prompt()
+        elif command in (Command.PAUSE, Command.START_STOP):
             self.paused = not self.paused
             if self.paused:
                 self._paused_at = time.perf_counter()
@@ -195,7 +223,7 @@ class Intervention:
         elif command is Command.RESET:
             self._drop()
             self._new_episode()
-            self.message = f"discarded; next seed {self.seed}"
+            self.message = f"discarded; next seed {self.seed}" + (f"; {self._episode_prompt()}" if self.wait else "")
         elif command is Command.QUIT:
             self._drop()
             self.aborted = True
@@ -221,7 +249,15 @@ class Intervention:
         })
         self.message = (f"saved episode {index} ({'success' if loop.success else 'no success'}, "
                         f"{self.intervened}/{loop.ticks} frames by you)")
-        self._new_episode()
+        if self.finished:
+            successes = sum(r["success"] for r in self.results)
+            self.message = (f"done: {len(self.results)} episodes saved, {successes} successful, you drove "
+                            f"{sum(r['intervened_frames'] for r in self.results)} of "
+                            f"{sum(r['ticks'] for r in self.results)} frames; {self._start_name} or Esc closes")
+        else:
+            self._new_episode()
+            if self.wait:
+                self.message += f"; {self._episode_prompt()}"
 
     def _drop(self) -> None:
         """Discard the frames of the episode in progress."""
@@ -233,6 +269,7 @@ class Intervention:
         self.seed += 1
         self.loop.reset(self.seed)
         self.intervened = 0
+        self.waiting = self.wait
         self._late_at_start = self.loop.clock.late
 
     # -- drawing -------------------------------------------------------------------------------
@@ -247,12 +284,14 @@ class Intervention:
         human = self.device.taking_over
         window.draw_cameras(loop.obs, border=ORANGE if human else None)
         x = window.badge(0, "HUMAN" if human else "POLICY", ORANGE if human else BLUE)
-        if self.paused:
-            x = window.badge(0, "PAUSED", YELLOW, x)
+        if self.finished:
+            x = window.badge(0, "DONE", GREEN, x)
+        elif self.paused or self.waiting:
+            x = window.badge(0, "PAUSED" if self.paused else "READY?", YELLOW, x)
         success = bool(loop.info.get("success", False))
         held = f" {loop.success_ticks}/{loop.success_hold}" if success and loop.success_hold else ""
         window.line(0, [
-            (f"episode {len(self.results) + 1}", WHITE),
+            (f"episode {min(len(self.results) + 1, self.episodes)} of {self.episodes}", WHITE),
             (f"seed {loop.seed}", WHITE),
             (f"tick {loop.ticks}", WHITE),
             (f"success {'yes' if success else 'no'}{held}", GREEN if success else GREY),
@@ -278,10 +317,12 @@ def run_intervention(
     success_hold: int = 10,
     max_steps: int | None = None,
     max_ticks: int | None = None,
+    wait: bool = False,
 ) -> dict[str, Any]:
     """Run ``policy`` on ``env`` with a person ready to take over through ``device``, until ``episodes``
     episodes are saved to ``writer`` (source ``intervention`` where the person drove any frame, else
     ``policy``), the person aborts, or ``max_ticks`` loop ticks pass; an unfinished episode is dropped.
+    With ``wait`` each episode starts on the person's start input and the window ends on a summary.
 
     Returns ``episodes`` (per saved episode: index, seed, ticks, success, source, intervened_frames,
     late_ticks), ``saved``, ``discarded``, ``aborted``, ``intervened_frames``, ``frames`` and the loop
@@ -291,7 +332,7 @@ def run_intervention(
         raise TeleopError(f"episodes must be at least 1, got {episodes}")
     pygame.event.clear()
     session = Intervention(env, policy, device, writer, seed=seed, realtime=realtime, zoom=zoom,
-                           success_hold=success_hold, max_steps=max_steps)
+                           success_hold=success_hold, max_steps=max_steps, wait=wait)
     try:
         return session.run(episodes, max_ticks=max_ticks, script=script)
     finally:

@@ -58,7 +58,7 @@ class Recorder:
         self.show_help = False
         self.running = False
         self._late_at_start = 0
-        self.window = Window(env, f"protege record: {env.task.name} on {env.robot.name}", zoom, what="recorder")
+        self.window = Window(env, f"protege record: {env.task.name} on {env.robot.name}", zoom, what="record")
         self.loop.reset(self.seed)
 
     def screenshot(self, path: str | Path) -> None:

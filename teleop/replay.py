@@ -225,7 +225,10 @@ class VideoSink:
 
 
 class ReplayWindow:
-    """Shows the replayed cameras at the recording rate; Esc or closing the window stops the replay."""
+    """Shows the replay at the recording rate and keeps the frames it showed, so that the person can pause
+    (Space), step (Left/Right), loop (L) and, once the episode has ended, look back over it until Esc."""
+
+    KEYS = "Space play/pause  Left/Right step  L loop  Esc close"
 
     def __init__(self, env: Any, title: str, fps: float, frames: int) -> None:
         from protege.teleop.loop import Clock
@@ -234,21 +237,74 @@ class ReplayWindow:
         self.window = Window(env, title, what="replay")
         self.clock = Clock(fps)
         self.frames = frames
+        self.shown: list[dict[str, np.ndarray]] = []  # camera images of every replayed frame
+        self.index = 0
+        self.playing = True
+        self.looping = False
+        self.closed = False
+        self._advance = False  # paused mid-replay: let the replay compute one more frame
 
     def __call__(self, frame: int, env: Any, obs: dict[str, np.ndarray]) -> bool:
-        import pygame
+        self.shown.append({f"image_{c}": image.copy() for c, image in camera_images(env, obs).items()})
+        self.index = len(self.shown) - 1
+        self._advance = False
+        self._show()
+        while not (self.playing or self.closed or self._advance):
+            self._show()
+        return not self.closed
 
-        from protege.teleop.window import GREY, WHITE
+    def hold(self) -> None:
+        """After the replay: stay on the last frame until Esc (playing again from the start on Space, or
+        round and round with L)."""
+        self.playing = self.looping
+        while not self.closed:
+            if self.playing:
+                if self.index + 1 < len(self.shown):
+                    self.index += 1
+                elif self.looping:
+                    self.index = 0
+                else:
+                    self.playing = False
+            self._show()
+        self.window.close()
 
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
-                return False
-        self.window.draw_cameras({f"image_{c}": image for c, image in camera_images(env, obs).items()})
-        self.window.line(0, [(f"frame {frame}/{self.frames - 1}", WHITE), (f"{frame / self.clock.rate_hz:6.2f} s", WHITE)])
-        self.window.line(2, [("Esc: stop", GREY)])
+    def _show(self) -> None:
+        from protege.teleop.window import GREY, WHITE, YELLOW
+
+        self._handle_events()
+        ended = len(self.shown) == self.frames and self.index == self.frames - 1 and not self.playing
+        state = "end of episode" if ended else "playing" if self.playing else "paused"
+        self.window.draw_cameras(self.shown[self.index])
+        self.window.line(0, [(f"frame {self.index}/{self.frames - 1}", WHITE),
+                             (f"{self.index / self.clock.rate_hz:6.2f} s", WHITE),
+                             (state, WHITE if self.playing else YELLOW), (f"loop {'on' if self.looping else 'off'}", GREY)])
+        self.window.line(2, [(self.KEYS, WHITE)])
         self.window.flip()
         self.clock.tick()
-        return True
+
+    def _handle_events(self) -> None:
+        import pygame
+
+        last = len(self.shown) - 1
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                self.closed = True
+            elif event.type != pygame.KEYDOWN:
+                continue
+            elif event.key == pygame.K_SPACE:
+                if not self.playing and self.index == self.frames - 1:
+                    self.index = 0  # at the end: play again from the start
+                self.playing = not self.playing
+            elif event.key == pygame.K_l:
+                self.looping = not self.looping
+            elif event.key == pygame.K_LEFT:
+                self.playing, self.index = False, max(0, self.index - 1)
+            elif event.key == pygame.K_RIGHT:
+                self.playing = False
+                if self.index < last:
+                    self.index += 1
+                elif last < self.frames - 1:
+                    self._advance = True
 
 
 def replay(path: str | os.PathLike[str], episode: int, mode: str = "states", video: str | None = None,
@@ -263,16 +319,20 @@ def replay(path: str | os.PathLike[str], episode: int, mode: str = "states", vid
     sink = VideoSink(video, ds.fps) if video else None
     if sink is not None:
         callbacks.append(sink)
+    viewer = None
     if window:
         frames = ds.episode_slice(episode)
-        callbacks.append(ReplayWindow(env, f"protege replay: {Path(ds.path).name} episode {episode} ({mode})", ds.fps,
-                                      frames.stop - frames.start))
+        viewer = ReplayWindow(env, f"protege replay: {Path(ds.path).name} episode {episode} ({mode})", ds.fps,
+                              frames.stop - frames.start)
+        callbacks.append(viewer)
 
     def on_frame(t: int, e: Any, o: dict[str, np.ndarray]) -> bool:
         return all([callback(t, e, o) is not False for callback in callbacks])
 
     try:
         result = replay_episode(ds, episode, mode, env=env, on_frame=on_frame if callbacks else None)
+        if viewer is not None:
+            viewer.hold()
     finally:
         result_video = sink.close() if sink is not None else None
         env.close()

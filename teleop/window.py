@@ -1,5 +1,10 @@
-"""The pygame window the recorder and the intervention view share: camera views side by side on top,
-a heads-up display of three text lines below, and a key map drawn over the views on request."""
+"""The pygame window the recorder, the intervention view, replay and the scene viewer share: camera
+views side by side on top, a heads-up display of three text lines below, and a key map drawn over the
+views on request.
+
+The views show the env's recorded cameras. An env that records none (a state-only policy) is shown
+through a view of its own, rendered for the window alone and never part of an observation or a dataset.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 import numpy as np
 import pygame
 
-from protege.teleop.errors import TeleopError
+from protege.teleop.display import open_window
 from protege.teleop.loop import Clock
 
 Colour = tuple[int, int, int]
@@ -28,6 +33,8 @@ BLUE: Colour = (80, 150, 240)
 GAP = 18  # pixels between the parts of a HUD line
 _LINE_Y = (8, 33, 58)  # HUD lines, from the HUD's top
 _RATE_WINDOW = 20  # ticks over which the displayed loop rate is measured
+VIEW_CAMERA = "front"  # what the window shows of an env that records no camera
+VIEW_SIZE = 384  # pixels, within the scene's offscreen buffer
 
 
 def recent_rate(clock: Clock) -> float:
@@ -40,22 +47,21 @@ class Window:
     """A window for ``env``'s cameras, each shown ``zoom`` times its rendered size, and a HUD.
 
     Draw a frame with :meth:`draw_cameras`, then HUD :meth:`line` calls (and :meth:`key_map`), then
-    :meth:`flip`. ``what`` names the window in the error raised when no display can be opened.
+    :meth:`flip`. ``title`` starts with the command's name (``protege record: ...``) so that automation
+    finds the window; ``what`` names the window in the error raised when none can be opened.
     """
 
     def __init__(self, env: Any, title: str, zoom: int = 3, what: str = "protege") -> None:
         self.cameras = tuple(env.cameras)
-        key = f"image_{self.cameras[0]}" if self.cameras else None
-        height, width = env.observation_space[key].shape[:2] if key else (128, 128)
-        self.view_size = (width * zoom, height * zoom)
-        pygame.display.init()
-        pygame.font.init()
+        self._view: SceneView | None = None
+        if self.cameras:
+            height, width = env.observation_space[f"image_{self.cameras[0]}"].shape[:2]
+            self.view_size = (width * zoom, height * zoom)
+        else:
+            self._view = SceneView(env, VIEW_CAMERA, VIEW_SIZE)
+            self.view_size = (self._view.size, self._view.size)
         size = (max(self.view_size[0] * max(1, len(self.cameras)), 640), self.view_size[1] + HUD_HEIGHT)
-        try:
-            self.screen = pygame.display.set_mode(size)
-        except pygame.error as exc:
-            raise TeleopError(f"cannot open the {what} window ({exc}); set DISPLAY or run under xvfb-run") from None
-        pygame.display.set_caption(title)
+        self.screen = open_window(size, title, what)
         self.font = pygame.font.Font(None, FONT_SIZE)
 
     @property
@@ -63,13 +69,20 @@ class Window:
         return self.screen.get_width()
 
     def draw_cameras(self, obs: Mapping[str, np.ndarray], border: Colour | None = None) -> None:
-        """Clear the window and draw each camera's image from ``obs``, labelled, framed in ``border``."""
+        """Clear the window and draw each camera's image from ``obs`` (or the window's own view of the
+        scene, for an env without cameras), labelled, framed in ``border``."""
         self.screen.fill(BACKGROUND)
-        for i, camera in enumerate(self.cameras):
-            image = np.ascontiguousarray(obs[f"image_{camera}"])
+        if self._view is not None:
+            images = {f"{VIEW_CAMERA} (view only, not recorded)": self._view.render()}
+        else:
+            images = {camera: obs[f"image_{camera}"] for camera in self.cameras}
+        for i, (label, image) in enumerate(images.items()):
+            image = np.ascontiguousarray(image)
             view = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
-            self.screen.blit(pygame.transform.scale(view, self.view_size), (i * self.view_size[0], 0))
-            self.text(camera, (i * self.view_size[0] + 6, 4), GREY)
+            if view.get_size() != self.view_size:
+                view = pygame.transform.scale(view, self.view_size)
+            self.screen.blit(view, (i * self.view_size[0], 0))
+            self.text(label, (i * self.view_size[0] + 6, 4), GREY)
         if border is not None:
             width = self.view_size[0] * max(1, len(self.cameras))
             pygame.draw.rect(self.screen, border, (0, 0, width, self.view_size[1]), 4)
@@ -130,5 +143,29 @@ class Window:
     def flip(self) -> None:
         pygame.display.flip()
 
+    def close(self) -> None:
+        """Release the window's own view (the window itself closes with pygame)."""
+        if self._view is not None:
+            self._view.close()
+            self._view = None
+
     def screenshot(self, path: str | Path) -> None:
         pygame.image.save(self.screen, str(path))
+
+
+class SceneView:
+    """A square view of ``env``'s scene from one of its cameras, rendered for a window only."""
+
+    def __init__(self, env: Any, camera: str, size: int) -> None:
+        from protege.sim.render import CameraRenderer
+
+        self.size = size
+        self._data = env.data
+        self._renderer = CameraRenderer(env.model, (camera,), size, size)
+        self._camera = camera
+
+    def render(self) -> np.ndarray:
+        return self._renderer.render(self._data)[self._camera]
+
+    def close(self) -> None:
+        self._renderer.close()

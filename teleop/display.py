@@ -1,0 +1,104 @@
+"""Opening a protege window, the one way every window does it, and a virtual X display for benchmarks.
+
+Who owns OpenGL: MuJoCo renders every camera offscreen in a GL context of its own (EGL, GLX through
+GLFW, or OSMesa: whatever ``MUJOCO_GL`` says). The window is a plain software surface that SDL copies
+to the screen (shared memory on X11) and never accelerates. By default SDL backs the window surface
+with a GL renderer of its own on X11, and that second context collides with MuJoCo's: the window stays
+black under GLX, ``eglMakeCurrent`` fails with ``EGL_BAD_ACCESS`` under EGL, and OSMesa crashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import locale
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pygame
+
+from protege.teleop.errors import TeleopError
+
+_HEADLESS_DRIVERS = ("dummy", "offscreen")
+
+
+def has_display() -> bool:
+    """Whether a window can be shown: an X or Wayland display, or SDL's headless drivers, or not Linux."""
+    driver = os.environ.get("SDL_VIDEODRIVER", "")
+    return (driver in _HEADLESS_DRIVERS or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+            or not sys.platform.startswith("linux"))
+
+
+def open_window(size: tuple[int, int], title: str, what: str) -> pygame.Surface:
+    """Open the window of command ``what`` (e.g. ``"record"``) at ``size``, titled ``title``.
+
+    Fails at once, in one line, where there is no display (SDL would otherwise fall back to an
+    invisible offscreen window and the command would seem to hang).
+    """
+    if not has_display():
+        raise TeleopError(f"cannot open the {what} window: no display (DISPLAY is not set); run it on a desktop, "
+                          f"under `xvfb-run -a protege ...`, or headless with SDL_VIDEODRIVER=dummy")
+    os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"  # read by SDL when the window surface is created
+    pygame.display.init()
+    pygame.font.init()
+    try:
+        surface = pygame.display.set_mode(size)
+    except pygame.error as exc:
+        raise TeleopError(f"cannot open the {what} window ({exc})") from None
+    _set_title(title)
+    return surface
+
+
+def _set_title(title: str) -> None:
+    """Set the window title under the C locale, so that X stores WM_NAME as a plain STRING, which every X
+    tool reads (under Python's UTF-8 locale it gets an encoding that ``xdotool search --name`` skips)."""
+    previous = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        pygame.display.set_caption(title)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+
+
+@contextlib.contextmanager
+def virtual_display(width: int = 1600, height: int = 1000) -> Iterator[str]:
+    """Start an Xvfb server on a free display number and yield its name (``":N"``); stop it on exit."""
+    if shutil.which("Xvfb") is None:
+        raise TeleopError("Xvfb is not installed (apt-get install xvfb)")
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    try:
+        with os.fdopen(read) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            raise TeleopError(f"Xvfb did not start (exit status {server.poll()})")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def display_for_bench() -> Iterator[str]:
+    """The display a window benchmark runs on: ``DISPLAY`` if set, else a fresh Xvfb server (set as
+    ``DISPLAY`` meanwhile). Yields a description for the figures."""
+    saved = {name: os.environ.get(name) for name in ("DISPLAY", "SDL_VIDEODRIVER")}
+    os.environ.pop("SDL_VIDEODRIVER", None)  # a real X window, not SDL's dummy driver
+    try:
+        if saved["DISPLAY"]:
+            yield f"X display {saved['DISPLAY']}"
+        else:
+            with virtual_display() as name:
+                os.environ["DISPLAY"] = name
+                yield f"Xvfb {name}"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
