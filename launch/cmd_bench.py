@@ -81,9 +81,9 @@ def _intervene(json: bool) -> dict:
     result = bench_intervention()
     if not json:
         tick = result["tick_ms"]
-        print(f"intervention window: {result['ticks']} ticks at {result['target_hz']:g} Hz with two cameras, "
-              f"achieved {result['achieved_hz']} Hz, late {result['late_ticks']}; tick work ms p50 {tick['p50']} "
-              f"p99 {tick['p99']}", flush=True)
+        print(f"intervention window on {result['display']}: {result['ticks']} ticks at {result['target_hz']:g} Hz with "
+              f"two cameras, achieved {result['achieved_hz']} Hz, late {result['late_ticks']} "
+              f"({100 * result['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} p99 {tick['p99']}", flush=True)
     return result
 
 

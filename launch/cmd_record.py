@@ -91,9 +91,11 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     from protege.datasets import EpisodeWriter
     from protege.sim import ProtegeEnv
     from protege.teleop.devices import load_bindings, make_device
+    from protege.teleop.display import require_display
     from protege.teleop.loop import check_dataset, dataset_attrs
     from protege.teleop.recorder import Recorder
 
+    require_display("record")
     bindings = load_bindings(args.bindings)
     env = ProtegeEnv(task=args.task, robot=args.robot, cameras=tuple(cameras), image_size=args.image_size,
                      control_hz=args.fps, terminate_on_success=False)

@@ -136,6 +136,7 @@ def _intervene(args: argparse.Namespace, config: dict[str, Any], make_policy: An
     from protege.launch.errors import UserError
     from protege.teleop.collect import make_env
     from protege.teleop.devices import load_bindings, make_device
+    from protege.teleop.display import require_display
     from protege.teleop.intervene import run_intervention
     from protege.teleop.loop import check_dataset, dataset_attrs
 
@@ -143,6 +144,7 @@ def _intervene(args: argparse.Namespace, config: dict[str, Any], make_policy: An
         raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")
     if args.envs != 1 or args.video_dir:
         raise UserError("--intervene runs one env in a window: drop --envs and --video-dir")
+    require_display("rollout")
     env = make_env(config)
     device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])
     attrs = dataset_attrs(env)

@@ -176,6 +176,10 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     :class:`~protege.teleop.correct.Correction` for the rewind flow.
     """
     config.check()
+    if config.expert != "scripted" and scripts is None:
+        from protege.teleop.display import require_display
+
+        require_display("dagger")  # before round 0 trains, not after
     run = Path(config.out)
     if (run / "dagger.json").exists() or (run / "data.zarr").exists():
         raise UserError(f"{run} already holds a DAgger run: choose a new --out")

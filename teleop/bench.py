@@ -1,7 +1,7 @@
 """`protege bench record`: how well the recorder holds its rate, and scripted collection throughput.
 
 The recorder runs 200 ticks at 20 Hz on the built-in arm with two 128x128 cameras (front, wrist)
-under SDL's dummy video driver, driven by scripted key presses, saving an episode mid-run so the
+in a real X window (``DISPLAY``, else a fresh Xvfb server), driven by scripted key presses, saving an episode mid-run so the
 background save overlaps the next take. Collection runs the lift expert with 1 and 2 workers.
 """
 
@@ -27,22 +27,24 @@ def _script() -> Any:
 
 
 def bench_recorder(directory: Path) -> dict[str, Any]:
-    os.environ["SDL_VIDEODRIVER"] = "dummy"
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     import protege.sim  # noqa: F401
     from protege.datasets import EpisodeWriter
     from protege.sim import ProtegeEnv
     from protege.teleop.devices import KeyboardDevice, load_bindings
+    from protege.teleop.display import display_for_bench
     from protege.teleop.loop import dataset_attrs
     from protege.teleop.recorder import Recorder
 
     env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
-    device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
-    with EpisodeWriter(directory / "record.zarr", attrs=dataset_attrs(env), background=True) as writer:
-        recorder = Recorder(env, device, writer, success_hold=0)
-        result = recorder.run(max_ticks=RECORD_TICKS, script=_script())
+    with display_for_bench() as display:
+        device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
+        with EpisodeWriter(directory / "record.zarr", attrs=dataset_attrs(env), background=True) as writer:
+            recorder = Recorder(env, device, writer, success_hold=0)
+            result = recorder.run(max_ticks=RECORD_TICKS, script=_script())
+        recorder.window.close()
     env.close()
-    return {**result["timing"], "episodes_saved": len(result["saved"])}
+    return {**result["timing"], "episodes_saved": len(result["saved"]), "display": display}
 
 
 def bench_collect(directory: Path, workers: int) -> dict[str, Any]:
@@ -62,7 +64,7 @@ def run_bench(json: bool) -> dict[str, Any]:
         record = bench_recorder(directory)
         if not json:
             tick, period = record["tick_ms"], record["period_ms"]
-            print(f"recorder: {record['ticks']} ticks at {record['target_hz']:g} Hz, achieved {record['achieved_hz']} Hz, "
+            print(f"recorder window on {record['display']}: {record['ticks']} ticks at {record['target_hz']:g} Hz, achieved {record['achieved_hz']} Hz, "
                   f"late {record['late_ticks']} ({100 * record['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} "
                   f"p90 {tick['p90']} p99 {tick['p99']} max {tick['max']}; period ms p99 {period['p99']} max {period['max']}",
                   flush=True)

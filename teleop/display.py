@@ -31,15 +31,18 @@ def has_display() -> bool:
             or not sys.platform.startswith("linux"))
 
 
-def open_window(size: tuple[int, int], title: str, what: str) -> pygame.Surface:
-    """Open the window of command ``what`` (e.g. ``"record"``) at ``size``, titled ``title``.
-
-    Fails at once, in one line, where there is no display (SDL would otherwise fall back to an
-    invisible offscreen window and the command would seem to hang).
-    """
+def require_display(what: str) -> None:
+    """Fail at once, in one line, where the window of command ``what`` cannot be shown (SDL would fall
+    back to an invisible offscreen window and the command would seem to hang). Commands that set up
+    input devices before their window call it first."""
     if not has_display():
         raise TeleopError(f"cannot open the {what} window: no display (DISPLAY is not set); run it on a desktop, "
                           f"under `xvfb-run -a protege ...`, or headless with SDL_VIDEODRIVER=dummy")
+
+
+def open_window(size: tuple[int, int], title: str, what: str) -> pygame.Surface:
+    """Open the window of command ``what`` (e.g. ``"record"``) at ``size``, titled ``title``."""
+    require_display(what)
     os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"  # read by SDL when the window surface is created
     pygame.display.init()
     pygame.font.init()
@@ -86,17 +89,22 @@ def virtual_display(width: int = 1600, height: int = 1000) -> Iterator[str]:
 @contextlib.contextmanager
 def display_for_bench() -> Iterator[str]:
     """The display a window benchmark runs on: ``DISPLAY`` if set, else a fresh Xvfb server (set as
-    ``DISPLAY`` meanwhile). Yields a description for the figures."""
+    ``DISPLAY`` meanwhile). Yields a description for the figures; pygame's display is closed on exit."""
     saved = {name: os.environ.get(name) for name in ("DISPLAY", "SDL_VIDEODRIVER")}
     os.environ.pop("SDL_VIDEODRIVER", None)  # a real X window, not SDL's dummy driver
+    pygame.display.quit()
     try:
         if saved["DISPLAY"]:
             yield f"X display {saved['DISPLAY']}"
         else:
             with virtual_display() as name:
                 os.environ["DISPLAY"] = name
-                yield f"Xvfb {name}"
+                try:
+                    yield f"Xvfb {name}"
+                finally:
+                    pygame.display.quit()  # before the server goes
     finally:
+        pygame.display.quit()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

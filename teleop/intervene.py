@@ -348,24 +348,25 @@ def _bench_script() -> ScriptedInput:
 
 def bench_intervention(policy: Any = None, ticks: int = BENCH_TICKS) -> dict[str, Any]:
     """Loop timing of a realtime intervention run: lift on the built-in arm, two 128x128 cameras, 20 Hz,
-    the keyboard under SDL's dummy driver, frames written in the background. ``policy`` defaults to the
-    scripted lift expert (pass a trained policy to include its inference)."""
-    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    the keyboard in a real X window (``DISPLAY``, else a fresh Xvfb server), frames written in the
+    background. ``policy`` defaults to the scripted lift expert (pass a trained policy to include its
+    inference)."""
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     import protege.sim  # noqa: F401  (headless GL before mujoco)
     from protege.datasets import EpisodeWriter
     from protege.sim import ProtegeEnv
     from protege.sim.experts import make_expert
     from protege.teleop.devices import KeyboardDevice, load_bindings
+    from protege.teleop.display import display_for_bench
     from protege.teleop.loop import dataset_attrs
 
     env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
-    device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
     try:
-        with tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
+        with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
+            device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
             with EpisodeWriter(Path(tmp) / "intervene.zarr", attrs=dataset_attrs(env), background=True) as writer:
                 result = run_intervention(env, policy or make_expert(env), device, writer, episodes=1_000, seed=0,
                                           script=_bench_script(), success_hold=0, max_ticks=ticks)
     finally:
         env.close()
-    return {**result["timing"], "cameras": 2, "image_size": 128}
+    return {**result["timing"], "cameras": 2, "image_size": 128, "display": display}
