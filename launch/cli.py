@@ -19,7 +19,7 @@ from typing import Any
 # name -> (module, one-line help). Modules are imported only to build their own parser.
 COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("protege.launch.cmd_sim", "list tasks, robots, cameras and devices; view a scene"),
-    "dataset": ("protege.launch.cmd_dataset", "inspect, validate, merge, filter and export datasets"),
+    "dataset": ("protege.launch.cmd_dataset", "inspect, validate, repair, merge, filter and export datasets"),
     "record": ("protege.launch.cmd_record", "record demonstrations by teleoperation or with the scripted expert"),
     "train": ("protege.launch.cmd_train", "train a policy on a dataset"),
     "rollout": ("protege.launch.cmd_rollout", "evaluate a policy in the sim; optionally take over live"),

@@ -1,4 +1,4 @@
-"""`protege dataset`: inspect, validate, merge, filter and export datasets.
+"""`protege dataset`: inspect, validate, repair, merge, filter and export datasets.
 
 Heavy imports (zarr, OpenCV) happen inside ``run`` so that ``protege --help`` stays instant.
 """
@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate.add_argument("dataset", help="dataset directory or fsspec URL")
     validate.add_argument("--quick", action="store_true", help="check structure only, without decoding every chunk")
 
+    repair = action("repair", "trim the uncommitted frames and temp files a killed writer left (not while one writes)")
+    repair.add_argument("dataset", help="dataset directory or fsspec URL")
+
     merge = action("merge", "concatenate the episodes of compatible datasets into a new one")
     merge.add_argument("inputs", nargs="+", metavar="DATASET", help="two or more datasets, in order")
     merge.add_argument("-o", "--out", required=True, help="new dataset to create (must not exist)")
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     handlers = {
         "info": _info,
         "validate": _validate,
+        "repair": _repair,
         "merge": _merge,
         "filter": _filter,
         "export-video": _export_video,
@@ -101,6 +105,17 @@ def _validate(args: argparse.Namespace) -> int:
     lines += [f"error: {error}" for error in report.errors] + [f"note: {note}" for note in report.notes]
     _finish(args, report.to_dict(), lines)
     return 0 if report.valid else 1
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from protege.datasets.tools import repair_dataset
+
+    result = repair_dataset(args.dataset)
+    line = (
+        f"{result['path']}: trimmed {result['trimmed_frames']} uncommitted frames and removed "
+        f"{result['removed_temp_files']} temp files; {result['episodes']} episodes, {result['frames']} frames"
+    )
+    return _finish(args, result, [line])
 
 
 def _merge(args: argparse.Namespace) -> int:

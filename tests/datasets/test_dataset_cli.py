@@ -88,7 +88,7 @@ def test_export_video_puts_cameras_side_by_side(small_dataset, tmp_path, capsys)
     assert abs(float(frames[3][:, :8].mean()) - float(front[3].mean())) < 12  # lossy codec, right camera on the left
 
 
-@pytest.mark.parametrize("action", ["info", "validate", "merge", "filter", "export-video"])
+@pytest.mark.parametrize("action", ["info", "validate", "repair", "merge", "filter", "export-video"])
 def test_every_action_has_help(action, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["dataset", action, "--help"])
