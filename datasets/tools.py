@@ -53,6 +53,23 @@ def dataset_info(ds: Dataset) -> dict[str, Any]:
     }
 
 
+def episode_rows(ds: Dataset) -> list[dict[str, Any]]:
+    """One row per episode: index, length in frames, seed, source name, success, duration in seconds."""
+    lengths = np.diff(ds.episode_ends, prepend=0)
+    seeds, sources, successes, durations = (ds.meta(name) for name in ("seed", "source", "success", "duration"))
+    return [
+        {
+            "episode": i,
+            "length": int(lengths[i]),
+            "seed": int(seeds[i]),
+            "source": schema.source_name(int(sources[i])),
+            "success": bool(successes[i]),
+            "duration_s": float(durations[i]),
+        }
+        for i in range(ds.num_episodes)
+    ]
+
+
 def repair_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Trim what a killed writer left past the last committed episode (arrays' tails, temp files).
 

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     info = action("info", "episodes, frames, keys with shapes and dtypes, fps, sources, success rate, size on disk")
     info.add_argument("dataset", help="dataset directory or fsspec URL (s3://..., memory://...)")
+    info.add_argument("--episodes", action="store_true",
+                      help="list every episode (index, length, seed, source, success, duration) instead of the "
+                           "summary; with --json the summary gains the list as per_episode")
 
     validate = action("validate", "check every invariant; exit status 1 and one line per problem if broken")
     validate.add_argument("dataset", help="dataset directory or fsspec URL")
@@ -71,9 +74,18 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) 
 
 def _info(args: argparse.Namespace) -> int:
     from protege.datasets import Dataset
-    from protege.datasets.tools import dataset_info
+    from protege.datasets.tools import dataset_info, episode_rows
 
-    info = dataset_info(Dataset(args.dataset))
+    ds = Dataset(args.dataset)
+    info = dataset_info(ds)
+    if args.episodes:
+        rows = episode_rows(ds)
+        lines = ["episode  length      seed  source        success  duration", *(
+            f"{row['episode']:>7}  {row['length']:>6}  {row['seed']:>8}  {row['source']:<12}  "
+            f"{'yes' if row['success'] else 'no':<7}  {row['duration_s']:>6.2f} s"
+            for row in rows
+        )]
+        return _finish(args, {**info, "per_episode": rows}, lines)
     success = "n/a" if info["success_rate"] is None else f"{100 * info['success_rate']:.1f}%"
     sources = ", ".join(f"{name} {count}" for name, count in info["sources"].items()) or "none"
     width = max((len(key) for key in info["keys"]), default=0)
