@@ -195,7 +195,7 @@ def check_spec_against_model(spec: RobotSpec, mj: mujoco.MjSpec) -> None:
         raise SimError(f"robot {spec.name}: {len(spec.arm_joints)} arm joints but {len(spec.arm_actuators)} arm actuators")
 
 
-def _finger_geoms_ee_frame(model: mujoco.MjModel, data: mujoco.MjData, spec: RobotSpec, ctrl: float) -> np.ndarray:
+def _geoms_in_ee_frame(model: mujoco.MjModel, data: mujoco.MjData, spec: RobotSpec, ctrl: float) -> np.ndarray:
     """Geom centres in the end-effector frame after the gripper, starting at home, has had time to reach ``ctrl``."""
     mujoco.mj_resetDataKeyframe(model, data, model.key(spec.home_keyframe).id)
     data.ctrl[model.actuator(spec.gripper.actuator).id] = ctrl
@@ -221,11 +221,13 @@ def check_gripper_direction(spec: RobotSpec) -> None:
     model.opt.gravity[:] = 0.0
     model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
     data = mujoco.MjData(model)
-    at_open = _finger_geoms_ee_frame(model, data, spec, spec.gripper.open)
-    at_closed = _finger_geoms_ee_frame(model, data, spec, spec.gripper.closed)
+    at_open = _geoms_in_ee_frame(model, data, spec, spec.gripper.open)
+    at_closed = _geoms_in_ee_frame(model, data, spec, spec.gripper.closed)
     fingers = np.linalg.norm(at_open - at_closed, axis=1) > _FINGER_MOVED_M
+    if not fingers.any():
+        return
     aperture_open, aperture_closed = (float(np.linalg.norm(g[fingers], axis=1).mean()) for g in (at_open, at_closed))
-    if fingers.any() and aperture_open < aperture_closed:
+    if aperture_open < aperture_closed:
         raise SimError(
             f"robot {spec.name}: the gripper closes at open={spec.gripper.open:g} and opens at "
             f"closed={spec.gripper.closed:g} (finger aperture {1000 * aperture_open:.0f} vs "
