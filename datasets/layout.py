@@ -36,6 +36,7 @@ class Layout:
     episode_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    uncommitted_frames: int = 0  # the longest data array's frames past episode_ends[-1]
 
     @property
     def num_episodes(self) -> int:
@@ -140,9 +141,13 @@ def _inspect_data(layout: Layout, members: dict[str, Any]) -> None:
         if node.shape[0] < frames:
             layout.errors.append(f"data/{name} has {node.shape[0]} frames but meta/episode_ends ends at {frames}")
             continue
-        if node.shape[0] > frames:
-            layout.notes.append(f"data/{name} has {node.shape[0] - frames} uncommitted frames (a killed writer)")
+        layout.uncommitted_frames = max(layout.uncommitted_frames, node.shape[0] - frames)
         layout.data[name] = node
+    if layout.uncommitted_frames:
+        layout.notes.append(
+            f"{layout.uncommitted_frames} uncommitted frames after the last episode (a killed writer); "
+            "`protege dataset repair` trims them"
+        )
     if layout.num_episodes and "action" not in members:
         layout.errors.append("data/action is missing")
     cameras = layout.attrs.get("cameras", [])

@@ -34,6 +34,7 @@ CANONICAL_DTYPES: dict[str, np.dtype] = {
     "sim_state": np.dtype(np.float64),
 }
 IMAGE_PREFIX = "image_"
+QUAT_SUFFIX = "_quat"  # observation keys holding one or more unit quaternions (w, x, y, z)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 

@@ -1,4 +1,4 @@
-"""Dataset tools behind ``protege dataset``: info, merge and filter (copying episodes into a new dataset)."""
+"""Dataset tools behind ``protege dataset``: info, repair, merge and filter (copying episodes into a new dataset)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import numpy as np
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
+from protege.datasets.layout import inspect_layout, open_root
+from protege.datasets.lock import WriterLock
 from protege.datasets.reader import Dataset
-from protege.datasets.storage import is_local, normalize_path, size_on_disk
-from protege.datasets.writer import EpisodeWriter
+from protege.datasets.storage import is_local, normalize_path, partial_files, size_on_disk
+from protege.datasets.writer import EpisodeWriter, trim_uncommitted
 
 # Attributes that change what the stored numbers mean: datasets must agree on them to be merged.
 _COMPATIBILITY_ATTRS = (*schema.REQUIRED_ATTRS, "action_scale")
@@ -48,6 +50,47 @@ def dataset_info(ds: Dataset) -> dict[str, Any]:
         "episode_meta": ds.meta_names,
         "size_bytes": size_on_disk(ds.path),
         "notes": ds.notes,
+    }
+
+
+def episode_rows(ds: Dataset) -> list[dict[str, Any]]:
+    """One row per episode: index, length in frames, seed, source name, success, duration in seconds."""
+    lengths = np.diff(ds.episode_ends, prepend=0)
+    seeds, sources, successes, durations = (ds.meta(name) for name in ("seed", "source", "success", "duration"))
+    return [
+        {
+            "episode": i,
+            "length": int(lengths[i]),
+            "seed": int(seeds[i]),
+            "source": schema.source_name(int(sources[i])),
+            "success": bool(successes[i]),
+            "duration_s": float(durations[i]),
+        }
+        for i in range(ds.num_episodes)
+    ]
+
+
+def repair_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Trim what a killed writer left past the last committed episode (arrays' tails, temp files).
+
+    Takes the writer lock, so a dataset that a live writer is appending to is refused.
+    """
+    path = normalize_path(path)
+    root = open_root(path, read_only=False)
+    lock = WriterLock.acquire(path)
+    try:
+        layout = inspect_layout(path, root)
+        layout.raise_if_broken()
+        frames, temp_files = layout.uncommitted_frames, len(partial_files(path))
+        trim_uncommitted(layout)
+    finally:
+        lock.release()
+    return {
+        "path": path,
+        "episodes": layout.num_episodes,
+        "frames": layout.num_frames,
+        "trimmed_frames": frames,
+        "removed_temp_files": temp_files,
     }
 
 

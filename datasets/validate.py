@@ -60,7 +60,10 @@ def validate_dataset(path: str | os.PathLike[str], deep: bool = True) -> Validat
         _check_stats_cache(layout, report)
     leftovers = partial_files(path)
     if leftovers:
-        report.notes.append(f"{len(leftovers)} temp files left by a killed writer (a writer removes them on opening)")
+        report.notes.append(
+            f"{len(leftovers)} temp files left by a killed writer "
+            "(`protege dataset repair` or the next writer removes them)"
+        )
     holder = lock_holder(path)
     if holder:
         report.notes.append(f"a writer (pid {holder.get('pid')} on {holder.get('host')}) is appending right now")

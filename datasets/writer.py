@@ -1,9 +1,11 @@
 """EpisodeWriter: append whole episodes to a dataset, each committed in one atomic step.
 
-Commit order: grow and fill every data array, then every per-episode meta array, then
-``meta/episode_ends``, whose chunk is written before its new shape (``metadata_last``). Until
-that last metadata file is replaced, readers see the previous episode count, so a kill at any
-moment leaves only an uncommitted tail, which the next writer trims when it opens the dataset.
+Commit order: write the new chunks of every data array, per-episode meta array and
+``meta/episode_ends`` while their new shapes are held back (``metadata_last``), then the shapes,
+``meta/episode_ends``'s last. Until that last metadata file is replaced, readers see the previous
+episode count, so a kill at any moment loses at most the episode being saved; only a kill while
+the held shapes are written (a few small files) leaves data arrays longer than
+``episode_ends[-1]``, a tail that the next writer or ``protege dataset repair`` trims.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import zarr
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
-from protege.datasets.layout import inspect_layout, open_root
+from protege.datasets.layout import Layout, inspect_layout, open_root
 from protege.datasets.lock import WriterLock
 from protege.datasets.schema import Source
 from protege.datasets.storage import (
@@ -153,6 +155,30 @@ def _meta_value(name: str, value: Any) -> tuple[np.dtype, Any]:
     raise DatasetError(f"episode meta {name!r} must be an int, bool or float, got {type(value).__name__}")
 
 
+def trim_uncommitted(layout: Layout) -> None:
+    """Cut every array of a dataset opened for writing back to its committed episodes; delete temp files.
+
+    With no episode committed, data arrays and extra meta arrays go entirely: they belong to a
+    killed first episode, and the next first frame may choose other keys.
+    """
+    data_group, meta_group = cast(zarr.Group, layout.root["data"]), cast(zarr.Group, layout.root["meta"])
+    if layout.num_episodes == 0:
+        for name in list(layout.data):
+            del data_group[name]
+        layout.data.clear()
+        for name in [n for n in layout.meta if n not in schema.BUILTIN_META]:
+            del meta_group[schema.META_PREFIX + name]
+            del layout.meta[name]
+    for array in layout.data.values():
+        if array.shape[0] > layout.num_frames:
+            array.resize((layout.num_frames, *array.shape[1:]))
+    for array in layout.meta.values():
+        if array.shape[0] > layout.num_episodes:
+            array.resize((layout.num_episodes,))
+    for leftover in partial_files(layout.path):
+        leftover.unlink(missing_ok=True)
+
+
 class _CommitWorker:
     """One background thread that commits queued episodes in order; the first error stops it."""
 
@@ -240,24 +266,10 @@ class EpisodeWriter:
         self._data_group = cast(zarr.Group, self._root["data"])
         self._meta_group = cast(zarr.Group, self._root["meta"])
         self._ends = cast(zarr.Array, self._meta_group[schema.EPISODE_ENDS])
+        trim_uncommitted(layout)
         self._data = layout.data
         self._meta = layout.meta
         self._cameras: list[str] = layout.attrs.get("cameras", [])
-        if self._num_episodes == 0:  # nothing committed: whatever exists is a killed first episode
-            for name in list(self._data):
-                del self._data_group[name]
-            for name in [n for n in self._meta if n not in schema.BUILTIN_META]:
-                del self._meta_group[schema.META_PREFIX + name]
-                del self._meta[name]
-            self._data = {}
-        for array in self._data.values():
-            if array.shape[0] > self._num_frames:
-                array.resize((self._num_frames, *array.shape[1:]))
-        for array in self._meta.values():
-            if array.shape[0] > self._num_episodes:
-                array.resize((self._num_episodes,))
-        for leftover in partial_files(self.path):
-            leftover.unlink(missing_ok=True)
         self._meta_dtypes = {name: array.dtype for name, array in self._meta.items()}
         self._spec: dict[str, FrameSpec] | None = (
             {name: (tuple(a.shape[1:]), a.dtype) for name, a in self._data.items()} if self._data else None
@@ -401,16 +413,16 @@ class EpisodeWriter:
                 )
                 for key, (shape, dtype) in self._spec.items()
             }
-        for key, array in self._data.items():
-            array.resize((end, *array.shape[1:]))
-            array[start:end] = episode[key]
         for name, (dtype, fill, _) in meta.items():
             if name not in self._meta:
                 self._meta[name] = create_meta_array(self._meta_group, schema.META_PREFIX + name, dtype, fill, index)
-        for name, array in self._meta.items():
-            array.resize((index + 1,))
-            array[index] = meta[name][2] if name in meta else array.fill_value
         with metadata_last(self._ends.store):
+            for key, array in self._data.items():
+                array.resize((end, *array.shape[1:]))
+                array[start:end] = episode[key]
+            for name, array in self._meta.items():
+                array.resize((index + 1,))
+                array[index] = meta[name][2] if name in meta else array.fill_value
             self._ends.resize((index + 1,))
             self._ends[index] = end
         self._num_frames, self._num_episodes = end, index + 1

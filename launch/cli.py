@@ -4,7 +4,8 @@ A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` a
 imports (torch, mujoco rendering) inside ``run`` so that ``protege --help`` stays instant.
 User-facing failures raise a subclass of :class:`protege.launch.errors.UserError` (or of the
 sim/datasets/policies error classes listed in ``USER_ERRORS``); they end as one line on stderr
-and exit status 2, never as a traceback.
+and exit status 2, never as a traceback. A closed output pipe (``protege ... | head``) ends a
+command quietly with status 141.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 # name -> (module, one-line help). Modules are imported only to build their own parser.
 COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("protege.launch.cmd_sim", "list tasks, robots, cameras and devices; view a scene"),
-    "dataset": ("protege.launch.cmd_dataset", "inspect, validate, merge, filter and export datasets"),
+    "dataset": ("protege.launch.cmd_dataset", "inspect, validate, repair, merge, filter and export datasets"),
     "record": ("protege.launch.cmd_record", "record demonstrations by teleoperation or with the scripted expert"),
     "train": ("protege.launch.cmd_train", "train a policy on a dataset"),
     "rollout": ("protege.launch.cmd_rollout", "evaluate a policy in the sim; optionally take over live"),
@@ -77,7 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     errors = user_errors()
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        status = int(importlib.import_module(args._module).run(args) or 0)
+        sys.stdout.flush()  # a reader that has gone away (`| head`) shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit writes nowhere
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
     except errors as exc:
         print(f"protege {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""`protege dataset`: inspect, validate, merge, filter and export datasets.
+"""`protege dataset`: inspect, validate, repair, merge, filter and export datasets.
 
 Heavy imports (zarr, OpenCV) happen inside ``run`` so that ``protege --help`` stays instant.
 """
@@ -19,10 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     info = action("info", "episodes, frames, keys with shapes and dtypes, fps, sources, success rate, size on disk")
     info.add_argument("dataset", help="dataset directory or fsspec URL (s3://..., memory://...)")
+    info.add_argument("--episodes", action="store_true",
+                      help="list every episode (index, length, seed, source, success, duration) instead of the "
+                           "summary; with --json the summary gains the list as per_episode")
 
     validate = action("validate", "check every invariant; exit status 1 and one line per problem if broken")
     validate.add_argument("dataset", help="dataset directory or fsspec URL")
     validate.add_argument("--quick", action="store_true", help="check structure only, without decoding every chunk")
+
+    repair = action("repair", "trim the uncommitted frames and temp files a killed writer left (not while one writes)")
+    repair.add_argument("dataset", help="dataset directory or fsspec URL")
 
     merge = action("merge", "concatenate the episodes of compatible datasets into a new one")
     merge.add_argument("inputs", nargs="+", metavar="DATASET", help="two or more datasets, in order")
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     handlers = {
         "info": _info,
         "validate": _validate,
+        "repair": _repair,
         "merge": _merge,
         "filter": _filter,
         "export-video": _export_video,
@@ -67,9 +74,18 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], lines: list[str]) 
 
 def _info(args: argparse.Namespace) -> int:
     from protege.datasets import Dataset
-    from protege.datasets.tools import dataset_info
+    from protege.datasets.tools import dataset_info, episode_rows
 
-    info = dataset_info(Dataset(args.dataset))
+    ds = Dataset(args.dataset)
+    info = dataset_info(ds)
+    if args.episodes:
+        rows = episode_rows(ds)
+        lines = ["episode  length      seed  source        success  duration", *(
+            f"{row['episode']:>7}  {row['length']:>6}  {row['seed']:>8}  {row['source']:<12}  "
+            f"{'yes' if row['success'] else 'no':<7}  {row['duration_s']:>6.2f} s"
+            for row in rows
+        )]
+        return _finish(args, {**info, "per_episode": rows}, lines)
     success = "n/a" if info["success_rate"] is None else f"{100 * info['success_rate']:.1f}%"
     sources = ", ".join(f"{name} {count}" for name, count in info["sources"].items()) or "none"
     width = max((len(key) for key in info["keys"]), default=0)
@@ -101,6 +117,17 @@ def _validate(args: argparse.Namespace) -> int:
     lines += [f"error: {error}" for error in report.errors] + [f"note: {note}" for note in report.notes]
     _finish(args, report.to_dict(), lines)
     return 0 if report.valid else 1
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from protege.datasets.tools import repair_dataset
+
+    result = repair_dataset(args.dataset)
+    line = (
+        f"{result['path']}: trimmed {result['trimmed_frames']} uncommitted frames and removed "
+        f"{result['removed_temp_files']} temp files; {result['episodes']} episodes, {result['frames']} frames"
+    )
+    return _finish(args, result, [line])
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -53,23 +53,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _first_seed(path: str, given: int | None) -> int:
-    """The given seed, else one past the largest seed already stored at ``path`` (0 for a new dataset)."""
-    from protege.datasets import Dataset, DatasetError
-
-    if given is not None:
-        return given
-    try:
-        seeds = Dataset(path).meta("seed")
-    except DatasetError:
-        return 0
-    return int(seeds.max()) + 1 if len(seeds) else 0
-
-
 def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     from protege.sim.experts import DEMO_NOISE
     from protege.teleop.collect import collect
     from protege.teleop.errors import TeleopError
+    from protege.teleop.loop import first_seed
 
     if args.episodes < 1 or args.workers < 1:
         raise TeleopError("--episodes and --workers must be at least 1")
@@ -78,7 +66,7 @@ def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
         raise TeleopError(f"--noise must be >= 0, got {noise}")
     config = {"task": args.task, "robot": args.robot, "cameras": cameras, "image_size": args.image_size,
               "fps": args.fps, "noise": noise, "success_hold": args.success_hold}
-    seed = _first_seed(args.out, args.seed)
+    seed = first_seed(args.out, args.seed)
     result = collect(config, args.out, args.episodes, workers=args.workers, seed=seed, progress=not args.no_progress)
     print(f"collected {result['episodes']} {args.task} episodes (seeds {seed}..{seed + args.episodes - 1}), "
           f"{result['successes']} successful, {result['frames']} frames into {args.out} in {result['seconds']} s "
@@ -92,7 +80,7 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     from protege.sim import ProtegeEnv
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
-    from protege.teleop.loop import check_dataset, dataset_attrs
+    from protege.teleop.loop import check_dataset, dataset_attrs, first_seed
     from protege.teleop.recorder import Recorder
 
     require_display("record")
@@ -102,7 +90,7 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     device = make_device(args.device, bindings, env.action_space.high[:6])
     attrs = dataset_attrs(env)
     check_dataset(args.out, attrs)
-    seed = _first_seed(args.out, args.seed)
+    seed = first_seed(args.out, args.seed)
     with EpisodeWriter(args.out, attrs=attrs, background=True) as writer:
         recorder = Recorder(env, device, writer, seed=seed, success_hold=args.success_hold, zoom=args.zoom)
         result = recorder.run()

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="RUN", help="training run directory (protege train --out)")
     parser.add_argument("--episodes", type=int, default=50, help="episodes to roll out (default: 50)")
     parser.add_argument("--envs", type=int, default=1, help="parallel env processes (default: 1)")
-    parser.add_argument("--seed", type=int, default=EVAL_SEED, help=f"first episode seed (default: {EVAL_SEED})")
+    parser.add_argument("--seed", type=int, help=f"first episode seed (default: {EVAL_SEED}, or one past the largest "
+                                                 "seed already in --record if that is larger)")
     parser.add_argument("--task", help="task to run (default: the checkpoint's; another task is refused)")
     parser.add_argument("--robot", help="robot to run (default: the checkpoint's; another robot is refused)")
     parser.add_argument("--cameras", help="comma-separated cameras to observe and record (default: the policy's)")
@@ -88,12 +89,14 @@ def run(args: argparse.Namespace) -> int:
     from protege.launch.errors import UserError
     from protege.policies.checkpoint import check_compatible, read_run
     from protege.teleop.collect import make_env
+    from protege.teleop.loop import first_seed
     from protege.teleop.rollout import RolloutSpec, run_rollouts
 
     if args.episodes < 1 or args.envs < 1:
         raise UserError(f"--episodes and --envs must be at least 1 (got {args.episodes} and {args.envs})")
     if args.videos is not None and (args.videos < 0 or not args.video_dir):
         raise UserError("--videos needs --video-dir and must be >= 0")
+    args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
     meta, _ = read_run(args.checkpoint)
     config = env_config(meta, args)
     env = make_env(config)  # checks task, robot and cameras, and gives the shapes to check against

@@ -46,7 +46,7 @@ from protege.launch.cmd_rollout import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
 from protege.teleop.browser import segments
 from protege.teleop.collect import collect, make_env
-from protege.teleop.loop import dataset_attrs
+from protege.teleop.loop import dataset_attrs, first_seed
 from protege.teleop.rollout import RolloutSpec, run_rollouts
 
 if TYPE_CHECKING:
@@ -230,7 +230,12 @@ def _match_demos(config: DaggerConfig) -> None:
 
 
 def _label_seed(config: DaggerConfig, r: int) -> int:
-    return LABEL_SEED + (r - 1) * config.episodes_per_round
+    """Round r's first rollout seed: one block of seeds per round, from LABEL_SEED on and past every demo seed."""
+    if config.demos_dataset is not None:
+        first = first_seed(config.demos_dataset, None, start=LABEL_SEED)
+    else:
+        first = max(LABEL_SEED, config.seed + config.demos)
+    return first + (r - 1) * config.episodes_per_round
 
 
 def _round_beta(config: DaggerConfig, r: int) -> float | None:

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from protege.datasets.schema import QUAT_SUFFIX
 from protege.policies import POLICY_NAMES
-from protege.policies.config import IMAGE_PREFIX, QUAT_SUFFIX, PolicyConfig
+from protege.policies.config import IMAGE_PREFIX, PolicyConfig
 from protege.policies.errors import PolicyError
 
 Stats = dict[str, dict[str, np.ndarray]]

@@ -15,7 +15,6 @@ LOWDIM_KEYS = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper", "object
 # What the arm knows about itself (no privileged object state).
 PROPRIO_KEYS = ("joint_pos", "ee_pos", "ee_quat", "gripper")
 IMAGE_PREFIX = "image_"
-QUAT_SUFFIX = "_quat"  # unit quaternions (w, x, y, z)
 
 
 @dataclass

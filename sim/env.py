@@ -20,11 +20,22 @@ STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics, controls, mocap and
 DEFAULT_CAMERAS = ("front", "wrist")
 
 
+def quat_near(quat: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``quat`` or ``-quat`` (the same rotation), whichever lies in the hemisphere around ``reference``.
+
+    ``ee_quat`` is kept near the home orientation: it then changes sign only 180 degrees away from
+    home, never where the gripper points down (``w >= 0`` flipped there, at w = 0). Unlike a sign
+    chosen for continuity with the previous frame, it is a function of the state alone, as experts,
+    policies and replay need. ``object_quat`` is the free joint's quaternion, continuous as integrated.
+    """
+    return quat if float(quat @ reference) >= 0.0 else -quat
+
+
 class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """A tabletop task for one arm.
 
-    Observations: ``joint_pos``, ``joint_vel`` (arm joints), ``ee_pos``, ``ee_quat`` (wxyz, w >= 0),
-    ``gripper`` (0 open .. 1 closed, measured), ``object_pos``/``object_quat`` (task objects,
+    Observations: ``joint_pos``, ``joint_vel`` (arm joints), ``ee_pos``, ``ee_quat`` (wxyz, see
+    :func:`quat_near`), ``gripper`` (0 open .. 1 closed, measured), ``object_pos``/``object_quat`` (task objects,
     concatenated), ``goal_pos`` (tasks with a goal) and ``image_<camera>`` (uint8 HxWx3).
     ``info`` carries ``success`` and ``is_success``. Episodes end on success (unless
     ``terminate_on_success=False``) and are truncated at the task's time limit.
@@ -75,6 +86,9 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._home_key = m.key(ROBOT_PREFIX + self.robot.home_keyframe).id
         home = home_ctrl(self.robot)
         self._home_ctrl = np.array([home[m.actuator(i).name.removeprefix(ROBOT_PREFIX)] for i in range(m.nu)])
+        mujoco.mj_resetDataKeyframe(m, self.data, self._home_key)
+        mujoco.mj_kinematics(m, self.data)
+        self._home_ee_quat = self._ee_quat()
         self.controller = make_controller(action_space, self.robot, m.actuator_ctrlrange[self._arm_act])
         self._command = self.data.userdata[: self.controller.command_size]  # view: saved with the state
 
@@ -166,15 +180,18 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._renderer = CameraRenderer(self.model, self.cameras, *self._image_shape[:2], fast=self._fast_render)
         return self._renderer.render(self.data)
 
+    def _ee_quat(self) -> np.ndarray:
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, self.data.site_xmat[self._ee_site])
+        return quat
+
     def _observation(self) -> dict[str, np.ndarray]:
         d = self.data
-        ee_quat = np.empty(4)
-        mujoco.mju_mat2Quat(ee_quat, d.site_xmat[self._ee_site])
         obs = {
             "joint_pos": d.qpos[self._qpos_adr].copy(),
             "joint_vel": d.qvel[self._qvel_adr].copy(),
             "ee_pos": d.site_xpos[self._ee_site].copy(),
-            "ee_quat": ee_quat if ee_quat[0] >= 0 else -ee_quat,
+            "ee_quat": quat_near(self._ee_quat(), self._home_ee_quat),
             "gripper": np.array([self.gripper_state()]),
         }
         n = len(self.task.objects)

@@ -8,6 +8,7 @@ where the wrist camera sits relative to the end-effector frame.
 
 from __future__ import annotations
 
+import functools
 import os
 import string
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from protege.sim.errors import SimError
 
 BUILTIN_ROBOTS = ("protege_arm", "panda", "so_arm100")
 DEFAULT_ROBOT = "protege_arm"
+_GRIPPER_SETTLE_S = 0.2  # physics time the gripper gets to move to each command when a spec is checked
+_FINGER_MOVED_M = 1e-3  # geoms that move this much between open and closed are the fingers
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ def load_robot_spec(name_or_path: str | os.PathLike[str]) -> RobotSpec:
         raise SimError(f"robot spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     spec = _parse(raw, path)
     check_spec_against_model(spec, load_robot_model(spec))
+    check_gripper_direction(spec)
     return spec
 
 
@@ -189,6 +193,46 @@ def check_spec_against_model(spec: RobotSpec, mj: mujoco.MjSpec) -> None:
             raise SimError(f"robot {spec.name}: {kind} {name!r} named in the spec is not in {spec.mjcf.name}")
     if len(spec.arm_joints) != len(spec.arm_actuators):
         raise SimError(f"robot {spec.name}: {len(spec.arm_joints)} arm joints but {len(spec.arm_actuators)} arm actuators")
+
+
+def _geoms_in_ee_frame(model: mujoco.MjModel, data: mujoco.MjData, spec: RobotSpec, ctrl: float) -> np.ndarray:
+    """Geom centres in the end-effector frame after the gripper, starting at home, has had time to reach ``ctrl``."""
+    mujoco.mj_resetDataKeyframe(model, data, model.key(spec.home_keyframe).id)
+    data.ctrl[model.actuator(spec.gripper.actuator).id] = ctrl
+    mujoco.mj_step(model, data, nstep=max(1, round(_GRIPPER_SETTLE_S / model.opt.timestep)))
+    if spec.ee.site is not None:
+        site = model.site(spec.ee.site).id
+        origin, rot = data.site_xpos[site], data.site_xmat[site].reshape(3, 3)
+    else:
+        body = model.body(spec.ee.body).id
+        rot = data.xmat[body].reshape(3, 3)
+        origin = data.xpos[body] + rot @ np.asarray(spec.ee.pos)
+    return np.asarray((data.geom_xpos - origin) @ rot)
+
+
+@functools.cache
+def check_gripper_direction(spec: RobotSpec) -> None:
+    """The fingers must be farther apart at ``open`` than at ``closed`` (once per spec and process).
+
+    The robot alone, without gravity or contacts, settles at home with each command; the geoms
+    that move are the fingers, and their mean distance from the end-effector point is the aperture.
+    """
+    model = load_robot_model(spec).compile()
+    model.opt.gravity[:] = 0.0
+    model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+    data = mujoco.MjData(model)
+    at_open = _geoms_in_ee_frame(model, data, spec, spec.gripper.open)
+    at_closed = _geoms_in_ee_frame(model, data, spec, spec.gripper.closed)
+    fingers = np.linalg.norm(at_open - at_closed, axis=1) > _FINGER_MOVED_M
+    if not fingers.any():
+        return
+    aperture_open, aperture_closed = (float(np.linalg.norm(g[fingers], axis=1).mean()) for g in (at_open, at_closed))
+    if aperture_open < aperture_closed:
+        raise SimError(
+            f"robot {spec.name}: the gripper closes at open={spec.gripper.open:g} and opens at "
+            f"closed={spec.gripper.closed:g} (finger aperture {1000 * aperture_open:.0f} vs "
+            f"{1000 * aperture_closed:.0f} mm); swap open and closed in {spec.source or 'the spec'}"
+        )
 
 
 def home_ctrl(spec: RobotSpec) -> dict[str, float]:

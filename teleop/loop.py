@@ -293,3 +293,17 @@ def check_dataset(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
         if name in stored and stored[name] != attrs.get(name):
             raise TeleopError(f"{path}: {name} {stored[name]!r} differs from the given {attrs.get(name)!r}; "
                               "use another --out")
+
+
+def first_seed(path: str | os.PathLike[str] | None, given: int | None, start: int = 0) -> int:
+    """The given seed, else one past the largest seed already stored at ``path`` and at least ``start``:
+    appending to a dataset never repeats a seed."""
+    from protege.datasets import Dataset, DatasetError
+
+    if given is not None:
+        return given
+    try:
+        seeds = Dataset(path).meta("seed") if path is not None else np.zeros(0, np.int64)
+    except DatasetError:
+        return start
+    return max(start, int(seeds.max()) + 1) if len(seeds) else start

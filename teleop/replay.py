@@ -10,8 +10,10 @@ Two modes:
 The deviation of a frame is the largest absolute difference between the replayed and the recorded
 values of the physics state (``qpos`` and ``qvel`` from ``sim_state``) and of every low-dimensional
 observation both have (``joint_pos``, ``ee_pos``, ``gripper``, ``object_pos``, ...; units as
-stored: metres, radians, m/s). ``max_deviation`` is its maximum over the episode's frames. Images
-are not compared (a renderer on another GL backend differs by a few grey levels).
+stored: metres, radians, m/s); for quaternion keys (``ee_quat``, ``object_quat``) it is the rotation
+angle between the two orientations in radians, so q and -q agree. ``max_deviation`` is its maximum
+over the episode's frames. Images are not compared (a renderer on another GL backend differs by a
+few grey levels).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from protege.datasets import Dataset
-from protege.datasets.schema import is_image_key
+from protege.datasets.schema import QUAT_SUFFIX, is_image_key
 from protege.datasets.video import open_mp4
 from protege.teleop.errors import TeleopError
 
@@ -107,9 +109,21 @@ def low_dim_keys(ds: Dataset, obs: dict[str, np.ndarray]) -> list[str]:
     return [key for key in obs if not is_image_key(key) and key in ds and key not in FRAME_KEYS]
 
 
+def deviation(key: str, replayed: np.ndarray, recorded: np.ndarray) -> float:
+    """Largest absolute difference, or for quaternion keys the largest rotation angle (radians) between them."""
+    a, b = np.asarray(replayed, np.float64), np.asarray(recorded, np.float64)
+    if not key.endswith(QUAT_SUFFIX):
+        return float(np.max(np.abs(a - b), initial=0))
+    a, b = a.reshape(-1, 4), b.reshape(-1, 4)
+    b = b * np.where(np.sum(a * b, axis=1, keepdims=True) < 0, -1.0, 1.0)
+    # 4 atan2(|a - b|, |a + b|) is the rotation angle, exactly 0 for equal quaternions (unlike arccos)
+    angles = 4 * np.arctan2(np.linalg.norm(a - b, axis=1), np.linalg.norm(a + b, axis=1))
+    return float(np.max(angles, initial=0))
+
+
 @dataclass
 class DeviationTracker:
-    """Per-key and overall maximum absolute difference between replayed and recorded frames."""
+    """Per-key and overall maximum :func:`deviation` between replayed and recorded frames."""
 
     per_key: dict[str, float] = field(default_factory=dict)
     max_deviation: float = 0.0
@@ -118,7 +132,7 @@ class DeviationTracker:
     def add(self, frame: int, replayed: dict[str, np.ndarray], recorded: dict[str, np.ndarray]) -> None:
         worst = 0.0
         for key, value in replayed.items():
-            diff = float(np.max(np.abs(np.asarray(value, np.float64) - np.asarray(recorded[key], np.float64)), initial=0))
+            diff = deviation(key, value, recorded[key])
             self.per_key[key] = max(self.per_key.get(key, 0.0), diff)
             worst = max(worst, diff)
         if worst > self.max_deviation:

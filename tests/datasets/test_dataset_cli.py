@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -28,6 +30,30 @@ def test_info_reports_the_dataset(small_dataset, capsys):
     assert main(["dataset", "info", str(path)]) == 0
     text = capsys.readouterr().out
     assert "episodes  4" in text and "success   50.0%" in text and "image_front" in text
+
+
+def test_info_episodes_lists_every_episode(small_dataset, capsys):
+    path = small_dataset((5, 3, 7, 2))
+    rows = run_json(capsys, "info", str(path), "--episodes")["per_episode"]
+    assert [row["length"] for row in rows] == [5, 3, 7, 2] and [row["seed"] for row in rows] == [100, 101, 102, 103]
+    assert [row["source"] for row in rows] == ["human", "expert", "policy", "intervention"]
+    assert rows[0] == {"episode": 0, "length": 5, "seed": 100, "source": "human", "success": True,
+                       "duration_s": pytest.approx(0.201)}
+    assert main(["dataset", "info", str(path), "--episodes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["episode", "length", "seed", "source", "success", "duration"]
+    assert lines[3].split() == ["2", "7", "102", "policy", "yes", "0.30", "s"] and len(lines) == 5
+
+
+def test_a_closed_output_pipe_ends_quietly(small_dataset):
+    """`protege dataset info D | head -1`: the reader is gone before the command writes."""
+    path = small_dataset((5, 3))
+    proc = subprocess.Popen([sys.executable, "-m", "protege.launch.cli", "dataset", "info", str(path), "--episodes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == ""
+    proc.stderr.close()
 
 
 def test_merge_concatenates_episodes_and_meta(small_dataset, write, tmp_path, attrs, frame, capsys):
@@ -88,7 +114,7 @@ def test_export_video_puts_cameras_side_by_side(small_dataset, tmp_path, capsys)
     assert abs(float(frames[3][:, :8].mean()) - float(front[3].mean())) < 12  # lossy codec, right camera on the left
 
 
-@pytest.mark.parametrize("action", ["info", "validate", "merge", "filter", "export-video"])
+@pytest.mark.parametrize("action", ["info", "validate", "repair", "merge", "filter", "export-video"])
 def test_every_action_has_help(action, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["dataset", action, "--help"])

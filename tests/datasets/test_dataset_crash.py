@@ -137,6 +137,66 @@ def test_uncommitted_tail_is_invisible_noted_and_trimmed(small_dataset, attrs, f
     assert Dataset(path).episode(2)["action"][0, 0] == 2000.0
 
 
+def raw_lengths(path: Path) -> tuple[int, set[int]]:
+    """episode_ends[-1] and the lengths of the data arrays as stored, as a ReplayBuffer-style loader sees them."""
+    root = zarr.open_group(str(path), mode="r")
+    return int(root["meta"]["episode_ends"][-1]), {array.shape[0] for _, array in root["data"].arrays()}
+
+
+def test_repair_trims_the_tail_and_temp_files_a_killed_writer_left(small_dataset, capsys):
+    path = small_dataset((4, 3))
+    root = zarr.open_group(str(path), mode="r+")
+    for _, array in root["data"].arrays():
+        array.resize((10, *array.shape[1:]))
+    root["meta"]["episode_seed"].resize((3,))
+    temp_file = path / "data" / "action" / f"0.0.{'a' * 32}.partial"
+    temp_file.write_bytes(b"half a chunk")
+    assert main(["dataset", "validate", str(path)]) == 0
+    assert "note: 3 uncommitted frames after the last episode (a killed writer); `protege dataset repair`" in (
+        capsys.readouterr().out
+    )
+    assert main(["dataset", "repair", str(path)]) == 0
+    assert "trimmed 3 uncommitted frames and removed 1 temp files; 2 episodes, 7 frames" in capsys.readouterr().out
+    assert raw_lengths(path) == (7, {7}) and not temp_file.exists()
+    assert zarr.open_group(str(path), mode="r")["meta"]["episode_seed"].shape == (2,)
+    report = validate_dataset(path)
+    assert report.valid and not report.notes, report.notes
+    assert Dataset(path).meta("seed").tolist() == [100, 101]
+
+
+def test_repair_is_refused_while_a_writer_holds_the_lock(small_dataset, attrs, capsys):
+    path = small_dataset((4,))
+    with EpisodeWriter(path, attrs):
+        assert main(["dataset", "repair", str(path)]) == 2
+    assert f"{path} is locked by another writer (pid {os.getpid()} " in capsys.readouterr().err
+    assert main(["dataset", "repair", str(path / "missing.zarr")]) == 2
+    assert "no dataset at" in capsys.readouterr().err
+
+
+def test_a_commit_dying_mid_chunks_leaves_no_array_past_episode_ends(small_dataset, attrs, frame, monkeypatch):
+    from protege.datasets import storage
+
+    path = small_dataset((4,), chunk_frames=2)
+    write_atomic, chunks_written = storage.write_atomic, []
+
+    def die_on_third_chunk(target: Path, data: bytes) -> None:
+        if target.name not in (".zarray", ".zattrs", ".zgroup", "zarr.json"):
+            chunks_written.append(target)
+            if len(chunks_written) == 3:
+                raise OSError("killed")
+        write_atomic(target, data)
+
+    monkeypatch.setattr(storage, "write_atomic", die_on_third_chunk)
+    with EpisodeWriter(path, attrs) as writer:
+        for t in range(6):
+            writer.add_frame(frame(1, t))
+        with pytest.raises(DatasetError, match="saving episode 1 .* failed: killed"):
+            writer.save_episode(seed=101, success=True, source=Source.HUMAN)
+        with pytest.raises(DatasetError, match="failed earlier"):
+            writer.close()
+    assert raw_lengths(path) == (4, {4})  # the data arrays never grew past the committed episode
+
+
 def test_a_second_writer_is_refused_naming_the_dataset_and_pid(tmp_path, attrs, frame):
     path = tmp_path / "d.zarr"
     with EpisodeWriter(path, attrs) as writer:

@@ -106,9 +106,9 @@ def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):
     from protege.teleop.scripted_input import ScriptedInput
 
     pygame.init()
-    demos = str(tmp_path / "demos.zarr")
+    demos = str(tmp_path / "demos.zarr")  # seeds 50000 and 50001, where labelled rollouts once started too
     assert cli.main(["record", "--task", "reach", "--expert", "scripted", "--episodes", "2", "--cameras", "",
-                     "--out", demos, "--no-progress"]) == 0
+                     "--out", demos, "--no-progress", "--seed", "50000"]) == 0
     script = ScriptedInput().key(2, "w", hold=5).key(2, "left shift", hold=5).key(12, "left shift", hold=3)
     config = DaggerConfig(task="reach", out=str(tmp_path / "run"), expert="keyboard", demos_dataset=demos, rounds=2,
                           episodes_per_round=1, steps=20, eval_episodes=1, overrides=["warmup_steps=5"],
@@ -119,6 +119,7 @@ def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):
     assert data.meta("source")[2:].tolist() == [int(Source.INTERVENTION)] * 2
     assert data.meta("parent_frame")[2:].tolist() == [2, 12] and data.meta("parent_episode")[2:].tolist() == [0, 0]
     assert data.meta("parent_frame")[:2].tolist() == [-1, -1]  # the demos have no parent
+    assert rollouts.meta("seed").tolist() == [50002] and data.meta("seed").tolist() == [50000, 50001, 50002, 50002]
     segment = data.episode(2)
     np.testing.assert_array_equal(segment["sim_state"], rollouts["sim_state"][2:7])
     assert segment["intervention"].tolist() == [1] * 5 and segment["action"][:, 0].min() > 0  # "w": +x

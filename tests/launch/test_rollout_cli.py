@@ -44,6 +44,16 @@ def test_rollout_is_reproducible_and_logged(run_dir, capsys):
     assert len(log) == 2 and log[-1]["returns"] == second["returns"] and log[-1]["step"] == 30
 
 
+def test_recording_continues_after_the_largest_seed_in_the_dataset(run_dir, tmp_path, capsys):
+    from protege.datasets import Dataset
+
+    record = str(tmp_path / "rollouts.zarr")
+    args = ("--checkpoint", str(run_dir), "--episodes", "2", "--record", record, "--no-progress", "--no-log", "--json")
+    for extra in ((), (), ("--seed", "7")):
+        assert rollout(capsys, *args, *extra)[0] == 0
+    assert Dataset(record).meta("seed").tolist() == [100000, 100001, 100002, 100003, 7, 8]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -52,6 +52,17 @@ def test_menagerie_arms_grasp_and_lift_a_cube(robot: str) -> None:
     assert task.is_success(data)
 
 
+@needs_menagerie
+@pytest.mark.parametrize("robot", ["panda", "so_arm100"])
+def test_menagerie_specs_with_swapped_gripper_values_are_refused(tmp_path: Path, robot: str) -> None:
+    raw = yaml.safe_load(builtin_spec_path(robot).read_text())
+    raw["gripper"]["open"], raw["gripper"]["closed"] = raw["gripper"]["closed"], raw["gripper"]["open"]
+    path = tmp_path / f"{robot}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SimError, match=f"robot {robot}: the gripper closes at open=.*; swap open and closed"):
+        load_robot_spec(path)
+
+
 def test_unknown_task_and_robot_and_camera_are_named() -> None:
     with pytest.raises(SimError, match="unknown task 'fly'"):
         ProtegeEnv("fly")
@@ -88,6 +99,10 @@ def test_a_spec_file_loads_an_arm_without_code(tmp_path: Path) -> None:
         ({"mjcf": "/nonexistent/arm.xml"}, "MJCF file not found"),
         ({"mjcf": "${NO_SUCH_VARIABLE_X}/arm.xml"}, "NO_SUCH_VARIABLE_X is not set"),
         ({"colour": "red"}, "unknown key"),
+        (
+            {"gripper": {"actuator": "gripper", "open": 0.0, "closed": 0.04}},
+            r"the gripper closes at open=0 and opens at closed=0.04 .*; swap open and closed in .*arm.yaml$",
+        ),
     ],
 )
 def test_malformed_specs_are_named(tmp_path: Path, changes: dict, message: str) -> None:

@@ -9,7 +9,7 @@ from protege.launch.cli import main
 from protege.teleop.collect import EpisodeBuffer, collect, make_env
 from protege.teleop.loop import ControlLoop, dataset_attrs
 from protege.teleop.pilots import ExpertPilot
-from protege.teleop.replay import replay, replay_episode
+from protege.teleop.replay import deviation, replay, replay_episode
 
 CONFIG = {"task": "lift", "robot": "protege_arm", "cameras": ["front"], "image_size": 32, "fps": 20.0,
           "noise": 0.3, "success_hold": 3}
@@ -64,6 +64,17 @@ def test_actions_mode_reports_the_drift_of_tampered_actions(tmp_path, recorded_e
     result = replay_episode(ds, 0, mode="actions")
     assert result.max_deviation > 1e-3 and result.worst_frame > 5
     assert replay_episode(ds, 0, mode="states").max_deviation == 0.0
+
+
+def test_quaternion_deviation_is_a_rotation_angle_so_a_flipped_sign_is_none(tmp_path, recorded_episode):
+    attrs, episode = recorded_episode
+    ds = Dataset(write(tmp_path / "flipped.zarr", attrs, episode, change=lambda d: {"ee_quat": -d["ee_quat"]}))
+    result = replay_episode(ds, 0, mode="states")
+    assert result.per_key["ee_quat"] == 0.0 and result.max_deviation == 0.0
+    half = 0.05  # two cubes, the second turned 0.1 rad about z: the angle, not a component difference
+    turned = np.array([1.0, 0, 0, 0, np.cos(half), 0, 0, np.sin(half)])
+    assert deviation("object_quat", turned, np.array([1.0, 0, 0, 0, -1.0, 0, 0, 0])) == pytest.approx(0.1)
+    assert deviation("object_pos", np.array([0.0, 0.2]), np.array([0.1, 0.2])) == pytest.approx(0.1)
 
 
 def test_actions_mode_without_sim_state_starts_from_the_seed(tmp_path, recorded_episode):
