@@ -251,8 +251,8 @@ class Intervention:
                         f"{self.intervened}/{loop.ticks} frames by you)")
         if self.finished:
             successes = sum(r["success"] for r in self.results)
-            self.message = (f"done: {len(self.results)} episodes saved, {successes} successful, you drove "
-                            f"{sum(r['intervened_frames'] for r in self.results)} of "
+            self.message = (f"done: {len(self.results)} saved, {successes} successful, you drove "
+                            f"{sum(r['intervened_frames'] for r in self.results)}/"
                             f"{sum(r['ticks'] for r in self.results)} frames; {self._start_name} or Esc closes")
         else:
             self._new_episode()

@@ -1,0 +1,17 @@
+"""The recorder and the intervention window hold 20 Hz with two 128x128 cameras in a real X window."""
+
+from __future__ import annotations
+
+import pytest
+
+from protege.teleop.bench import bench_recorder
+from protege.teleop.intervene import bench_intervention
+
+
+@pytest.mark.slow
+def test_record_and_intervene_hold_the_rate_on_a_real_display(xdisplay, monkeypatch, tmp_path):
+    monkeypatch.setenv("DISPLAY", xdisplay)
+    for figures in (bench_recorder(tmp_path), bench_intervention()):
+        assert figures["display"] == f"X display {xdisplay}"
+        assert figures["ticks"] == 200
+        assert figures["on_time"] >= 0.99, figures
