@@ -184,3 +184,18 @@ def test_key_map_shows_the_takeover_and_hides_recorder_commands(env, keyboard):
     assert not {"save", "discard", "rerecord"} & set(rows.values())
     session.command(Command.SAVE)
     assert "not used" in session.message
+
+
+def test_with_wait_each_episode_starts_on_the_start_key_and_the_window_ends_on_a_summary(env, keyboard):
+    policy = FixedPolicy()
+    script = ScriptedInput().key(5, "return").key(20, "return").key(40, "escape")
+    result, buffer = intervene(env, keyboard, script, policy, episodes=2, max_steps=6, wait=True, max_ticks=100)
+    assert [len(e["data"]["action"]) for e in buffer.episodes] == [6, 6]
+    assert policy.calls == 12, "the policy is not stepped while an episode waits for its start"
+    assert result["timing"]["ticks"] == 41, "after the last episode the window stays until Esc"
+    assert not result["aborted"]
+
+
+def test_the_view_of_a_state_only_env_is_never_recorded(env, keyboard):
+    result, buffer = intervene(env, keyboard, ScriptedInput(), max_steps=4)
+    assert not [key for key in buffer.episodes[0]["data"] if key.startswith("image_")]
