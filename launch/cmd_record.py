@@ -28,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="end (and for a person, save) an episode once success has held this many ticks; 0: never")
     teleop = parser.add_argument_group("teleoperation (--device)")
     teleop.add_argument("--bindings", help="YAML file overriding key and button bindings and speeds")
-    teleop.add_argument("--zoom", type=int, default=3, help="window pixels per camera pixel (default: 3)")
     scripted = parser.add_argument_group("scripted collection (--expert)")
     scripted.add_argument("--episodes", type=int, default=10, help="episodes to collect (default: 10)")
     scripted.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
@@ -42,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from protege.teleop.errors import TeleopError
 
     cameras = [c for c in args.cameras.split(",") if c]
-    if args.fps <= 0 or args.image_size <= 0 or args.success_hold < 0 or args.zoom < 1:
-        raise TeleopError("--fps, --image-size and --zoom must be positive and --success-hold >= 0")
+    if args.fps <= 0 or args.image_size <= 0 or args.success_hold < 0:
+        raise TeleopError("--fps and --image-size must be positive and --success-hold >= 0")
     if args.expert:
         result = _collect(args, cameras)
     else:
@@ -92,7 +91,7 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     check_dataset(args.out, attrs)
     seed = first_seed(args.out, args.seed)
     with EpisodeWriter(args.out, attrs=attrs, background=True) as writer:
-        recorder = Recorder(env, device, writer, seed=seed, success_hold=args.success_hold, zoom=args.zoom)
+        recorder = Recorder(env, device, writer, seed=seed, success_hold=args.success_hold)
         result = recorder.run()
     env.close()
     timing = result["timing"]

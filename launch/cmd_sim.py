@@ -15,8 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view = sub.add_parser("view", help="open a window on a task scene (R reset, N next seed, Esc quit)")
     view.add_argument("--task", default="lift")
     view.add_argument("--robot", default="protege_arm", help="built-in robot name or a spec .yaml path")
-    view.add_argument("--cameras", default="front,wrist", help="comma-separated camera names")
-    view.add_argument("--size", type=int, default=320, help="pixels per camera view")
+    view.add_argument("--cameras", default="front,wrist", help="comma-separated cameras shown beside the main view")
     view.add_argument("--expert", action="store_true", help="let the scripted expert drive")
     view.add_argument("--seed", type=int, default=0)
     view.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: until closed)")
@@ -76,7 +75,7 @@ def _view(args: argparse.Namespace) -> int:
     from protege.teleop.scene_viewer import view_scene
 
     cameras = tuple(c for c in args.cameras.split(",") if c)
-    env = ProtegeEnv(args.task, robot=args.robot, cameras=cameras, image_size=args.size, terminate_on_success=False)
+    env = ProtegeEnv(args.task, robot=args.robot, cameras=cameras, terminate_on_success=False)
     expert = None
     if args.expert:
         from protege.sim.experts import make_expert

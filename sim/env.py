@@ -171,6 +171,11 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """End-effector position and rotation matrix in the robot base (= world) frame."""
         return self.data.site_xpos[self._ee_site].copy(), self.data.site_xmat[self._ee_site].reshape(3, 3).copy()
 
+    def commanded_ee_pos(self) -> np.ndarray | None:
+        """Where the controller is taking the end effector (``ee_delta``: the commanded position, which
+        may lead the measured one); None for joint targets."""
+        return self._command[4:7].copy() if self.controller.command_size == 7 else None
+
     def gripper_state(self) -> float:
         g = self.robot.gripper
         return gripper_opening_fraction(self.model, self.data, self._grip_act, g.open, g.closed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import mujoco
 import numpy as np
@@ -47,6 +47,20 @@ class CameraRenderer:
             self._renderer.update_scene(data, camera=cam, scene_option=self._option)
             images[cam] = self._renderer.render()
         return images
+
+    def render_view(self, data: mujoco.MjData, camera: mujoco.MjvCamera,
+                    decorate: Callable[[mujoco.MjvScene], None] | None = None) -> np.ndarray:
+        """One image from ``camera`` (free, fixed or tracking); ``decorate`` may add geoms to the scene
+        (display-only cues) before it is drawn."""
+        self._renderer.update_scene(data, camera=camera, scene_option=self._option)
+        if decorate is not None:
+            decorate(self._renderer.scene)
+        return self._renderer.render()
+
+    @property
+    def scene(self) -> mujoco.MjvScene:
+        """The abstract scene of the last render (what camera motion is scaled by)."""
+        return self._renderer.scene
 
     def close(self) -> None:
         self._renderer.close()

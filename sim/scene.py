@@ -20,6 +20,7 @@ TIMESTEP = 0.002
 USERDATA_SIZE = 16
 TABLE_HALF = (0.45, 0.55)  # x, y half extents of the table top
 TABLE_CENTER_X = 0.3
+WINDOW_VIEW_MAX = (1280, 960)  # the largest view a window renders offscreen (pixels)
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ def build_scene(robot: RobotSpec, task: Task, options: SceneOptions = SceneOptio
     scene.modelname = f"{task.name}_{robot.name}"
     scene.nuserdata = USERDATA_SIZE  # controller state lives here, so mj_getState saves it
     _set_physics_options(scene.option)
-    scene.visual.global_.offwidth = max(640, options.render_width)
-    scene.visual.global_.offheight = max(480, options.render_height)
+    scene.visual.global_.offwidth = max(WINDOW_VIEW_MAX[0], options.render_width)  # room for a window's main view
+    scene.visual.global_.offheight = max(WINDOW_VIEW_MAX[1], options.render_height)
     scene.visual.quality.shadowsize = 2048 if options.shadows else 0
     scene.visual.quality.offsamples = 4 if options.multisample else 0
     scene.visual.headlight.ambient = [0.35, 0.35, 0.35]

@@ -54,6 +54,15 @@ def open_window(size: tuple[int, int], title: str, what: str) -> pygame.Surface:
     return surface
 
 
+def desktop_size() -> tuple[int, int] | None:
+    """The desktop's size in pixels (None under SDL's headless drivers, where there is none)."""
+    if os.environ.get("SDL_VIDEODRIVER", "") in _HEADLESS_DRIVERS:
+        return None
+    pygame.display.init()
+    info = pygame.display.Info()
+    return (info.current_w, info.current_h) if info.current_w > 0 and info.current_h > 0 else None
+
+
 def _set_title(title: str) -> None:
     """Set the window title under the C locale, so that X stores WM_NAME as a plain STRING, which every X
     tool reads (under Python's UTF-8 locale it gets an encoding that ``xdotool search --name`` skips)."""

@@ -99,7 +99,6 @@ class Intervention:
         writer: FrameSink,
         seed: int = 0,
         realtime: bool = True,
-        zoom: int = 3,
         success_hold: int = 10,
         max_steps: int | None = None,
         wait: bool = False,
@@ -132,7 +131,7 @@ class Intervention:
         self._takeover_name = device.input_for(TAKEOVER_ROW) or "take-over"
         self._start_name = device.input_for(Command.START_STOP.value) or "start"
         self.message = self._episode_prompt()
-        self.window = Window(env, f"protege rollout: {env.task.name} on {env.robot.name}", zoom, what="rollout")
+        self.window = Window(env, f"protege rollout: {env.task.name} on {env.robot.name}", what="rollout")
         self.loop.reset(seed)
 
     def screenshot(self, path: str | Path) -> None:
@@ -188,6 +187,8 @@ class Intervention:
 
     def _handle_events(self) -> None:
         for event in pygame.event.get():
+            if self.window.handle(event):
+                continue
             command = Command.QUIT if event.type == pygame.QUIT else self.device.handle(event)
             if command is not None:
                 self.command(command)
@@ -282,7 +283,7 @@ class Intervention:
     def _draw(self) -> None:
         window, loop, clock = self.window, self.loop, self.loop.clock
         human = self.device.taking_over
-        window.draw_cameras(loop.obs, border=ORANGE if human else None)
+        window.draw_views(loop.obs, border=ORANGE if human else None)
         x = window.badge(0, "HUMAN" if human else "POLICY", ORANGE if human else BLUE)
         if self.finished:
             x = window.badge(0, "DONE", GREEN, x)
@@ -312,7 +313,6 @@ def run_intervention(
     episodes: int,
     seed: int,
     realtime: bool = True,
-    zoom: int = 3,
     script: ScriptedInput | None = None,
     success_hold: int = 10,
     max_steps: int | None = None,
@@ -331,7 +331,7 @@ def run_intervention(
     if episodes < 1:
         raise TeleopError(f"episodes must be at least 1, got {episodes}")
     pygame.event.clear()
-    session = Intervention(env, policy, device, writer, seed=seed, realtime=realtime, zoom=zoom,
+    session = Intervention(env, policy, device, writer, seed=seed, realtime=realtime,
                            success_hold=success_hold, max_steps=max_steps, wait=wait)
     try:
         return session.run(episodes, max_ticks=max_ticks, script=script)

@@ -41,7 +41,6 @@ class Recorder:
         writer: EpisodeWriter,
         seed: int = 0,
         success_hold: int = 10,
-        zoom: int = 3,
         rate_hz: float | None = None,
         realtime: bool = True,
     ) -> None:
@@ -58,7 +57,7 @@ class Recorder:
         self.show_help = False
         self.running = False
         self._late_at_start = 0
-        self.window = Window(env, f"protege record: {env.task.name} on {env.robot.name}", zoom, what="record")
+        self.window = Window(env, f"protege record: {env.task.name} on {env.robot.name}", what="record")
         self.loop.reset(self.seed)
 
     def screenshot(self, path: str | Path) -> None:
@@ -86,6 +85,8 @@ class Recorder:
 
     def _handle_events(self) -> None:
         for event in pygame.event.get():
+            if self.window.handle(event):
+                continue
             command = Command.QUIT if event.type == pygame.QUIT else self.device.handle(event)
             if command is not None:
                 self.command(command)
@@ -155,7 +156,7 @@ class Recorder:
 
     def _draw(self) -> None:
         window = self.window
-        window.draw_cameras(self.loop.obs)
+        window.draw_views(self.loop.obs)
         clock = self.loop.clock
         state_colour = {Phase.IDLE: GREY, Phase.RECORDING: RED, Phase.STOPPED: YELLOW}[self.phase]
         elapsed = 0.0 if self.phase is Phase.IDLE else self.loop.timestamp

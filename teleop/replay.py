@@ -36,7 +36,7 @@ from protege.teleop.errors import TeleopError
 MODES = ("states", "actions")
 FRAME_KEYS = ("action", "timestamp", "intervention", "sim_state")  # what the control loop adds to observations
 STATE_KEYS = ("qpos", "qvel")
-VIDEO_CAMERA = "front"  # what a video or window shows of a dataset recorded without cameras
+VIDEO_CAMERA = "front"  # what a video shows of a dataset recorded without cameras
 
 
 def make_replay_env(attrs: dict[str, Any], robot: str | None = None, cameras: Sequence[str] | None = None) -> Any:
@@ -239,8 +239,9 @@ class VideoSink:
 
 
 class ReplayWindow:
-    """Shows the replay at the recording rate and keeps the frames it showed, so that the person can pause
-    (Space), step (Left/Right), loop (L) and, once the episode has ended, look back over it until Esc."""
+    """Shows the replay at the recording rate and keeps the states and camera images it showed, so that
+    the person can pause (Space), step (Left/Right), loop (L) and, once the episode has ended, look back
+    over it (main view included) until Esc."""
 
     KEYS = "Space play/pause  Left/Right step  L loop  Esc close"
 
@@ -248,10 +249,11 @@ class ReplayWindow:
         from protege.teleop.loop import Clock
         from protege.teleop.window import Window
 
+        self.env = env
         self.window = Window(env, title, what="replay")
         self.clock = Clock(fps)
         self.frames = frames
-        self.shown: list[dict[str, np.ndarray]] = []  # camera images of every replayed frame
+        self.shown: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []  # (sim state, camera images) per frame
         self.index = 0
         self.playing = True
         self.looping = False
@@ -259,12 +261,15 @@ class ReplayWindow:
         self._advance = False  # paused mid-replay: let the replay compute one more frame
 
     def __call__(self, frame: int, env: Any, obs: dict[str, np.ndarray]) -> bool:
-        self.shown.append({f"image_{c}": image.copy() for c, image in camera_images(env, obs).items()})
+        images = {f"image_{c}": image.copy() for c, image in camera_images(env, obs).items()}
+        self.shown.append((env.get_state(), images))
         self.index = len(self.shown) - 1
         self._advance = False
         self._show()
         while not (self.playing or self.closed or self._advance):
             self._show()
+        if self.index != len(self.shown) - 1:
+            env.set_state(self.shown[-1][0])  # the replay goes on from its last frame
         return not self.closed
 
     def hold(self) -> None:
@@ -286,12 +291,15 @@ class ReplayWindow:
         from protege.teleop.window import GREY, WHITE, YELLOW
 
         self._handle_events()
+        state, images = self.shown[self.index]
+        if self.index != len(self.shown) - 1:
+            self.env.set_state(state)
         ended = len(self.shown) == self.frames and self.index == self.frames - 1 and not self.playing
-        state = "end of episode" if ended else "playing" if self.playing else "paused"
-        self.window.draw_cameras(self.shown[self.index])
+        status = "end of episode" if ended else "playing" if self.playing else "paused"
+        self.window.draw_views(images)
         self.window.line(0, [(f"frame {self.index}/{self.frames - 1}", WHITE),
                              (f"{self.index / self.clock.rate_hz:6.2f} s", WHITE),
-                             (state, WHITE if self.playing else YELLOW), (f"loop {'on' if self.looping else 'off'}", GREY)])
+                             (status, WHITE if self.playing else YELLOW), (f"loop {'on' if self.looping else 'off'}", GREY)])
         self.window.line(2, [(self.KEYS, WHITE)])
         self.window.flip()
         self.clock.tick()
@@ -301,6 +309,8 @@ class ReplayWindow:
 
         last = len(self.shown) - 1
         for event in pygame.event.get():
+            if self.window.handle(event):
+                continue
             if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
                 self.closed = True
             elif event.type != pygame.KEYDOWN:
@@ -326,8 +336,9 @@ def replay(path: str | os.PathLike[str], episode: int, mode: str = "states", vid
     """Replay one episode of the dataset at ``path``, optionally to an mp4 and/or in a window."""
     ds = Dataset(path)
     check_replay(ds, episode, mode)
-    visual = bool(video or window)
-    cameras = (ds.attrs.get("cameras") or [VIDEO_CAMERA]) if visual else []
+    cameras: list[str] = []  # rendering costs: only for a video or the window's thumbnails
+    if video or window:
+        cameras = list(ds.attrs.get("cameras") or ([VIDEO_CAMERA] if video else []))
     env = make_replay_env(ds.attrs, robot=robot, cameras=cameras)
     callbacks: list[FrameCallback] = []
     sink = VideoSink(video, ds.fps) if video else None

@@ -1,9 +1,7 @@
-"""The pygame window the recorder, the intervention view, replay and the scene viewer share: camera
-views side by side on top, a heads-up display of three text lines below, and a key map drawn over the
-views on request.
-
-The views show the env's recorded cameras. An env that records none (a state-only policy) is shown
-through a view of its own, rendered for the window alone and never part of an observation or a dataset.
+"""The pygame window the recorder, the intervention view, replay and the scene viewer share: the main
+view on the left (a free camera the person moves with the mouse, never recorded; see
+:mod:`protege.teleop.main_view`), the recorded cameras as live thumbnails on the right, a heads-up
+display of three text lines below, and a key map drawn over the view on request.
 """
 
 from __future__ import annotations
@@ -15,8 +13,9 @@ from typing import Any
 import numpy as np
 import pygame
 
-from protege.teleop.display import open_window
+from protege.teleop.display import desktop_size, open_window, require_display
 from protege.teleop.loop import Clock
+from protege.teleop.main_view import MainView
 
 Colour = tuple[int, int, int]
 
@@ -33,8 +32,10 @@ BLUE: Colour = (80, 150, 240)
 GAP = 18  # pixels between the parts of a HUD line
 _LINE_Y = (8, 33, 58)  # HUD lines, from the HUD's top
 _RATE_WINDOW = 20  # ticks over which the displayed loop rate is measured
-VIEW_CAMERA = "front"  # what the window shows of an env that records no camera
-VIEW_SIZE = 384  # pixels, within the scene's offscreen buffer
+MAIN_VIEW = (960, 720)  # the main view's size where the desktop has room (pixels)
+THUMB_WIDTH = 240  # the recorded cameras' column
+VIEW_HELP = "mouse: drag orbit, right-drag pan, wheel zoom, Ctrl-drag moves the gripper   0: reset view   1-9: cameras"
+_DESKTOP_MARGIN = (40, 100)  # left for the desktop's panels and the window frame
 
 
 def recent_rate(clock: Clock) -> float:
@@ -43,49 +44,66 @@ def recent_rate(clock: Clock) -> float:
     return (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 and starts[-1] > starts[0] else 0.0
 
 
-class Window:
-    """A window for ``env``'s cameras, each shown ``zoom`` times its rendered size, and a HUD.
+def fit_view(size: tuple[int, int], desktop: tuple[int, int] | None, extra: tuple[int, int]) -> tuple[int, int]:
+    """``size`` shrunk (keeping its aspect) so that it and ``extra`` pixels fit on ``desktop``."""
+    if desktop is None:
+        return size
+    room = ((desktop[0] - _DESKTOP_MARGIN[0] - extra[0]) / size[0], (desktop[1] - _DESKTOP_MARGIN[1] - extra[1]) / size[1])
+    scale = min(1.0, *room)
+    return max(320, round(size[0] * scale)), max(240, round(size[1] * scale))
 
-    Draw a frame with :meth:`draw_cameras`, then HUD :meth:`line` calls (and :meth:`key_map`), then
-    :meth:`flip`. ``title`` starts with the command's name (``protege record: ...``) so that automation
-    finds the window; ``what`` names the window in the error raised when none can be opened.
+
+class Window:
+    """A window on ``env``: the main view, the recorded cameras' thumbnails and a HUD.
+
+    Pass every event to :meth:`handle` first (the view takes its mouse and view keys). Draw a frame with
+    :meth:`draw_views`, then HUD :meth:`line` calls (and :meth:`key_map`), then :meth:`flip`. ``title``
+    starts with the command's name (``protege record: ...``) so that automation finds the window;
+    ``what`` names the window in the error raised when none can be opened.
     """
 
-    def __init__(self, env: Any, title: str, zoom: int = 3, what: str = "protege") -> None:
+    def __init__(self, env: Any, title: str, what: str = "protege", main_size: tuple[int, int] = MAIN_VIEW) -> None:
         self.cameras = tuple(env.cameras)
-        self._view: SceneView | None = None
-        if self.cameras:
-            height, width = env.observation_space[f"image_{self.cameras[0]}"].shape[:2]
-            self.view_size = (width * zoom, height * zoom)
-        else:
-            self._view = SceneView(env, VIEW_CAMERA, VIEW_SIZE)
-            self.view_size = (self._view.size, self._view.size)
-        size = (max(self.view_size[0] * max(1, len(self.cameras)), 640), self.view_size[1] + HUD_HEIGHT)
-        self.screen = open_window(size, title, what)
+        thumbs = THUMB_WIDTH if self.cameras else 0
+        require_display(what)
+        self.view_size = fit_view(main_size, desktop_size(), (thumbs, HUD_HEIGHT))
+        self.view_rect = pygame.Rect((0, 0), self.view_size)
+        self.view = MainView(env, self.view_size)
+        self.screen = open_window((max(self.view_size[0] + thumbs, 640), self.view_size[1] + HUD_HEIGHT), title, what)
         self.font = pygame.font.Font(None, FONT_SIZE)
 
     @property
     def width(self) -> int:
         return self.screen.get_width()
 
-    def draw_cameras(self, obs: Mapping[str, np.ndarray], border: Colour | None = None) -> None:
-        """Clear the window and draw each camera's image from ``obs`` (or the window's own view of the
-        scene, for an env without cameras), labelled, framed in ``border``."""
+    def handle(self, event: pygame.event.Event) -> bool:
+        """Let the main view take a mouse or view-key event; True if it did."""
+        return self.view.handle(event, self.view_rect)
+
+    def draw_views(self, obs: Mapping[str, np.ndarray], border: Colour | None = None) -> None:
+        """Clear the window, draw the main view (framed in ``border``) and each recorded camera's image
+        from ``obs`` as a labelled thumbnail."""
         self.screen.fill(BACKGROUND)
-        if self._view is not None:
-            images = {f"{VIEW_CAMERA} (view only, not recorded)": self._view.render()}
-        else:
-            images = {camera: obs[f"image_{camera}"] for camera in self.cameras}
-        for i, (label, image) in enumerate(images.items()):
-            image = np.ascontiguousarray(image)
-            view = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
-            if view.get_size() != self.view_size:
-                view = pygame.transform.scale(view, self.view_size)
-            self.screen.blit(view, (i * self.view_size[0], 0))
-            self.text(label, (i * self.view_size[0] + 6, 4), GREY)
+        self._blit(self.view.render(), self.view_rect.topleft)
+        height, _ = self.view.height_above_surface()
+        self.overlay(f"gripper {100 * height:4.1f} cm above the surface", (8, 6))
+        self.overlay(VIEW_HELP, (8, self.view_size[1] - 24), GREY)
+        y = 0
+        for i, camera in enumerate(self.cameras):
+            image = obs[f"image_{camera}"]
+            size = (THUMB_WIDTH, round(THUMB_WIDTH * image.shape[0] / image.shape[1]))
+            self._blit(image, (self.view_size[0], y), size)
+            self.text(f"{i + 1} {camera}", (self.view_size[0] + 6, y + 4), GREY)
+            y += size[1] + 4
         if border is not None:
-            width = self.view_size[0] * max(1, len(self.cameras))
-            pygame.draw.rect(self.screen, border, (0, 0, width, self.view_size[1]), 4)
+            pygame.draw.rect(self.screen, border, self.view_rect, 4)
+
+    def _blit(self, image: np.ndarray, pos: tuple[int, int], size: tuple[int, int] | None = None) -> None:
+        image = np.ascontiguousarray(image)
+        surface = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
+        if size is not None and surface.get_size() != size:
+            surface = pygame.transform.smoothscale(surface, size)
+        self.screen.blit(surface, pos)
 
     def line(self, row: int, parts: Sequence[tuple[str, Colour]], x: int = 10) -> int:
         """Draw text parts left to right on HUD line ``row`` (0-2) from ``x``; return where they end."""
@@ -134,6 +152,14 @@ class Window:
         if key_map is not None:
             self.key_map(key_map)
 
+    def overlay(self, text: str, pos: tuple[int, int], colour: Colour = WHITE) -> None:
+        """``text`` on a dark band, readable over the main view."""
+        surface = self.font.render(text, True, colour)
+        band = pygame.Surface((surface.get_width() + 8, surface.get_height() + 4), pygame.SRCALPHA)
+        band.fill((0, 0, 0, 150))
+        self.screen.blit(band, (pos[0] - 4, pos[1] - 2))
+        self.screen.blit(surface, pos)
+
     def text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE) -> int:
         """Draw ``text`` at ``pos``; return the x where it ends."""
         surface = self.font.render(text, True, colour)
@@ -144,28 +170,9 @@ class Window:
         pygame.display.flip()
 
     def close(self) -> None:
-        """Release the window's own view (the window itself closes with pygame)."""
-        if self._view is not None:
-            self._view.close()
-            self._view = None
+        """Release the main view's renderer (the window itself closes with pygame)."""
+        self.view.close()
 
     def screenshot(self, path: str | Path) -> None:
         pygame.image.save(self.screen, str(path))
 
-
-class SceneView:
-    """A square view of ``env``'s scene from one of its cameras, rendered for a window only."""
-
-    def __init__(self, env: Any, camera: str, size: int) -> None:
-        from protege.sim.render import CameraRenderer
-
-        self.size = size
-        self._data = env.data
-        self._renderer = CameraRenderer(env.model, (camera,), size, size)
-        self._camera = camera
-
-    def render(self) -> np.ndarray:
-        return self._renderer.render(self._data)[self._camera]
-
-    def close(self) -> None:
-        self._renderer.close()

@@ -1,0 +1,209 @@
+"""A window's main view: a free camera on the scene that the person orbits, pans and zooms with the
+mouse, rendered at window resolution for the window alone (never an observation, never recorded).
+
+Mouse: left-drag orbits, right-drag pans, the wheel zooms; Ctrl+left-drag moves the gripper target in
+the view plane and Ctrl+right-drag along height (taken out per tick by :meth:`MainView.take_drag`).
+Keys: 0 resets the view, 1-9 snap it to the env's recorded cameras.
+
+Cues drawn into the scene: a drop line from the gripper to the surface below it with a marker there
+(coloured by the gripper's state), and a small sphere where the controller is taking the gripper.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mujoco
+import numpy as np
+import pygame
+
+HOME_AZIMUTH, HOME_ELEVATION, HOME_DISTANCE = 30.0, -40.0, 1.4  # behind and right of the arm, looking down
+HOME_LOOKAT_Z = 0.08
+ZOOM_PER_NOTCH = 0.1  # of the distance, per wheel notch
+ORBIT_DEG_PER_PIXEL = 0.3
+DISTANCE = (0.2, 5.0)  # metres, the zoom's range
+ELEVATION = (-89.0, 89.0)  # degrees
+_RAY_TRIES = 6  # robot geoms the drop line may pass through on its way down
+_HELD_RADIUS = 0.03  # an object geom centred this close to the gripper point is held, not below it
+OPEN_RGBA = (0.2, 0.85, 0.95, 0.9)
+CLOSED_RGBA = (1.0, 0.55, 0.1, 0.9)
+TARGET_RGBA = (1.0, 0.9, 0.2, 0.45)
+_IDENTITY = np.eye(3).ravel()
+
+
+class MainView:
+    """The free camera of a window on ``env``, ``size`` = (width, height) pixels."""
+
+    def __init__(self, env: Any, size: tuple[int, int]) -> None:
+        from protege.sim.render import CameraRenderer
+
+        self.env = env
+        self.size = size
+        self.renderer = CameraRenderer(env.model, (), size[1], size[0])
+        self.camera = mujoco.MjvCamera()
+        self._drag: tuple[int, bool] | None = None  # (mouse button, with Ctrl) while a drag is on
+        self._pending = np.zeros(3)  # gripper-target motion dragged but not yet taken (metres)
+        self._robot_root = env.model.body_rootid[env.model.site_bodyid[env.model.site("ee").id]]
+        self.home()
+
+    # -- camera ----------------------------------------------------------------------------------
+
+    def home(self) -> None:
+        """The default view: the workspace from behind and to the right of the arm."""
+        cx, cy = self.env.robot.workspace.center
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        self.camera.lookat[:] = (cx, cy, HOME_LOOKAT_Z)
+        self.camera.azimuth, self.camera.elevation, self.camera.distance = HOME_AZIMUTH, HOME_ELEVATION, HOME_DISTANCE
+
+    def snap(self, camera: str) -> None:
+        """Show exactly what the named scene camera sees (until the next drag frees the view)."""
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self.camera.fixedcamid = self.env.model.camera(camera).id
+
+    @property
+    def yaw(self) -> float:
+        """The view's heading in the base frame (radians): the horizontal direction into the screen."""
+        if self.camera.type == mujoco.mjtCamera.mjCAMERA_FIXED:
+            forward = -self.env.data.cam_xmat[self.camera.fixedcamid].reshape(3, 3)[:, 2]
+            return math.atan2(forward[1], forward[0])
+        return math.radians(self.camera.azimuth)
+
+    def _free(self) -> None:
+        """Turn a snapped view into a free one looking the same way, so it can be dragged."""
+        if self.camera.type != mujoco.mjtCamera.mjCAMERA_FIXED:
+            return
+        cam = self.camera.fixedcamid
+        pos, forward = self.env.data.cam_xpos[cam], -self.env.data.cam_xmat[cam].reshape(3, 3)[:, 2]
+        distance = HOME_DISTANCE / 2
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        self.camera.lookat[:] = pos + distance * forward
+        self.camera.distance = distance
+        self.camera.azimuth = math.degrees(math.atan2(forward[1], forward[0]))
+        self.camera.elevation = math.degrees(math.asin(float(np.clip(forward[2], -1.0, 1.0))))
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def handle(self, event: pygame.event.Event, rect: pygame.Rect) -> bool:
+        """Apply a mouse or view-key event over the view at ``rect``; True if it was the view's."""
+        if event.type == pygame.MOUSEBUTTONDOWN and event.button in (1, 3) and rect.collidepoint(event.pos):
+            self._drag = (event.button, bool(pygame.key.get_mods() & pygame.KMOD_CTRL))
+            return True
+        if event.type == pygame.MOUSEBUTTONUP and self._drag is not None and event.button == self._drag[0]:
+            self._drag = None
+            return True
+        if event.type == pygame.MOUSEMOTION and self._drag is not None:
+            self._move(*event.rel)
+            return True
+        if event.type == pygame.MOUSEWHEEL and rect.collidepoint(pygame.mouse.get_pos()):
+            self._free()
+            self.camera.distance = float(np.clip(self.camera.distance * (1.0 - ZOOM_PER_NOTCH * event.y), *DISTANCE))
+            return True
+        if event.type == pygame.KEYDOWN and pygame.K_0 <= event.key <= pygame.K_9:
+            index = event.key - pygame.K_0
+            if index == 0:
+                self.home()
+            elif index <= len(self.env.cameras):
+                self.snap(self.env.cameras[index - 1])
+            return True
+        return False
+
+    def _move(self, dx: int, dy: int) -> None:
+        """Orbit (left button) or pan (right) by a mouse motion of (dx, dy) pixels; with Ctrl, drag the
+        gripper target instead."""
+        button, ctrl = self._drag  # type: ignore[misc]
+        if ctrl:
+            self._pending += self._drag_motion(dx, dy, vertical=button == 3)
+            return
+        self._free()
+        cam = self.camera
+        if button == 1:
+            cam.azimuth = (cam.azimuth - ORBIT_DEG_PER_PIXEL * dx + 180.0) % 360.0 - 180.0
+            cam.elevation = float(np.clip(cam.elevation - ORBIT_DEG_PER_PIXEL * dy, *ELEVATION))
+            return
+        azimuth, elevation = math.radians(cam.azimuth), math.radians(cam.elevation)
+        forward = np.array([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth),
+                            math.sin(elevation)])
+        right = np.array([math.sin(azimuth), -math.cos(azimuth), 0.0])
+        up = np.cross(right, forward)
+        metres_per_pixel = 2.0 * cam.distance * math.tan(math.radians(self._fovy()) / 2) / self.size[1]
+        cam.lookat[:] = cam.lookat - (dx * right - dy * up) * metres_per_pixel  # the scene follows the mouse
+
+    def _drag_motion(self, dx: int, dy: int, vertical: bool) -> np.ndarray:
+        """World motion for a Ctrl-drag of (dx, dy) pixels: in the view plane through the gripper (left
+        button) or along height (right button), one pixel being one pixel's width at the gripper."""
+        frame = self.renderer.scene.camera[0]
+        eye = (np.asarray(frame.pos) + np.asarray(self.renderer.scene.camera[1].pos)) / 2
+        forward, up = np.asarray(frame.forward), np.asarray(frame.up)
+        right = np.cross(forward, up)
+        ee, _ = self.env.ee_pose()
+        depth = max(float((ee - eye) @ forward), 0.05)
+        fovy = math.radians(self._fovy())
+        metres_per_pixel = 2.0 * depth * math.tan(fovy / 2) / self.size[1]
+        if vertical:
+            return np.array([0.0, 0.0, -dy * metres_per_pixel])
+        return (dx * right - dy * up) * metres_per_pixel
+
+    def _fovy(self) -> float:
+        if self.camera.type == mujoco.mjtCamera.mjCAMERA_FIXED:
+            return float(self.env.model.cam_fovy[self.camera.fixedcamid])
+        return float(self.env.model.vis.global_.fovy)
+
+    def take_drag(self, max_step: np.ndarray) -> np.ndarray:
+        """The dragged gripper-target motion to apply this tick, at most ``max_step`` per axis (metres);
+        the rest waits for the next ticks, so the gripper follows a fast drag over a few ticks."""
+        step = np.clip(self._pending, -max_step, max_step)
+        self._pending -= step
+        return step
+
+    # -- drawing ---------------------------------------------------------------------------------
+
+    def render(self) -> np.ndarray:
+        return self.renderer.render_view(self.env.data, self.camera, self._decorate)
+
+    def height_above_surface(self) -> tuple[float, np.ndarray]:
+        """How far the end effector is above whatever is below it (metres), and that point: the table
+        or an object, never the arm itself or an object between its fingers."""
+        model, data = self.env.model, self.env.data
+        ee, _ = self.env.ee_pose()
+        start = ee.copy()
+        geom = np.zeros(1, np.int32)
+        for _ in range(_RAY_TRIES):
+            distance = mujoco.mj_ray(model, data, start, np.array([0.0, 0.0, -1.0]), None, 1, -1, geom)
+            if distance < 0:
+                break
+            hit = start - np.array([0.0, 0.0, distance])
+            body = model.geom_bodyid[geom[0]]
+            held = np.linalg.norm(data.geom_xpos[geom[0]] - ee) < _HELD_RADIUS  # between the fingers
+            if model.body_rootid[body] != self._robot_root and not held:
+                return float(ee[2] - hit[2]), hit
+            start = hit - np.array([0.0, 0.0, 1e-4])  # through the arm or a held object, on down
+        floor = ee.copy()
+        floor[2] = 0.0
+        return float(ee[2]), floor
+
+    def _decorate(self, scene: mujoco.MjvScene) -> None:
+        ee, _ = self.env.ee_pose()
+        _, below = self.height_above_surface()
+        rgba = CLOSED_RGBA if self.env.gripper_state() > 0.5 else OPEN_RGBA
+        _add_geom(scene, lambda g: mujoco.mjv_connector(g, mujoco.mjtGeom.mjGEOM_LINE, 2.0, ee, below), rgba)
+        _add_geom(scene, lambda g: mujoco.mjv_initGeom(g, mujoco.mjtGeom.mjGEOM_CYLINDER, np.array([0.015, 0.0005, 0]),
+                                                       below + np.array([0, 0, 0.001]), _IDENTITY, np.array(rgba)), rgba)
+        target = self.env.commanded_ee_pos()
+        if target is not None:
+            _add_geom(scene, lambda g: mujoco.mjv_initGeom(g, mujoco.mjtGeom.mjGEOM_SPHERE, np.array([0.012, 0, 0]),
+                                                           target, _IDENTITY, np.array(TARGET_RGBA)), TARGET_RGBA)
+
+    def close(self) -> None:
+        self.renderer.close()
+
+
+def _add_geom(scene: mujoco.MjvScene, init: Any, rgba: tuple[float, ...]) -> None:
+    """Append one display-only geom to ``scene`` (if there is room), set up by ``init(geom)``."""
+    if scene.ngeom >= scene.maxgeom:
+        return
+    geom = scene.geoms[scene.ngeom]
+    init(geom)
+    geom.rgba[:] = rgba
+    geom.category = mujoco.mjtCatBit.mjCAT_DECOR
+    scene.ngeom += 1
