@@ -7,3 +7,27 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import protege.sim  # noqa: E402,F401  (chooses the GL backend before anything imports mujoco)
+
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def copy_arm():
+    """``copy_arm(folder, mjcf_edit=None)``: a copy of the built-in arm's spec file and MJCF in
+    ``folder`` (same name, same hash), or another arm under the same name if ``mjcf_edit`` rewrites
+    the MJCF text; returns the spec file's path."""
+    from protege.sim.robot import builtin_spec_path
+
+    def copy(folder: Path, mjcf_edit=None) -> Path:
+        source = builtin_spec_path("protege_arm")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, folder / source.name)
+        mjcf = source.with_suffix(".xml").read_text()
+        (folder / "protege_arm.xml").write_text(mjcf_edit(mjcf) if mjcf_edit else mjcf)
+        return folder / source.name
+
+    return copy
