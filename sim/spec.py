@@ -90,11 +90,17 @@ class EnvSpec:
         """The arm from ``robot_source``, refused unless it is the arm this spec names (name, then hash)."""
         arm = load_robot_spec(self.robot_source or self.robot)
         if arm.name != self.robot:
-            raise SimError(f"robot {self.robot_source!r} is {arm.name!r}, not {self.robot!r}")
+            raise SimError(f"robot {self.robot_source} is {arm.name!r}, not the recorded {self.robot!r}")
         if self.robot_hash and robot_hash(arm) != self.robot_hash:
-            raise SimError(f"robot {self.robot_source!r} is another arm than the {self.robot!r} recorded "
+            raise SimError(f"robot {self.robot_source} is another arm than the recorded {self.robot!r} "
                            f"(spec and MJCF hash {robot_hash(arm)}, recorded {self.robot_hash})")
         return arm
+
+    def resolved(self) -> EnvSpec:
+        """This spec with its arm loaded and checked (:meth:`load_robot`) and what older attributes
+        lack (hash, action scale) filled in; builds no env."""
+        return self.make(self.task, self.load_robot(), self.cameras, self.image_size, self.control_hz,
+                         self.action_space, self.substeps)
 
     def with_robot(self, robot: str | None) -> EnvSpec:
         """This spec with its arm loaded from ``robot`` (a ``--robot`` value) instead; None keeps it."""

@@ -12,6 +12,7 @@ from protege.datasets import Dataset, Source
 from protege.launch import cli
 from protege.launch.dagger import DaggerConfig, run_dagger
 from protege.launch.errors import UserError
+from protege.sim import EnvSpec
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_labels_are_the_experts_actions_on_the_policys_states(dagger_run):
 
     out, _ = dagger_run
     ds = Dataset(str(out / "data.zarr"))
-    env = make_env({"task": "reach", "robot": "protege_arm", "cameras": [], "image_size": 64, "fps": 20.0})
+    env = make_env(EnvSpec.make("reach", cameras=()))
     expert = make_expert(env, noise=0.0)
     start = int(ds.episode_ends[1])  # the first labelled rollout
     states, actions = ds["sim_state"][start:], ds["action"][start:]
@@ -65,7 +66,7 @@ def test_handover_mixing_labels_policy_roll_ins_and_expert_roll_outs(tmp_path):
     log = run_dagger(config)
     assert log["rounds"][1]["beta"] is None and log["config"]["mixing"] == "handover"
     ds = Dataset(str(out / "data.zarr"))
-    env = make_env({"task": "reach", "robot": "protege_arm", "cameras": [], "image_size": 64, "fps": 20.0})
+    env = make_env(EnvSpec.make("reach", cameras=()))
     expert = make_expert(env, noise=0.0)
     assert ds["intervention"][int(ds.episode_ends[1]):].any()  # the expert took over in some rollout
     for episode in range(2, 5):

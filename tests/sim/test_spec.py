@@ -41,9 +41,9 @@ def test_a_copied_arm_is_the_same_arm_and_an_edited_one_is_refused(tmp_path, cop
     other_path = copy_arm(tmp_path / "other", lambda xml: xml.replace('pos="0 0 0.3"', 'pos="0 0 0.32"', 1))
     other = EnvSpec.make("lift", robot=str(other_path), cameras=())
     assert mismatch(builtin, other).startswith("another arm named 'protege_arm'")
-    with pytest.raises(SimError, match="is another arm than the 'protege_arm' recorded"):
+    with pytest.raises(SimError, match="is another arm than the recorded 'protege_arm'"):
         ProtegeEnv.from_spec(builtin.with_robot(str(other_path)))
-    with pytest.raises(SimError, match="is 'protege_arm', not 'panda'"):
+    with pytest.raises(SimError, match="is 'protege_arm', not the recorded 'panda'"):
         dataclasses.replace(builtin, robot="panda", robot_hash="").load_robot()
 
 
