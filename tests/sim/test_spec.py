@@ -38,7 +38,7 @@ def test_a_copied_arm_is_the_same_arm_and_an_edited_one_is_refused(tmp_path, cop
     same = EnvSpec.make("lift", robot=str(copy_arm(tmp_path / "same")), cameras=())
     assert same.robot == "protege_arm" and same.robot_source == str(tmp_path / "same" / "protege_arm.yaml")
     assert mismatch(builtin, same) is None
-    other_path = copy_arm(tmp_path / "other", lambda xml: xml.replace('pos="0 0 0.3"', 'pos="0 0 0.32"', 1))
+    other_path = copy_arm(tmp_path / "other", mjcf_edit=lambda xml: xml.replace('pos="0 0 0.3"', 'pos="0 0 0.32"', 1))
     other = EnvSpec.make("lift", robot=str(other_path), cameras=())
     assert mismatch(builtin, other).startswith("another arm named 'protege_arm'")
     with pytest.raises(SimError, match="is another arm than the recorded 'protege_arm'"):
