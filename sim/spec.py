@@ -31,7 +31,7 @@ def default_substeps(control_hz: float) -> int:
     return max(1, round(1.0 / (control_hz * TIMESTEP))) if control_hz > 0 else 1
 
 
-def robot_source(robot: str) -> str:
+def source_of(robot: str) -> str:
     """How a spec records a ``--robot`` value: a built-in name as is, a spec file as its absolute path."""
     return robot if robot in BUILTIN_ROBOTS else str(Path(robot).resolve())
 
@@ -104,7 +104,7 @@ class EnvSpec:
 
     def with_robot(self, robot: str | None) -> EnvSpec:
         """This spec with its arm loaded from ``robot`` (a ``--robot`` value) instead; None keeps it."""
-        return self if robot is None else dataclasses.replace(self, robot_source=robot_source(robot))
+        return self if robot is None else dataclasses.replace(self, robot_source=source_of(robot))
 
     def to_attrs(self) -> dict[str, Any]:
         """The JSON form: dataset root attributes (``image_size`` is ``[]`` without cameras)."""

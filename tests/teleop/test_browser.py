@@ -240,7 +240,8 @@ def test_bad_script_is_one_line_and_writes_nothing(tmp_path, dataset, capsys, sc
 def test_robot_not_found_is_one_line_and_writes_nothing(tmp_path, mixed, capsys):
     ds = Dataset(mixed)
     path = tmp_path / "ghost.zarr"
-    with EpisodeWriter(path, attrs={**user_attrs(ds.attrs), "robot": "ghost_arm", "robot_source": "ghost_arm"}) as writer:
+    attrs = {**user_attrs(ds.attrs), "robot": "ghost_arm", "robot_source": "ghost_arm"}
+    with EpisodeWriter(path, attrs=attrs) as writer:
         writer.add_episode({k: ds[k][ds.episode_slice(0)] for k in ds.keys}, seed=3, success=True, source=Source.EXPERT)
     script = tmp_path / "fix.json"
     script.write_text('[{"episode": 0, "frame": 2, "source": "expert", "ticks": 3}]')
