@@ -53,16 +53,17 @@ def _rollout(json: bool) -> dict:
     from protege.launch.cmd_rollout import load_for_rollout
     from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
+    from protege.sim import EnvSpec
     from protege.teleop.collect import collect
     from protege.teleop.rollout import RolloutSpec, run_rollouts
 
-    config = {"task": "lift", "robot": "protege_arm", "cameras": [], "image_size": 128, "fps": 20.0}
+    env = EnvSpec.make("lift", cameras=())
     result: dict = {"task": "lift", "policy": "mlp", "episodes": ROLLOUT_EPISODES, "cpus": os.cpu_count(), "envs": []}
     with tempfile.TemporaryDirectory(prefix="protege-bench-rollout-") as tmp:
         demos, run_dir = str(Path(tmp) / "demos.zarr"), str(Path(tmp) / "run")
-        collect({**config, "noise": 0.2, "success_hold": 10}, demos, 4, progress=False)
+        collect(env, demos, 4, noise=0.2, progress=False)
         train(TrainConfig(dataset=demos, out=run_dir, policy="mlp", steps=20, warmup_steps=5, progress=False))
-        spec = RolloutSpec(config, functools.partial(load_for_rollout, run_dir, "cpu", True))
+        spec = RolloutSpec(env, functools.partial(load_for_rollout, run_dir, "cpu", True))
         for envs in (1, 4):
             summary = run_rollouts(spec, ROLLOUT_EPISODES, envs=envs, progress=False).summary
             figures = {"envs": envs, "episodes_per_min": summary["episodes_per_min"], "seconds": summary["seconds"],

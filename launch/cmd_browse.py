@@ -22,22 +22,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings and speeds")
     parser.add_argument("--script", help="run these corrections headlessly (YAML/JSON list) instead of opening a window")
     parser.add_argument("--out", help="dataset the corrections go to (default: the browsed one)")
-    parser.add_argument("--robot", help="robot spec file, for datasets of an arm that is not built in")
+    parser.add_argument("--robot", help="robot spec file, for datasets (and checkpoints) of an arm that is not built "
+                                        "in (default: the spec file they recorded)")
     parser.add_argument("--success-hold", type=int, default=10,
                         help="a correction ends once success has held this many ticks; 0: never (default: 10)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
 
-def _load_policy(run_dir: str, attrs: dict[str, Any]) -> Any:
-    """The checkpoint's policy, refused when it was trained for another task or robot."""
-    from protege.policies.checkpoint import check_compatible, load_policy
+def _load_policy(run_dir: str, attrs: dict[str, Any], robot: str | None) -> Any:
+    """The checkpoint's policy, refused unless it was trained in the dataset's env (task, arm, action
+    space, rate) and fits its observations."""
+    from protege.launch.checkpoints import check_fits, trained_spec
+    from protege.policies.checkpoint import load_policy
     from protege.teleop.replay import make_replay_env
 
     policy = load_policy(run_dir)
-    env = make_replay_env(attrs)
+    trained = trained_spec(policy.meta, robot)
+    env = make_replay_env(attrs, robot=robot)
     try:
-        shapes = {key: space.shape for key, space in env.observation_space.spaces.items()}
-        check_compatible(policy.meta, shapes, env.action_space.shape[0], task=attrs["task"], robot=attrs["robot"])
+        check_fits(policy.meta, trained, env)
     finally:
         env.close()
     return policy
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         ds = Dataset(args.dataset)
         if "sim_state" not in ds:  # before loading any checkpoint
             raise TeleopError(f"rewind needs sim_state: {ds.path} was recorded without data/sim_state; nothing written")
-        policy = _load_policy(args.checkpoint, ds.attrs) if args.checkpoint else None
+        policy = _load_policy(args.checkpoint, ds.attrs, args.robot) if args.checkpoint else None
         result = run_script(args.dataset, corrections, out=args.out, policy=policy, robot=args.robot,
                             success_hold=args.success_hold)
         for c in result["corrections"]:
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         from protege.teleop.devices import load_bindings
 
         model = BrowserModel(args.dataset)
-        policy = _load_policy(args.checkpoint, model.ds.attrs) if args.checkpoint else None
+        policy = _load_policy(args.checkpoint, model.ds.attrs, args.robot) if args.checkpoint else None
         rewind = RewindOptions(device=args.device, policy=policy, out=args.out, robot=args.robot,
                                bindings=load_bindings(args.bindings), success_hold=args.success_hold)
         result = {"dataset": args.dataset, "out": args.out or args.dataset, **BrowserApp(model, rewind).run()}

@@ -21,13 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="who labels: the scripted expert, or a person taking over live")
     parser.add_argument("--rounds", type=int, default=4, help="rounds including the initial BC round (default: 4)")
     parser.add_argument("--out", required=True, help="run directory to create")
-    parser.add_argument("--robot", default="protege_arm", help="robot name or spec file (default: protege_arm)")
+    parser.add_argument("--robot", help="robot name or spec file (default: the arm of --demos-dataset, else "
+                                        "protege_arm)")
     parser.add_argument("--policy", default="mlp", choices=POLICY_NAMES,
                         help="policy to train each round (default: mlp)")
     parser.add_argument("--demos", type=int, default=10,
                         help="scripted demonstrations before round 0 (default: 10)")
     parser.add_argument("--demos-dataset", metavar="D.zarr",
-                        help="start from these demos instead (required with a person as the expert)")
+                        help="start from these demos instead, in their env: task, arm, rate, cameras, image size "
+                             "(required with a person as the expert)")
     parser.add_argument("--flow", choices=("live", "rewind"), default="live",
                         help="how a person corrects: take over live, or browse the rollouts, rewind and correct")
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (keyboard, gamepad)")

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
+    from protege.sim import EnvSpec
     from protege.sim.experts import DEMO_NOISE
     from protege.teleop.collect import collect
     from protege.teleop.errors import TeleopError
@@ -63,10 +64,10 @@ def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     noise = DEMO_NOISE if args.noise is None else args.noise
     if noise < 0:
         raise TeleopError(f"--noise must be >= 0, got {noise}")
-    config = {"task": args.task, "robot": args.robot, "cameras": cameras, "image_size": args.image_size,
-              "fps": args.fps, "noise": noise, "success_hold": args.success_hold}
+    spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
     seed = first_seed(args.out, args.seed)
-    result = collect(config, args.out, args.episodes, workers=args.workers, seed=seed, progress=not args.no_progress)
+    result = collect(spec, args.out, args.episodes, noise=noise, success_hold=args.success_hold, workers=args.workers,
+                     seed=seed, progress=not args.no_progress)
     print(f"collected {result['episodes']} {args.task} episodes (seeds {seed}..{seed + args.episodes - 1}), "
           f"{result['successes']} successful, {result['frames']} frames into {args.out} in {result['seconds']} s "
           f"({result['episodes_per_min']} episodes/min with {args.workers} worker(s))", flush=True)
@@ -76,18 +77,18 @@ def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
 def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     import protege.sim  # noqa: F401  (picks the headless GL backend before mujoco loads)
     from protege.datasets import EpisodeWriter
-    from protege.sim import ProtegeEnv
+    from protege.sim import EnvSpec, ProtegeEnv
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
-    from protege.teleop.loop import check_dataset, dataset_attrs, first_seed
+    from protege.teleop.loop import check_dataset, first_seed
     from protege.teleop.recorder import Recorder
 
     require_display("record")
     bindings = load_bindings(args.bindings)
-    env = ProtegeEnv(task=args.task, robot=args.robot, cameras=tuple(cameras), image_size=args.image_size,
-                     control_hz=args.fps, terminate_on_success=False)
+    spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
+    env = ProtegeEnv.from_spec(spec, terminate_on_success=False)
     device = make_device(args.device, bindings, env.action_space.high[:6])
-    attrs = dataset_attrs(env)
+    attrs = spec.to_attrs()
     check_dataset(args.out, attrs)
     seed = first_seed(args.out, args.seed)
     with EpisodeWriter(args.out, attrs=attrs, background=True) as writer:

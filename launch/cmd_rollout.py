@@ -4,18 +4,24 @@
     protege rollout --checkpoint runs/mlp --episodes 10 --video-dir videos/ --record rollouts.zarr
     protege rollout --checkpoint runs/mlp --intervene keyboard --record corrections.zarr
 
-The env is the one the policy was trained for (task, robot, rate, cameras and image size from the
-checkpoint). Every evaluation is appended to RUN/evals.jsonl, which `protege report` plots.
+The env is the one the policy was trained for (the env spec its dataset recorded: task, arm, rate,
+action space; cameras and image size from the policy's inputs). An arm given by a spec file is
+loaded from --robot or from the path the run recorded, and must be the recorded arm (same spec and
+MJCF). Every evaluation is appended to RUN/evals.jsonl, which `protege report` plots.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from protege.sim.spec import EnvSpec
 
 EVAL_SEED = 100_000  # far from the seeds `protege record` uses for demos (0, 1, ...)
 
@@ -27,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help=f"first episode seed (default: {EVAL_SEED}, or one past the largest "
                                                  "seed already in --record if that is larger)")
     parser.add_argument("--task", help="task to run (default: the checkpoint's; another task is refused)")
-    parser.add_argument("--robot", help="robot to run (default: the checkpoint's; another robot is refused)")
+    parser.add_argument("--robot", help="robot name or spec file (default: the one the run recorded; another arm is "
+                                        "refused)")
     parser.add_argument("--cameras", help="comma-separated cameras to observe and record (default: the policy's)")
     parser.add_argument("--success-hold", type=int, default=10,
                         help="an episode succeeds once success has held this many ticks (default: 10)")
@@ -58,36 +65,25 @@ def load_for_rollout(run_dir: str, device: str, ema: bool) -> Any:
     return load_policy(run_dir, device=device, ema=ema)
 
 
-def env_config(meta: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The collection config of the env a checkpoint was trained for, with the command's overrides."""
+def env_spec(trained: EnvSpec, meta: dict[str, Any], args: argparse.Namespace) -> EnvSpec:
+    """The env to run a checkpoint in: the one it was trained in, with the command's --task and the
+    policy's cameras (or --cameras, which must include them) and image size."""
     from protege.launch.errors import UserError
 
-    trained = meta.get("dataset", {})
-    for name in ("task", "robot"):
-        given = getattr(args, name)
-        if given is not None and trained.get(name) not in (None, given):
-            raise UserError(f"checkpoint was trained on {name} {trained[name]!r}, not {given!r}")
-        if given is None and name not in trained:
-            raise UserError(f"checkpoint does not say which {name} it was trained on: pass --{name}")
     images = {k.removeprefix("image_"): shape for k, shape in meta["obs_shapes"].items() if k.startswith("image_")}
     cameras = list(images) if args.cameras is None else [c for c in args.cameras.split(",") if c]
     missing = sorted(set(images) - set(cameras))
     if missing:
         raise UserError(f"the policy observes camera {missing[0]!r}: keep it in --cameras")
-    size = next(iter(images.values()))[0] if images else 128
-    return {
-        "task": args.task or trained["task"],
-        "robot": args.robot or trained["robot"],
-        "cameras": cameras,
-        "image_size": size,
-        "fps": float(trained.get("fps", 20.0)),
-    }
+    size = tuple(next(iter(images.values()))[:2]) if images else trained.image_size
+    return dataclasses.replace(trained, task=args.task or trained.task, cameras=tuple(cameras), image_size=size)
 
 
 def run(args: argparse.Namespace) -> int:
+    from protege.launch.checkpoints import check_fits, trained_spec
     from protege.launch.cli import emit_json
     from protege.launch.errors import UserError
-    from protege.policies.checkpoint import check_compatible, read_run
+    from protege.policies.checkpoint import read_run
     from protege.teleop.collect import make_env
     from protege.teleop.loop import first_seed
     from protege.teleop.rollout import RolloutSpec, run_rollouts
@@ -98,23 +94,23 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--videos needs --video-dir and must be >= 0")
     args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
     meta, _ = read_run(args.checkpoint)
-    config = env_config(meta, args)
-    env = make_env(config)  # checks task, robot and cameras, and gives the shapes to check against
-    shapes = {k: space.shape for k, space in env.observation_space.spaces.items()}
-    check_compatible(meta, shapes, env.action_space.shape[0], task=config["task"], robot=env.robot.name)
+    trained = trained_spec(meta, args.robot)
+    spec = env_spec(trained, meta, args)
+    env = make_env(spec)  # checks the cameras, and gives the shapes to check against
+    check_fits(meta, trained, env)
     env.close()
     make_policy = functools.partial(load_for_rollout, str(args.checkpoint), args.device, not args.no_ema)
     if args.intervene:
-        result = _intervene(args, config, make_policy)
+        result = _intervene(args, spec, make_policy)
     else:
-        spec = RolloutSpec(config, make_policy, success_hold=args.success_hold, record=bool(args.record),
+        rollouts = RolloutSpec(spec, make_policy, success_hold=args.success_hold, record=bool(args.record),
                            video_dir=args.video_dir,
                            videos=args.episodes if args.videos is None else args.videos,
                            video_camera=args.video_camera)
-        summary = run_rollouts(spec, args.episodes, seed=args.seed, envs=args.envs, record_to=args.record,
+        summary = run_rollouts(rollouts, args.episodes, seed=args.seed, envs=args.envs, record_to=args.record,
                                progress=not args.no_progress).summary
         low, high = summary["ci95"]
-        print(f"{config['task']}: {summary['successes']}/{summary['episodes']} successful "
+        print(f"{spec.task}: {summary['successes']}/{summary['episodes']} successful "
               f"({100 * summary['success_rate']:.1f}%, 95% CI {100 * low:.1f}-{100 * high:.1f}%), "
               f"mean length {summary['mean_length']}, {summary['episodes_per_min']} episodes/min "
               f"with {args.envs} env(s)", flush=True)
@@ -133,7 +129,7 @@ def _log(run_dir: Path, result: dict[str, Any]) -> None:
         f.write(json.dumps(line) + "\n")
 
 
-def _intervene(args: argparse.Namespace, config: dict[str, Any], make_policy: Any) -> dict[str, Any]:
+def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any) -> dict[str, Any]:
     """A window shows the policy acting; holding the take-over input hands control to the person."""
     from protege.datasets import EpisodeWriter
     from protege.launch.errors import UserError
@@ -141,16 +137,16 @@ def _intervene(args: argparse.Namespace, config: dict[str, Any], make_policy: An
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
     from protege.teleop.intervene import run_intervention
-    from protege.teleop.loop import check_dataset, dataset_attrs
+    from protege.teleop.loop import check_dataset
 
     if not args.record:
         raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")
     if args.envs != 1 or args.video_dir:
         raise UserError("--intervene runs one env in a window: drop --envs and --video-dir")
     require_display("rollout")
-    env = make_env(config)
+    env = make_env(spec)
     device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])
-    attrs = dataset_attrs(env)
+    attrs = spec.to_attrs()
     check_dataset(args.record, attrs)
     with EpisodeWriter(args.record, attrs=attrs, background=True) as writer:
         result = run_intervention(env, make_policy(), device, writer, args.episodes, args.seed,

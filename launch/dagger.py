@@ -46,10 +46,11 @@ from protege.launch.cmd_rollout import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
 from protege.teleop.browser import segments
 from protege.teleop.collect import collect, make_env
-from protege.teleop.loop import dataset_attrs, first_seed
+from protege.teleop.loop import first_seed
 from protege.teleop.rollout import RolloutSpec, run_rollouts
 
 if TYPE_CHECKING:
+    from protege.sim.spec import EnvSpec
     from protege.teleop.scripted_input import ScriptedInput
 
 EXPERTS = ("scripted", "keyboard", "gamepad")
@@ -73,10 +74,10 @@ class DaggerConfig:
     task: str
     out: str
     expert: str = "scripted"
-    demos_dataset: str | None = None  # initial demos to copy (required when a person is the expert)
+    demos_dataset: str | None = None  # initial demos to copy (required when a person is the expert); the env is theirs
     bindings: str | None = None  # device bindings YAML (a person as the expert)
     flow: str = "live"  # how a person corrects: live take-over or rewind-and-correct
-    robot: str = "protege_arm"
+    robot: str | None = None  # name or spec file (None: the demos' arm, else protege_arm)
     policy: str = "mlp"
     rounds: int = 4
     demos: int = 10
@@ -95,6 +96,7 @@ class DaggerConfig:
     correction_share: float | None = None  # batch share of the labelled rollouts or interventions (None: by frames)
     overrides: list[str] = field(default_factory=list)  # train/policy config `key=value`
     progress: bool = True
+    env: EnvSpec | None = field(default=None, init=False)  # the env of every round, set by run_dagger
 
     def check(self) -> None:
         if self.expert not in EXPERTS:
@@ -120,9 +122,31 @@ class DaggerConfig:
             raise UserError(f"--correction-share must be in (0, 1), got {self.correction_share}")
 
 
-def _env_config(config: DaggerConfig, noise: float) -> dict[str, Any]:
-    return {"task": config.task, "robot": config.robot, "cameras": config.cameras, "image_size": config.image_size,
-            "fps": 20.0, "noise": noise, "success_hold": config.success_hold}
+def env_spec(config: DaggerConfig) -> EnvSpec:
+    """The env every round runs in: the demo set's (task, arm, rate, cameras, image size, action space),
+    refused in one line if it is not ``config``'s task or arm, or the scripted expert cannot drive it;
+    else ``config``'s at 20 Hz."""
+    from protege.sim import EnvSpec, SimError
+    from protege.sim.experts import check_expert
+    from protege.sim.robot import DEFAULT_ROBOT
+
+    try:
+        if config.demos_dataset is None:
+            spec = EnvSpec.make(config.task, config.robot or DEFAULT_ROBOT, config.cameras, config.image_size)
+        else:
+            spec = EnvSpec.from_attrs(Dataset(config.demos_dataset).attrs).with_robot(config.robot).resolved()
+            if spec.task != config.task:
+                raise UserError(f"{config.demos_dataset} holds task {spec.task!r}, not {config.task!r}")
+        if config.expert == "scripted":
+            check_expert(spec)
+    except SimError as exc:
+        raise UserError(f"{config.demos_dataset or 'dagger'}: {exc}") from None
+    return spec
+
+
+def _env(config: DaggerConfig) -> EnvSpec:
+    assert config.env is not None, "run_dagger sets the env spec first"
+    return config.env
 
 
 def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
@@ -144,7 +168,7 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
 
 def _spec(config: DaggerConfig, run_dir: Path, **kwargs: Any) -> RolloutSpec:
     make_policy = functools.partial(load_for_rollout, str(run_dir), "cpu", True)
-    return RolloutSpec(_env_config(config, 0.0), make_policy, success_hold=config.success_hold, **kwargs)
+    return RolloutSpec(_env(config), make_policy, success_hold=config.success_hold, **kwargs)
 
 
 def _evaluate(config: DaggerConfig, run_dir: Path) -> dict[str, Any]:
@@ -183,18 +207,18 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     run = Path(config.out)
     if (run / "dagger.json").exists() or (run / "data.zarr").exists():
         raise UserError(f"{run} already holds a DAgger run: choose a new --out")
+    config.env = env_spec(config)
     run.mkdir(parents=True, exist_ok=True)
     data = run / "data.zarr"
-    log: dict[str, Any] = {"task": config.task, "robot": config.robot, "policy": config.policy,
+    log: dict[str, Any] = {"task": config.task, "robot": _env(config).robot, "policy": config.policy,
                            "expert": config.expert, "config": dataclasses.asdict(config), "rounds": [], "bc": []}
     if config.demos_dataset is not None:
-        _match_demos(config)
         demos = Dataset(config.demos_dataset)
         copy_episodes([(demos, np.arange(demos.num_episodes))], str(data), "dagger demos")
         episodes, labelled = _episodes(data), _frames(data)
     else:
-        demos = collect(_env_config(config, config.noise), str(data), config.demos, workers=config.envs,
-                        seed=config.seed, progress=config.progress)
+        demos = collect(config.env, str(data), config.demos, noise=config.noise, success_hold=config.success_hold,
+                        workers=config.envs, seed=config.seed, progress=config.progress)
         episodes, labelled = config.demos, demos["frames"]
     for r in range(config.rounds):
         added = 0
@@ -217,16 +241,6 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
             _write_json(run / "dagger.json", log)
         plot(log, run / "dagger.png")
     return log
-
-
-def _match_demos(config: DaggerConfig) -> None:
-    """Record what the demos recorded (cameras, image size); refuse demos of another task or robot."""
-    attrs = Dataset(config.demos_dataset).attrs
-    for name in ("task", "robot"):
-        if attrs.get(name) != getattr(config, name):
-            raise UserError(f"{config.demos_dataset} holds {name} {attrs.get(name)!r}, not {getattr(config, name)!r}")
-    config.cameras = list(attrs.get("cameras", []))
-    config.image_size = int(attrs["image_size"][0]) if attrs.get("image_size") else config.image_size
 
 
 def _label_seed(config: DaggerConfig, r: int) -> int:
@@ -260,12 +274,12 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.intervene import run_intervention
 
-    env = make_env(_env_config(config, 0.0))
+    env = make_env(_env(config))
     device = make_device(config.expert, load_bindings(config.bindings), env.action_space.high[:6])
     policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
     rollouts = run / "interventions.zarr"
     first = _episodes(rollouts)
-    with EpisodeWriter(str(rollouts), attrs=dataset_attrs(env)) as writer:
+    with EpisodeWriter(str(rollouts), attrs=_env(config).to_attrs()) as writer:
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
                          realtime=script is None, script=script, success_hold=config.success_hold, wait=script is None)
     env.close()
@@ -324,14 +338,14 @@ def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[
         return dict(first)
     data = run / "bc.zarr"
     if not data.exists():  # start from DAgger's demos: the same first episodes
-        collect(_env_config(config, config.noise), str(data), config.demos, workers=config.envs,
-                seed=config.seed, progress=False)
+        collect(_env(config), str(data), config.demos, noise=config.noise, success_hold=config.success_hold,
+                workers=config.envs, seed=config.seed, progress=False)
     while (frames := _frames(data)) < budget:
         ds = Dataset(str(data))
         per_episode = frames / ds.num_episodes
         more = max(1, math.ceil((budget - frames) / per_episode))
-        collect(_env_config(config, config.noise), str(data), more, workers=config.envs,
-                seed=config.seed + ds.num_episodes, progress=False)
+        collect(_env(config), str(data), more, noise=config.noise, success_hold=config.success_hold,
+                workers=config.envs, seed=config.seed + ds.num_episodes, progress=False)
     episodes = Dataset(str(data)).num_episodes
     loss = _train(config, data, run / f"bc_{r}")
     return {"round": r, "labelled_frames": _frames(data), "episodes": episodes, "train_loss": loss,

@@ -3,6 +3,9 @@
 RUN/model.safetensors   raw weights            RUN/config.json   policy name and config, train config,
 RUN/ema.safetensors     EMA weights (if any)                     observation shapes, action size, dataset attrs, step
 RUN/optim.safetensors   optimiser state        RUN/stats.json    normalisation statistics
+
+The dataset's attributes (``dataset`` in config.json) are kept as they are: they hold the env spec
+the policy was trained in, which the sim reads back (``EnvSpec.from_attrs``); policies never do.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from protege.datasets.schema import user_attrs
 from protege.policies.base import POLICIES, Policy, Spec, Stats, stats_from_json, stats_to_json
 from protege.policies.config import PolicyConfig, TrainConfig, from_dict
 from protege.policies.errors import PolicyError
 
 FORMAT_VERSION = 1
-DATASET_ATTRS = ("task", "robot", "action_space", "action_scale", "fps", "cameras")
 
 
 def _write_atomic(path: Path, write: Any) -> None:
@@ -86,7 +89,7 @@ def save_checkpoint(
             "train_config": dataclasses.asdict(train_config),
             "obs_shapes": {k: list(v) for k, v in policy.spec.obs_shapes.items()},
             "action_dim": policy.spec.action_dim,
-            "dataset": {k: dataset_attrs[k] for k in DATASET_ATTRS if k in dataset_attrs},
+            "dataset": user_attrs(dataset_attrs),
             "has_ema": ema is not None,
             "optimizer_groups": groups,
         },
@@ -172,14 +175,9 @@ def check_compatible(
     policy_meta: Mapping[str, Any],
     env_obs_space_shapes: Mapping[str, tuple[int, ...]],
     action_dim: int,
-    task: str | None = None,
-    robot: str | None = None,
 ) -> None:
-    """Raise PolicyError naming the first way the checkpoint does not fit the env."""
-    dataset = policy_meta.get("dataset", {})
-    for name, value in (("task", task), ("robot", robot)):
-        if value is not None and dataset.get(name) not in (None, value):
-            raise PolicyError(f"checkpoint was trained on {name} {dataset[name]!r}, the env has {name} {value!r}")
+    """Raise PolicyError naming the first observation or action size of the checkpoint that does not
+    fit the env (whoever builds the env compares the env spec the policy was trained in)."""
     for key, shape in policy_meta["obs_shapes"].items():
         if key not in env_obs_space_shapes:
             raise PolicyError(f"checkpoint needs observation {key!r}, which the env does not provide")

@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from protege.sim.errors import SimError
-from protege.sim.robot import RobotSpec
+from protege.sim.robot import RobotSpec, load_robot_model
 from protege.sim.scene import ROBOT_PREFIX, build_robot_only
 
 ACTION_SPACES = ("ee_delta", "joint")
@@ -35,19 +35,25 @@ class Controller(ABC):
 
     def __init__(self, robot: RobotSpec, arm_ctrl_range: np.ndarray) -> None:
         self.robot = robot
+        self.arm_ctrl_range = arm_ctrl_range
         self.ctrl_low, self.ctrl_high = arm_ctrl_range[:, 0], arm_ctrl_range[:, 1]
+
+    @staticmethod
+    @abstractmethod
+    def bounds(arm_ctrl_range: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest action, given the arm actuators' control ranges."""
 
     @property
     def action_dim(self) -> int:
         return self.action_low.shape[0]
 
     @property
-    @abstractmethod
-    def action_low(self) -> np.ndarray: ...
+    def action_low(self) -> np.ndarray:
+        return self.bounds(self.arm_ctrl_range)[0]
 
     @property
-    @abstractmethod
-    def action_high(self) -> np.ndarray: ...
+    def action_high(self) -> np.ndarray:
+        return self.bounds(self.arm_ctrl_range)[1]
 
     def reset_command(self, q_arm: np.ndarray, command: np.ndarray) -> None:
         """Initialise the controller state at the start of an episode."""
@@ -62,13 +68,9 @@ class JointController(Controller):
 
     name = "joint"
 
-    @property
-    def action_low(self) -> np.ndarray:
-        return np.append(self.ctrl_low, 0.0)
-
-    @property
-    def action_high(self) -> np.ndarray:
-        return np.append(self.ctrl_high, 1.0)
+    @staticmethod
+    def bounds(arm_ctrl_range: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.append(arm_ctrl_range[:, 0], 0.0), np.append(arm_ctrl_range[:, 1], 1.0)
 
     def arm_targets(self, q_arm: np.ndarray, action: np.ndarray, command: np.ndarray) -> np.ndarray:
         return np.clip(action[:-1], self.ctrl_low, self.ctrl_high)
@@ -107,13 +109,10 @@ class EEDeltaController(Controller):
         self._lower: np.ndarray | None = None  # daqp's one-sided constraint bounds, reused every step
         self._sense: np.ndarray | None = None
 
-    @property
-    def action_low(self) -> np.ndarray:
-        return np.append(-self._scale, 0.0)
-
-    @property
-    def action_high(self) -> np.ndarray:
-        return np.append(self._scale, 1.0)
+    @staticmethod
+    def bounds(arm_ctrl_range: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scale = np.asarray(EE_DELTA_SCALE)
+        return np.append(-scale, 0.0), np.append(scale, 1.0)
 
     def reset_command(self, q_arm: np.ndarray, command: np.ndarray) -> None:
         """Start the commanded pose at the measured end-effector pose."""
@@ -161,11 +160,24 @@ class EEDeltaController(Controller):
         return dq
 
 
-def make_controller(name: str, robot: RobotSpec, arm_ctrl_range: np.ndarray) -> Controller:
-    controllers: dict[str, type[Controller]] = {"ee_delta": EEDeltaController, "joint": JointController}
-    if name not in controllers:
+CONTROLLERS: dict[str, type[Controller]] = {"ee_delta": EEDeltaController, "joint": JointController}
+
+
+def controller_class(name: str) -> type[Controller]:
+    if name not in CONTROLLERS:
         raise SimError(f"unknown action space {name!r} (choose from {', '.join(ACTION_SPACES)})")
-    return controllers[name](robot, arm_ctrl_range)
+    return CONTROLLERS[name]
+
+
+def make_controller(name: str, robot: RobotSpec, arm_ctrl_range: np.ndarray) -> Controller:
+    return controller_class(name)(robot, arm_ctrl_range)
+
+
+def action_scale(name: str, robot: RobotSpec) -> tuple[float, ...]:
+    """The largest action of action space ``name`` on ``robot``, per dimension (what datasets record as scale)."""
+    model = load_robot_model(robot).compile()
+    ctrl_range = np.array([model.actuator(a).ctrlrange for a in robot.arm_actuators])
+    return tuple(float(x) for x in controller_class(name).bounds(ctrl_range)[1])
 
 
 def gripper_opening_fraction(model: mujoco.MjModel, data: mujoco.MjData, actuator: int, open_ctrl: float,

@@ -14,10 +14,10 @@ from protege.sim.errors import SimError
 from protege.sim.render import CameraRenderer, check_cameras
 from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl, load_robot_spec
 from protege.sim.scene import ROBOT_PREFIX, SceneOptions, build_scene
+from protege.sim.spec import DEFAULT_CAMERAS, EnvSpec
 from protege.sim.tasks import TASKS
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics, controls, mocap and warm start: exact replay
-DEFAULT_CAMERAS = ("front", "wrist")
 
 
 def quat_near(quat: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -38,7 +38,8 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     :func:`quat_near`), ``gripper`` (0 open .. 1 closed, measured), ``object_pos``/``object_quat`` (task objects,
     concatenated), ``goal_pos`` (tasks with a goal) and ``image_<camera>`` (uint8 HxWx3).
     ``info`` carries ``success`` and ``is_success``. Episodes end on success (unless
-    ``terminate_on_success=False``) and are truncated at the task's time limit.
+    ``terminate_on_success=False``) and are truncated at the task's time limit. ``env_spec`` is the
+    :class:`~protege.sim.spec.EnvSpec` it was built from (:meth:`from_spec`) or that its arguments make.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -54,27 +55,25 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_quality: str = "fast",
         terminate_on_success: bool = True,
         render_mode: str | None = None,
+        substeps: int | None = None,
     ) -> None:
-        if task not in TASKS:
-            raise SimError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
         if render_quality not in ("fast", "high"):
             raise SimError(f"unknown render quality {render_quality!r} (fast or high)")
-        if control_hz <= 0:
-            raise SimError(f"control rate must be positive, got {control_hz}")
         self.robot = robot if isinstance(robot, RobotSpec) else load_robot_spec(robot)
+        self.env_spec = EnvSpec.make(task, self.robot, cameras, image_size, control_hz, action_space, substeps)
         self.task = TASKS[task]()
-        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        height, width = self.env_spec.image_size
         high = render_quality == "high"
         scene = build_scene(self.robot, self.task, SceneOptions(width, height, shadows=high, multisample=high))
         self.model = scene.compile()
         self.data = mujoco.MjData(self.model)
         self.task.bind(self.model)
-        self.control_hz = float(control_hz)
-        self.n_substeps = max(1, round(1.0 / (control_hz * self.model.opt.timestep)))
-        self.max_steps = int(round(self.task.time_limit * control_hz))
+        self.control_hz = self.env_spec.control_hz
+        self.n_substeps = self.env_spec.substeps
+        self.max_steps = int(round(self.task.time_limit * self.control_hz))
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
-        self.metadata = {**self.metadata, "render_fps": control_hz}
+        self.metadata = {**self.metadata, "render_fps": self.control_hz}
 
         m = self.model
         joints = [m.joint(ROBOT_PREFIX + j) for j in self.robot.arm_joints]
@@ -92,7 +91,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.controller = make_controller(action_space, self.robot, m.actuator_ctrlrange[self._arm_act])
         self._command = self.data.userdata[: self.controller.command_size]  # view: saved with the state
 
-        self.cameras = tuple(cameras)
+        self.cameras = self.env_spec.cameras
         self._image_shape = (height, width, 3)
         self._renderer: CameraRenderer | None = None
         self._fast_render = not high
@@ -100,6 +99,13 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.action_space = gym.spaces.Box(self.controller.action_low, self.controller.action_high, dtype=np.float64)
         self.observation_space = self._make_observation_space()
         self._steps = 0
+
+    @classmethod
+    def from_spec(cls, spec: EnvSpec, **options: Any) -> ProtegeEnv:
+        """The env ``spec`` describes (its arm checked by :meth:`EnvSpec.load_robot`); ``options`` are
+        ``render_quality``, ``terminate_on_success`` and ``render_mode``."""
+        return cls(spec.task, spec.load_robot(), spec.cameras, spec.image_size, spec.action_space, spec.control_hz,
+                   substeps=spec.substeps, **options)
 
     # gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -24,6 +24,7 @@ import numpy as np
 
 from protege.sim.controllers import EE_DELTA_SCALE
 from protege.sim.errors import SimError
+from protege.sim.spec import EnvSpec
 from protege.sim.tasks.base import CUBE_HALF
 from protege.sim.tasks.slot_push import SLOT_WIDTH, WALL_HALF_LENGTH, WALL_HALF_THICKNESS
 
@@ -51,6 +52,9 @@ def _clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
     return v * (limit / n) if n > limit else v
 
 
+_NEEDS_EE_DELTA = "scripted experts need the ee_delta action space, this env uses {!r}"
+
+
 class ScriptedExpert:
     """Base class: turns a per-tick plan (target position, heading turn, gripper command, speed
     limit) into an ``ee_delta`` action with the gripper pointing straight down. Subclasses implement
@@ -61,7 +65,7 @@ class ScriptedExpert:
     def __init__(self, env: Any, noise: float = 0.0, seed: int | None = None) -> None:
         env = getattr(env, "unwrapped", env)
         if getattr(env.controller, "name", None) != "ee_delta":
-            raise SimError(f"scripted experts need the ee_delta action space, this env uses {env.controller.name!r}")
+            raise SimError(_NEEDS_EE_DELTA.format(env.controller.name))
         if env.task.name != self.task_name:
             raise SimError(f"{type(self).__name__} is for task {self.task_name!r}, env runs {env.task.name!r}")
         if noise < 0:
@@ -394,10 +398,20 @@ EXPERTS: dict[str, type[ScriptedExpert]] = {
 
 def make_expert(env: Any, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
     """The scripted expert for ``env``'s task (env: a ProtegeEnv, wrapped or not)."""
-    task = getattr(env, "unwrapped", env).task.name
+    return _expert_class(getattr(env, "unwrapped", env).task.name)(env, noise=noise, seed=seed)
+
+
+def check_expert(spec: EnvSpec) -> None:
+    """Refuse, before any env is built, an env no scripted expert can drive."""
+    _expert_class(spec.task)
+    if spec.action_space != "ee_delta":
+        raise SimError(_NEEDS_EE_DELTA.format(spec.action_space))
+
+
+def _expert_class(task: str) -> type[ScriptedExpert]:
     if task not in EXPERTS:
         raise SimError(f"no scripted expert for task {task!r} (have {', '.join(EXPERTS)})")
-    return EXPERTS[task](env, noise=noise, seed=seed)
+    return EXPERTS[task]
 
 
-__all__ = ["DEMO_NOISE", "EXPERTS", "ScriptedExpert", "make_expert"]
+__all__ = ["DEMO_NOISE", "EXPERTS", "ScriptedExpert", "check_expert", "make_expert"]

@@ -9,6 +9,7 @@ where the wrist camera sits relative to the end-effector frame.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import string
 from dataclasses import dataclass, field
@@ -233,6 +234,15 @@ def check_gripper_direction(spec: RobotSpec) -> None:
             f"closed={spec.gripper.closed:g} (finger aperture {1000 * aperture_open:.0f} vs "
             f"{1000 * aperture_closed:.0f} mm); swap open and closed in {spec.source or 'the spec'}"
         )
+
+
+def robot_hash(spec: RobotSpec) -> str:
+    """What tells two arms of the same name apart: SHA-256 (16 hex digits) of the spec file and its MJCF file."""
+    digest = hashlib.sha256()
+    for path in (spec.source, spec.mjcf):
+        if path is not None:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def home_ctrl(spec: RobotSpec) -> dict[str, float]:

@@ -33,13 +33,12 @@ def bench_recorder(directory: Path) -> dict[str, Any]:
     from protege.sim import ProtegeEnv
     from protege.teleop.devices import KeyboardDevice, load_bindings
     from protege.teleop.display import display_for_bench
-    from protege.teleop.loop import dataset_attrs
     from protege.teleop.recorder import Recorder
 
     env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
     with display_for_bench() as display:
         device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
-        with EpisodeWriter(directory / "record.zarr", attrs=dataset_attrs(env), background=True) as writer:
+        with EpisodeWriter(directory / "record.zarr", attrs=env.env_spec.to_attrs(), background=True) as writer:
             recorder = Recorder(env, device, writer, success_hold=0)
             result = recorder.run(max_ticks=RECORD_TICKS, script=_script())
         recorder.window.close()
@@ -48,12 +47,11 @@ def bench_recorder(directory: Path) -> dict[str, Any]:
 
 
 def bench_collect(directory: Path, workers: int) -> dict[str, Any]:
+    from protege.sim import EnvSpec
     from protege.teleop.collect import collect
 
-    config = {"task": "lift", "robot": "protege_arm", "cameras": ["front", "wrist"], "image_size": 128,
-              "fps": 20.0, "noise": 0.2, "success_hold": 10}
-    result = collect(config, str(directory / f"collect{workers}.zarr"), COLLECT_EPISODES, workers=workers,
-                     progress=False)
+    result = collect(EnvSpec.make("lift", cameras=("front", "wrist")), str(directory / f"collect{workers}.zarr"),
+                     COLLECT_EPISODES, noise=0.2, workers=workers, progress=False)
     return {k: result[k] for k in ("episodes", "workers", "seconds", "episodes_per_min", "success_rate", "frames")}
 
 

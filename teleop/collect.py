@@ -1,7 +1,7 @@
 """Scripted collection: the scripted expert drives the control loop headlessly, in parallel processes.
 
-Each worker is a plain function of (config, seeds), so a cluster scheduler (Ray) could run it
-unchanged. Episode k uses seed ``seed + k`` and episodes are written in seed order by the parent,
+Each worker is a plain function of (env spec, expert settings, seeds), so a cluster scheduler (Ray)
+could run it unchanged. Episode k uses seed ``seed + k`` and episodes are written in seed order by the parent,
 so a dataset is the same whatever the number of workers.
 """
 
@@ -12,14 +12,17 @@ import multiprocessing
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from protege.datasets import EpisodeWriter, Source
-from protege.teleop.loop import ControlLoop, check_dataset, dataset_attrs
+from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot
+
+if TYPE_CHECKING:
+    from protege.sim.spec import EnvSpec
 
 
 class EpisodeBuffer:
@@ -42,67 +45,63 @@ class EpisodeBuffer:
         self._frames = []
 
 
-def make_env(config: dict[str, Any]) -> Any:
-    """The env a collection config describes (terminating on nothing: the loop ends episodes)."""
+def make_env(spec: EnvSpec) -> Any:
+    """The env ``spec`` describes, terminating on nothing: the loop ends episodes."""
     import protege.sim  # noqa: F401  (picks the headless GL backend first)
     from protege.sim import ProtegeEnv
 
-    return ProtegeEnv(
-        task=config["task"],
-        robot=config["robot"],
-        cameras=tuple(config["cameras"]),
-        image_size=config["image_size"],
-        control_hz=config["fps"],
-        terminate_on_success=False,
-    )
+    return ProtegeEnv.from_spec(spec, terminate_on_success=False)
 
 
 @functools.lru_cache(maxsize=1)
-def _cached_env(key: tuple[tuple[str, Any], ...]) -> Any:
-    """One env per worker process and config: building it (and its GL context) costs more than an episode."""
-    return make_env(dict(key))
+def _cached_env(spec: EnvSpec) -> Any:
+    """One env per worker process and spec: building it (and its GL context) costs more than an episode."""
+    return make_env(spec)
 
 
-def collect_worker(config: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
+def collect_worker(spec: EnvSpec, noise: float, success_hold: int, seeds: list[int]) -> list[dict[str, Any]]:
     """Run one expert episode per seed; return them as {data, seed, success, source, meta}."""
     from protege.sim.experts import make_expert
 
-    env = _cached_env(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items())))
+    env = _cached_env(spec)
     buffer = EpisodeBuffer()
-    loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=config["noise"]))], writer=buffer,
-                       realtime=False, success_hold=config["success_hold"])
+    loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=noise))], writer=buffer,
+                       realtime=False, success_hold=success_hold)
     for seed in seeds:
         loop.run_episode(seed)
         loop.save()
     return buffer.episodes
 
 
-def _results(config: dict[str, Any], seeds: list[int], workers: int) -> Iterator[dict[str, Any]]:
+def _results(run_seeds: functools.partial[list[dict[str, Any]]], seeds: list[int],
+             workers: int) -> Iterator[dict[str, Any]]:
     """Episodes in seed order, from ``workers`` spawned processes (or this one if 1)."""
     if workers == 1:
         for seed in seeds:
-            yield from collect_worker(config, [seed])
+            yield from run_seeds([seed])
         return
     # spawn: each process makes its own GL context; a worker that dies raises BrokenProcessPool, no hang
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for episodes in pool.map(collect_worker, [config] * len(seeds), [[s] for s in seeds]):
+        for episodes in pool.map(run_seeds, [[s] for s in seeds]):
             yield from episodes
 
 
-def collect(config: dict[str, Any], out: str, episodes: int, workers: int = 1, seed: int = 0,
-            progress: bool = True) -> dict[str, Any]:
-    """Collect ``episodes`` expert demos (seeds ``seed``, ``seed + 1``, ...) into the dataset ``out``.
+def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_hold: int = 10, workers: int = 1,
+            seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Collect ``episodes`` expert demos (seeds ``seed``, ``seed + 1``, ...) into the dataset ``out``, the
+    expert's actions perturbed by ``noise`` (a fraction of the largest step).
 
     The dataset is opened first, so a dataset of another task or robot is refused before any work.
     """
-    attrs = dataset_attrs(make_env(config))
+    attrs = spec.to_attrs()
     check_dataset(out, attrs)
     started = time.perf_counter()
     successes = frames = 0
     with EpisodeWriter(out, attrs=attrs, background=True) as writer:
         seeds = list(range(seed, seed + episodes))
-        bar = tqdm(total=episodes, unit="ep", desc=f"collect {config['task']}", disable=not progress)
-        for episode in _results(config, seeds, min(workers, max(1, episodes))):
+        bar = tqdm(total=episodes, unit="ep", desc=f"collect {spec.task}", disable=not progress)
+        run_seeds = functools.partial(collect_worker, spec, noise, success_hold)
+        for episode in _results(run_seeds, seeds, min(workers, max(1, episodes))):
             writer.add_episode(episode["data"], seed=episode["seed"], success=episode["success"],
                                source=episode["source"], **episode["meta"])
             successes += bool(episode["success"])

@@ -358,13 +358,12 @@ def bench_intervention(policy: Any = None, ticks: int = BENCH_TICKS) -> dict[str
     from protege.sim.experts import make_expert
     from protege.teleop.devices import KeyboardDevice, load_bindings
     from protege.teleop.display import display_for_bench
-    from protege.teleop.loop import dataset_attrs
 
     env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
     try:
         with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
             device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
-            with EpisodeWriter(Path(tmp) / "intervene.zarr", attrs=dataset_attrs(env), background=True) as writer:
+            with EpisodeWriter(Path(tmp) / "intervene.zarr", attrs=env.env_spec.to_attrs(), background=True) as writer:
                 result = run_intervention(env, policy or make_expert(env), device, writer, episodes=1_000, seed=0,
                                           script=_bench_script(), success_hold=0, max_ticks=ticks)
     finally:

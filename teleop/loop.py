@@ -264,22 +264,10 @@ class ControlLoop:
         return EpisodeResult(seed, self.ticks, self.success, self.source, self.clock.stats())
 
 
-def dataset_attrs(env: Any) -> dict[str, Any]:
-    """The root attributes of a dataset recorded from ``env``."""
-    return {
-        "fps": env.control_hz,
-        "robot": env.robot.name,
-        "task": env.task.name,
-        "action_space": env.controller.name,
-        "action_scale": env.action_space.high.tolist(),
-        "cameras": list(env.cameras),
-        "image_size": list(env.observation_space[f"image_{env.cameras[0]}"].shape[:2]) if env.cameras else [],
-    }
-
-
 def check_dataset(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
-    """Refuse an existing dataset recorded with another rate, robot, task, action space, cameras or
-    image size before any work is done (the writer checks the first four again when it opens)."""
+    """Refuse an existing dataset recorded with another rate, robot (or another arm of the same name),
+    task, action space, cameras or image size before any work is done; ``attrs`` are the new
+    episodes' (:meth:`~protege.sim.spec.EnvSpec.to_attrs`). The writer checks the first four again."""
     from protege.datasets import Dataset, DatasetError
     from protege.datasets.schema import REQUIRED_ATTRS
 
@@ -289,8 +277,8 @@ def check_dataset(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
         stored = Dataset(path).attrs
     except DatasetError:
         return  # not a dataset: the writer says why
-    for name in (*REQUIRED_ATTRS, "cameras", "image_size"):
-        if name in stored and stored[name] != attrs.get(name):
+    for name in (*REQUIRED_ATTRS, "robot_hash", "cameras", "image_size"):
+        if stored.get(name) not in (None, "") and stored[name] != attrs.get(name):
             raise TeleopError(f"{path}: {name} {stored[name]!r} differs from the given {attrs.get(name)!r}; "
                               "use another --out")
 

@@ -18,6 +18,7 @@ few grey levels).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -40,31 +41,22 @@ VIDEO_CAMERA = "front"  # what a video shows of a dataset recorded without camer
 
 
 def make_replay_env(attrs: dict[str, Any], robot: str | None = None, cameras: Sequence[str] | None = None) -> Any:
-    """The env a dataset was recorded with, from its root attributes (task, robot, fps, cameras,
-    image size, action space). ``robot`` (a spec path) replaces the recorded robot name, for arms
-    that are not built in; ``cameras`` replaces the recorded cameras. Success never ends an episode.
+    """The env a dataset was recorded with, from its root attributes. ``robot`` (a spec path or
+    built-in name) replaces the recorded arm, which must be the same arm (name, and hash when
+    recorded); ``cameras`` replaces the recorded cameras. Success never ends an episode.
     """
     import protege.sim  # noqa: F401  (picks the headless GL backend before mujoco loads)
-    from protege.sim import ProtegeEnv, SimError
+    from protege.sim import EnvSpec, ProtegeEnv, SimError
 
-    size = attrs.get("image_size") or [128, 128]
+    spec = EnvSpec.from_attrs(attrs).with_robot(robot)
+    if cameras is not None:
+        spec = dataclasses.replace(spec, cameras=tuple(cameras))
     try:
-        env = ProtegeEnv(
-            task=attrs["task"],
-            robot=robot or attrs["robot"],
-            cameras=tuple(attrs.get("cameras", []) if cameras is None else cameras),
-            image_size=(int(size[0]), int(size[1])),
-            action_space=attrs.get("action_space", "ee_delta"),
-            control_hz=float(attrs["fps"]),
-            terminate_on_success=False,
-        )
+        return ProtegeEnv.from_spec(spec, terminate_on_success=False)
     except SimError as exc:
         hint = "" if robot else " (pass --robot SPEC.yaml for an arm that is not built in)"
-        raise SimError(f"cannot build the env of this dataset (task {attrs['task']!r}, robot {attrs['robot']!r}): "
+        raise SimError(f"cannot build the env of this dataset (task {spec.task!r}, robot {spec.robot!r}): "
                        f"{exc}{hint}") from None
-    if robot and env.robot.name != attrs["robot"]:
-        raise TeleopError(f"robot spec {robot} is {env.robot.name!r}, the dataset was recorded with {attrs['robot']!r}")
-    return env
 
 
 def physics_slices(model: Any) -> dict[str, slice]:
@@ -368,13 +360,12 @@ def replay(path: str | os.PathLike[str], episode: int, mode: str = "states", vid
 def bench_replay(episodes: int = 1, browser_frames: int = 120) -> dict[str, Any]:
     """Replay throughput (frames/s, states and actions mode, lift without cameras) and the browser's
     drawing time per displayed frame (two 128x128 cameras, SDL dummy driver)."""
+    from protege.sim import EnvSpec
     from protege.teleop.collect import collect
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = {"task": "lift", "robot": "protege_arm", "cameras": ["front", "wrist"], "image_size": 128,
-                  "fps": 20.0, "noise": 0.2, "success_hold": 10}
         path = str(Path(tmp) / "bench.zarr")
-        collect(config, path, episodes, progress=False)
+        collect(EnvSpec.make("lift", cameras=("front", "wrist")), path, episodes, noise=0.2, progress=False)
         ds = Dataset(path)
         env = make_replay_env(ds.attrs, cameras=())
         result: dict[str, Any] = {"episode_frames": int(ds.episode_ends[0])}

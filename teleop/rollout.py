@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -27,21 +27,24 @@ from protege.datasets import EpisodeWriter
 from protege.datasets.video import open_mp4
 from protege.teleop.collect import EpisodeBuffer, make_env
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import ControlLoop, check_dataset, dataset_attrs
+from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
+
+if TYPE_CHECKING:
+    from protege.sim.spec import EnvSpec
 
 
 @dataclass(frozen=True)
 class RolloutSpec:
     """What every worker needs; picklable, so it travels to spawned processes.
 
-    ``env`` is a collection config (task, robot, cameras, image_size, fps); ``make_policy`` a
+    ``env`` is the env's spec; ``make_policy`` a
     module-level function (or ``functools.partial`` of one) returning an object with ``reset()`` and
     ``act(obs)``. Videos show ``video_camera`` at ``video_size`` pixels for the first ``videos``
     episodes of a run.
     """
 
-    env: dict[str, Any]
+    env: EnvSpec
     make_policy: Callable[[], Any]
     success_hold: int = 10
     record: bool = False
@@ -210,12 +213,12 @@ def run_rollouts(
         raise TeleopError("record_to needs a spec with record=True")
     writer = None
     if record_to is not None:
-        attrs = dataset_attrs(make_env(spec.env))
+        attrs = spec.env.to_attrs()
         check_dataset(record_to, attrs)
         writer = EpisodeWriter(record_to, attrs=attrs, background=True)
     started = time.perf_counter()
     outcomes: list[EpisodeOutcome] = []
-    bar = tqdm(total=episodes, unit="ep", desc=f"rollout {spec.env['task']}", disable=not progress)
+    bar = tqdm(total=episodes, unit="ep", desc=f"rollout {spec.env.task}", disable=not progress)
     try:
         for outcome in _outcomes(spec, list(range(seed, seed + episodes)), min(envs, episodes)):
             if writer is not None and outcome.episode is not None:

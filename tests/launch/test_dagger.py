@@ -12,6 +12,7 @@ from protege.datasets import Dataset, Source
 from protege.launch import cli
 from protege.launch.dagger import DaggerConfig, run_dagger
 from protege.launch.errors import UserError
+from protege.sim import EnvSpec
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_labels_are_the_experts_actions_on_the_policys_states(dagger_run):
 
     out, _ = dagger_run
     ds = Dataset(str(out / "data.zarr"))
-    env = make_env({"task": "reach", "robot": "protege_arm", "cameras": [], "image_size": 64, "fps": 20.0})
+    env = make_env(EnvSpec.make("reach", cameras=()))
     expert = make_expert(env, noise=0.0)
     start = int(ds.episode_ends[1])  # the first labelled rollout
     states, actions = ds["sim_state"][start:], ds["action"][start:]
@@ -65,7 +66,7 @@ def test_handover_mixing_labels_policy_roll_ins_and_expert_roll_outs(tmp_path):
     log = run_dagger(config)
     assert log["rounds"][1]["beta"] is None and log["config"]["mixing"] == "handover"
     ds = Dataset(str(out / "data.zarr"))
-    env = make_env({"task": "reach", "robot": "protege_arm", "cameras": [], "image_size": 64, "fps": 20.0})
+    env = make_env(EnvSpec.make("reach", cameras=()))
     expert = make_expert(env, noise=0.0)
     assert ds["intervention"][int(ds.episode_ends[1]):].any()  # the expert took over in some rollout
     for episode in range(2, 5):
@@ -146,3 +147,22 @@ def test_rewind_flow_aggregates_only_the_corrected_frames(tmp_path):
     segment = data.episode(2)
     np.testing.assert_array_equal(segment["sim_state"][0], rollouts["sim_state"][int(rollouts.episode_ends[0]) + 3])
     assert segment["intervention"].tolist() == [1] * 5
+
+
+def test_the_env_comes_from_the_demos_and_other_demos_are_refused_before_round_0(tmp_path, copy_arm):
+    torch.set_num_threads(1)
+    demos = str(tmp_path / "demos.zarr")
+    assert cli.main(["record", "--task", "reach", "--expert", "scripted", "--episodes", "2", "--cameras", "",
+                     "--fps", "10", "--out", demos, "--no-progress"]) == 0
+    settings = {"demos_dataset": demos, "rounds": 2, "episodes_per_round": 1, "steps": 20, "eval_episodes": 1,
+                "overrides": ["warmup_steps=5"], "progress": False}
+    log = run_dagger(DaggerConfig(task="reach", out=str(tmp_path / "run"), **settings))
+    data = Dataset(str(tmp_path / "run" / "data.zarr"))
+    assert data.fps == 10.0 and data.num_episodes == 3 and log["rounds"][1]["added_frames"] > 0
+    other = copy_arm(tmp_path / "other", mjcf_edit=lambda xml: xml.replace("0.3", "0.32", 1))
+    for task, robot, message in (("lift", None, "holds task 'reach', not 'lift'"),
+                                 ("reach", str(other), "is another arm than the recorded 'protege_arm'")):
+        out = tmp_path / f"refused_{task}"
+        with pytest.raises(UserError, match=message):
+            run_dagger(DaggerConfig(task=task, robot=robot, out=str(out), **settings))
+        assert not (out / "round_0").exists()

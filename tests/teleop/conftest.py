@@ -12,7 +12,6 @@ import protege.sim  # noqa: E402,F401  (headless GL before mujoco)
 from protege.datasets import EpisodeWriter  # noqa: E402
 from protege.sim import ProtegeEnv  # noqa: E402
 from protege.teleop.devices import KeyboardDevice, load_bindings  # noqa: E402
-from protege.teleop.loop import dataset_attrs  # noqa: E402
 from protege.teleop.recorder import Recorder  # noqa: E402
 
 
@@ -37,7 +36,7 @@ def make_recorder(tmp_path, bindings):
 
     def make(env, device=None, **kwargs):
         device = device or KeyboardDevice(bindings.keyboard, env.action_space.high[:6])
-        writer = EpisodeWriter(tmp_path / "demos.zarr", attrs=dataset_attrs(env))
+        writer = EpisodeWriter(tmp_path / "demos.zarr", attrs=env.env_spec.to_attrs())
         writers.append(writer)
         pygame.event.clear()
         return Recorder(env, device, writer, realtime=False, **kwargs), writer

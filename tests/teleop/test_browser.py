@@ -9,17 +9,17 @@ import pytest
 from protege.datasets import Dataset, EpisodeWriter, Source
 from protege.datasets.schema import user_attrs
 from protege.launch.cli import main
+from protege.sim import EnvSpec
 from protege.teleop.browser import BrowserModel, segments
 from protege.teleop.browser_view import BrowserApp, BrowserView, RewindOptions
 from protege.teleop.collect import collect, make_env
 from protege.teleop.correct import Rewinder, parse_corrections, run_script
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import ControlLoop, dataset_attrs
+from protege.teleop.loop import ControlLoop
 from protege.teleop.pilots import PolicyPilot
 from protege.teleop.window import ORANGE
 
-CONFIG = {"task": "lift", "robot": "protege_arm", "cameras": ["front"], "image_size": 32, "fps": 20.0,
-          "noise": 0.3, "success_hold": 3}
+SPEC = EnvSpec.make("lift", cameras=("front",), image_size=32)
 TAKEOVER = (5, 10)  # frames a person drove in the policy episode
 
 
@@ -50,9 +50,9 @@ class Takeover:
 def mixed(tmp_path_factory):
     """Two expert demos, a policy rollout with a takeover in the middle, and a plain policy rollout."""
     path = tmp_path_factory.mktemp("browse") / "mixed.zarr"
-    collect(CONFIG, str(path), 2, seed=3, progress=False)
-    env = make_env(CONFIG)
-    with EpisodeWriter(path, attrs=dataset_attrs(env)) as writer:
+    collect(SPEC, str(path), 2, noise=0.3, success_hold=3, seed=3, progress=False)
+    env = make_env(SPEC)
+    with EpisodeWriter(path, attrs=SPEC.to_attrs()) as writer:
         for pilots, seed in (([Takeover(), PolicyPilot(Hold())], 10), ([PolicyPilot(Hold())], 11)):
             loop = ControlLoop(env, pilots, writer=writer, realtime=False, success_hold=0)
             loop.run_episode(seed=seed, max_ticks=16)
@@ -240,7 +240,8 @@ def test_bad_script_is_one_line_and_writes_nothing(tmp_path, dataset, capsys, sc
 def test_robot_not_found_is_one_line_and_writes_nothing(tmp_path, mixed, capsys):
     ds = Dataset(mixed)
     path = tmp_path / "ghost.zarr"
-    with EpisodeWriter(path, attrs={**user_attrs(ds.attrs), "robot": "ghost_arm"}) as writer:
+    attrs = {**user_attrs(ds.attrs), "robot": "ghost_arm", "robot_source": "ghost_arm"}
+    with EpisodeWriter(path, attrs=attrs) as writer:
         writer.add_episode({k: ds[k][ds.episode_slice(0)] for k in ds.keys}, seed=3, success=True, source=Source.EXPERT)
     script = tmp_path / "fix.json"
     script.write_text('[{"episode": 0, "frame": 2, "source": "expert", "ticks": 3}]')

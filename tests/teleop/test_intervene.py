@@ -10,7 +10,6 @@ from protege.teleop.collect import EpisodeBuffer
 from protege.teleop.devices import Command, GamepadDevice, KeyboardDevice, load_bindings
 from protege.teleop.errors import TeleopError
 from protege.teleop.intervene import Intervention, run_intervention
-from protege.teleop.loop import dataset_attrs
 from protege.teleop.scripted_input import ScriptedInput
 
 POLICY_ACTION = np.array([0.0, 0.005, 0.0, 0.0, 0.0, 0.0, 0.0])
@@ -129,7 +128,7 @@ def test_reset_discards_the_episode_and_draws_the_next_seed(env, keyboard):
 
 
 def test_abort_discards_the_episode_in_progress_and_keeps_saved_ones(env, keyboard, tmp_path):
-    with EpisodeWriter(tmp_path / "dagger.zarr", attrs=dataset_attrs(env)) as writer:
+    with EpisodeWriter(tmp_path / "dagger.zarr", attrs=env.env_spec.to_attrs()) as writer:
         script = ScriptedInput().key(2, "left shift", hold=3).key(12, "escape")
         result, _ = intervene(env, keyboard, script, writer=writer, episodes=3, max_steps=8)
     assert result["aborted"] and result["saved"] == 1 and result["discarded"] == 1

@@ -5,6 +5,7 @@ import time
 import numpy as np
 
 from protege.datasets import Dataset, Source
+from protege.sim import EnvSpec
 from protege.teleop.collect import EpisodeBuffer, collect
 from protege.teleop.loop import Clock, ControlLoop
 from protege.teleop.pilots import PolicyPilot
@@ -69,9 +70,9 @@ def test_expert_episode_ends_once_success_has_held(env):
 
 
 def test_two_workers_collect_the_same_dataset_as_one(tmp_path):
-    config = {"task": "lift", "robot": "protege_arm", "cameras": ["front"], "image_size": 48, "fps": 20.0,
-              "noise": 0.2, "success_hold": 3}
-    results = [collect(config, str(tmp_path / f"w{w}.zarr"), 4, workers=w, seed=7, progress=False) for w in (1, 2)]
+    spec = EnvSpec.make("lift", cameras=("front",), image_size=48)
+    results = [collect(spec, str(tmp_path / f"w{w}.zarr"), 4, noise=0.2, success_hold=3, workers=w, seed=7,
+                       progress=False) for w in (1, 2)]
     assert results[0]["successes"] == results[1]["successes"]
     one, two = Dataset(tmp_path / "w1.zarr"), Dataset(tmp_path / "w2.zarr")
     assert one.meta("seed").tolist() == [7, 8, 9, 10] and one.meta("source").tolist() == [Source.EXPERT] * 4

@@ -1,38 +1,40 @@
 """`protege replay`: states mode is exact, actions mode stays close and catches tampered actions, bad input is one line."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from protege.datasets import Dataset, EpisodeWriter, Source
 from protege.launch.cli import main
+from protege.sim import EnvSpec
 from protege.teleop.collect import EpisodeBuffer, collect, make_env
-from protege.teleop.loop import ControlLoop, dataset_attrs
+from protege.teleop.loop import ControlLoop
 from protege.teleop.pilots import ExpertPilot
 from protege.teleop.replay import deviation, replay, replay_episode
 
-CONFIG = {"task": "lift", "robot": "protege_arm", "cameras": ["front"], "image_size": 32, "fps": 20.0,
-          "noise": 0.3, "success_hold": 3}
+SPEC = EnvSpec.make("lift", cameras=("front",), image_size=32)
 
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
     path = tmp_path_factory.mktemp("replay") / "demos.zarr"
-    collect(CONFIG, str(path), 2, seed=3, progress=False)
+    collect(SPEC, str(path), 2, noise=0.3, success_hold=3, seed=3, progress=False)
     return path
 
 
 @pytest.fixture(scope="module")
 def recorded_episode():
     """One expert episode of lift without cameras, in memory (frames and meta)."""
-    env = make_env({**CONFIG, "cameras": []})
+    env = make_env(dataclasses.replace(SPEC, cameras=()))
     from protege.sim.experts import make_expert
 
     buffer = EpisodeBuffer()
     loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=0.3))], writer=buffer, realtime=False, success_hold=3)
     loop.run_episode(seed=5)
     loop.save()
-    return dataset_attrs(env), buffer.episodes[0]
+    return env.env_spec.to_attrs(), buffer.episodes[0]
 
 
 def write(path, attrs, episode, drop=(), change=None):
@@ -110,7 +112,7 @@ def nostate(tmp_path, recorded_episode):
 @pytest.fixture
 def ghost(tmp_path, recorded_episode):
     attrs, episode = recorded_episode
-    return write(tmp_path / "ghost.zarr", {**attrs, "robot": "ghost_arm"}, episode)
+    return write(tmp_path / "ghost.zarr", {**attrs, "robot": "ghost_arm", "robot_source": "ghost_arm"}, episode)
 
 
 @pytest.mark.parametrize(

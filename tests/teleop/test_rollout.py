@@ -7,12 +7,13 @@ import pytest
 from rollout_policies import make_reach_policy
 
 from protege.datasets import Dataset, Source
+from protege.sim import EnvSpec
 from protege.teleop.collect import make_env
 from protege.teleop.errors import TeleopError
 from protege.teleop.pilots import MixturePilot
 from protege.teleop.rollout import RolloutSpec, run_rollouts, wilson_interval
 
-ENV = {"task": "lift", "robot": "protege_arm", "cameras": [], "image_size": 64, "fps": 20.0}
+ENV = EnvSpec.make("lift", cameras=(), image_size=64)
 
 
 def spec(**kwargs) -> RolloutSpec:

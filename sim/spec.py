@@ -1,0 +1,160 @@
+"""The env spec: what fixes an env's observations, actions and timing, and its one JSON form.
+
+A dataset stores :meth:`EnvSpec.to_attrs` as root attributes and a checkpoint keeps its dataset's
+attributes as they are, so :meth:`EnvSpec.from_attrs` reads both (older datasets and checkpoints
+lack ``robot_source``, ``robot_hash`` and ``substeps``, and may store ``image_size`` as an int).
+The arm is named twice: by ``robot`` (its spec's name) and by ``robot_source`` (a built-in name or
+the spec file's absolute path), and told apart from another arm of the same name by ``robot_hash``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protege.sim.controllers import ACTION_SPACES, action_scale
+from protege.sim.errors import SimError
+from protege.sim.robot import BUILTIN_ROBOTS, DEFAULT_ROBOT, RobotSpec, builtin_spec_path, load_robot_spec, robot_hash
+from protege.sim.scene import TIMESTEP
+from protege.sim.tasks import TASKS
+
+DEFAULT_CAMERAS = ("front", "wrist")
+DEFAULT_IMAGE_SIZE = (128, 128)
+
+
+def default_substeps(control_hz: float) -> int:
+    """Physics steps per control tick: as many as fit one control period (1 for a rate that is not positive,
+    which :class:`EnvSpec` refuses)."""
+    return max(1, round(1.0 / (control_hz * TIMESTEP))) if control_hz > 0 else 1
+
+
+def source_of(robot: str) -> str:
+    """How a spec records a ``--robot`` value: a built-in name as is, a spec file as its absolute path."""
+    return robot if robot in BUILTIN_ROBOTS else str(Path(robot).resolve())
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Task, arm, cameras, image size (h, w), control rate, physics substeps, action space and scale.
+
+    ``robot_hash`` empty means unknown (a spec read from older attributes): it is then not compared.
+    """
+
+    task: str
+    robot: str
+    robot_source: str
+    robot_hash: str = ""
+    cameras: tuple[str, ...] = DEFAULT_CAMERAS
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
+    control_hz: float = 20.0
+    substeps: int = 25
+    action_space: str = "ee_delta"
+    action_scale: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise SimError(f"unknown task {self.task!r} (choose from {', '.join(TASKS)})")
+        if self.action_space not in ACTION_SPACES:
+            raise SimError(f"unknown action space {self.action_space!r} (choose from {', '.join(ACTION_SPACES)})")
+        if not self.control_hz > 0 or self.substeps < 1:
+            raise SimError(f"control rate and substeps must be positive, got {self.control_hz} Hz, {self.substeps}")
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise SimError(f"image size must be (height, width) in pixels, got {self.image_size}")
+
+    @classmethod
+    def make(
+        cls,
+        task: str = "lift",
+        robot: str | RobotSpec = DEFAULT_ROBOT,
+        cameras: Sequence[str] = DEFAULT_CAMERAS,
+        image_size: int | Sequence[int] = DEFAULT_IMAGE_SIZE,
+        control_hz: float = 20.0,
+        action_space: str = "ee_delta",
+        substeps: int | None = None,
+    ) -> EnvSpec:
+        """The spec of an env with these settings; loads and checks the arm (a name, spec path or spec)."""
+        arm = robot if isinstance(robot, RobotSpec) else load_robot_spec(robot)
+        if arm.source is None:
+            source = ""
+        else:
+            source = arm.name if arm.source == builtin_spec_path(arm.name) else str(arm.source.resolve())
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+        hz = float(control_hz)
+        return cls(task, arm.name, source, robot_hash(arm), tuple(cameras), size, hz,  # type: ignore[arg-type]
+                   substeps or default_substeps(hz), action_space, action_scale(action_space, arm))
+
+    def load_robot(self) -> RobotSpec:
+        """The arm from ``robot_source``, refused unless it is the arm this spec names (name, then hash)."""
+        arm = load_robot_spec(self.robot_source or self.robot)
+        if arm.name != self.robot:
+            raise SimError(f"robot {self.robot_source} is {arm.name!r}, not the recorded {self.robot!r}")
+        if self.robot_hash and robot_hash(arm) != self.robot_hash:
+            raise SimError(f"robot {self.robot_source} is another arm than the recorded {self.robot!r} "
+                           f"(spec and MJCF hash {robot_hash(arm)}, recorded {self.robot_hash})")
+        return arm
+
+    def resolved(self) -> EnvSpec:
+        """This spec with its arm loaded and checked (:meth:`load_robot`) and what older attributes
+        lack (hash, action scale) filled in; builds no env."""
+        return self.make(self.task, self.load_robot(), self.cameras, self.image_size, self.control_hz,
+                         self.action_space, self.substeps)
+
+    def with_robot(self, robot: str | None) -> EnvSpec:
+        """This spec with its arm loaded from ``robot`` (a ``--robot`` value) instead; None keeps it."""
+        return self if robot is None else dataclasses.replace(self, robot_source=source_of(robot))
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The JSON form: dataset root attributes (``image_size`` is ``[]`` without cameras)."""
+        return {
+            "task": self.task,
+            "robot": self.robot,
+            "robot_source": self.robot_source,
+            "robot_hash": self.robot_hash,
+            "cameras": list(self.cameras),
+            "image_size": list(self.image_size) if self.cameras else [],
+            "fps": self.control_hz,
+            "substeps": self.substeps,
+            "action_space": self.action_space,
+            "action_scale": list(self.action_scale),
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> EnvSpec:
+        """The spec in dataset attributes or a checkpoint's ``dataset`` entry; touches no file."""
+        missing = [key for key in ("task", "robot", "fps") if key not in attrs]
+        if missing:
+            raise SimError(f"env attributes lack {', '.join(missing)}")
+        try:
+            size = attrs.get("image_size") or DEFAULT_IMAGE_SIZE
+            hz = float(attrs["fps"])
+            return cls(
+                task=str(attrs["task"]),
+                robot=str(attrs["robot"]),
+                robot_source=str(attrs.get("robot_source") or attrs["robot"]),
+                robot_hash=str(attrs.get("robot_hash", "")),
+                cameras=tuple(str(c) for c in attrs.get("cameras", ())),
+                image_size=(size, size) if isinstance(size, int) else (int(size[0]), int(size[1])),
+                control_hz=hz,
+                substeps=int(attrs.get("substeps") or default_substeps(hz)),
+                action_space=str(attrs.get("action_space", "ee_delta")),
+                action_scale=tuple(float(x) for x in attrs.get("action_scale", ())),
+            )
+        except (TypeError, ValueError, IndexError) as exc:
+            raise SimError(f"malformed env attributes: {exc}") from None
+
+
+def mismatch(trained: EnvSpec, given: EnvSpec) -> str | None:
+    """How ``given`` differs from the env ``trained`` (a policy's or a dataset's) in what a policy
+    or an expert's labels depend on, as "<what> <trained>, not <given>"; None if it does not."""
+    for name, label in (("task", "task"), ("robot", "robot"), ("action_space", "action space")):
+        if getattr(trained, name) != getattr(given, name):
+            return f"{label} {getattr(trained, name)!r}, not {getattr(given, name)!r}"
+    if trained.robot_hash and given.robot_hash and trained.robot_hash != given.robot_hash:
+        return f"another arm named {trained.robot!r} (spec and MJCF hash {trained.robot_hash}, not {given.robot_hash})"
+    if (trained.control_hz, trained.substeps) != (given.control_hz, given.substeps):
+        return (f"rate {trained.control_hz:g} Hz with {trained.substeps} substeps, "
+                f"not {given.control_hz:g} Hz with {given.substeps}")
+    return None

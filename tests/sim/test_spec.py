@@ -1,0 +1,56 @@
+"""EnvSpec: one JSON form for datasets and checkpoints, old attributes still read, arms told apart by hash."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from protege.sim import EnvSpec, ProtegeEnv, SimError
+from protege.sim.spec import mismatch
+
+
+def test_the_spec_makes_the_env_and_round_trips_through_attrs():
+    spec = EnvSpec.make("push", cameras=("front",), image_size=(48, 64), control_hz=10.0, action_space="joint")
+    env = ProtegeEnv.from_spec(spec)
+    assert env.env_spec == spec and env.n_substeps == spec.substeps == 50
+    assert spec.action_scale == tuple(env.action_space.high)
+    assert env.observation_space["image_front"].shape == (48, 64, 3)
+    assert EnvSpec.from_attrs(spec.to_attrs()) == spec
+    assert spec.to_attrs()["fps"] == 10.0 and spec.to_attrs()["image_size"] == [48, 64]
+
+
+def test_older_attributes_are_read():
+    old = {"fps": 20, "robot": "protege_arm", "task": "lift", "action_space": "ee_delta", "cameras": ["front"],
+           "image_size": 96, "action_scale": [0.02] * 3 + [0.1] * 3 + [1.0]}
+    spec = EnvSpec.from_attrs(old)
+    assert spec.image_size == (96, 96) and spec.substeps == 25 and spec.robot_source == "protege_arm"
+    assert spec.robot_hash == "" and mismatch(spec, EnvSpec.make("lift")) is None  # an unknown hash is not compared
+    assert ProtegeEnv.from_spec(spec).env_spec.robot_hash == EnvSpec.make("lift").robot_hash
+    with pytest.raises(SimError, match="env attributes lack fps"):
+        EnvSpec.from_attrs({"task": "lift", "robot": "protege_arm"})
+    with pytest.raises(SimError, match="unknown action space 'torque'"):
+        EnvSpec.from_attrs({**old, "action_space": "torque"})
+
+
+def test_a_copied_arm_is_the_same_arm_and_an_edited_one_is_refused(tmp_path, copy_arm):
+    builtin = EnvSpec.make("lift", cameras=())
+    same = EnvSpec.make("lift", robot=str(copy_arm(tmp_path / "same")), cameras=())
+    assert same.robot == "protege_arm" and same.robot_source == str(tmp_path / "same" / "protege_arm.yaml")
+    assert mismatch(builtin, same) is None
+    other_path = copy_arm(tmp_path / "other", mjcf_edit=lambda xml: xml.replace('pos="0 0 0.3"', 'pos="0 0 0.32"', 1))
+    other = EnvSpec.make("lift", robot=str(other_path), cameras=())
+    assert mismatch(builtin, other).startswith("another arm named 'protege_arm'")
+    with pytest.raises(SimError, match="is another arm than the recorded 'protege_arm'"):
+        ProtegeEnv.from_spec(builtin.with_robot(str(other_path)))
+    with pytest.raises(SimError, match="is 'protege_arm', not the recorded 'panda'"):
+        dataclasses.replace(builtin, robot="panda", robot_hash="").load_robot()
+
+
+def test_mismatch_names_action_space_and_rate():
+    spec = EnvSpec.make("lift", cameras=())
+    joint, slow = EnvSpec.make("lift", cameras=(), action_space="joint"), EnvSpec.make("lift", cameras=(), control_hz=10)
+    assert mismatch(spec, joint) == "action space 'ee_delta', not 'joint'"
+    assert mismatch(spec, slow) == "rate 20 Hz with 25 substeps, not 10 Hz with 50"
+    assert mismatch(spec, EnvSpec.make("reach", cameras=())) == "task 'lift', not 'reach'"
+    assert mismatch(spec, dataclasses.replace(spec, cameras=("front",))) is None  # observations are checked by shape
