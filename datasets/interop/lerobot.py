@@ -219,9 +219,9 @@ def _tasks_table(pa: Any, tasks: list[str]) -> Any:
 
 
 def _arrow_column(pa: Any, values: np.ndarray) -> Any:
-    """A scalar column for (T,) values, a fixed-size list column for (T, n)."""
-    if values.ndim == 1:
-        return pa.array(values)
+    """A scalar column for (T,) and (T, 1) values (LeRobot's shape (1,)), a fixed-size list column for (T, n)."""
+    if values.ndim == 1 or values.shape[1] == 1:
+        return pa.array(values.reshape(-1))
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
 
 

@@ -47,7 +47,8 @@ class VideoFile:
             raise DatasetError(f"{PIX_FMT} video needs even image sizes, got {width}x{height}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.frames = 0
+        self.frames = 0  # frames given to the encoder
+        self._packets = self._bytes = 0  # what has come out of it so far (it holds some frames back)
         self._container = av.open(str(path), "w")
         try:
             self._stream = self._container.add_stream(encoder, rate=fps, options=ENCODERS[encoder][1])
@@ -64,13 +65,19 @@ class VideoFile:
             frame = self._frame_type.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             frame.pts = self.frames
             self.frames += 1
-            self._container.mux(self._stream.encode(frame))
+            self._mux(self._stream.encode(frame))
 
-    def size_bytes(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
+    def _mux(self, packets: list[Any]) -> None:
+        self._packets += len(packets)
+        self._bytes += sum(packet.size for packet in packets)
+        self._container.mux(packets)
+
+    def size_bytes(self) -> float:
+        """The file's size once every frame given so far is encoded, extrapolated from the packets out."""
+        return self._bytes * self.frames / self._packets if self._packets else 0.0
 
     def close(self) -> None:
-        self._container.mux(self._stream.encode(None))
+        self._mux(self._stream.encode(None))
         self._container.close()
 
 
