@@ -69,7 +69,7 @@ def export(ds: Dataset, out: Path, progress: bool = True) -> dict[str, Any]:
                     values = episode[key]
                     if shift:
                         values = np.concatenate([values[1:], values[-1:]])
-                    options = {"compression": "gzip", "compression_opts": 4} if schema.is_image_key(key) else {}
+                    options = {"compression": "gzip", "compression_opts": 1} if schema.is_image_key(key) else {}
                     target.create_dataset(key, data=values, **options)
             demo.create_dataset("actions", data=episode["action"])
             if "sim_state" in episode:
