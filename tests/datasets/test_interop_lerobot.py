@@ -292,7 +292,7 @@ def test_lerobot_loads_the_export(exported, recorded):
     lerobot_dataset = pytest.importorskip("lerobot.datasets.lerobot_dataset", reason="lerobot is not installed")
     ds = Dataset(recorded)
     loaded = lerobot_dataset.LeRobotDataset(
-        "protege/lift", root=exported,
+        "protege/lift", root=exported, video_backend="pyav",  # torchcodec needs a system FFmpeg
         delta_timestamps={"action": [0.0, 0.05, 0.1], "observation.images.front": [-0.05, 0.0]},
     )
     assert len(loaded) == ds.num_frames and loaded.num_episodes == 3
