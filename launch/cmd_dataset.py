@@ -198,7 +198,9 @@ def _export(args: argparse.Namespace) -> int:
         options.update(repo_id=args.repo_id, task_text=args.task_text, state_keys=_keys(args.state_keys),
                        env_state_keys=_keys(args.env_state_keys))
     result = export_dataset(args.dataset, args.to, args.out, **options)
-    lines = [f"wrote {result['episodes']} episodes ({result['frames']} frames) as {result['format']} to {result['output']}"]
+    lines = [
+        f"wrote {result['episodes']} episodes ({result['frames']} frames) as {result['format']} to {result['output']}"
+    ]
     if args.to == "lerobot":
         lines.append(f"load it with LeRobotDataset({result['repo_id']!r}, root={result['output']!r})")
     return _finish(args, result, lines)

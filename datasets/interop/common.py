@@ -82,7 +82,9 @@ def staged(out: Path) -> Iterator[Path]:
             temp.unlink()
 
 
-def export_dataset(path: str | os.PathLike[str], to: str, out: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+def export_dataset(
+    path: str | os.PathLike[str], to: str, out: str | os.PathLike[str], **options: Any
+) -> dict[str, Any]:
     """Write the protege dataset at ``path`` as ``to`` (lerobot or robomimic) to the new path ``out``."""
     module = _format_module(to)
     destination = check_new_output(out)
@@ -92,7 +94,9 @@ def export_dataset(path: str | os.PathLike[str], to: str, out: str | os.PathLike
     return module.export(ds, destination, **options)
 
 
-def import_dataset(source: str | os.PathLike[str], from_: str, out: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+def import_dataset(
+    source: str | os.PathLike[str], from_: str, out: str | os.PathLike[str], **options: Any
+) -> dict[str, Any]:
     """Build the protege dataset ``out`` from ``source``, a LeRobot folder or a robomimic HDF5 file."""
     module = _format_module(from_)
     destination = check_new_output(out)

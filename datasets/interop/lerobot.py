@@ -49,7 +49,9 @@ STATE, ENV_STATE, IMAGES = "observation.state", "observation.environment_state",
 INDEX_FEATURES = ("frame_index", "episode_index", "index", "task_index")
 # Feature names LeRobot gives a meaning of its own; a protege key of that name goes under protege.<key>.
 RESERVED = ("action", "timestamp", *INDEX_FEATURES)
-CONVERTER = "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id={repo} --root={root} --push-to-hub=false"
+CONVERTER = (
+    "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id={repo} --root={root} --push-to-hub=false"
+)
 # Frames match video frames within this (LeRobot's default tolerance_s).
 TOLERANCE_S = 1e-4
 
@@ -329,7 +331,8 @@ def export(
         totals = {
             key: _vector_stats(np.concatenate(parts).reshape(ds.num_frames, -1)) for key, parts in per_feature.items()
         }
-        totals.update({IMAGES + k[len(schema.IMAGE_PREFIX) :]: _image_stats(h, ds.num_frames) for k, h in histograms.items()})
+        for key, counts in histograms.items():
+            totals[IMAGES + key[len(schema.IMAGE_PREFIX) :]] = _image_stats(counts, ds.num_frames)
         info = {
             "codebase_version": CODEBASE_VERSION,
             "robot_type": str(ds.attrs["robot"]),
@@ -392,7 +395,9 @@ def read_info(src: Path) -> dict[str, Any]:
         hint = ""
         if isinstance(version, str) and version.startswith("v2"):
             hint = "; convert it with LeRobot's own converter: " + CONVERTER.format(repo=src.name, root=src)
-        raise DatasetError(f"{src} is a LeRobot dataset of codebase version {version!r}, protege reads {CODEBASE_VERSION}{hint}")
+        raise DatasetError(
+            f"{src} is a LeRobot dataset of codebase version {version!r}, protege reads {CODEBASE_VERSION}{hint}"
+        )
     for name in ("fps", "features", "total_episodes"):
         if name not in info:
             raise DatasetError(f"{path} lacks {name!r}")
@@ -461,7 +466,9 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
     fps = float(info["fps"])
     episodes = _Episodes(src).rows
     if len(episodes) != info["total_episodes"]:
-        raise DatasetError(f"{src}: meta/episodes holds {len(episodes)} episodes, info.json says {info['total_episodes']}")
+        raise DatasetError(
+            f"{src}: meta/episodes holds {len(episodes)} episodes, info.json says {info['total_episodes']}"
+        )
     tasks = _tasks(src)
     cameras = {name: ft for name, ft in features.items() if ft.get("dtype") in ("video", "image")}
     if protege is not None:
@@ -470,7 +477,9 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
         attrs = protege["attrs"]
     else:
         skip = {"timestamp", *INDEX_FEATURES, *cameras}
-        columns = {_key_name(name): name for name, ft in features.items() if name not in skip and ft.get("dtype") != "string"}
+        columns = {
+            _key_name(name): name for name, ft in features.items() if name not in skip and ft.get("dtype") != "string"
+        }
         columns["timestamp"] = "timestamp"
         images = {schema.IMAGE_PREFIX + _key_name(name.removeprefix(IMAGES)): name for name in cameras}
         attrs = {
@@ -495,7 +504,9 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
                 rows = table.filter(mask)
                 length = rows.num_rows
                 if length != row["length"]:
-                    raise DatasetError(f"{path}: episode {row['episode_index']} has {length} rows, meta says {row['length']}")
+                    raise DatasetError(
+                        f"{path}: episode {row['episode_index']} has {length} rows, meta says {row['length']}"
+                    )
                 episode: dict[str, np.ndarray] = {}
                 for key, name in columns.items():
                     if name not in rows.column_names:
@@ -509,7 +520,9 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
                     episode["timestamp"] = episode["timestamp"].astype(np.float64)
                 timestamps = rows.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)
                 for key, feature in images.items():
-                    episode[key] = _episode_images(src, info, features[feature], feature, row, rows, timestamps, readers)
+                    episode[key] = _episode_images(
+                        src, info, features[feature], feature, row, rows, timestamps, readers
+                    )
                 extra = {name[len("protege/") :]: value for name, value in row.items() if name.startswith("protege/")}
                 builtin = {name: extra.pop(name) for name in ("seed", "success", "source", "duration") if name in extra}
                 if protege is None and len(tasks) > 1:
