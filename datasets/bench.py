@@ -1,4 +1,5 @@
-"""`protege bench dataset`: write throughput with two 128x128 cameras, and sampler throughput.
+"""`protege bench dataset`: write throughput with two 128x128 cameras, sampler throughput, and
+export/import rates to and from LeRobot v3.0 and robomimic HDF5 (when the interop extra is installed).
 
 Synthetic data shaped like the peer comparison: state 10 + action 7 float32, two 128x128x3 uint8
 cameras, episodes of 200 frames, windows of 2 observations + 16 actions, batches of 256.
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from protege.datasets.errors import DatasetError
 from protege.datasets.reader import Dataset
 from protege.datasets.sampler import SequenceSampler
 from protege.datasets.schema import Source
@@ -22,6 +24,7 @@ from protege.datasets.writer import EpisodeWriter
 EPISODE_FRAMES = 200
 LOW_DIM_EPISODES = 100
 IMAGE_EPISODES = 12
+EXCHANGE_EPISODES = 4
 IMAGE_SIZE = 128
 N_OBS_STEPS, HORIZON, BATCH = 2, 16, 256
 CAMERAS = ("front", "wrist")
@@ -42,7 +45,7 @@ def _camera_frames(seed: int, count: int = 64) -> np.ndarray:
     return frames + rng.integers(0, 4, frames.shape, dtype=np.uint8)
 
 
-def _bench_write(path: Path, zarr_format: int) -> float:
+def _bench_write(path: Path, zarr_format: int, episodes: int = IMAGE_EPISODES) -> float:
     """Frames per second through add_frame + save_episode (compression and writing included)."""
     images = {camera: _camera_frames(seed) for seed, camera in enumerate(CAMERAS)}
     rng = np.random.default_rng(0)
@@ -50,14 +53,14 @@ def _bench_write(path: Path, zarr_format: int) -> float:
     action = rng.standard_normal((EPISODE_FRAMES, 7)).astype(np.float32)
     start = time.perf_counter()
     with EpisodeWriter(path, _ATTRS, format=zarr_format) as writer:
-        for episode in range(IMAGE_EPISODES):
+        for episode in range(episodes):
             for t in range(EPISODE_FRAMES):
                 frame = {"state": state[t], "action": action[t], "timestamp": t / 20.0, "intervention": 0}
                 for camera, pool in images.items():
                     frame[f"image_{camera}"] = pool[(t + episode) % len(pool)]
                 writer.add_frame(frame)
             writer.save_episode(seed=episode, success=True, source=Source.EXPERT)
-    return IMAGE_EPISODES * EPISODE_FRAMES / (time.perf_counter() - start)
+    return episodes * EPISODE_FRAMES / (time.perf_counter() - start)
 
 
 def _write_low_dim(path: Path) -> None:
@@ -92,6 +95,27 @@ def _bench_sampling(path: Path, obs_keys: list[str], cache: bool, budget_s: floa
     return _samples_per_second(sampler, budget_s, reuse)
 
 
+def _bench_exchange(root: Path) -> dict[str, float | None]:
+    """Frames per second exported to and imported from each format (None without the interop extra)."""
+    from protege.datasets.interop import export_dataset, import_dataset
+
+    path = root / "exchange.zarr"
+    _bench_write(path, zarr_format=2, episodes=EXCHANGE_EPISODES)
+    frames = EXCHANGE_EPISODES * EPISODE_FRAMES
+    rates: dict[str, float | None] = {}
+    for name, out in (("lerobot", root / "exchange_lerobot"), ("robomimic", root / "exchange.hdf5")):
+        try:
+            start = time.perf_counter()
+            export_dataset(path, name, out, progress=False)
+            exported = time.perf_counter()
+            import_dataset(out, name, root / f"back_{name}.zarr", progress=False)
+            rates[f"export_{name}_frames_per_s"] = frames / (exported - start)
+            rates[f"import_{name}_frames_per_s"] = frames / (time.perf_counter() - exported)
+        except DatasetError:  # the interop extra is not installed
+            rates[f"export_{name}_frames_per_s"] = rates[f"import_{name}_frames_per_s"] = None
+    return rates
+
+
 def run_bench(json: bool = False) -> dict[str, Any]:
     """Measure and return the figures; print them as text unless ``json`` (the caller prints the JSON)."""
     image_keys = ["state", *(f"image_{camera}" for camera in CAMERAS)]
@@ -107,15 +131,16 @@ def run_bench(json: bool = False) -> dict[str, Any]:
             "sample_images_cache_reuse_per_s": _bench_sampling(root / "images.zarr", image_keys, True, 2.0, reuse=True),
             "sample_images_disk_per_s": _bench_sampling(root / "images.zarr", image_keys, False, 2.0),
             "sample_images_disk_per_s_format3": _bench_sampling(root / "images3.zarr", image_keys, False, 2.0),
+            **_bench_exchange(root),
         }
-    result = {name: round(value, 1) for name, value in result.items()}
+    result = {name: None if value is None else round(value, 1) for name, value in result.items()}
     if not json:
         _print(result)
     window = {"n_obs_steps": N_OBS_STEPS, "horizon": HORIZON, "batch": BATCH}
     return {**result, "window": window, "cpu_count": os.cpu_count()}
 
 
-def _print(r: dict[str, float]) -> None:
+def _print(r: dict[str, Any]) -> None:
     print(f"write    two {IMAGE_SIZE}x{IMAGE_SIZE} cameras + state/action, frames/s (80 = 4x real time at 20 Hz):")
     print(f"         format 2 {r['write_frames_per_s']:>8,.0f}   format 3 {r['write_frames_per_s_format3']:>8,.0f}")
     print(f"sample   windows of {N_OBS_STEPS} obs + {HORIZON} actions, batches of {BATCH}, samples/s:")
@@ -127,3 +152,10 @@ def _print(r: dict[str, float]) -> None:
         f"   disk, format 3 {r['sample_images_disk_per_s_format3']:>8,.0f}"
     )
     print(f"         2 cameras cache, refilling the previous batch (out=) {r['sample_images_cache_reuse_per_s']:,.0f}")
+    print("exchange two cameras + state/action, frames/s:")
+    for name in ("lerobot", "robomimic"):
+        rates = [r[f"{way}_{name}_frames_per_s"] for way in ("export", "import")]
+        if None in rates:
+            print(f"         {name:<9} needs pip install 'protege[interop]'")
+        else:
+            print(f"         {name:<9} export {rates[0]:>8,.0f}   import {rates[1]:>8,.0f}")

@@ -49,6 +49,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--out", required=True, help="video file to write, e.g. episode.mp4")
     video.add_argument("--fps", type=float, help="frame rate (default: the dataset's)")
 
+    export = action("export", "write a dataset as a LeRobotDataset v3.0 folder or a robomimic HDF5 file")
+    export.add_argument("dataset", help="dataset to read")
+    export.add_argument("--to", required=True, choices=("lerobot", "robomimic"), help="format to write")
+    export.add_argument("out", help="new LeRobot folder or .hdf5 file to create (must not exist)")
+    export.add_argument("--repo-id", help="lerobot: the dataset's name for LeRobotDataset(repo_id, root=OUT)")
+    export.add_argument("--task-text", help="lerobot: the task description (default: the task's name)")
+    export.add_argument("--state-keys", metavar="KEYS",
+                        help="lerobot: keys concatenated into observation.state (default: those of "
+                             "joint_pos,joint_vel,ee_pos,ee_quat,gripper present)")
+    export.add_argument("--env-state-keys", metavar="KEYS",
+                        help="lerobot: keys concatenated into observation.environment_state (default: every "
+                             "other low-dim observation key, e.g. object_pos,object_quat,goal_pos); '' for none")
+
+    import_cmd = action("import", "build a dataset from a LeRobotDataset v3.0 folder or a robomimic HDF5 file")
+    import_cmd.add_argument("source", help="LeRobot folder or robomimic .hdf5 file")
+    import_cmd.add_argument("--from", dest="from_format", required=True, choices=("lerobot", "robomimic"),
+                            help="format of the source")
+    import_cmd.add_argument("--out", required=True, help="new dataset to create (must not exist)")
+
 
 def run(args: argparse.Namespace) -> int:
     handlers = {
@@ -58,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         "merge": _merge,
         "filter": _filter,
         "export-video": _export_video,
+        "export": _export,
+        "import": _import,
     }
     return handlers[args.dataset_command](args)
 
@@ -157,3 +178,39 @@ def _export_video(args: argparse.Namespace) -> int:
     size = f"{result['width']}x{result['height']}"
     line = f"wrote {result['frames']} frames ({size}, {', '.join(result['cameras'])}) to {result['path']}"
     return _finish(args, result, [line])
+
+
+def _keys(text: str | None) -> list[str] | None:
+    return None if text is None else [key.strip() for key in text.split(",") if key.strip()]
+
+
+def _export(args: argparse.Namespace) -> int:
+    from protege.datasets.interop import export_dataset
+
+    options: dict[str, Any] = {"progress": not args.json}
+    lerobot_only = [flag for flag, value in (("--repo-id", args.repo_id), ("--task-text", args.task_text),
+                    ("--state-keys", args.state_keys), ("--env-state-keys", args.env_state_keys)) if value is not None]
+    if args.to != "lerobot" and lerobot_only:
+        from protege.launch.errors import UserError
+
+        raise UserError(f"{', '.join(lerobot_only)}: only with --to lerobot")
+    if args.to == "lerobot":
+        options.update(repo_id=args.repo_id, task_text=args.task_text, state_keys=_keys(args.state_keys),
+                       env_state_keys=_keys(args.env_state_keys))
+    result = export_dataset(args.dataset, args.to, args.out, **options)
+    lines = [
+        f"wrote {result['episodes']} episodes ({result['frames']} frames) as {result['format']} to {result['output']}"
+    ]
+    if args.to == "lerobot":
+        lines.append(f"load it with LeRobotDataset({result['repo_id']!r}, root={result['output']!r})")
+    return _finish(args, result, lines)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from protege.datasets.interop import import_dataset
+
+    result = import_dataset(args.source, args.from_format, args.out, progress=not args.json)
+    lines = [_wrote(result)]
+    if not result["sim_state"]:
+        lines.append("note: the source has no simulator state: replay --mode states and browse rewind are unavailable")
+    return _finish(args, result, lines)
