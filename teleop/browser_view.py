@@ -3,10 +3,10 @@
 Left: the episode list (source, success, length; a correction names its parent). Right: the
 current frame's camera views, a plot of the episode's actions (motion axes divided by the action
 scale) and gripper (command and measured), and the timeline with the frames where someone took over
-from a policy within the episode in orange.
-Below: a heads-up display. Press C (with the device) or X (with the scripted expert) on a frame to
-restore the sim there and drive on (a device's take, and its time limit, start at its first input); Enter hands back to the policy (``--checkpoint``) or ends the
-take, Y saves it as a new episode, N or Esc drops it.
+from a policy within the episode in orange. Below: a heads-up display. Press C (with the device) or
+X (with the scripted expert) on a frame to restore the sim there and drive on (a device's take, and
+its time limit, start at its first input); Enter hands back to the policy (``--checkpoint``) or ends
+the take, Y saves it as a new episode, N or Esc drops it.
 """
 
 from __future__ import annotations

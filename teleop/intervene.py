@@ -88,9 +88,9 @@ class Intervention:
 
     Episode k of the session starts from the next unused seed (``seed``, ``seed + 1``, ...; a reset
     skips one). An episode ends when the env ends it, when success has held ``success_hold`` ticks,
-    or at ``time_limit`` (seconds of episode time, 0: none; None: the task's limit). With ``wait``, each episode starts when the person presses start and the
-    window ends on a summary. Run it with :meth:`run`; a :class:`ScriptedInput` replaces the person in
-    tests and benchmarks.
+    or at ``time_limit`` (seconds of episode time, 0: none; None: the task's limit). With ``wait``,
+    each episode starts when the person presses start and the window ends on a summary. Run it with
+    :meth:`run`; a :class:`ScriptedInput` replaces the person in tests and benchmarks.
     """
 
     def __init__(
@@ -300,8 +300,8 @@ class Intervention:
         ], x)
         closed = (self.device.gripper if human else self.takeover.gripper_in_effect) >= 0.5
         x = window.badge(1, "GRIPPER CLOSED" if closed else "GRIPPER OPEN", BLUE if closed else GREY)
-        window.line(1, [(self.device.status(), WHITE), (f"you drove {self.intervened}/{loop.ticks} frames   "
-                                                        f"saved {len(self.results)}   discarded {self.discarded}", GREY)], x)
+        counts = f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   discarded {self.discarded}"
+        window.line(1, [(self.device.status(), WHITE), (counts, GREY)], x)
         window.footer(self.message, self.device.key_for(Command.HELP),
                       self.key_map() if self.show_help else None)
         window.flip()

@@ -14,7 +14,7 @@ from protege.teleop.loop import dataset_attrs
 from protege.teleop.scripted_input import ScriptedInput
 
 POLICY_ACTION = np.array([0.0, 0.005, 0.0, 0.0, 0.0, 0.0, 0.0])
-HUMAN_ACTION = np.array([-0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # "w" (forward: -x in the front view), half the 2 cm step
+HUMAN_ACTION = np.array([-0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # "w" (forward: -x in the front view), 1 cm
 
 
 class FixedPolicy:
