@@ -30,8 +30,7 @@ GRIPPER = "gripper"
 SPEED = "speed"
 FINE = "fine"
 VIEW = "view"
-SETTINGS = {GRIPPER: "open / close gripper", SPEED: "speed 0.25x / 0.5x / 1x", FINE: "hold: fine motion (1/4)",
-            VIEW: "view-relative motion on / off"}
+SETTINGS = {GRIPPER: "gripper open/close", SPEED: "speed level", FINE: "hold: fine motion", VIEW: "view-relative"}
 # motion target -> (axis, sign); axes (forward, left, up, roll, pitch, yaw) of the view frame
 MOTIONS = {
     "forward": (0, 1.0), "back": (0, -1.0), "left": (1, 1.0), "right": (1, -1.0), "up": (2, 1.0), "down": (2, -1.0),
@@ -39,9 +38,8 @@ MOTIONS = {
     "yaw left": (5, 1.0), "yaw right": (5, -1.0),
 }
 COMMAND_LABELS = {
-    Command.START_STOP: "start / stop recording", Command.SAVE: "save the take", Command.DISCARD: "discard the take",
-    Command.RERECORD: "re-record this scene", Command.RESET: "new scene", Command.QUIT: "quit",
-    Command.PAUSE: "pause", Command.HELP: "show / hide key map",
+    Command.START_STOP: "start / stop", Command.SAVE: "save", Command.DISCARD: "discard", Command.RERECORD: "re-record",
+    Command.RESET: "new scene", Command.QUIT: "quit", Command.PAUSE: "pause", Command.HELP: "key map",
 }
 _KEY_LABELS = {"return": "Enter", "escape": "Esc"}  # pygame key name -> the name on the key, else title case
 

@@ -91,9 +91,9 @@ def test_nudge_adds_one_tick_of_translation_clipped_to_the_scale(keyboard):
 def test_the_key_map_names_keys_and_directions_in_human_terms(keyboard):
     rows = dict(keyboard.describe())
     assert rows["W"] == "forward" and rows["A"] == "left" and rows["R"] == "up" and rows["J"] == "roll left"
-    assert rows["Enter"] == "start / stop recording" and rows["Space"] == "open / close gripper"
-    assert rows["Tab"].startswith("speed") and rows["Left Ctrl"].startswith("hold: fine") and rows["Esc"] == "quit"
-    assert rows["P"] == "pause" and rows["V"].startswith("view-relative")
+    assert rows["Enter"] == "start / stop" and rows["Space"] == "gripper open/close" and rows["Y"] == "save"
+    assert rows["Tab"] == "speed level" and rows["Left Ctrl"] == "hold: fine motion" and rows["Esc"] == "quit"
+    assert rows["P"] == "pause" and rows["V"] == "view-relative" and rows["Backspace"] == "new scene"
     assert not any(what.startswith(("+", "-")) or "_" in what for what in rows.values())
 
 
@@ -122,7 +122,7 @@ def test_gamepad_speed_button_and_fine_button(bindings):
     press("R3")
     assert pad.act({})[1] == pytest.approx(0.25 * 0.25 * full)
     press("R3", down=False)
-    assert dict(pad.describe())["L3"].startswith("speed") and pad.key_for(Command.START_STOP) == "Start"
+    assert dict(pad.describe())["L3"] == "speed level" and pad.key_for(Command.START_STOP) == "Start"
 
 
 def test_review_before_save_freezes_the_take_until_y(env, make_recorder):
