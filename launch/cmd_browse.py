@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "in (default: the spec file they recorded)")
     parser.add_argument("--success-hold", type=int, default=10,
                         help="a correction ends once success has held this many ticks; 0: never (default: 10)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="time per correction, from the first input in the window; 0: none (default: 5 times "
+                             "the task's in the window, lift: 40 s; what is left of the task's with --script)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
 
@@ -51,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
     from protege.teleop.errors import TeleopError
 
-    if args.success_hold < 0:
-        raise TeleopError("--success-hold must be >= 0")
+    if args.success_hold < 0 or (args.time_limit or 0) < 0:
+        raise TeleopError("--success-hold and --time-limit must be >= 0")
     if args.script:
         import os
 
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             raise TeleopError(f"rewind needs sim_state: {ds.path} was recorded without data/sim_state; nothing written")
         policy = _load_policy(args.checkpoint, ds.attrs, args.robot) if args.checkpoint else None
         result = run_script(args.dataset, corrections, out=args.out, policy=policy, robot=args.robot,
-                            success_hold=args.success_hold)
+                            success_hold=args.success_hold, time_limit=args.time_limit)
         for c in result["corrections"]:
             print(f"episode {c['episode']} frame {c['frame']}: {c['source']} corrected {c['corrected_ticks']} of "
                   f"{c['ticks']} ticks, {'success' if c['success'] else 'no success'} -> episode {c['new_episode']}",
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         model = BrowserModel(args.dataset)
         policy = _load_policy(args.checkpoint, model.ds.attrs, args.robot) if args.checkpoint else None
         rewind = RewindOptions(device=args.device, policy=policy, out=args.out, robot=args.robot,
-                               bindings=load_bindings(args.bindings), success_hold=args.success_hold)
+                               bindings=load_bindings(args.bindings), success_hold=args.success_hold,
+                               time_limit=args.time_limit)
         result = {"dataset": args.dataset, "out": args.out or args.dataset, **BrowserApp(model, rewind).run()}
         print(f"saved {len(result['saved'])} correction(s) to {result['out']}", flush=True)
     if args.json:

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="end (and for a person, save) an episode once success has held this many ticks; 0: never")
     teleop = parser.add_argument_group("teleoperation (--device)")
     teleop.add_argument("--bindings", help="YAML file overriding key and button bindings and speeds")
+    teleop.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="time per take, shown as time left; 0: none (default: 5 times the task's, lift: 40 s)")
+    teleop.add_argument("--auto-save", action="store_true",
+                        help="save a take as soon as success has held, without stopping for review")
     scripted = parser.add_argument_group("scripted collection (--expert)")
     scripted.add_argument("--episodes", type=int, default=10, help="episodes to collect (default: 10)")
     scripted.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
@@ -80,7 +84,7 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     from protege.sim import EnvSpec, ProtegeEnv
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
-    from protege.teleop.loop import check_dataset, first_seed
+    from protege.teleop.loop import check_dataset, first_seed, person_time_limit
     from protege.teleop.recorder import Recorder
 
     require_display("record")
@@ -88,11 +92,13 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
     env = ProtegeEnv.from_spec(spec, terminate_on_success=False)
     device = make_device(args.device, bindings, env.action_space.high[:6])
+    time_limit = person_time_limit(env, args.time_limit)
     attrs = spec.to_attrs()
     check_dataset(args.out, attrs)
     seed = first_seed(args.out, args.seed)
     with EpisodeWriter(args.out, attrs=attrs, background=True) as writer:
-        recorder = Recorder(env, device, writer, seed=seed, success_hold=args.success_hold)
+        recorder = Recorder(env, device, writer, seed=seed, success_hold=args.success_hold,
+                            time_limit=time_limit, auto_save=args.auto_save)
         result = recorder.run()
     env.close()
     timing = result["timing"]

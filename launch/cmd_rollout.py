@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intervene", choices=("keyboard", "gamepad"),
                         help="show a window and let a person take over live with this device (HG-DAgger)")
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (with --intervene)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="with --intervene: time per episode, shown as time left; 0: none "
+                             "(default: 5 times the task's, lift: 40 s)")
     parser.add_argument("--no-wait", action="store_true",
                         help="with --intervene: start each episode at once and close after the last one (default: "
                              "wait for the start key before each episode and end on a summary)")
@@ -92,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--episodes and --envs must be at least 1 (got {args.episodes} and {args.envs})")
     if args.videos is not None and (args.videos < 0 or not args.video_dir):
         raise UserError("--videos needs --video-dir and must be >= 0")
+    if args.time_limit is not None and not args.intervene:
+        raise UserError("--time-limit is a person's limit: it needs --intervene")
     args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
     meta, _ = read_run(args.checkpoint)
     trained = trained_spec(meta, args.robot)
@@ -137,7 +142,7 @@ def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any) -> dic
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
     from protege.teleop.intervene import run_intervention
-    from protege.teleop.loop import check_dataset
+    from protege.teleop.loop import check_dataset, person_time_limit
 
     if not args.record:
         raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")
@@ -146,11 +151,12 @@ def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any) -> dic
     require_display("rollout")
     env = make_env(spec)
     device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])
+    time_limit = person_time_limit(env, args.time_limit)
     attrs = spec.to_attrs()
     check_dataset(args.record, attrs)
     with EpisodeWriter(args.record, attrs=attrs, background=True) as writer:
         result = run_intervention(env, make_policy(), device, writer, args.episodes, args.seed,
-                                  success_hold=args.success_hold, wait=not args.no_wait)
+                                  success_hold=args.success_hold, time_limit=time_limit, wait=not args.no_wait)
     env.close()
     timing = result["timing"]
     print(f"saved {result['saved']} episode(s) to {args.record} ({result['intervened_frames']} of "

@@ -162,12 +162,15 @@ class BrowserModel:
     # -- what to show --------------------------------------------------------------------------
 
     def intervention_segments(self, episode: int | None = None) -> list[tuple[int, int]]:
-        """``[start, end)`` frame ranges where a person or the expert drove (``intervention`` = 1)."""
+        """``[start, end)`` frame ranges where a person or the expert took over from a policy within the
+        episode: none where one pilot drove throughout (a demo, a plain rollout, a whole correction)."""
         if "intervention" not in self.ds:
             return []
         if episode is None or episode == self.episode:
-            return segments(self.series["intervention"])
-        return segments(self.ds["intervention"][self.ds.episode_slice(episode)])
+            flags = self.series["intervention"]
+        else:
+            flags = self.ds["intervention"][self.ds.episode_slice(episode)]
+        return segments(flags) if 0 < np.count_nonzero(flags) < len(flags) else []
 
     @property
     def timestamp(self) -> float:

@@ -2,10 +2,11 @@
 
 Left: the episode list (source, success, length; a correction names its parent). Right: the
 current frame's camera views, a plot of the episode's actions (motion axes divided by the action
-scale) and gripper (command and measured), and the timeline with intervention segments in orange.
-Below: a heads-up display. Press C (with the device) or X (with the scripted expert) on a frame to
-restore the sim there and drive on; Enter hands back to the policy (``--checkpoint``) or ends the
-take, Y saves it as a new episode, N or Esc drops it.
+scale) and gripper (command and measured), and the timeline with the frames where someone took over
+from a policy within the episode in orange. Below: a heads-up display. Press C (with the device) or
+X (with the scripted expert) on a frame to restore the sim there and drive on (a device's take, and
+its time limit, start at its first input); Enter hands back to the policy (``--checkpoint``) or ends
+the take, Y saves it as a new episode, N or Esc drops it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _scale_series(action: np.ndarray, scale: list[float] | None) -> np.ndarray:
 @dataclass
 class RewindOptions:
     """How to correct from the browser: the device a person drives, an optional policy that resumes
-    after the correction, the dataset the takes go to (None: the browsed one), a robot spec."""
+    after the correction, the dataset the takes go to (None: the browsed one), a robot spec, the
+    person's time limit per take in seconds (0: none; None: :func:`~protege.teleop.loop.person_time_limit`)."""
 
     device: str = "keyboard"
     policy: Any = None
@@ -62,6 +64,7 @@ class RewindOptions:
     robot: str | None = None
     bindings: Any = None
     success_hold: int = 10
+    time_limit: float | None = None
 
 
 class BrowserView:
@@ -305,12 +308,23 @@ class BrowserApp:
         session = self.session
         loop = session.loop
         images = {c: loop.obs[f"image_{c}"] for c in session.rewinder.env.cameras}
-        driver = session.driver
-        status = "ended: Y save, N discard" if session.ended else f"{driver} drives"
+        corrector = session.hand_over.pilot
+        if session.ended:
+            status = "ended: Y save, N discard"
+        elif session.waiting:
+            status = "move to start: the clock starts at your first input"
+        else:
+            status = f"{session.driver} drives"
+        left = loop.time_left
         hud = [(f"CORRECTING from episode {session.episode} frame {session.frame}", ORANGE),
-               (status, YELLOW if session.ended else GREEN), (f"{loop.ticks} ticks", WHITE),
-               ("success" if loop.success else "no success", GREEN if loop.success else GREY),
-               ("Enter: hand back" if session.hand_over.active else "", GREY)]
+               (status, YELLOW if session.ended or session.waiting else GREEN), (f"{loop.ticks} ticks", WHITE),
+               ("no time limit" if left is None else f"{left:.1f} s left", WHITE),
+               ("success" if loop.success else "no success", GREEN if loop.success else GREY)]
+        if hasattr(corrector, "gripper"):
+            hud += [("gripper closed" if corrector.gripper >= 0.5 else "gripper open", WHITE),
+                    (corrector.status(), GREY)]
+        if session.hand_over.active:
+            hud.append(("Enter: hand back", GREY))
         self.view.draw(images=images, hud=hud, border=ORANGE)
 
     def screenshot(self, path: str | Path) -> None:
@@ -377,6 +391,7 @@ class BrowserApp:
         from protege.datasets import DatasetError
         from protege.sim import SimError
         from protege.teleop.correct import CorrectionSession, Rewinder, make_corrector
+        from protege.teleop.loop import person_time_limit
 
         model = self.model
         if self.rewind is None:
@@ -392,7 +407,8 @@ class BrowserApp:
             corrector = make_corrector(source, self.rewinder.env, self.rewind.bindings)
             self.session = CorrectionSession(self.rewinder, model.episode, model.frame, corrector,
                                              policy=self.rewind.policy, success_hold=self.rewind.success_hold,
-                                             realtime=True)
+                                             realtime=True, wait_for_input=True,
+                                             time_limit=person_time_limit(self.rewinder.env, self.rewind.time_limit))
         except (TeleopError, SimError, DatasetError) as exc:
             model.message = str(exc)
             return False

@@ -169,12 +169,15 @@ class CorrectionSession:
 
     ``before_tick(tick)`` runs before each tick (a headless script posts its key events there).
     The session ends when the episode does (success held, time limit) or, without a policy, when
-    the corrector hands back.
+    the corrector hands back. ``time_limit`` (seconds, 0: none) replaces what is left of the task's
+    limit. With ``wait_for_input`` a device corrector's take starts at its first input: until then
+    the sim stands still and nothing is timed or recorded.
     """
 
     def __init__(self, rewinder: Rewinder, episode: int, frame: int, corrector: Pilot, policy: Any = None,
                  ticks: int | None = None, success_hold: int = 10, realtime: bool = False,
-                 before_tick: Callable[[int], None] | None = None) -> None:
+                 before_tick: Callable[[int], None] | None = None, time_limit: float | None = None,
+                 wait_for_input: bool = False) -> None:
         rewinder.check(episode, frame)
         self.rewinder = rewinder
         self.episode, self.frame = episode % rewinder.ds.num_episodes, frame
@@ -182,7 +185,9 @@ class CorrectionSession:
         self.policy = policy
         pilots: list[Pilot] = [self.hand_over, *([PolicyPilot(policy)] if policy is not None else [])]
         self.buffer = EpisodeBuffer()
-        self.loop = ControlLoop(rewinder.env, pilots, writer=self.buffer, realtime=realtime, success_hold=success_hold)
+        self.loop = ControlLoop(rewinder.env, pilots, writer=self.buffer, realtime=realtime, success_hold=success_hold,
+                                time_limit=time_limit)
+        self.wait_for_input = wait_for_input and hasattr(corrector, "touched")
         self.before_tick = before_tick
         self.seed = episode_seed(rewinder.ds, self.episode)
         self.loop.reset(self.seed)  # pilots and counters; the env is then put in the recorded state
@@ -202,6 +207,11 @@ class CorrectionSession:
         return self.stopped or self.loop.ended or (not self.hand_over.active and self.policy is None)
 
     @property
+    def waiting(self) -> bool:
+        """Whether the take waits for the corrector's first input (or hand-back) to start."""
+        return self.wait_for_input and self.hand_over.active and not self.hand_over.pilot.touched
+
+    @property
     def driver(self) -> str:
         return self.hand_over.kind if self.hand_over.active else "policy"
 
@@ -212,7 +222,8 @@ class CorrectionSession:
     def step(self) -> None:
         if self.before_tick is not None:
             self.before_tick(self.loop.ticks)
-        self.loop.step()
+        if not self.waiting:
+            self.loop.step()
 
     def run(self) -> None:
         """Step until the session ends, holding the loop's rate."""
@@ -287,9 +298,11 @@ def _event_pump(device: Any, keys: Sequence[tuple[int, str, int]]) -> Callable[[
 
 
 def run_script(path: str | os.PathLike[str], corrections: Sequence[Correction], out: str | None = None,
-               policy: Any = None, robot: str | None = None, success_hold: int = 10) -> dict[str, Any]:
+               policy: Any = None, robot: str | None = None, success_hold: int = 10,
+               time_limit: float | None = None) -> dict[str, Any]:
     """Run scripted corrections on the dataset at ``path`` and write them to ``out`` (default: the same
-    dataset). Everything is checked and every take run before the first episode is written."""
+    dataset); ``time_limit`` (seconds, 0: none) replaces what is left of the task's limit. Everything
+    is checked and every take run before the first episode is written."""
     ds = Dataset(path)
     if "sim_state" not in ds:
         raise TeleopError(f"rewind needs sim_state: {ds.path} was recorded without data/sim_state; nothing written")
@@ -304,7 +317,8 @@ def run_script(path: str | os.PathLike[str], corrections: Sequence[Correction], 
         for correction, corrector in zip(corrections, correctors, strict=True):
             pump = _event_pump(corrector, correction.keys) if correction.source != "expert" else None
             session = CorrectionSession(rewinder, correction.episode, correction.frame, corrector, policy=policy,
-                                        ticks=correction.ticks, success_hold=success_hold, before_tick=pump)
+                                        ticks=correction.ticks, success_hold=success_hold, before_tick=pump,
+                                        time_limit=time_limit)
             session.run()
             takes.append(session.take())
     finally:

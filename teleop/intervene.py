@@ -28,7 +28,8 @@ import numpy as np
 import pygame
 
 from protege.teleop.devices import Command, Device
-from protege.teleop.devices.base import TAKEOVER_ROW
+from protege.teleop.devices.base import TAKEOVER, TAKEOVER_ROW
+from protege.teleop.devices.bindings import target_label
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, FrameSink
 from protege.teleop.pilots import PolicyPilot
@@ -37,9 +38,10 @@ from protege.teleop.window import BLUE, GREEN, GREY, ORANGE, WHITE, YELLOW, Wind
 
 BENCH_TICKS = 200
 _KEY_MAP_LABELS = {
-    Command.START_STOP.value: "pause",
-    Command.RESET.value: "discard, next seed",
-    Command.QUIT.value: "abort and quit",
+    TAKEOVER: TAKEOVER_ROW,
+    Command.START_STOP: "start / pause",
+    Command.RESET: "discard, next seed",
+    Command.QUIT: "abort and quit",
 }
 _UNUSED_COMMANDS = {Command.SAVE, Command.DISCARD, Command.RERECORD}
 
@@ -58,16 +60,16 @@ class TakeoverPilot:
         self.device = device
         self.env = env
         self.driving = False
-        self._gripper_in_effect = 0.0
+        self.gripper_in_effect = 0.0
 
     def reset(self, seed: int | None = None) -> None:
         self.device.reset(seed)
         self.driving = False
-        self._gripper_in_effect = 0.0  # episodes start with the gripper open
+        self.gripper_in_effect = 0.0  # episodes start with the gripper open
 
     def executed(self, action: np.ndarray) -> None:
         """The action the env just stepped with, whoever proposed it."""
-        self._gripper_in_effect = float(action[-1])
+        self.gripper_in_effect = float(action[-1])
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
         if not self.device.taking_over:
@@ -75,7 +77,7 @@ class TakeoverPilot:
             return None
         if not self.driving:  # the hand-over: hold the arm where it is, keep the gripper as it is
             self.env.hold_pose()
-            self.device.gripper = self._gripper_in_effect
+            self.device.gripper = self.gripper_in_effect
             self.driving = True
         return self.device.act(obs)
 
@@ -86,9 +88,9 @@ class Intervention:
 
     Episode k of the session starts from the next unused seed (``seed``, ``seed + 1``, ...; a reset
     skips one). An episode ends when the env ends it, when success has held ``success_hold`` ticks,
-    or after ``max_steps``. With ``wait``, each episode starts when the person presses start and the
-    window ends on a summary. Run it with :meth:`run`; a :class:`ScriptedInput` replaces the person in
-    tests and benchmarks.
+    or at ``time_limit`` (seconds of episode time, 0: none; None: the task's limit). With ``wait``,
+    each episode starts when the person presses start and the window ends on a summary. Run it with
+    :meth:`run`; a :class:`ScriptedInput` replaces the person in tests and benchmarks.
     """
 
     def __init__(
@@ -100,21 +102,18 @@ class Intervention:
         seed: int = 0,
         realtime: bool = True,
         success_hold: int = 10,
-        max_steps: int | None = None,
+        time_limit: float | None = None,
         wait: bool = False,
     ) -> None:
         if env.controller.name != "ee_delta":
             raise TeleopError(f"live intervention drives ee_delta actions; this env's action space is "
                               f"{env.controller.name!r}")
-        if max_steps is not None and max_steps < 1:
-            raise TeleopError(f"max_steps must be at least 1, got {max_steps}")
         self.env = env
         self.device = device
         self.writer = writer
         self.takeover = TakeoverPilot(device, env)
         self.loop = ControlLoop(env, [self.takeover, PolicyPilot(policy)], writer=writer, realtime=realtime,
-                                success_hold=success_hold)
-        self.max_steps = max_steps
+                                success_hold=success_hold, time_limit=time_limit)
         self.wait = wait
         self.waiting = wait  # for the person to start the episode
         self.episodes = 0  # to save in this run
@@ -128,8 +127,8 @@ class Intervention:
         self.running = False
         self.intervened = 0  # frames of the episode in progress the person drove
         self._late_at_start = 0
-        self._takeover_name = device.input_for(TAKEOVER_ROW) or "take-over"
-        self._start_name = device.input_for(Command.START_STOP.value) or "start"
+        self._takeover_name = device.key_for(TAKEOVER) or "take-over"
+        self._start_name = device.key_for(Command.START_STOP) or "start"
         self.message = self._episode_prompt()
         self.window = Window(env, f"protege rollout: {env.task.name} on {env.robot.name}", what="rollout")
         self.loop.reset(seed)
@@ -195,6 +194,7 @@ class Intervention:
 
     def _step(self) -> None:
         was_driving = self.takeover.driving
+        self.window.steer(self.device, self.env.action_space.high[:3])
         step = self.loop.step()
         self.takeover.executed(step.action)
         if self.loop.pilots[step.driver] is self.takeover:
@@ -202,7 +202,7 @@ class Intervention:
         if self.takeover.driving != was_driving:
             self.message = (f"you drive: let go of {self._takeover_name} to hand back" if self.takeover.driving
                             else f"the policy drives again: hold {self._takeover_name} to take over")
-        if self.loop.ended or (self.max_steps is not None and self.loop.ticks >= self.max_steps):
+        if self.loop.ended:
             self._save()
 
     # -- episodes ------------------------------------------------------------------------------
@@ -220,7 +220,8 @@ class Intervention:
                 self._paused_at = time.perf_counter()
             else:  # the pause is not part of the episode's timestamps
                 self.loop.skip_time(time.perf_counter() - self._paused_at)
-            self.message = "paused: the sim is frozen" if self.paused else "running"
+            self.message = (f"paused: the sim is frozen; {self.device.key_for(Command.PAUSE) or 'pause'} goes on"
+                            if self.paused else "running")
         elif command is Command.RESET:
             self._drop()
             self._new_episode()
@@ -277,8 +278,8 @@ class Intervention:
 
     def key_map(self) -> list[tuple[str, str]]:
         """The device's key map as it works here: relabelled, without the recorder-only commands."""
-        unused = {c.value for c in _UNUSED_COMMANDS}
-        return [(name, _KEY_MAP_LABELS.get(what, what)) for name, what in self.device.describe() if what not in unused]
+        return [(name, _KEY_MAP_LABELS.get(target) or target_label(target)) for name, target in self.device.inputs()
+                if target not in _UNUSED_COMMANDS]
 
     def _draw(self) -> None:
         window, loop, clock = self.window, self.loop, self.loop.clock
@@ -295,12 +296,15 @@ class Intervention:
             (f"episode {min(len(self.results) + 1, self.episodes)} of {self.episodes}", WHITE),
             (f"seed {loop.seed}", WHITE),
             (f"tick {loop.ticks}", WHITE),
+            ("no time limit" if loop.time_left is None else f"{loop.time_left:5.1f} s left", WHITE),
             (f"success {'yes' if success else 'no'}{held}", GREEN if success else GREY),
             (f"{recent_rate(clock):4.1f}/{clock.rate_hz:g} Hz  late {clock.late}", YELLOW if clock.late else WHITE),
         ], x)
-        window.line(1, [(f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   "
-                         f"discarded {self.discarded}   {self.device.status()}", GREY)])
-        window.footer(self.message, self.device.input_for(Command.HELP.value),
+        closed = (self.device.gripper if human else self.takeover.gripper_in_effect) >= 0.5
+        x = window.badge(1, "GRIPPER CLOSED" if closed else "GRIPPER OPEN", BLUE if closed else GREY)
+        counts = f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   discarded {self.discarded}"
+        window.line(1, [(self.device.status(), WHITE), (counts, GREY)], x)
+        window.footer(self.message, self.device.key_for(Command.HELP),
                       self.key_map() if self.show_help else None)
         window.flip()
 
@@ -315,7 +319,7 @@ def run_intervention(
     realtime: bool = True,
     script: ScriptedInput | None = None,
     success_hold: int = 10,
-    max_steps: int | None = None,
+    time_limit: float | None = None,
     max_ticks: int | None = None,
     wait: bool = False,
 ) -> dict[str, Any]:
@@ -332,7 +336,7 @@ def run_intervention(
         raise TeleopError(f"episodes must be at least 1, got {episodes}")
     pygame.event.clear()
     session = Intervention(env, policy, device, writer, seed=seed, realtime=realtime,
-                           success_hold=success_hold, max_steps=max_steps, wait=wait)
+                           success_hold=success_hold, time_limit=time_limit, wait=wait)
     try:
         return session.run(episodes, max_ticks=max_ticks, script=script)
     finally:

@@ -158,7 +158,9 @@ class ControlLoop:
     """Drive ``env`` with ``pilots`` at ``rate_hz`` (default: the env's control rate).
 
     ``success_hold`` ends an episode once the task's success has held that many ticks (0: never,
-    the episode runs to termination or the time limit). Frames go to ``writer`` if given; saving
+    the episode runs to termination or the time limit). ``time_limit`` (seconds of episode time, 0:
+    none) replaces the task's limit, as a person's (:func:`person_time_limit`); None keeps the task's,
+    at which the env truncates the episode (scripted collection, evaluation). Frames go to ``writer`` if given; saving
     or discarding them is the caller's choice (:meth:`save`, ``writer.discard_episode()``).
     A ``labeller`` (DAgger's expert) is asked every tick without driving: each frame then records
     its action for the observation as ``action``, whoever drove.
@@ -174,9 +176,12 @@ class ControlLoop:
         realtime: bool = True,
         success_hold: int = 10,
         labeller: Pilot | None = None,
+        time_limit: float | None = None,
     ) -> None:
         if not pilots:
             raise TeleopError("the control loop needs at least one pilot")
+        if time_limit is not None and time_limit < 0:
+            raise TeleopError(f"the time limit must be >= 0 seconds (0: none), got {time_limit:g}")
         self.env = env
         self.pilots = list(pilots)
         self.arbiter = arbiter or Arbiter()
@@ -184,6 +189,7 @@ class ControlLoop:
         self.clock = Clock(rate_hz or env.control_hz, realtime)
         self.success_hold = success_hold
         self.labeller = labeller
+        self.limit_ticks = None if time_limit is None else round(time_limit * self.clock.rate_hz)  # 0: none
         self.seed = 0
         self.obs: dict[str, np.ndarray] = {}
         self.info: dict[str, Any] = {}
@@ -237,8 +243,15 @@ class ControlLoop:
         self.ticks += 1
         self.success_ticks = self.success_ticks + 1 if self.info["success"] else 0
         held = self.success_hold > 0 and self.success_ticks >= self.success_hold
+        if self.limit_ticks is not None:  # the person's limit replaces the task's
+            truncated = bool(self.limit_ticks) and self.ticks >= self.limit_ticks
         self.ended = bool(terminated or truncated or held)
         return Step(decision.action, decision.driver, float(reward), bool(terminated), bool(truncated), self.info)
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds of episode time left before the person's limit (None: none, or the task's)."""
+        return (self.limit_ticks - self.ticks) / self.clock.rate_hz if self.limit_ticks else None
 
     @property
     def success(self) -> bool:
@@ -262,6 +275,17 @@ class ControlLoop:
             self.step()
             self.clock.tick()
         return EpisodeResult(seed, self.ticks, self.success, self.source, self.clock.stats())
+
+
+PERSON_TIME_FACTOR = 5  # a person's default time limit, in task time limits
+
+
+def person_time_limit(env: Any, given: float | None) -> float:
+    """The time limit (seconds, 0: none) a person gets: ``given``, else :data:`PERSON_TIME_FACTOR`
+    times the task's (lift: 40 s); a negative one is refused."""
+    if given is not None and given < 0:
+        raise TeleopError(f"--time-limit must be >= 0 seconds (0: none), got {given:g}")
+    return PERSON_TIME_FACTOR * float(env.task.time_limit) if given is None else float(given)
 
 
 def check_dataset(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import mujoco
 import numpy as np
 import pygame
 
-HOME_AZIMUTH, HOME_ELEVATION, HOME_DISTANCE = 30.0, -40.0, 1.4  # behind and right of the arm, looking down
+HOME_AZIMUTH, HOME_ELEVATION, HOME_DISTANCE = 180.0, -35.0, 1.3  # facing the arm across the table, as the front camera
 HOME_LOOKAT_Z = 0.08
 ZOOM_PER_NOTCH = 0.1  # of the distance, per wheel notch
 ORBIT_DEG_PER_PIXEL = 0.3
@@ -50,7 +50,7 @@ class MainView:
     # -- camera ----------------------------------------------------------------------------------
 
     def home(self) -> None:
-        """The default view: the workspace from behind and to the right of the arm."""
+        """The default view: the workspace from across the table, facing the arm (heading -x)."""
         cx, cy = self.env.robot.workspace.center
         self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
         self.camera.lookat[:] = (cx, cy, HOME_LOOKAT_Z)

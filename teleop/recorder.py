@@ -1,14 +1,17 @@
 """The recorder a person uses to collect demonstrations: camera views, a heads-up display, episode keys.
 
 Episode states: idle (scene reset, arm still) -> recording (every tick is a frame) -> stopped
-(waiting for save or discard). Save keeps the take and draws a new scene; discard drops it and
-keeps the scene; re-record drops it and records the same scene again at once; reset draws a new
-scene. When the task's success has held ``success_hold`` ticks the take is saved by itself.
+(frozen on the last frame, waiting for save or discard). Save keeps the take and draws a new scene;
+discard drops it and keeps the scene; re-record drops it and records the same scene again at once;
+reset draws a new scene; pause freezes a recording (the pause is left out of the timestamps). When
+the task's success has held ``success_hold`` ticks, or the time limit is up, the take stops for
+review with its outcome shown (with ``auto_save``, a success is saved at once instead).
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from protege.datasets import EpisodeWriter
 from protege.teleop.devices import Command, Device
 from protege.teleop.loop import ControlLoop
 from protege.teleop.scripted_input import ScriptedInput
-from protege.teleop.window import GREEN, GREY, RED, WHITE, YELLOW, Window, recent_rate
+from protege.teleop.window import BLUE, GREEN, GREY, RED, WHITE, YELLOW, Window, recent_rate
 
 
 class Phase(enum.Enum):
@@ -30,8 +33,9 @@ class Phase(enum.Enum):
 class Recorder:
     """Teleoperate ``env`` with ``device`` and save takes to ``writer``, in a pygame window.
 
-    ``seed`` is the first scene's seed; each new scene takes the next one. Run it with
-    :meth:`run`; a :class:`ScriptedInput` replaces the person in tests and benchmarks.
+    ``seed`` is the first scene's seed; each new scene takes the next one. ``time_limit`` is the
+    person's limit per take in seconds (0: none; None: the task's). Run it with :meth:`run`; a
+    :class:`ScriptedInput` replaces the person in tests and benchmarks.
     """
 
     def __init__(
@@ -43,17 +47,23 @@ class Recorder:
         success_hold: int = 10,
         rate_hz: float | None = None,
         realtime: bool = True,
+        time_limit: float | None = None,
+        auto_save: bool = False,
     ) -> None:
         self.env = env
         self.device = device
         self.writer = writer
         self.loop = ControlLoop(env, [device], writer=writer, rate_hz=rate_hz, realtime=realtime,
-                                success_hold=success_hold)
+                                success_hold=success_hold, time_limit=time_limit)
+        self.auto_save = auto_save
         self.phase = Phase.IDLE
+        self.paused = False
+        self._paused_at = 0.0
+        self.outcome = ""  # why the take stopped, shown while it waits for a decision
         self.seed = seed
         self.saved: list[int] = []
         self.discarded = 0
-        self.message = "press start to record"
+        self.message = self._prompt_start()
         self.show_help = False
         self.running = False
         self._late_at_start = 0
@@ -76,7 +86,7 @@ class Recorder:
             if script is not None:
                 script.post(tick)
             self._handle_events()
-            if self.phase is Phase.RECORDING:
+            if self.phase is Phase.RECORDING and not self.paused:
                 self._record_tick()
             self._draw()
             clock.tick()
@@ -91,15 +101,30 @@ class Recorder:
             if command is not None:
                 self.command(command)
 
+    def key(self, command: Command) -> str:
+        """The name of the input that gives ``command`` (the command's name if none does)."""
+        return self.device.key_for(command) or command.value
+
+    def _prompt_start(self) -> str:
+        return f"press {self.key(Command.START_STOP)} to record"
+
+    def _stop(self, outcome: str) -> None:
+        """Freeze the take on its last frame and ask what to do with it."""
+        self.phase = Phase.STOPPED
+        self.paused = False
+        self.outcome = outcome
+        self.message = (f"{outcome}: {self.key(Command.SAVE)} save, {self.key(Command.DISCARD)} discard, "
+                        f"{self.key(Command.RERECORD)} re-record")
+
     def _record_tick(self) -> None:
+        self.window.steer(self.device, self.env.action_space.high[:3])
         self.loop.step()
         if not self.loop.ended:
             return
-        if self.loop.success:
+        if self.loop.success and self.auto_save:
             self._save("success held")
         else:
-            self.phase = Phase.STOPPED
-            self.message = "time limit: save, discard or re-record"
+            self._stop("success held" if self.loop.success else "time is up")
 
     # -- episode state machine ----------------------------------------------------------------
 
@@ -109,8 +134,7 @@ class Recorder:
             if self.phase is Phase.IDLE:
                 self._start()
             elif self.phase is Phase.RECORDING:
-                self.phase = Phase.STOPPED
-                self.message = "stopped: save, discard or re-record"
+                self._stop("stopped")
         elif command is Command.SAVE:
             if self.phase is Phase.IDLE or self.loop.ticks == 0:
                 self.message = "nothing recorded to save"
@@ -126,53 +150,77 @@ class Recorder:
         elif command is Command.QUIT:
             self._drop("quit", new_scene=False)
             self.running = False
+        elif command is Command.PAUSE:
+            self._toggle_pause()
         elif command is Command.HELP:
             self.show_help = not self.show_help
 
+    def _toggle_pause(self) -> None:
+        """Freeze a recording or let it run on; the pause is left out of the take's timestamps."""
+        if self.phase is not Phase.RECORDING:
+            self.message = f"nothing to pause; {self._prompt_start()}" if self.phase is Phase.IDLE else self.message
+            return
+        self.paused = not self.paused
+        if self.paused:
+            self._paused_at = time.perf_counter()
+            self.message = f"paused: {self.key(Command.PAUSE)} goes on"
+        else:
+            self.loop.skip_time(time.perf_counter() - self._paused_at)
+            self.message = "recording"
+
     def _start(self) -> None:
         self.phase = Phase.RECORDING
+        self.paused = False
         self._late_at_start = self.loop.clock.late
-        self.message = "recording"
+        self.message = f"recording: {self.key(Command.START_STOP)} stops"
 
     def _save(self, why: str) -> None:
         index = self.loop.save(late_ticks=self.loop.clock.late - self._late_at_start)
         self.saved.append(index)
-        self.message = f"{why}: episode {index} ({'success' if self.loop.success else 'no success'})"
         self._new_scene(self.seed + 1)
+        self.message = (f"{why}: episode {index} ({'success' if self.loop.success else 'no success'}); "
+                        f"{self._prompt_start()}")
 
     def _drop(self, why: str, new_scene: bool) -> None:
         if self.phase is not Phase.IDLE and self.loop.ticks:
             self.discarded += 1
         self.writer.discard_episode()
-        self.message = why
         self._new_scene(self.seed + 1 if new_scene else self.seed)
+        self.message = f"{why}; {self._prompt_start()}"
 
     def _new_scene(self, seed: int) -> None:
         self.seed = seed
         self.loop.reset(seed)
         self.phase = Phase.IDLE
+        self.paused = False
 
     # -- drawing -------------------------------------------------------------------------------
 
     def _draw(self) -> None:
         window = self.window
         window.draw_views(self.loop.obs)
-        clock = self.loop.clock
-        state_colour = {Phase.IDLE: GREY, Phase.RECORDING: RED, Phase.STOPPED: YELLOW}[self.phase]
-        elapsed = 0.0 if self.phase is Phase.IDLE else self.loop.timestamp
-        success = self.loop.info.get("success", False)
-        held = f" {self.loop.success_ticks}/{self.loop.success_hold}" if success and self.loop.success_hold else ""
+        loop, clock, device = self.loop, self.loop.clock, self.device
+        elapsed = 0.0 if self.phase is Phase.IDLE else loop.timestamp
+        success = loop.info.get("success", False)
+        held = f" {loop.success_ticks}/{loop.success_hold}" if success and loop.success_hold else ""
         x = window.line(0, [(f"episode {self.writer.num_episodes}", WHITE)]) + 18
-        if self.phase is Phase.RECORDING:
+        if self.phase is Phase.RECORDING and not self.paused:
             x = window.dot(0, x, RED)
+        if self.phase is Phase.STOPPED:
+            x = window.badge(0, self.outcome.upper(), GREEN if success else YELLOW, x)
+        else:
+            x = window.badge(0, "PAUSED" if self.paused else self.phase.value.upper(),
+                             YELLOW if self.paused else RED if self.phase is Phase.RECORDING else GREY, x)
+        left = loop.time_left
         window.line(0, [
-            (self.phase.value.upper(), state_colour),
-            (f"{elapsed:5.1f} s  {self.loop.ticks} ticks", WHITE),
-            (f"{recent_rate(clock):4.1f}/{clock.rate_hz:g} Hz  late {clock.late}", YELLOW if clock.late else WHITE),
+            (f"{elapsed:5.1f} s  {loop.ticks} ticks", WHITE),
+            ("no time limit" if left is None else f"{left:5.1f} s left", WHITE if left is None or left >= 5 else YELLOW),
             (f"success {'yes' if success else 'no'}{held}", GREEN if success else GREY),
+            (f"{recent_rate(clock):4.1f}/{clock.rate_hz:g} Hz  late {clock.late}", YELLOW if clock.late else GREY),
         ], x)
-        window.line(1, [(f"seed {self.seed}   saved {len(self.saved)}   discarded {self.discarded}   "
-                         f"{self.device.status()}", GREY)])
-        window.footer(self.message, self.device.input_for(Command.HELP.value),
-                      self.device.describe() if self.show_help else None)
+        closed = device.gripper >= 0.5
+        x = window.badge(1, "GRIPPER CLOSED" if closed else "GRIPPER OPEN", BLUE if closed else GREY)
+        window.line(1, [(device.status(), WHITE), (f"seed {self.seed}   saved {len(self.saved)}   "
+                                                   f"discarded {self.discarded}", GREY)], x)
+        window.footer(self.message, device.key_for(Command.HELP), device.describe() if self.show_help else None)
         window.flip()

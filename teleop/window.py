@@ -80,6 +80,14 @@ class Window:
         """Let the main view take a mouse or view-key event; True if it did."""
         return self.view.handle(event, self.view_rect)
 
+    def steer(self, device: Any, max_step: np.ndarray) -> None:
+        """Hand ``device`` what the window knows before a tick: the view's heading (for view-relative
+        motion) and this tick's share of the gripper drag, at most ``max_step`` metres per axis."""
+        device.view_yaw = self.view.yaw
+        motion = self.view.take_drag(max_step)
+        if motion.any():
+            device.nudge(motion)
+
     def draw_views(self, obs: Mapping[str, np.ndarray], border: Colour | None = None) -> None:
         """Clear the window, draw the main view (framed in ``border``) and each recorded camera's image
         from ``obs`` as a labelled thumbnail."""

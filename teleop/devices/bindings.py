@@ -2,11 +2,14 @@
 
 A bindings file is YAML with the layout of :data:`DEFAULT_BINDINGS_YAML`; every section it gives
 replaces the same section of the defaults (``keys`` replaces the whole key map, ``speed`` only the
-speeds it names). A target is a motion (``+x`` ... ``-yaw``, in the robot base frame), ``gripper``
-(toggle) or an episode command (:class:`Command` value). Speeds are fractions of the action
-space's largest step per tick, reached with a key held or a stick fully deflected. ``takeover`` is
-the key or button held to take control from a policy during live intervention; while intervening it
-does only that, whatever else it is bound to.
+speeds it names). A target is a motion named as seen on screen (:data:`MOTIONS`: ``forward``,
+``left``, ``up``, ``roll left`` ...; see :mod:`protege.teleop.devices.base` for the frame), a device
+setting (:data:`SETTINGS`: ``gripper`` toggles, ``speed`` cycles the speed levels, ``fine`` is held for
+fine motion, ``view`` toggles view-relative motion) or an episode command (:class:`Command` value).
+Speeds are fractions of the action space's largest step per tick, reached at the 1x speed level with
+a key held or a stick fully deflected. ``takeover`` is the key or button held to take control from a
+policy during live intervention; while intervening it does only that, whatever else it is bound to.
+A gamepad profile's ``names`` label its buttons and axes in the key map and prompts.
 """
 
 from __future__ import annotations
@@ -23,27 +26,44 @@ import yaml
 from protege.teleop.devices.events import Command
 from protege.teleop.errors import TeleopError
 
-AXES = ("x", "y", "z", "roll", "pitch", "yaw")
 GRIPPER = "gripper"
+SPEED = "speed"
+FINE = "fine"
+VIEW = "view"
+SETTINGS = {GRIPPER: "gripper open/close", SPEED: "speed level", FINE: "hold: fine motion", VIEW: "view-relative"}
+# motion target -> (axis, sign); axes (forward, left, up, roll, pitch, yaw) of the view frame
+MOTIONS = {
+    "forward": (0, 1.0), "back": (0, -1.0), "left": (1, 1.0), "right": (1, -1.0), "up": (2, 1.0), "down": (2, -1.0),
+    "roll right": (3, 1.0), "roll left": (3, -1.0), "pitch down": (4, 1.0), "pitch up": (4, -1.0),
+    "yaw left": (5, 1.0), "yaw right": (5, -1.0),
+}
+COMMAND_LABELS = {
+    Command.START_STOP: "start / stop", Command.SAVE: "save", Command.DISCARD: "discard", Command.RERECORD: "re-record",
+    Command.RESET: "new scene", Command.QUIT: "quit", Command.PAUSE: "pause", Command.HELP: "key map",
+}
+_KEY_LABELS = {"return": "Enter", "escape": "Esc"}  # pygame key name -> the name on the key, else title case
 
 DEFAULT_BINDINGS_YAML = """\
 keyboard:
   speed: {translate: 0.5, rotate: 0.5}
   takeover: left shift   # hold to drive instead of the policy (live intervention)
-  keys:          # pygame key names; +x points away from the robot, towards the front camera
-    w: +x
-    s: -x
-    a: -y
-    d: +y
-    r: +z
-    f: -z
-    j: +roll
-    l: -roll
-    i: +pitch
-    k: -pitch
-    q: +yaw
-    e: -yaw
+  keys:          # pygame key names; directions as seen in the main view (see `view`)
+    w: forward
+    s: back
+    a: left
+    d: right
+    r: up
+    f: down
+    j: roll left
+    l: roll right
+    i: pitch down
+    k: pitch up
+    q: yaw left
+    e: yaw right
     space: gripper
+    tab: speed
+    left ctrl: fine
+    v: view
     return: start_stop
     y: save
     n: discard
@@ -57,34 +77,41 @@ gamepad:         # profiles, tried in order: the first whose `match` occurs in t
     match: [playstation, sony, dualshock, dualsense, ps3, ps4, ps5, wireless controller]
     dead_zone: 0.12
     speed: {translate: 1.0, rotate: 0.5}
-    takeover: 9                                  # L1 (while intervening, instead of +roll)
-    axes: {0: +y, 1: -x, 2: -yaw, 3: -pitch}      # sticks rest at 0, range -1..1 (down/right +)
-    triggers: {5: +z, 4: -z}                     # triggers rest at -1, range -1..1
-    buttons: {0: gripper, 1: discard, 2: rerecord, 3: save, 4: reset, 6: start_stop, 9: +roll, 10: -roll}
+    takeover: 9                                  # L1 (while intervening, instead of roll left)
+    axes: {0: right, 1: back, 2: yaw right, 3: pitch up}   # sticks rest at 0, range -1..1 (down/right +)
+    triggers: {5: up, 4: down}                   # triggers rest at -1, range -1..1
+    buttons: {0: gripper, 1: discard, 2: rerecord, 3: save, 4: reset, 6: start_stop, 7: speed, 8: fine,
+              9: roll left, 10: roll right}
+    names: {axis 0: Left Stick X, axis 1: Left Stick Y, axis 2: Right Stick X, axis 3: Right Stick Y,
+            axis 4: L2, axis 5: R2, 0: Cross, 1: Circle, 2: Square, 3: Triangle, 4: Share, 6: Options,
+            7: L3, 8: R3, 9: L1, 10: R1}
   xbox:
     match: []    # empty: any pad; SDL maps most pads to this layout
     dead_zone: 0.12
     speed: {translate: 1.0, rotate: 0.5}
-    takeover: 4                                  # LB (while intervening, instead of +roll)
-    axes: {0: +y, 1: -x, 3: -yaw, 4: -pitch}
-    triggers: {5: +z, 2: -z}
-    buttons: {0: gripper, 1: discard, 2: rerecord, 3: save, 4: +roll, 5: -roll, 6: reset, 7: start_stop}
+    takeover: 4                                  # LB (while intervening, instead of roll left)
+    axes: {0: right, 1: back, 3: yaw right, 4: pitch up}
+    triggers: {5: up, 2: down}
+    buttons: {0: gripper, 1: discard, 2: rerecord, 3: save, 4: roll left, 5: roll right, 6: reset, 7: start_stop,
+              9: speed, 10: fine}
+    names: {axis 0: Left Stick X, axis 1: Left Stick Y, axis 3: Right Stick X, axis 4: Right Stick Y,
+            axis 2: LT, axis 5: RT, 0: A, 1: B, 2: X, 3: Y, 4: LB, 5: RB, 6: Back, 7: Start, 9: L3, 10: R3}
 """
 
 
 @dataclass(frozen=True)
 class Motion:
-    """Move along one action axis (0..5 = x, y, z, roll, pitch, yaw) in the given direction."""
+    """Move along one view-frame axis (0..5 = forward, left, up, roll, pitch, yaw) in the given direction."""
 
     axis: int
     sign: float
 
     @property
-    def rotational(self) -> bool:
-        return self.axis >= 3
+    def name(self) -> str:
+        return next(name for name, motion in MOTIONS.items() if motion == (self.axis, self.sign))
 
 
-Target = Motion | Command | str  # str: only GRIPPER
+Target = Motion | Command | str  # str: one of SETTINGS
 
 
 @dataclass(frozen=True)
@@ -99,9 +126,9 @@ class KeyboardBindings:
     speed: Speeds
     takeover: int  # pygame key code held to take over from a policy
 
-    def describe(self) -> list[tuple[str, str]]:
-        """(key name, target name) pairs for the on-screen key map."""
-        return [(pygame.key.name(code), target_name(t)) for code, t in self.keys.items()]
+    def bound(self) -> list[tuple[str, Target]]:
+        """(key name as printed on the key, target) for every bound key."""
+        return [(key_label(code), target) for code, target in self.keys.items()]
 
 
 @dataclass(frozen=True)
@@ -113,11 +140,17 @@ class GamepadBindings:
     axes: dict[int, Motion]  # sticks: rest 0, range -1..1
     triggers: dict[int, Motion]  # triggers: rest -1, range -1..1
     buttons: dict[int, Target]
+    names: dict[str, str]  # "axis N" or "N" (a button) -> its label on the pad
 
-    def describe(self) -> list[tuple[str, str]]:
-        rows = [(f"stick axis {a}", target_name(m)) for a, m in self.axes.items()]
-        rows += [(f"trigger axis {a}", target_name(m)) for a, m in self.triggers.items()]
-        return rows + [(f"button {b}", target_name(t)) for b, t in self.buttons.items()]
+    def button_name(self, button: int) -> str:
+        return self.names.get(str(button), f"button {button}")
+
+    def bound(self) -> list[tuple[str, Target]]:
+        """(input name, target) for every bound stick, trigger and button (an axis moves the way its
+        push down / right or squeeze goes)."""
+        axes = {**self.axes, **self.triggers}
+        rows: list[tuple[str, Target]] = [(self.names.get(f"axis {a}", f"axis {a}"), m) for a, m in axes.items()]
+        return rows + [(self.button_name(b), t) for b, t in self.buttons.items()]
 
 
 @dataclass(frozen=True)
@@ -135,12 +168,19 @@ class Bindings:
         return profile, self.gamepads[profile]
 
 
-def target_name(target: Target) -> str:
+def target_label(target: Target) -> str:
+    """What a target does, in a person's words (the key map's right column)."""
     if isinstance(target, Motion):
-        return ("+" if target.sign > 0 else "-") + AXES[target.axis]
+        return target.name
     if isinstance(target, Command):
-        return target.value
-    return target
+        return COMMAND_LABELS[target]
+    return SETTINGS[target]
+
+
+def key_label(code: int) -> str:
+    """A key's name as printed on it: ``Enter``, ``Left Shift``, ``Space``, ``W``."""
+    name = pygame.key.name(code)
+    return _KEY_LABELS.get(name, name.title())
 
 
 def load_bindings(path: str | Path | None = None) -> Bindings:
@@ -239,6 +279,7 @@ def _gamepad(section: dict[str, Any], where: str) -> GamepadBindings:
             _index(i, f"{where}.buttons"): _target(t, f"{where}.buttons.{i}")
             for i, t in _mapping(section["buttons"], f"{where}.buttons").items()
         },
+        names={str(i): str(name) for i, name in _mapping(section["names"], f"{where}.names").items()},
     )
 
 
@@ -269,8 +310,8 @@ def _speeds(value: Any, where: str) -> Speeds:
 
 def _target(value: Any, where: str) -> Target:
     text = str(value)
-    if text == GRIPPER:
-        return GRIPPER
+    if text in SETTINGS:
+        return text
     try:
         return Command(text)
     except ValueError:
@@ -279,7 +320,7 @@ def _target(value: Any, where: str) -> Target:
 
 def _motion(value: Any, where: str) -> Motion:
     text = str(value)
-    if text[:1] in "+-" and text[1:] in AXES:
-        return Motion(AXES.index(text[1:]), 1.0 if text[0] == "+" else -1.0)
-    commands = ", ".join(c.value for c in Command)
-    raise TeleopError(f"{where}: unknown target {text!r} (+/- {'/'.join(AXES)}, {GRIPPER}, {commands})")
+    if text in MOTIONS:
+        return Motion(*MOTIONS[text])
+    names = ", ".join([*MOTIONS, *SETTINGS, *(c.value for c in Command)])
+    raise TeleopError(f"{where}: unknown target {text!r} ({names})")

@@ -9,7 +9,7 @@ import numpy as np
 import pygame
 
 from protege.teleop.devices.base import Device
-from protege.teleop.devices.bindings import GRIPPER, Bindings, Motion
+from protege.teleop.devices.bindings import Bindings, Motion, Target
 from protege.teleop.devices.events import Command
 from protege.teleop.errors import TeleopError
 
@@ -53,8 +53,9 @@ def _dead_zone(value: float, dead_zone: float) -> float:
 
 
 class GamepadDevice(Device):
-    """Sticks and triggers give end-effector velocity; buttons toggle the gripper and send commands;
-    the take-over button (once enabled) is held to drive instead of a policy.
+    """Sticks and triggers give end-effector velocity; buttons move (a press within one tick moves for
+    that tick), toggle the gripper, change the speed and send commands; the take-over button (once
+    enabled) is held to drive instead of a policy.
 
     Only events of the active pad count. When it is unplugged the arm stops and the next pad
     plugged in (``JOYDEVICEADDED``) takes over, with the profile that matches its name.
@@ -77,7 +78,9 @@ class GamepadDevice(Device):
         self._joystick = joystick
         self._axes: dict[int, float] = {}
         self._buttons: set[int] = set()
+        self._tapped: set[int] = set()  # motion buttons pressed since the last action
         self.taking_over = False  # unplugged: the policy drives again
+        self.fine = False
         if joystick is not None:
             self.profile, self.pad = self._bindings.gamepad_for(joystick.get_name())
             self.set_speed(self.pad.speed)
@@ -97,6 +100,7 @@ class GamepadDevice(Device):
             self._attach(None)  # stop moving; keep the gripper as it is
         elif event.type == pygame.JOYAXISMOTION:
             self._axes[event.axis] = float(event.value)
+            self.touched = self.touched or bool(self._stick_velocity().any())
         elif event.type == pygame.JOYBUTTONDOWN:
             if self.takeover_enabled and event.button == self.pad.takeover:
                 self.taking_over = True
@@ -104,33 +108,47 @@ class GamepadDevice(Device):
             target = self.pad.buttons.get(event.button)
             if isinstance(target, Motion):
                 self._buttons.add(event.button)
-            elif isinstance(target, Command):
-                return target
-            elif target == GRIPPER:
-                self.toggle_gripper()
+                self._tapped.add(event.button)
+                self.touched = True
+            elif target is not None:
+                return self._setting(target, pressed=True)
         elif event.type == pygame.JOYBUTTONUP:
             self._buttons.discard(event.button)
             if event.button == self.pad.takeover:
                 self.taking_over = False
+            target = self.pad.buttons.get(event.button)
+            if target is not None and not isinstance(target, Motion):
+                self._setting(target, pressed=False)
         return None
 
     def velocity(self) -> np.ndarray:
+        v = self._stick_velocity()
+        for button in self._buttons | self._tapped:
+            motion = self.pad.buttons[button]
+            assert isinstance(motion, Motion)
+            v[motion.axis] += motion.sign
+        return v
+
+    def _stick_velocity(self) -> np.ndarray:
         v = np.zeros(6)
         dz = self.pad.dead_zone
         for axis, motion in self.pad.axes.items():
             v[motion.axis] += motion.sign * _dead_zone(self._axes.get(axis, 0.0), dz)
         for axis, motion in self.pad.triggers.items():  # rest at -1 until the first motion event
             v[motion.axis] += motion.sign * _dead_zone((self._axes.get(axis, -1.0) + 1.0) / 2.0, dz)
-        for button in self._buttons:
-            motion = self.pad.buttons[button]
-            assert isinstance(motion, Motion)
-            v[motion.axis] += motion.sign
         return v
 
-    def status(self) -> str:
+    def _end_tick(self) -> None:
+        super()._end_tick()
+        self._tapped.clear()
+
+    def name(self) -> str:
         if self._joystick is None:
             return "gamepad disconnected: plug one in"
         return f"gamepad: {self._joystick.get_name()} ({self.profile})"
 
-    def describe(self) -> list[tuple[str, str]]:
-        return self._rows_with_takeover(self.pad.describe(), f"button {self.pad.takeover}")
+    def bound(self) -> list[tuple[str, Target]]:
+        return self.pad.bound()
+
+    def _takeover_name(self) -> str:
+        return self.pad.button_name(self.pad.takeover)

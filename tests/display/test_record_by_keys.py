@@ -18,7 +18,7 @@ def test_keys_held_on_a_real_display_become_the_recorded_actions(xdisplay, tmp_p
         window.key("Return")  # start
         started = time.monotonic()
         time.sleep(0.5)
-        window.key("w", hold=1.0)  # +x for one second: about 20 ticks at 20 Hz
+        window.key("w", hold=1.0)  # forward (-x in the default view) for one second: about 20 ticks at 20 Hz
         time.sleep(0.5)
         window.key("Return")  # stop
         recorded = time.monotonic() - started
@@ -35,8 +35,8 @@ def test_keys_held_on_a_real_display_become_the_recorded_actions(xdisplay, tmp_p
     frames = len(episode["action"])
     assert abs(frames - recorded * ds.fps) <= 6, (frames, recorded)
     action = episode["action"]
-    forward = int((action[:, 0] > 0).sum())
-    assert 15 <= forward <= 26, f"{forward} frames with +x while W was held about one second"
+    forward = int((action[:, 0] < 0).sum())
+    assert 15 <= forward <= 26, f"{forward} frames with -x while W was held about one second"
     assert not np.any(action[:, 1:6]), "no other motion key was pressed"
     steps = np.diff(episode["timestamp"])
     assert abs(float(np.median(steps)) - 0.05) < 0.003, steps

@@ -76,6 +76,11 @@ class XWindow:
         self.xdotool("keyup", name)
         time.sleep(0.1)
 
+    def tap(self, name: str, seconds: float = 0.01) -> None:
+        """Press and release the X key ``name`` ``seconds`` apart, timed inside one xdotool call (a tap)."""
+        self.xdotool("keydown", name, "sleep", str(seconds), "keyup", name)
+        time.sleep(0.1)
+
     def click(self, x: int, y: int) -> None:
         self.xdotool("mousemove", "--window", self.wid, str(x), str(y), "click", "1")
         time.sleep(0.1)

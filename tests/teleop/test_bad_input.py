@@ -28,7 +28,7 @@ def digest(path: Path) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("keyboard:\n  keys: {w: +x, fnord: -x}\n", "unknown key name 'fnord'"),
+        ("keyboard:\n  keys: {w: forward, fnord: back}\n", "unknown key name 'fnord'"),
         ("keyboard:\n  keys: {w: +sideways}\n", "unknown target '+sideways'"),
         ("gamepad:\n  xbox: {buttons: {0: launch}}\n", "unknown target 'launch'"),
         ("keyboard:\n  speed: {translate: 3}\n", "fraction in (0, 1]"),
@@ -47,7 +47,7 @@ def test_bindings_file_overrides_defaults(tmp_path):
     import pygame
 
     path = tmp_path / "bindings.yaml"
-    path.write_text("keyboard:\n  keys: {up: +x, down: -x, space: gripper}\n  speed: {rotate: 0.2}\n")
+    path.write_text("keyboard:\n  keys: {up: forward, down: back, space: gripper}\n  speed: {rotate: 0.2}\n")
     keyboard = load_bindings(path).keyboard
     assert set(keyboard.keys) == {pygame.K_UP, pygame.K_DOWN, pygame.K_SPACE}
     assert (keyboard.speed.translate, keyboard.speed.rotate) == (0.5, 0.2)
@@ -55,7 +55,7 @@ def test_bindings_file_overrides_defaults(tmp_path):
 
 def test_bad_bindings_via_command_writes_nothing(tmp_path):
     path = tmp_path / "bindings.yaml"
-    path.write_text("keyboard:\n  keys: {fnord: +x}\n")
+    path.write_text("keyboard:\n  keys: {fnord: forward}\n")
     out = tmp_path / "demos.zarr"
     with pytest.raises(TeleopError):
         record("--task", "lift", "--device", "keyboard", "--bindings", str(path), "--out", str(out))

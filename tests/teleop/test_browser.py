@@ -127,7 +127,7 @@ def test_keyboard_correction_is_driven_by_posted_key_events(dataset):
     run_script(dataset, parse_corrections(script))
     ds = Dataset(dataset)
     action = ds["action"][ds.episode_slice(-1)]
-    assert (action[1:4, 0] > 0).all() and (action[[0, 4, 5], 0] == 0).all()
+    assert (action[1:4, 0] < 0).all() and (action[[0, 4, 5], 0] == 0).all()  # W: forward, -x in the front view
     assert ds.meta("source")[-1] == Source.INTERVENTION
 
 
@@ -138,7 +138,8 @@ def test_the_model_shows_every_source_with_success_length_and_segments(mixed):
     assert [e.length for e in model.episodes] == np.diff(np.concatenate([[0], Dataset(mixed).episode_ends])).tolist()
     assert model.episodes[0].success and not model.episodes[3].success
     assert model.intervention_segments(2) == [TAKEOVER]
-    assert model.intervention_segments(3) == [] and model.intervention_segments(0) == [(0, model.episodes[0].length)]
+    assert model.intervention_segments(3) == []  # the policy drove throughout
+    assert model.intervention_segments(0) == []  # a scripted demo: one driver throughout, nothing changed hands
     model.select(2)
     assert model.images()["front"].shape == (32, 32, 3) and model.frame_values()["action"].shape == (7,)
 
@@ -267,3 +268,22 @@ def test_an_out_dataset_of_another_task_is_refused_before_any_work(tmp_path, dat
     with pytest.raises(TeleopError, match="task 'push' differs"):
         run_script(dataset, parse_corrections([{"episode": 1, "frame": 3, "ticks": 2}]), out=str(out))
     assert Dataset(out).num_episodes == 1
+
+
+def test_a_correction_waits_for_the_first_input_and_records_no_idle_ticks(dataset, bindings):
+    from protege.teleop.correct import CorrectionSession, make_corrector
+
+    rewinder = Rewinder(Dataset(dataset))
+    device = make_corrector("keyboard", rewinder.env, bindings)
+    session = CorrectionSession(rewinder, 0, 3, device, ticks=4, success_hold=0, wait_for_input=True, time_limit=0)
+    for _ in range(5):  # the person reads the screen
+        session.step()
+    assert session.waiting and session.loop.ticks == 0
+    device.handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r, mod=0, unicode="", scancode=0))
+    while not session.ended:
+        session.step()
+    take = session.take()
+    assert len(take.data["action"]) == 4 and (take.data["action"][:, 2] > 0).all()
+    assert take.data["timestamp"][0] == 0.0
+    np.testing.assert_array_equal(take.data["sim_state"][0], Dataset(dataset)["sim_state"][3])
+    rewinder.close()

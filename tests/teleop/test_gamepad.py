@@ -38,7 +38,7 @@ def test_sticks_triggers_and_dead_zone(bindings):
     pad.handle(event(pygame.JOYAXISMOTION, instance_id=3, axis=0, value=0.05))  # inside the dead zone
     pad.handle(event(pygame.JOYAXISMOTION, instance_id=3, axis=5, value=1.0))  # right trigger full
     pad.handle(event(pygame.JOYAXISMOTION, instance_id=9, axis=1, value=1.0))  # another pad: ignored
-    np.testing.assert_allclose(pad.act({}), [0.02, 0.0, 0.02, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(pad.act({}), [-0.02, 0.0, 0.02, 0.0, 0.0, 0.0, 0.0])  # forward: -x in the front view
 
 
 def test_buttons_toggle_gripper_and_send_commands(bindings):
@@ -46,9 +46,11 @@ def test_buttons_toggle_gripper_and_send_commands(bindings):
     assert pad.handle(event(pygame.JOYBUTTONDOWN, instance_id=3, button=0)) is None
     assert pad.gripper == 1.0
     assert pad.handle(event(pygame.JOYBUTTONDOWN, instance_id=3, button=7)) is Command.START_STOP
-    pad.handle(event(pygame.JOYBUTTONDOWN, instance_id=3, button=5))  # right bumper held: -roll
-    assert pad.velocity()[3] == -1.0
+    pad.handle(event(pygame.JOYBUTTONDOWN, instance_id=3, button=5))  # right bumper held: roll right
+    assert pad.velocity()[3] == 1.0
     pad.handle(event(pygame.JOYBUTTONUP, instance_id=3, button=5))
+    assert pad.velocity()[3] == 1.0  # released within the tick: the press still moves for this tick
+    pad.act({})
     assert pad.velocity()[3] == 0.0
 
 
@@ -65,8 +67,8 @@ def test_unplug_stops_and_a_new_pad_takes_over(bindings):
     assert not pad.connected and not pad.velocity().any() and "disconnected" in pad.status()
     pad.handle(event(pygame.JOYDEVICEADDED, device_index=0))
     assert opened == [0] and pad.profile == "playstation"
-    pad.handle(event(pygame.JOYAXISMOTION, instance_id=8, axis=1, value=1.0))  # stick down: -x
-    assert pad.act({})[0] == pytest.approx(-0.02)
+    pad.handle(event(pygame.JOYAXISMOTION, instance_id=8, axis=1, value=1.0))  # stick down: back, +x in the front view
+    assert pad.act({})[0] == pytest.approx(0.02)
 
 
 def test_posted_joystick_events_drive_the_recorder(env, make_recorder, bindings):

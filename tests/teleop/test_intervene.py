@@ -13,7 +13,7 @@ from protege.teleop.intervene import Intervention, run_intervention
 from protege.teleop.scripted_input import ScriptedInput
 
 POLICY_ACTION = np.array([0.0, 0.005, 0.0, 0.0, 0.0, 0.0, 0.0])
-HUMAN_ACTION = np.array([0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # "w" held at half the 2 cm step
+HUMAN_ACTION = np.array([-0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # "w" (forward: -x in the front view), 1 cm
 
 
 class FixedPolicy:
@@ -36,11 +36,12 @@ def keyboard(env, bindings):
 
 
 def intervene(env, device, script, policy=None, writer=None, episodes=1, max_steps=25, **kwargs):
+    """Run an intervention whose episodes end after ``max_steps`` ticks (the person's time limit)."""
     writer = writer if writer is not None else EpisodeBuffer()
     policy = policy or FixedPolicy()
     kwargs = {"realtime": False, **kwargs}
     result = run_intervention(env, policy, device, writer, episodes=episodes, seed=0, script=script,
-                              success_hold=0, max_steps=max_steps, **kwargs)
+                              success_hold=0, time_limit=max_steps / env.control_hz, **kwargs)
     return result, writer
 
 
@@ -149,8 +150,9 @@ def test_gamepad_takeover_button_only_while_intervening(env, bindings):
     pad = GamepadDevice(bindings, env.action_space.high[:6], Pad())
     lb = pygame.event.Event(pygame.JOYBUTTONDOWN, instance_id=3, button=pad.pad.takeover)
     pad.handle(lb)
-    assert not pad.taking_over and pad.velocity()[3] > 0  # recording: LB still rolls
+    assert not pad.taking_over and pad.velocity()[3] != 0  # recording: LB still rolls
     pad.handle(pygame.event.Event(pygame.JOYBUTTONUP, instance_id=3, button=pad.pad.takeover))
+    pad.act({})  # a tick passes
     pad.enable_takeover()
     pad.handle(lb)
     assert pad.taking_over and not pad.velocity().any()
@@ -179,8 +181,9 @@ def test_intervention_refuses_joint_action_space(keyboard):
 def test_key_map_shows_the_takeover_and_hides_recorder_commands(env, keyboard):
     session = Intervention(env, FixedPolicy(), keyboard, EpisodeBuffer(), realtime=False)
     rows = dict(session.key_map())
-    assert rows["left shift"] == "hold: take over" and rows["escape"] == "abort and quit"
-    assert not {"save", "discard", "rerecord"} & set(rows.values())
+    assert rows["Left Shift"] == "hold: take over" and rows["Esc"] == "abort and quit"
+    assert rows["Enter"] == "start / pause" and rows["W"] == "forward" and rows["Tab"] == "speed level"
+    assert not {"save", "discard", "re-record"} & set(rows.values())
     session.command(Command.SAVE)
     assert "not used" in session.message
 

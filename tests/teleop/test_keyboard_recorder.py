@@ -14,9 +14,10 @@ def ee(recorder) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("key", "axis", "sign"), [("w", 0, 1), ("s", 0, -1), ("d", 1, 1), ("a", 1, -1), ("r", 2, 1), ("f", 2, -1)]
+    ("key", "axis", "sign"), [("w", 0, -1), ("s", 0, 1), ("d", 1, 1), ("a", 1, -1), ("r", 2, 1), ("f", 2, -1)]
 )
 def test_key_moves_ee_along_its_axis(env, make_recorder, key, axis, sign):
+    """In the default (front) view W moves away from the viewer (-x), D to the viewer's right (+y)."""
     recorder, _ = make_recorder(env)
     recorder.run(max_ticks=1, script=ScriptedInput().key(0, "return"))
     start = ee(recorder)
@@ -81,7 +82,7 @@ def test_stored_actions_replay_the_recorded_trajectory(env, make_recorder):
 
 def test_success_held_saves_the_take_by_itself(env, make_recorder):
     env.task.is_success = lambda data: True  # this env's cube counts as lifted from the start
-    recorder, writer = make_recorder(env, success_hold=4)
+    recorder, writer = make_recorder(env, success_hold=4, auto_save=True)
     recorder.run(max_ticks=10, script=ScriptedInput().key(0, "return"))
     assert recorder.saved == [0] and recorder.phase is Phase.IDLE
     writer.flush()
@@ -98,13 +99,13 @@ def test_time_limit_stops_and_waits_for_a_decision(env, make_recorder):
     assert Dataset(writer.path).num_frames == env.max_steps
 
 
-def test_the_hud_names_the_inputs_bound_to_a_key_map_row(bindings):
+def test_the_hud_names_the_inputs_bound_to_a_target(bindings):
     from protege.teleop.devices import KeyboardDevice
-    from protege.teleop.devices.base import TAKEOVER_ROW
+    from protege.teleop.devices.base import TAKEOVER
 
     device = KeyboardDevice(bindings.keyboard, np.ones(6))
-    assert device.input_for(Command.HELP.value) == "h"
-    assert device.input_for(TAKEOVER_ROW) is None  # only listed while intervening
+    assert device.key_for(Command.HELP) == "H" and device.key_for(Command.START_STOP) == "Enter"
+    assert device.key_for(TAKEOVER) is None  # only listed while intervening
     device.enable_takeover()
-    assert device.input_for(TAKEOVER_ROW) == "left shift"
-    assert device.input_for("no such command") is None
+    assert device.key_for(TAKEOVER) == "Left Shift"
+    assert device.key_for("no such target") is None
