@@ -186,24 +186,25 @@ class MainView:
         ee, _ = self.env.ee_pose()
         _, below = self.height_above_surface()
         rgba = CLOSED_RGBA if self.env.gripper_state() > 0.5 else OPEN_RGBA
-        _add_geom(scene, lambda g: mujoco.mjv_connector(g, mujoco.mjtGeom.mjGEOM_LINE, 2.0, ee, below), rgba)
-        _add_geom(scene, lambda g: mujoco.mjv_initGeom(g, mujoco.mjtGeom.mjGEOM_CYLINDER, np.array([0.015, 0.0005, 0]),
-                                                       below + np.array([0, 0, 0.001]), _IDENTITY, np.array(rgba)), rgba)
+        line = _add_geom(scene, mujoco.mjtGeom.mjGEOM_LINE, np.zeros(3), ee, rgba)
+        if line is not None:
+            mujoco.mjv_connector(line, mujoco.mjtGeom.mjGEOM_LINE, 2.0, ee, below)
+        _add_geom(scene, mujoco.mjtGeom.mjGEOM_CYLINDER, np.array([0.015, 0.0005, 0.0]), below + [0, 0, 0.001], rgba)
         target = self.env.commanded_ee_pos()
         if target is not None:
-            _add_geom(scene, lambda g: mujoco.mjv_initGeom(g, mujoco.mjtGeom.mjGEOM_SPHERE, np.array([0.012, 0, 0]),
-                                                           target, _IDENTITY, np.array(TARGET_RGBA)), TARGET_RGBA)
+            _add_geom(scene, mujoco.mjtGeom.mjGEOM_SPHERE, np.array([0.012, 0.0, 0.0]), target, TARGET_RGBA)
 
     def close(self) -> None:
         self.renderer.close()
 
 
-def _add_geom(scene: mujoco.MjvScene, init: Any, rgba: tuple[float, ...]) -> None:
-    """Append one display-only geom to ``scene`` (if there is room), set up by ``init(geom)``."""
+def _add_geom(scene: mujoco.MjvScene, kind: mujoco.mjtGeom, size: np.ndarray, pos: np.ndarray,
+              rgba: tuple[float, ...]) -> Any:
+    """Append one display-only geom to ``scene``, every field initialised; None if the scene is full."""
     if scene.ngeom >= scene.maxgeom:
-        return
+        return None
     geom = scene.geoms[scene.ngeom]
-    init(geom)
-    geom.rgba[:] = rgba
+    mujoco.mjv_initGeom(geom, kind, size, np.asarray(pos, dtype=np.float64), _IDENTITY, np.asarray(rgba, np.float32))
     geom.category = mujoco.mjtCatBit.mjCAT_DECOR
     scene.ngeom += 1
+    return geom
