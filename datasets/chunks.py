@@ -21,6 +21,9 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.storage import LocalStore
 
+from protege.datasets.errors import DatasetError
+from protege.datasets.layout import damage
+
 _EMPTY_CHUNK = 2**64 - 1
 _CHECKSUM_BYTES = 4
 
@@ -101,29 +104,40 @@ class ChunkReader:
                 os.close(fd)
         return out
 
-    def _decode(self, data: bytes | None) -> np.ndarray:
+    def _decode(self, data: bytes | None, key: Path) -> np.ndarray:
         if data is None:
             return np.full(self._chunk_shape, self._fill, dtype=self._dtype)
-        return np.frombuffer(self._codec.decode(data), dtype=self._dtype).reshape(self._chunk_shape)
+        try:
+            return np.frombuffer(self._codec.decode(data), dtype=self._dtype).reshape(self._chunk_shape)
+        except Exception as exc:  # blosc reports damage as RuntimeError, a wrong size as ValueError
+            raise DatasetError(f"chunk {key} is damaged ({damage(exc)})") from None
 
     def _key(self, coordinate: int) -> Path:
         return self._directory / self._metadata.encode_chunk_key((coordinate,) + (0,) * (len(self._chunk_shape) - 1))
 
     def _chunk(self, chunk: int, shards: dict[int, tuple[int, np.ndarray]]) -> np.ndarray:
         if self._shard_chunks is None:
+            key = self._key(chunk)
             try:
-                return self._decode(self._key(chunk).read_bytes())
+                data: bytes | None = key.read_bytes()
             except FileNotFoundError:
-                return self._decode(None)
+                data = None
+            return self._decode(data, key)
         shard, inner = divmod(chunk, self._shard_chunks)
+        key = self._key(shard)
         if shard not in shards:
             try:
-                fd = os.open(self._key(shard), os.O_RDONLY)
+                fd = os.open(key, os.O_RDONLY)
             except FileNotFoundError:
-                return self._decode(None)
+                return self._decode(None, key)
             index_bytes = 16 * self._shard_chunks + _CHECKSUM_BYTES
-            tail = os.pread(fd, index_bytes, os.fstat(fd).st_size - index_bytes)
-            shards[shard] = (fd, np.frombuffer(tail[:-_CHECKSUM_BYTES], dtype="<u8").reshape(-1, 2))
+            try:
+                tail = os.pread(fd, index_bytes, os.fstat(fd).st_size - index_bytes)
+                index = np.frombuffer(tail[:-_CHECKSUM_BYTES], dtype="<u8").reshape(-1, 2)
+            except (OSError, ValueError) as exc:  # a shard shorter than its index
+                os.close(fd)
+                raise DatasetError(f"shard {key} is damaged ({damage(exc)})") from None
+            shards[shard] = (fd, index)
         fd, index = shards[shard]
         offset, nbytes = (int(v) for v in index[inner])
-        return self._decode(None if offset == _EMPTY_CHUNK else os.pread(fd, nbytes, offset))
+        return self._decode(None if offset == _EMPTY_CHUNK else os.pread(fd, nbytes, offset), key)

@@ -67,7 +67,7 @@ def validate_dataset(path: str | os.PathLike[str], deep: bool = True) -> Validat
     holder = lock_holder(path)
     if holder:
         report.notes.append(f"a writer (pid {holder.get('pid')} on {holder.get('host')}) is appending right now")
-    if not layout.num_episodes:
+    if layout.ends_read and not layout.num_episodes:
         report.notes.append("the dataset has no episodes")
     return report
 

@@ -28,7 +28,7 @@ import zarr
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
-from protege.datasets.layout import Layout, inspect_layout, open_root
+from protege.datasets.layout import Layout, damage, inspect_layout, open_root
 from protege.datasets.lock import WriterLock
 from protege.datasets.schema import Source
 from protege.datasets.storage import (
@@ -266,6 +266,8 @@ class EpisodeWriter:
         self._data_group = cast(zarr.Group, self._root["data"])
         self._meta_group = cast(zarr.Group, self._root["meta"])
         self._ends = cast(zarr.Array, self._meta_group[schema.EPISODE_ENDS])
+        for key, array in layout.data.items():
+            self._check_open_chunk(key, array)
         trim_uncommitted(layout)
         self._data = layout.data
         self._meta = layout.meta
@@ -274,6 +276,19 @@ class EpisodeWriter:
         self._spec: dict[str, FrameSpec] | None = (
             {name: (tuple(a.shape[1:]), a.dtype) for name, a in self._data.items()} if self._data else None
         )
+
+    def _check_open_chunk(self, key: str, array: zarr.Array) -> None:
+        """The next episode rewrites the last, partly filled chunk of ``key``: refuse now if it is unreadable."""
+        first = self._num_frames - self._num_frames % array.chunks[0]
+        if first == self._num_frames:
+            return
+        try:
+            array[first : self._num_frames]
+        except Exception as exc:  # codecs raise anything on damaged bytes
+            raise DatasetError(
+                f"{self.path}: cannot append, the chunk of data/{key} holding frames {first}-{self._num_frames - 1} "
+                f"is damaged ({damage(exc)})"
+            ) from None
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -460,7 +475,8 @@ class EpisodeWriter:
             if self._worker is not None:
                 self._worker.flush()
                 self._worker.stop()
-            self._raise_failure()
+            if self._failure is None:  # one already raised to the caller is not raised again
+                self._raise_failure()
         finally:
             self._lock.release()
             self._lock = None
