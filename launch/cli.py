@@ -4,7 +4,8 @@ A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` a
 imports (torch, mujoco rendering) inside ``run`` so that ``protege --help`` stays instant.
 User-facing failures raise a subclass of :class:`protege.launch.errors.UserError` (or of the
 sim/datasets/policies error classes listed in ``USER_ERRORS``); they end as one line on stderr
-and exit status 2, never as a traceback. A closed output pipe (``protege ... | head``) ends a
+and exit status 2, never as a traceback, as does a file-system error on a path (an ``--out``
+under a file, an unwritable ``--video-dir``). A closed output pipe (``protege ... | head``) ends a
 command quietly with status 141.
 """
 
@@ -87,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
     except errors as exc:
         print(f"protege {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave
+            raise
+        print(f"protege {args.command}: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"protege {args.command}: interrupted", file=sys.stderr)

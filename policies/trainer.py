@@ -171,6 +171,7 @@ def _val_batches(ds: Dataset, keys: list[str], pcfg: PolicyConfig, episodes: np.
 
 def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume: bool = False) -> RunSummary:
     """Train ``config.policy`` on ``config.dataset`` into ``config.out``; continue a saved run if ``resume``."""
+    config.check()
     rank, local_rank, world = _distributed()
     main = rank == 0
     device = resolve_device(config.device, local_rank)
