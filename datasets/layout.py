@@ -48,6 +48,7 @@ class Layout:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     uncommitted_frames: int = 0  # the longest data array's frames past episode_ends[-1]
+    checksums: zarr.Array | None = None  # meta/checksums, when the dataset keeps them
     ends_read: bool = False  # episode_ends was read and is valid: the frames past it are uncommitted
     damaged: set[str] = field(default_factory=set)  # "data/action", ...: nodes whose metadata is unreadable
 
@@ -62,6 +63,32 @@ class Layout:
     @property
     def zarr_format(self) -> int:
         return int(self.root.metadata.zarr_format)
+
+    def checksum_table(self) -> tuple[list[str], np.ndarray]:
+        """Column keys and the committed episodes' checksums (-1: none); no columns without meta/checksums."""
+        if self.checksums is None:
+            return [], np.zeros((self.num_episodes, 0), np.int64)
+        try:
+            return list(self.checksums.attrs["keys"]), np.asarray(self.checksums[: self.num_episodes])
+        except Exception as exc:  # codecs raise anything on damaged bytes
+            raise DatasetError(f"{self.path}: meta/{schema.CHECKSUMS} is damaged ({damage(exc)})") from None
+
+    def complete_from(self) -> int:
+        """The first frame of the episodes written with checksums: from there on every chunk exists.
+
+        (Writers before checksums skipped chunks holding only zeros, so an older missing chunk may be zeros.)
+        """
+        _, table = self.checksum_table()
+        kept = np.flatnonzero(np.any(table != schema.NO_CHECKSUM, axis=1)) if table.shape[1] else []
+        if not len(kept):
+            return self.num_frames
+        return int(self.episode_ends[kept[0] - 1]) if kept[0] else 0
+
+    def episodes_of(self, first: int, last: int) -> str:
+        """``episodes 3-5`` (or ``episode 3``): the episodes holding frames ``first``..``last``."""
+        lo, hi = np.searchsorted(self.episode_ends, [first, last], side="right")
+        hi = min(int(hi), self.num_episodes - 1)
+        return f"episode {lo}" if lo == hi else f"episodes {lo}-{hi}"
 
     def raise_if_broken(self) -> None:
         if self.errors:
@@ -120,6 +147,7 @@ def inspect_layout(path: str, root: zarr.Group) -> Layout:
 
 def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
     ends_array = members.pop(schema.EPISODE_ENDS, None)
+    checksums = members.pop(schema.CHECKSUMS, None)
     if not isinstance(ends_array, zarr.Array):
         _missing(layout, f"meta/{schema.EPISODE_ENDS}")
     elif ends_array.ndim != 1 or ends_array.dtype != np.int64:
@@ -136,6 +164,15 @@ def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
             else:
                 layout.episode_ends, layout.ends_read = ends, True
     count = layout.num_episodes
+    if checksums is not None:
+        keys = checksums.attrs.get("keys") if isinstance(checksums, zarr.Array) else None
+        if not isinstance(keys, list) or checksums.ndim != 2 or checksums.shape[1] != len(keys):
+            layout.errors.append(f"meta/{schema.CHECKSUMS} must be an (episodes, keys) array naming its keys")
+        elif checksums.dtype != np.int64 or checksums.shape[0] < count:
+            layout.errors.append(f"meta/{schema.CHECKSUMS} must be int64 with a row per episode, got "
+                                 f"{checksums.dtype} of shape {checksums.shape} for {count} episodes")
+        else:
+            layout.checksums = checksums
     for name, node in sorted(members.items()):
         if not name.startswith(schema.META_PREFIX) or not isinstance(node, zarr.Array):
             layout.notes.append(f"meta/{name} is not a per-episode array; ignored")
@@ -180,6 +217,9 @@ def _inspect_data(layout: Layout, members: dict[str, Any]) -> None:
             f"{layout.uncommitted_frames} uncommitted frames after the last episode (a killed writer); "
             "`protege dataset repair` trims them"
         )
+    if layout.checksums is not None and sorted(layout.checksums.attrs["keys"]) != sorted(members):
+        layout.errors.append(f"meta/{schema.CHECKSUMS} covers keys {sorted(layout.checksums.attrs['keys'])}, "
+                             f"data/ holds {sorted(members)}")
     if layout.num_episodes and "action" not in members:
         _missing(layout, "data/action")
     cameras = layout.attrs.get("cameras", [])

@@ -21,9 +21,9 @@ Selection = int | slice | Sequence[int] | np.ndarray
 class FrameArray:
     """One data key limited to the committed frames: supports ints, slices and integer arrays on axis 0."""
 
-    def __init__(self, array: zarr.Array, num_frames: int) -> None:
+    def __init__(self, array: zarr.Array, num_frames: int, layout: Layout | None = None) -> None:
         self._array = array
-        self._reader = ChunkReader.for_array(array)
+        self._reader = ChunkReader.for_array(array, layout)
         self.shape: tuple[int, ...] = (num_frames, *array.shape[1:])
         self.dtype: np.dtype = array.dtype
         self.ndim = len(self.shape)
@@ -148,7 +148,7 @@ class Dataset:
 
     def __getitem__(self, key: str) -> FrameArray:
         if key not in self._frame_arrays:
-            self._frame_arrays[key] = FrameArray(self._array(key), self.num_frames)
+            self._frame_arrays[key] = FrameArray(self._array(key), self.num_frames, self._layout)
         return self._frame_arrays[key]
 
     def __contains__(self, key: str) -> bool:
