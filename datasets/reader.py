@@ -45,6 +45,7 @@ class FrameArray:
                 raise IndexError(f"frame {first} out of range for {n} frames")
             if self._reader is None:
                 return self._zarr(self._array, (int(first) % n, *rest))
+            return np.asarray(self._reader.read(np.array([int(first) % n]))[(0, *rest)])
         indices = np.asarray(first)
         if indices.dtype.kind not in "iu":
             raise TypeError(f"unsupported selection {selection!r}")
