@@ -4,7 +4,9 @@ zarr spends about half a millisecond of Python per chunk it reads (several for c
 shards), and training from disk reads hundreds of scattered one-frame chunks per batch. For the
 layouts protege writes on local disks (one Blosc compressor; format 2 chunks, or format 3 shards
 with the index at the end) frames are read straight from the files. ``ChunkReader.for_array``
-returns None for any other layout, which zarr then reads.
+returns None for any other layout, which zarr then reads. A chunk missing from the frames
+``Layout.complete_from`` on (episodes written with checksums, whose every chunk is stored) is damage:
+it raises DatasetError rather than reading as the fill value.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.storage import LocalStore
+
+from protege.datasets.errors import DatasetError
+from protege.datasets.layout import Layout, damage
 
 _EMPTY_CHUNK = 2**64 - 1
 _CHECKSUM_BYTES = 4
@@ -55,8 +60,11 @@ class ChunkReader:
     """Reads any set of frames of one array by decoding the chunks that hold them."""
 
     def __init__(
-        self, directory: Path, array: zarr.Array, codec: numcodecs.abc.Codec, shard_chunks: int | None
+        self, directory: Path, array: zarr.Array, codec: numcodecs.abc.Codec, shard_chunks: int | None,
+        layout: Layout | None = None,
     ) -> None:
+        self._layout = layout
+        self._complete_from = layout.complete_from() if layout is not None else None
         self._directory = directory
         self._metadata = array.metadata
         self._chunk_shape = tuple(array.chunks)
@@ -66,7 +74,8 @@ class ChunkReader:
         self._shard_chunks = shard_chunks
 
     @classmethod
-    def for_array(cls, array: zarr.Array) -> ChunkReader | None:
+    def for_array(cls, array: zarr.Array, layout: Layout | None = None) -> ChunkReader | None:
+        """A reader for ``array``, or None; with the dataset's ``layout`` a missing committed chunk raises."""
         store = array.store_path.store
         if not isinstance(store, LocalStore) or array.filters or len(array.compressors) != 1:
             return None
@@ -77,9 +86,9 @@ class ChunkReader:
             compressor = array.compressors[0]
             if array.order != "C" or not isinstance(compressor, numcodecs.Blosc):
                 return None
-            return cls(directory, array, compressor, None)
+            return cls(directory, array, compressor, None, layout)
         shard_chunks = _shard_chunks(array)
-        return None if shard_chunks is None else cls(directory, array, numcodecs.Blosc(), shard_chunks)
+        return None if shard_chunks is None else cls(directory, array, numcodecs.Blosc(), shard_chunks, layout)
 
     def read(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` (any order, repeats allowed, all within the array) -> (len(frames), *frame_shape)."""
@@ -101,29 +110,49 @@ class ChunkReader:
                 os.close(fd)
         return out
 
-    def _decode(self, data: bytes | None) -> np.ndarray:
+    def _decode(self, data: bytes | None, key: Path, chunk: int) -> np.ndarray:
         if data is None:
+            self._check_missing(key, chunk)
             return np.full(self._chunk_shape, self._fill, dtype=self._dtype)
-        return np.frombuffer(self._codec.decode(data), dtype=self._dtype).reshape(self._chunk_shape)
+        try:
+            return np.frombuffer(self._codec.decode(data), dtype=self._dtype).reshape(self._chunk_shape)
+        except Exception as exc:  # blosc reports damage as RuntimeError, a wrong size as ValueError
+            raise DatasetError(f"chunk {key} is damaged ({damage(exc)})") from None
+
+    def _check_missing(self, key: Path, chunk: int) -> None:
+        if self._layout is None or self._complete_from is None:
+            return
+        first, frames = chunk * self._chunk_shape[0], self._layout.num_frames
+        if first + self._chunk_shape[0] > self._complete_from and first < frames:
+            where = self._layout.episodes_of(first, min(first + self._chunk_shape[0], frames) - 1)
+            raise DatasetError(f"chunk {key} is missing ({where}); `protege dataset validate` checks them all")
 
     def _key(self, coordinate: int) -> Path:
         return self._directory / self._metadata.encode_chunk_key((coordinate,) + (0,) * (len(self._chunk_shape) - 1))
 
     def _chunk(self, chunk: int, shards: dict[int, tuple[int, np.ndarray]]) -> np.ndarray:
         if self._shard_chunks is None:
+            key = self._key(chunk)
             try:
-                return self._decode(self._key(chunk).read_bytes())
+                data: bytes | None = key.read_bytes()
             except FileNotFoundError:
-                return self._decode(None)
+                data = None
+            return self._decode(data, key, chunk)
         shard, inner = divmod(chunk, self._shard_chunks)
+        key = self._key(shard)
         if shard not in shards:
             try:
-                fd = os.open(self._key(shard), os.O_RDONLY)
+                fd = os.open(key, os.O_RDONLY)
             except FileNotFoundError:
-                return self._decode(None)
+                return self._decode(None, key, chunk)
             index_bytes = 16 * self._shard_chunks + _CHECKSUM_BYTES
-            tail = os.pread(fd, index_bytes, os.fstat(fd).st_size - index_bytes)
-            shards[shard] = (fd, np.frombuffer(tail[:-_CHECKSUM_BYTES], dtype="<u8").reshape(-1, 2))
+            try:
+                tail = os.pread(fd, index_bytes, os.fstat(fd).st_size - index_bytes)
+                index = np.frombuffer(tail[:-_CHECKSUM_BYTES], dtype="<u8").reshape(-1, 2)
+            except (OSError, ValueError) as exc:  # a shard shorter than its index
+                os.close(fd)
+                raise DatasetError(f"shard {key} is damaged ({damage(exc)})") from None
+            shards[shard] = (fd, index)
         fd, index = shards[shard]
         offset, nbytes = (int(v) for v in index[inner])
-        return self._decode(None if offset == _EMPTY_CHUNK else os.pread(fd, nbytes, offset))
+        return self._decode(None if offset == _EMPTY_CHUNK else os.pread(fd, nbytes, offset), key, chunk)

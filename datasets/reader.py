@@ -12,7 +12,7 @@ import zarr
 from protege.datasets import schema
 from protege.datasets.chunks import ChunkReader
 from protege.datasets.errors import DatasetError
-from protege.datasets.layout import Layout, inspect_layout, open_root
+from protege.datasets.layout import Layout, damage, inspect_layout, open_root
 from protege.datasets.storage import normalize_path
 
 Selection = int | slice | Sequence[int] | np.ndarray
@@ -21,9 +21,9 @@ Selection = int | slice | Sequence[int] | np.ndarray
 class FrameArray:
     """One data key limited to the committed frames: supports ints, slices and integer arrays on axis 0."""
 
-    def __init__(self, array: zarr.Array, num_frames: int) -> None:
+    def __init__(self, array: zarr.Array, num_frames: int, layout: Layout | None = None) -> None:
         self._array = array
-        self._reader = ChunkReader.for_array(array)
+        self._reader = ChunkReader.for_array(array, layout)
         self.shape: tuple[int, ...] = (num_frames, *array.shape[1:])
         self.dtype: np.dtype = array.dtype
         self.ndim = len(self.shape)
@@ -37,11 +37,15 @@ class FrameArray:
             first, rest = slice(None), (Ellipsis, *rest)
         n = self.shape[0]
         if isinstance(first, slice):
-            return np.asarray(self._array[(slice(*first.indices(n)), *rest)])
-        if isinstance(first, (int, np.integer)):
+            if self._reader is None:
+                return self._zarr(self._array, (slice(*first.indices(n)), *rest))
+            first = np.arange(*first.indices(n))
+        elif isinstance(first, (int, np.integer)):
             if not -n <= first < n:
                 raise IndexError(f"frame {first} out of range for {n} frames")
-            return np.asarray(self._array[(int(first) % n, *rest)])
+            if self._reader is None:
+                return self._zarr(self._array, (int(first) % n, *rest))
+            return np.asarray(self._reader.read(np.array([int(first) % n]))[(0, *rest)])
         indices = np.asarray(first)
         if indices.dtype.kind not in "iu":
             raise TypeError(f"unsupported selection {selection!r}")
@@ -50,9 +54,16 @@ class FrameArray:
         frames = indices % max(n, 1)
         if self._reader is None:
             unique, inverse = np.unique(frames, return_inverse=True)
-            return np.asarray(self._array.oindex[(unique, *rest)])[inverse.reshape(indices.shape)]
+            return self._zarr(self._array.oindex, (unique, *rest))[inverse.reshape(indices.shape)]
         values = self._reader.read(frames).reshape(*indices.shape, *self.shape[1:])
         return values[(*(slice(None),) * indices.ndim, *rest)] if rest else values
+
+    def _zarr(self, array: Any, selection: tuple[Any, ...]) -> np.ndarray:
+        """Read through zarr (layouts ChunkReader does not handle), a damaged chunk as DatasetError."""
+        try:
+            return np.asarray(array[selection])
+        except Exception as exc:  # codecs and stores raise anything on damaged bytes
+            raise DatasetError(f"{self._array.store_path} is damaged ({damage(exc)})") from None
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
         data = self[:]
@@ -138,7 +149,7 @@ class Dataset:
 
     def __getitem__(self, key: str) -> FrameArray:
         if key not in self._frame_arrays:
-            self._frame_arrays[key] = FrameArray(self._array(key), self.num_frames)
+            self._frame_arrays[key] = FrameArray(self._array(key), self.num_frames, self._layout)
         return self._frame_arrays[key]
 
     def __contains__(self, key: str) -> bool:
@@ -162,12 +173,15 @@ class Dataset:
             array = self._layout.meta[key]
         except KeyError:
             raise DatasetError(f"{self.path} has no meta/episode_{key}; it has {', '.join(self.meta_names)}") from None
-        return np.asarray(array[: self.num_episodes])
+        try:
+            return np.asarray(array[: self.num_episodes])
+        except Exception as exc:  # codecs raise anything on damaged bytes
+            raise DatasetError(f"{self.path}: meta/episode_{key} is damaged ({damage(exc)})") from None
 
     def load(self, key: str) -> np.ndarray:
         """All committed frames of ``key`` in memory, read once and shared by every caller."""
         if key not in self._memory:
-            self._memory[key] = np.asarray(self._array(key)[: self.num_frames])
+            self._memory[key] = self[key][:]
         return self._memory[key]
 
     def cached_attr(self, name: str) -> Any:

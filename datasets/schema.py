@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,10 @@ RESERVED_ATTRS = ("schema_version", "source_codes", "software", "created", "stat
 REQUIRED_ATTRS = ("fps", "robot", "task", "action_space")
 
 EPISODE_ENDS = "episode_ends"
+# meta/checksums: (episodes, data keys) int64, the CRC-32 of each episode's values of each key (attrs
+# "keys" names the columns), computed at commit; -1 for episodes written before checksums were kept.
+CHECKSUMS = "checksums"
+NO_CHECKSUM = -1
 META_PREFIX = "episode_"
 # Per-episode values every dataset records, with their dtypes.
 BUILTIN_META: dict[str, np.dtype] = {
@@ -56,6 +61,11 @@ def source_name(code: int) -> str:
         return Source(int(code)).name.lower()
     except ValueError:
         return f"unknown({int(code)})"
+
+
+def checksum(values: np.ndarray) -> int:
+    """CRC-32 of an array's values (C order), as stored in meta/checksums."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(values)).cast("B"))
 
 
 def is_image_key(key: str) -> bool:

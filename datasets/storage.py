@@ -182,6 +182,19 @@ def create_time_array(
     )
 
 
+def create_checksum_array(group: zarr.Group, keys: list[str], length: int) -> zarr.Array:
+    """meta/checksums for ``keys`` with ``length`` rows of -1 (episodes without checksums)."""
+    return group.create_array(
+        "checksums",
+        shape=(length, len(keys)),
+        chunks=(_META_CHUNK, len(keys)),
+        dtype=np.int64,
+        compressors=_codec(group.metadata.zarr_format, byte_shuffle=False),
+        fill_value=-1,
+        attributes={"keys": keys},
+    )
+
+
 def create_meta_array(group: zarr.Group, name: str, dtype: np.dtype, fill_value: Any, length: int) -> zarr.Array:
     """A one-value-per-episode array of ``length`` entries, all ``fill_value``."""
     return group.create_array(

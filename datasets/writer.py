@@ -28,10 +28,11 @@ import zarr
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
-from protege.datasets.layout import Layout, inspect_layout, open_root
+from protege.datasets.layout import Layout, damage, inspect_layout, open_root
 from protege.datasets.lock import WriterLock
 from protege.datasets.schema import Source
 from protege.datasets.storage import (
+    create_checksum_array,
     create_meta_array,
     create_time_array,
     is_local,
@@ -44,6 +45,8 @@ from protege.datasets.storage import (
 
 FrameSpec = tuple[tuple[int, ...], np.dtype]
 _PENDING_EPISODES = 2
+# Every chunk is written, even one holding only the fill value: a missing chunk is then damage, not zeros.
+_EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 def _software_version() -> str:
@@ -166,6 +169,9 @@ def trim_uncommitted(layout: Layout) -> None:
         for name in list(layout.data):
             del data_group[name]
         layout.data.clear()
+        if layout.checksums is not None:
+            del meta_group[schema.CHECKSUMS]
+            layout.checksums = None
         for name in [n for n in layout.meta if n not in schema.BUILTIN_META]:
             del meta_group[schema.META_PREFIX + name]
             del layout.meta[name]
@@ -175,6 +181,8 @@ def trim_uncommitted(layout: Layout) -> None:
     for array in layout.meta.values():
         if array.shape[0] > layout.num_episodes:
             array.resize((layout.num_episodes,))
+    if layout.checksums is not None and layout.checksums.shape[0] > layout.num_episodes:
+        layout.checksums.resize((layout.num_episodes, layout.checksums.shape[1]))
     for leftover in partial_files(layout.path):
         leftover.unlink(missing_ok=True)
 
@@ -266,14 +274,30 @@ class EpisodeWriter:
         self._data_group = cast(zarr.Group, self._root["data"])
         self._meta_group = cast(zarr.Group, self._root["meta"])
         self._ends = cast(zarr.Array, self._meta_group[schema.EPISODE_ENDS])
+        for key, array in layout.data.items():
+            self._check_open_chunk(key, array)
         trim_uncommitted(layout)
-        self._data = layout.data
+        self._data = {key: array.with_config(_EVERY_CHUNK) for key, array in layout.data.items()}
         self._meta = layout.meta
+        self._checksums = layout.checksums
         self._cameras: list[str] = layout.attrs.get("cameras", [])
         self._meta_dtypes = {name: array.dtype for name, array in self._meta.items()}
         self._spec: dict[str, FrameSpec] | None = (
             {name: (tuple(a.shape[1:]), a.dtype) for name, a in self._data.items()} if self._data else None
         )
+
+    def _check_open_chunk(self, key: str, array: zarr.Array) -> None:
+        """The next episode rewrites the last, partly filled chunk of ``key``: refuse now if it is unreadable."""
+        first = self._num_frames - self._num_frames % array.chunks[0]
+        if first == self._num_frames:
+            return
+        try:
+            array[first : self._num_frames]
+        except Exception as exc:  # codecs raise anything on damaged bytes
+            raise DatasetError(
+                f"{self.path}: cannot append, the chunk of data/{key} holding frames {first}-{self._num_frames - 1} "
+                f"is damaged ({damage(exc)})"
+            ) from None
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -413,6 +437,9 @@ class EpisodeWriter:
                 )
                 for key, (shape, dtype) in self._spec.items()
             }
+            self._data = {key: array.with_config(_EVERY_CHUNK) for key, array in self._data.items()}
+        if self._checksums is None:  # a new dataset, or one written before checksums were kept
+            self._checksums = create_checksum_array(self._meta_group, sorted(self._data), index)
         for name, (dtype, fill, _) in meta.items():
             if name not in self._meta:
                 self._meta[name] = create_meta_array(self._meta_group, schema.META_PREFIX + name, dtype, fill, index)
@@ -423,6 +450,8 @@ class EpisodeWriter:
             for name, array in self._meta.items():
                 array.resize((index + 1,))
                 array[index] = meta[name][2] if name in meta else array.fill_value
+            self._checksums.resize((index + 1, self._checksums.shape[1]))
+            self._checksums[index] = [schema.checksum(episode[key]) for key in self._checksums.attrs["keys"]]
             self._ends.resize((index + 1,))
             self._ends[index] = end
         self._num_frames, self._num_episodes = end, index + 1
@@ -460,7 +489,8 @@ class EpisodeWriter:
             if self._worker is not None:
                 self._worker.flush()
                 self._worker.stop()
-            self._raise_failure()
+            if self._failure is None:  # one already raised to the caller is not raised again
+                self._raise_failure()
         finally:
             self._lock.release()
             self._lock = None

@@ -4,8 +4,10 @@ A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` a
 imports (torch, mujoco rendering) inside ``run`` so that ``protege --help`` stays instant.
 User-facing failures raise a subclass of :class:`protege.launch.errors.UserError` (or of the
 sim/datasets/policies error classes listed in ``USER_ERRORS``); they end as one line on stderr
-and exit status 2, never as a traceback. A closed output pipe (``protege ... | head``) ends a
-command quietly with status 141.
+and exit status 2, never as a traceback, as does a file-system error on a path (an ``--out``
+under a file, an unwritable ``--video-dir``). A closed output pipe (``protege ... | head``) ends a
+command quietly with status 141. SIGTERM (``timeout``, container stops) stops a command as Ctrl-C does
+(saved episodes kept), with status 143.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,9 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``docker stop``, ``kill``): stops a command the way Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     errors = user_errors()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         status = int(importlib.import_module(args._module).run(args) or 0)
         sys.stdout.flush()  # a reader that has gone away (`| head`) shows here, not at interpreter exit
@@ -88,9 +102,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors as exc:
         print(f"protege {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave
+            raise
+        print(f"protege {args.command}: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print(f"protege {args.command}: terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM
     except KeyboardInterrupt:
         print(f"protege {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

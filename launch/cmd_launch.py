@@ -6,8 +6,10 @@
     protege launch --list                                   # the shipped launch files
 
 The whole file is validated (every step's keys and types against the command's own options,
-every ${variable}, every override) before the first step runs; steps then run in order in this
-process and the first failure stops the launch with that step's one-line error (exit 2).
+every ${variable}, every override) before the first step runs, and so are the steps' outputs: if
+an earlier run left a dataset or run directory there, the launch refuses before changing anything
+(``--overwrite`` deletes them first). Steps then run in order in this process and the first failure
+stops the launch with that step's one-line error (exit 2).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="variable or step-argument overrides")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the resolved commands; run nothing")
     parser.add_argument("--list", action="store_true", help="list the shipped launch files and exit")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete what an earlier run left at the steps' outputs, then run (default: refuse)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     _options_anywhere(parser)
 
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if plan.description:
             print(f"{plan.path.name}: {plan.description}", flush=True)
-        records = run_plan(plan, announce=lambda line: print(line, flush=True))
+        records = run_plan(plan, announce=lambda line: print(line, flush=True), overwrite=args.overwrite)
         seconds = sum(r["seconds"] for r in records)
         print(f"{plan.path.name}: {len(records)} step(s) done in {seconds:.0f} s", flush=True)
     if args.json:

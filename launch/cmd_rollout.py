@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1 or args.envs < 1:
         raise UserError(f"--episodes and --envs must be at least 1 (got {args.episodes} and {args.envs})")
+    if args.success_hold < 0:
+        raise UserError(f"--success-hold must be >= 0 (got {args.success_hold})")
     if args.videos is not None and (args.videos < 0 or not args.video_dir):
         raise UserError("--videos needs --video-dir and must be >= 0")
     if args.time_limit is not None and not args.intervene:
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if args.intervene:
         result = _intervene(args, spec, make_policy)
     else:
+        if args.video_dir:
+            Path(args.video_dir).mkdir(parents=True, exist_ok=True)  # an impossible one fails before any episode
         rollouts = RolloutSpec(spec, make_policy, success_hold=args.success_hold, record=bool(args.record),
                            video_dir=args.video_dir,
                            videos=args.episodes if args.videos is None else args.videos,

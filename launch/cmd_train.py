@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from pathlib import Path
 
 from protege.policies import POLICY_NAMES
 
@@ -38,6 +39,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
 
+def run_dataset(stored: str, run: str) -> str:
+    """The dataset a run was trained on. Runs record it absolute; older ones as typed, relative to where
+    training started: from here, or else from the nearest directory above the run that holds it."""
+    from protege.datasets.storage import is_local
+    from protege.launch.errors import UserError
+
+    if not is_local(stored) or os.path.isabs(stored) or os.path.exists(stored):
+        return stored
+    for above in Path(run).resolve().parents:
+        if (above / stored).exists():
+            return str(above / stored)
+    raise UserError(f"the run's dataset {stored!r} (relative to where it was trained) is not found from here: "
+                    "pass --dataset")
+
+
 def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
     from protege.launch.errors import UserError
@@ -50,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         if args.policy or args.out:
             raise UserError("--resume RUN continues that run: drop --policy and --out")
         meta, _ = checkpoint.read_run(args.resume)
-        config = from_dict(TrainConfig, {**meta["train_config"], "out": args.resume})
+        stored = meta["train_config"]
+        config = from_dict(TrainConfig, {**stored, "out": args.resume,
+                                         "dataset": args.dataset or run_dataset(stored["dataset"], args.resume)})
         policy_config = checkpoint.policy_config(meta)
     else:
         if not args.dataset or not args.out:

@@ -23,8 +23,10 @@ import argparse
 import difflib
 import importlib
 import importlib.resources
+import os
 import re
 import shlex
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -422,8 +424,45 @@ def _load(path: Path, overrides: Sequence[str]) -> LaunchPlan:
 # -------------------------------------------------------------------------------------------- running
 
 
-def run_plan(plan: LaunchPlan, announce: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run the steps in order, in this process, through each command's ``run``; stop at the first failure.
+# The option naming what a step creates or appends to: run again, the step would add to it or refuse.
+OUTPUTS = {"record": "out", "train": "out", "dagger": "out", "dataset merge": "out", "dataset filter": "out",
+           "rollout": "record", "browse": "out"}
+
+
+def existing_outputs(plan: LaunchPlan) -> list[tuple[Step, Path]]:
+    """The steps whose output is already there (an earlier run of the file), with that output."""
+    from protege.launch.cli import build_parser
+
+    root = build_parser()
+    found = []
+    for step in plan.steps:
+        dest = OUTPUTS.get(step.command)
+        value = getattr(root.parse_args([*step.command.split(), *step.argv]), dest) if dest else None
+        if value and os.path.lexists(value):
+            found.append((step, Path(value)))
+    return found
+
+
+def clear_outputs(plan: LaunchPlan, overwrite: bool) -> None:
+    """Refuse, before any step runs, a plan whose outputs exist; with ``overwrite`` delete them instead."""
+    existing = existing_outputs(plan)
+    if existing and not overwrite:
+        listed = ", ".join(f"{path} (step {step.number}, {step.command})" for step, path in existing)
+        raise UserError(
+            f"{plan.path.name}: {listed} already exist(s) from an earlier run; nothing was run. Start fresh with "
+            "--overwrite (deletes them) or another out=..., or continue by running the remaining steps yourself "
+            "(--dry-run prints them)"
+        )
+    for _, path in existing:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def run_plan(plan: LaunchPlan, announce: Callable[[str], None] = print, overwrite: bool = False) -> list[dict[str, Any]]:
+    """Check the outputs (``clear_outputs``), then run the steps in order, in this process, through each
+    command's ``run``; stop at the first failure.
 
     A failing step raises UserError naming the file, the step and the step's own one-line error.
     Returns one ``{"step", "command", "argv", "seconds"}`` record per step.
@@ -432,6 +471,7 @@ def run_plan(plan: LaunchPlan, announce: Callable[[str], None] = print) -> list[
 
     from protege.launch.cli import user_errors, build_parser
 
+    clear_outputs(plan, overwrite)
     root = build_parser()
     errors = user_errors()
     records = []

@@ -81,25 +81,22 @@ def read_scalars(tb_dir: Path) -> dict[str, Series]:
     return series
 
 
-def read_evals(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    """Evaluations logged one JSON object per line; unreadable lines are skipped and noted."""
+def read_evals(path: Path) -> list[dict[str, Any]]:
+    """Evaluations logged one JSON object per line; a line that is not one is refused, naming it."""
     if not path.is_file():
         return []
-    evals, bad = [], 0
-    for line in path.read_text().splitlines():
+    evals = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(record, dict) and isinstance(record.get("success_rate"), (int, float)):
-            evals.append(record)
-        else:
-            bad += 1
-    if bad:
-        notes.append(f"{bad} unreadable line(s) in {path.name} skipped")
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("success_rate"), (int, float))):
+            raise UserError(f"{path} line {number} is not an evaluation (a JSON object with success_rate): "
+                            "fix or delete that line")
+        evals.append(record)
     return evals
 
 
@@ -123,8 +120,8 @@ def read_run(path: str | os.PathLike[str]) -> RunData:
         last_dir = run / str(data.dagger["rounds"][-1].get("run", "")) if data.dagger["rounds"] else run
         if data.config is None and last_dir != run and (last_dir / "config.json").is_file():
             data.config = _read_config(last_dir / "config.json")
-            data.evals = read_evals(last_dir / "evals.jsonl", data.notes)
-    data.evals = read_evals(run / "evals.jsonl", data.notes) or data.evals
+            data.evals = read_evals(last_dir / "evals.jsonl")
+    data.evals = read_evals(run / "evals.jsonl") or data.evals
     return data
 
 

@@ -63,6 +63,16 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA
     progress: bool = True
 
+    def check(self) -> None:
+        """Refuse counts that would train nothing or divide by zero (``--steps 0``, ``--set val_every=0``)."""
+        for name in ("steps", "batch_size", "val_every", "save_every", "log_every"):
+            value = getattr(self, name)
+            if value < 1:
+                raise PolicyError(f"{name} must be at least 1, got {value}")
+        if self.warmup_steps < 0 or not 0 <= self.val_ratio < 1:
+            raise PolicyError(f"warmup_steps must be >= 0 and val_ratio in [0, 1), got {self.warmup_steps} and "
+                              f"{self.val_ratio}")
+
 
 def _parse(value: str, hint: Any, key: str) -> Any:
     """Convert a command-line string to the annotated type of a config field."""

@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from protege.datasets import Dataset, SequenceSampler, compute_stats, split_episodes
+from protege.datasets.storage import is_local, normalize_path
 from protege.policies import checkpoint
 from protege.policies.base import POLICIES, Batch, Policy, Spec, Stats, build_policy
 from protege.policies.config import IMAGE_PREFIX, PolicyConfig, TrainConfig
@@ -171,6 +172,9 @@ def _val_batches(ds: Dataset, keys: list[str], pcfg: PolicyConfig, episodes: np.
 
 def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume: bool = False) -> RunSummary:
     """Train ``config.policy`` on ``config.dataset`` into ``config.out``; continue a saved run if ``resume``."""
+    config.check()
+    if is_local(config.dataset):  # the run records where its data is, so --resume works from any directory
+        config = dataclasses.replace(config, dataset=os.path.abspath(normalize_path(config.dataset)))
     rank, local_rank, world = _distributed()
     main = rank == 0
     device = resolve_device(config.device, local_rank)

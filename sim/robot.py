@@ -134,27 +134,71 @@ def _parse(raw: Any, path: Path) -> RobotSpec:
     if unknown:
         raise SimError(f"robot spec {path} has unknown key(s) {', '.join(unknown)}")
     mjcf = _expand_path(str(raw["mjcf"]), path)
-    try:
-        ee = EndEffector(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw["ee"].items()})
-        if (ee.site is None) == (ee.body is None):
-            raise SimError(f"robot spec {path}: ee must name exactly one of site or body")
-        cam = raw.get("wrist_camera") or {}
-        return RobotSpec(
-            name=str(raw["name"]),
-            mjcf=mjcf,
-            base_body=str(raw["base_body"]),
-            arm_joints=tuple(raw["arm_joints"]),
-            arm_actuators=tuple(raw["arm_actuators"]),
-            ee=ee,
-            gripper=Gripper(**raw["gripper"]),
-            home_keyframe=str(raw["home_keyframe"]),
-            workspace=Workspace(tuple(raw["workspace"]["center"]), tuple(raw["workspace"]["half_extent"])),
-            wrist_camera=WristCamera(**{k: tuple(v) if isinstance(v, list) else v for k, v in cam.items()}),
-            orientation_cost=float(raw.get("orientation_cost", 0.5)),
-            source=path,
-        )
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise SimError(f"robot spec {path} is malformed: {exc}") from None
+    fields = _Fields(path)
+    ee = fields.section("ee", raw["ee"], {}, {"site": str, "body": str, "pos": 3, "quat": 4})
+    if ("site" in ee) == ("body" in ee):
+        raise SimError(f"robot spec {path}: ee must name exactly one of site or body")
+    workspace = fields.section("workspace", raw["workspace"], {"center": 2, "half_extent": 2}, {})
+    return RobotSpec(
+        name=str(raw["name"]),
+        mjcf=mjcf,
+        base_body=str(raw["base_body"]),
+        arm_joints=fields.names("arm_joints", raw["arm_joints"]),
+        arm_actuators=fields.names("arm_actuators", raw["arm_actuators"]),
+        ee=EndEffector(**ee),
+        gripper=Gripper(**fields.section("gripper", raw["gripper"], {"actuator": str, "open": float, "closed": float},
+                                         {})),
+        home_keyframe=str(raw["home_keyframe"]),
+        workspace=Workspace(**workspace),
+        wrist_camera=WristCamera(
+            **fields.section("wrist_camera", raw.get("wrist_camera") or {}, {}, {"pos": 3, "xyaxes": 6, "fovy": float})
+        ),
+        orientation_cost=fields.value("orientation_cost", raw.get("orientation_cost", 0.5), float),
+        source=path,
+    )
+
+
+class _Fields:
+    """Checks the values of a spec file, naming the file and the field in every error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _fail(self, where: str, expected: str, value: Any) -> SimError:
+        return SimError(f"robot spec {self.path}: {where} must be {expected}, got {value!r}")
+
+    def value(self, where: str, value: Any, kind: type | int) -> Any:
+        """``kind`` str: a string; float: a number; an int n: a list of n numbers."""
+        if kind is str:
+            if not isinstance(value, str):
+                raise self._fail(where, "a name", value)
+            return value
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self._fail(where, "a number", value)
+            return float(value)
+        if not isinstance(value, list) or len(value) != kind:
+            raise self._fail(where, f"a list of {kind} numbers", value)
+        return tuple(self.value(where, v, float) for v in value)
+
+    def names(self, where: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self._fail(where, "a list of names", value)
+        return tuple(self.value(where, v, str) for v in value)
+
+    def section(
+        self, where: str, value: Any, required: dict[str, type | int], optional: dict[str, type | int]
+    ) -> dict[str, Any]:
+        """A mapping with every ``required`` key and no key outside ``required`` and ``optional``."""
+        if not isinstance(value, dict):
+            raise self._fail(where, "a mapping", value)
+        missing = [k for k in required if k not in value]
+        unknown = sorted(set(value) - set(required) - set(optional))
+        if missing or unknown:
+            problem = f"lacks {', '.join(missing)}" if missing else f"has unknown key(s) {', '.join(map(str, unknown))}"
+            raise SimError(f"robot spec {self.path}: {where} {problem}")
+        kinds = {**required, **optional}
+        return {k: self.value(f"{where}.{k}", v, kinds[k]) for k, v in value.items()}
 
 
 def _expand_path(value: str, spec_path: Path) -> Path:

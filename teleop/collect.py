@@ -8,10 +8,8 @@ so a dataset is the same whatever the number of workers.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +18,7 @@ from tqdm import tqdm
 from protege.datasets import EpisodeWriter, Source
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot
+from protege.teleop.workers import worker_pool
 
 if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec
@@ -80,8 +79,7 @@ def _results(run_seeds: functools.partial[list[dict[str, Any]]], seeds: list[int
         for seed in seeds:
             yield from run_seeds([seed])
         return
-    # spawn: each process makes its own GL context; a worker that dies raises BrokenProcessPool, no hang
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         for episodes in pool.map(run_seeds, [[s] for s in seeds]):
             yield from episodes
 

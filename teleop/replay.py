@@ -70,7 +70,9 @@ def episode_seed(ds: Dataset, episode: int) -> int:
 
 def check_episode(ds: Dataset, episode: int) -> None:
     if not -ds.num_episodes <= episode < ds.num_episodes:
-        raise TeleopError(f"episode {episode} out of range: {ds.path} has {ds.num_episodes} episodes")
+        n = ds.num_episodes
+        raise TeleopError(f"episode {episode} out of range: {ds.path} has {n} episodes (0..{n - 1}, or -{n}..-1 "
+                          "counting from the end)")
 
 
 def check_frame(ds: Dataset, episode: int, frame: int) -> None:

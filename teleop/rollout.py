@@ -12,10 +12,8 @@ For DAgger, ``expert`` adds the scripted expert: it labels every visited state (
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,7 @@ from protege.teleop.collect import EpisodeBuffer, make_env
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
+from protege.teleop.workers import worker_pool
 
 if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec
@@ -190,8 +189,7 @@ def _outcomes(spec: RolloutSpec, seeds: list[int], envs: int) -> Iterator[Episod
         for index, seed in enumerate(seeds):
             yield worker.run(index, seed)
         return
-    context = multiprocessing.get_context("spawn")  # one GL context per process; a crash raises, never hangs
-    with ProcessPoolExecutor(envs, mp_context=context, initializer=_init_worker, initargs=(spec,)) as pool:
+    with worker_pool(envs, initializer=_init_worker, initargs=(spec,)) as pool:
         yield from pool.map(_run_in_worker, range(len(seeds)), seeds)
 
 

@@ -193,7 +193,8 @@ def test_a_commit_dying_mid_chunks_leaves_no_array_past_episode_ends(small_datas
         with pytest.raises(DatasetError, match="saving episode 1 .* failed: killed"):
             writer.save_episode(seed=101, success=True, source=Source.HUMAN)
         with pytest.raises(DatasetError, match="failed earlier"):
-            writer.close()
+            writer.add_frame(frame(1, 0))
+        writer.close()  # the failure was raised once already: closing does not hide it behind another
     assert raw_lengths(path) == (4, {4})  # the data arrays never grew past the committed episode
 
 

@@ -127,8 +127,7 @@ def test_background_errors_surface_on_the_next_call(tmp_path, attrs, frame):
         writer.flush()
     with pytest.raises(DatasetError, match="failed earlier"):
         writer.add_frame(frame(0, 1))
-    with pytest.raises(DatasetError, match="failed earlier"):
-        writer.close()
+    writer.close()  # raised once already: closing (as a `with` block does on the error) does not raise another
     assert lock_holder(str(path)) is None  # the lock was released
 
 
