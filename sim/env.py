@@ -168,6 +168,33 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         policy's command had run ahead to)."""
         self.controller.reset_command(self.data.qpos[self._qpos_adr], self._command)
 
+    # the arm and its home, for scripted experts
+    @property
+    def arm_qpos_adr(self) -> np.ndarray:
+        """Addresses of the arm joints in ``data.qpos``, in the robot spec's order (a copy)."""
+        return self._qpos_adr.copy()
+
+    @property
+    def ee_site(self) -> int:
+        """Id of the end-effector site (z along the approach, y the fingers' closing axis)."""
+        return int(self._ee_site)
+
+    def home_data(self, gripper: float = 0.0, settle_steps: int = 0) -> mujoco.MjData:
+        """Scratch physics at the home keyframe with the home controls and the gripper commanded to
+        ``gripper`` (0 open .. 1 closed), after ``settle_steps`` physics steps with the arm held still;
+        the env's own state is untouched."""
+        m, d = self.model, mujoco.MjData(self.model)
+        mujoco.mj_resetDataKeyframe(m, d, self._home_key)
+        d.ctrl[:] = self._home_ctrl
+        d.ctrl[self._grip_act] = self.robot.gripper.ctrl(gripper)
+        q_arm = d.qpos[self._qpos_adr].copy()
+        for _ in range(settle_steps):
+            mujoco.mj_step(m, d)
+            d.qpos[self._qpos_adr] = q_arm
+            d.qvel[self._qvel_adr] = 0.0
+        mujoco.mj_forward(m, d)
+        return d
+
     # observations
     def observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Observation and info of the current state without stepping (e.g. after :meth:`set_state`)."""
