@@ -89,7 +89,7 @@ def _intervene(json: bool) -> dict:
 
 
 def _replay(json: bool) -> dict:
-    from protege.teleop.replay import bench_replay
+    from protege.teleop.bench import bench_replay
 
     result = bench_replay()
     if not json:
