@@ -50,7 +50,7 @@ def _rollout(json: bool) -> dict:
     import tempfile
     from pathlib import Path
 
-    from protege.launch.cmd_rollout import load_for_rollout
+    from protege.launch.checkpoints import load_for_rollout
     from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
     from protege.sim import EnvSpec

@@ -14,6 +14,7 @@ import pytest
 
 from protege.launch import cli
 from protege.launch.report import write_report
+from protege.launch.runfiles import append_eval, read_evals, read_run, write_dagger
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +130,8 @@ def test_dagger_run_plots_success_per_round(train_run: Path, tmp_path: Path) -> 
                        "success_rate": 0.2 * (r + 1), "ci95": [0.1 * r, 0.3 * (r + 1)], "mean_length": 40.0,
                        "run": f"round_{r}"})
     bc = [dict(rounds[0]), {**rounds[1], "success_rate": 0.3, "run": "bc_1"}]
-    (run / "dagger.json").write_text(json.dumps({"task": "lift", "policy": "mlp", "expert": "scripted",
-                                                 "config": {"rounds": 3, "beta": 0.5}, "rounds": rounds, "bc": bc}))
+    write_dagger(run, {"task": "lift", "policy": "mlp", "expert": "scripted", "config": {"rounds": 3, "beta": 0.5},
+                       "rounds": rounds, "bc": bc})  # as protege dagger writes it
     report = write_report(run)
     assert {"dagger.png", "round_loss.png"} <= {p.name for p in report.plots}
     page = report.html.read_text()
@@ -156,3 +157,16 @@ def test_malformed_dagger_log_is_one_line_and_exit_2(tmp_path: Path, capsys: pyt
     assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == f"protege report: error: {tmp_path / 'dagger.json'}: rounds[0] lacks a numeric success_rate\n"
+
+
+def test_run_files_read_back_what_their_writers_wrote(tmp_path: Path) -> None:
+    append_eval(tmp_path, {"episodes": 2, "success_rate": 0.5, "ci95": [0.1, 0.9]})
+    (tmp_path / "evals.jsonl").open("a").write("not json\n")
+    append_eval(tmp_path, {"episodes": 4, "success_rate": 1.0, "ci95": [0.5, 1.0]})
+    notes: list[str] = []
+    evals = read_evals(tmp_path / "evals.jsonl", notes)
+    assert [e["success_rate"] for e in evals] == [0.5, 1.0] and all("time" in e for e in evals)
+    assert notes == ["1 unreadable line(s) in evals.jsonl skipped"]
+    log = {"task": "lift", "policy": "mlp", "expert": "scripted", "rounds": [{"round": 0, "success_rate": 0.4}], "bc": []}
+    write_dagger(tmp_path, log)
+    assert read_run(tmp_path).dagger == log and not list(tmp_path.glob(".*tmp*"))
