@@ -81,6 +81,9 @@ class EnvSpec:
             raise SimError(f"control rate and substeps must be positive, got {self.control_hz} Hz, {self.substeps}")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise SimError(f"image size must be (height, width) in pixels, got {self.image_size}")
+        if self.observations:  # kept true to task, cameras and image size through dataclasses.replace
+            dof = {key: shape for key, _, shape in self.observations}["joint_pos"][0]
+            object.__setattr__(self, "observations", observations(self.task, dof, self.cameras, self.image_size))
 
     @classmethod
     def make(
@@ -165,7 +168,7 @@ class EnvSpec:
                 observations=tuple((str(o["key"]), str(o["kind"]), tuple(int(n) for n in o["shape"]))
                                    for o in attrs.get("observations", ())),
             )
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
+        except (TypeError, ValueError, IndexError, KeyError) as exc:  # KeyError: observations without joint_pos
             raise SimError(f"malformed env attributes: {exc}") from None
 
 

@@ -68,3 +68,5 @@ def test_observations_are_the_envs_with_kind_and_shape():
                      "goal_pos": "privileged", "image_front": "image"}
     assert spec.to_attrs()["observations"][-1] == {"key": "image_front", "kind": "image", "shape": [48, 64, 3]}
     assert EnvSpec.from_attrs({k: v for k, v in spec.to_attrs().items() if k != "observations"}).observations == ()
+    fewer = dataclasses.replace(spec, task="lift", cameras=())  # as rollout --task/--cameras do
+    assert [key for key, _, _ in fewer.observations][-2:] == ["object_pos", "object_quat"]
