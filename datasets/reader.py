@@ -117,6 +117,11 @@ class Dataset:
         return sorted(self._layout.data)
 
     @property
+    def observation_kinds(self) -> dict[str, str]:
+        """Observation key -> kind (``schema.OBS_KINDS``), in recorded order (:func:`schema.observation_kinds`)."""
+        return schema.observation_kinds(self._layout.attrs, self.keys)
+
+    @property
     def meta_names(self) -> list[str]:
         """Per-episode values: seed, success, source, duration, and any extra ones."""
         return sorted(self._layout.meta)

@@ -39,6 +39,14 @@ CANONICAL_DTYPES: dict[str, np.dtype] = {
     "sim_state": np.dtype(np.float64),
 }
 IMAGE_PREFIX = "image_"
+# Observation kinds, recorded per key in the root attribute ``observations`` ([{key, kind, shape}]):
+# what the arm measures of itself, camera images, object or goal state a real robot would not observe.
+OBS_KINDS = ("lowdim", "image", "privileged")
+# The kinds of datasets recorded before ``observations`` existed: images by prefix, and these keys.
+_LEGACY_KINDS = {
+    **dict.fromkeys(("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper"), "lowdim"),
+    **dict.fromkeys(("object_pos", "object_quat", "goal_pos"), "privileged"),
+}
 QUAT_SUFFIX = "_quat"  # observation keys holding one or more unit quaternions (w, x, y, z)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
@@ -70,6 +78,16 @@ def checksum(values: np.ndarray) -> int:
 
 def is_image_key(key: str) -> bool:
     return key.startswith(IMAGE_PREFIX)
+
+
+def observation_kinds(attrs: Mapping[str, Any], keys: list[str]) -> dict[str, str]:
+    """Observation key -> kind for the data ``keys``, in recorded order: from the ``observations``
+    attribute, or (datasets without it) images by prefix and the keys protege envs have always had."""
+    recorded = attrs.get("observations")
+    if recorded is not None:
+        return {o["key"]: o["kind"] for o in recorded if o["key"] in keys}
+    images = {key: "image" for key in keys if is_image_key(key)}
+    return {key: kind for key, kind in _LEGACY_KINDS.items() if key in keys} | images
 
 
 def check_name(name: str, what: str) -> None:
@@ -104,6 +122,12 @@ def attrs_problem(attrs: Mapping[str, Any]) -> str | None:
     cameras = attrs.get("cameras", [])
     if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
         return f"attrs cameras must be a list of names, got {cameras!r}"
+    observations = attrs.get("observations", [])
+    if not isinstance(observations, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("key"), str) and o.get("kind") in OBS_KINDS
+        and isinstance(o.get("shape"), list) for o in observations
+    ):
+        return f"attrs observations must be a list of {{key, kind ({', '.join(OBS_KINDS)}), shape}}, got {observations!r}"
     return None
 
 

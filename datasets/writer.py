@@ -345,6 +345,10 @@ class EpisodeWriter:
         missing = [c for c in self._cameras if f"{schema.IMAGE_PREFIX}{c}" not in spec]
         if missing:
             raise DatasetError(f"attrs list cameras {missing} but the frame has no image_<camera> key for them")
+        for observation in self._root.attrs.get("observations", []):
+            key, shape = observation["key"], tuple(observation["shape"])
+            if spec.get(key, (shape,))[0] != shape:
+                raise DatasetError(f"attrs record observation {key!r} of shape {shape}, the frame has {spec[key][0]}")
         return dict(spec)
 
     def discard_episode(self) -> None:

@@ -1,4 +1,4 @@
-"""Which env a checkpoint runs in, and the refusals when the env is not the one it was trained in.
+"""Loading a checkpoint to roll it out, which env it runs in, and the refusals when the env is not the one it was trained in.
 
 A checkpoint keeps its dataset's attributes as they are (the policies package never reads them);
 here the sim turns them back into an :class:`~protege.sim.spec.EnvSpec`.
@@ -13,6 +13,18 @@ from protege.launch.errors import UserError
 
 if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec
+
+EVAL_SEED = 100_000  # first evaluation seed: far from the seeds `protege record` uses for demos (0, 1, ...)
+
+
+def load_for_rollout(run_dir: str, device: str, ema: bool) -> Any:
+    """The run's policy, with torch on one thread: parallel envs each get a core of their own."""
+    import torch
+
+    from protege.policies.checkpoint import load_policy
+
+    torch.set_num_threads(1)
+    return load_policy(run_dir, device=device, ema=ema)
 
 
 def trained_spec(meta: Mapping[str, Any], robot: str | None = None) -> EnvSpec:

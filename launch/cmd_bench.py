@@ -50,7 +50,7 @@ def _rollout(json: bool) -> dict:
     import tempfile
     from pathlib import Path
 
-    from protege.launch.cmd_rollout import load_for_rollout
+    from protege.launch.checkpoints import load_for_rollout
     from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
     from protege.sim import EnvSpec
@@ -89,7 +89,7 @@ def _intervene(json: bool) -> dict:
 
 
 def _replay(json: bool) -> dict:
-    from protege.teleop.replay import bench_replay
+    from protege.teleop.bench import bench_replay
 
     result = bench_replay()
     if not json:

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import functools
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
+from protege.launch.runfiles import append_eval
+
 if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec
-
-EVAL_SEED = 100_000  # far from the seeds `protege record` uses for demos (0, 1, ...)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,16 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-log", action="store_true", help="do not append the result to RUN/evals.jsonl")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
-
-
-def load_for_rollout(run_dir: str, device: str, ema: bool) -> Any:
-    """The run's policy, with torch on one thread: parallel envs each get a core of their own."""
-    import torch
-
-    from protege.policies.checkpoint import load_policy
-
-    torch.set_num_threads(1)
-    return load_policy(run_dir, device=device, ema=ema)
 
 
 def env_spec(trained: EnvSpec, meta: dict[str, Any], args: argparse.Namespace) -> EnvSpec:
@@ -125,17 +114,10 @@ def run(args: argparse.Namespace) -> int:
               f"with {args.envs} env(s)", flush=True)
         result = {"checkpoint": str(args.checkpoint), "step": meta["step"], **summary}
         if not args.no_log:
-            _log(Path(args.checkpoint), result)
+            append_eval(Path(args.checkpoint), result)
     if args.json:
         emit_json(result)
     return 0
-
-
-def _log(run_dir: Path, result: dict[str, Any]) -> None:
-    """Append the evaluation to RUN/evals.jsonl (one JSON object per line)."""
-    line = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **result}
-    with open(run_dir / "evals.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
 
 
 def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any) -> dict[str, Any]:

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +40,10 @@ import numpy as np
 
 from protege.datasets import Dataset, EpisodeWriter, Source, schema
 from protege.datasets.tools import copy_episodes
-from protege.launch.cmd_rollout import EVAL_SEED, load_for_rollout
+from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
+from protege.launch.plots import plot_dagger
+from protege.launch.runfiles import write_dagger
 from protege.teleop.browser import segments
 from protege.teleop.collect import collect, make_env
 from protege.teleop.loop import first_seed
@@ -181,12 +181,6 @@ def _frames(dataset: Path) -> int:
     return Dataset(str(dataset)).num_frames
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def beta_schedule(beta: float, round_index: int) -> float:
     """The expert's share of control when labelling in round ``round_index`` (>= 1)."""
     return beta**round_index
@@ -235,11 +229,11 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
         log["rounds"].append({"round": r, "labelled_frames": labelled, "added_frames": added, "episodes": episodes,
                               "beta": _round_beta(config, r),
                               "train_loss": loss, "run": f"round_{r}", **_evaluate(config, run / f"round_{r}")})
-        _write_json(run / "dagger.json", log)
+        write_dagger(run, log)
         if config.compare_bc:
             log["bc"].append(_bc_point(config, run, r, labelled, log["rounds"][0]))
-            _write_json(run / "dagger.json", log)
-        plot(log, run / "dagger.png")
+            write_dagger(run, log)
+        plot_dagger(log, run / "dagger.png")
     return log
 
 
@@ -351,31 +345,3 @@ def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[
     return {"round": r, "labelled_frames": _frames(data), "episodes": episodes, "train_loss": loss,
             "run": f"bc_{r}", **_evaluate(config, run / f"bc_{r}")}
 
-
-def plot(log: dict[str, Any], path: Path) -> None:
-    """Success rate (with 95% intervals) against expert-labelled frames, DAgger and the BC baseline."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, points, colour in (("DAgger", log["rounds"], "tab:blue"), ("BC", log["bc"], "tab:orange")):
-        if not points:
-            continue
-        x = [p["labelled_frames"] for p in points]
-        y = [100 * p["success_rate"] for p in points]
-        low = [100 * (p["success_rate"] - p["ci95"][0]) for p in points]
-        high = [100 * (p["ci95"][1] - p["success_rate"]) for p in points]
-        ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color=colour, label=name)
-    ax.set_xlabel("expert-labelled frames")
-    ax.set_ylabel("success rate (%)")
-    ax.set_ylim(-2, 102)
-    ax.set_title(f"{log['task']}: {log['policy']} policy, success vs labels")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)

@@ -2,51 +2,31 @@
 
 A report is a directory a browser opens without a server: ``report.html`` and ``report_files/``
 next to it (plots as PNG, videos re-encoded to WebM so browsers play them, GIF thumbnails and a
-poster frame). It reads what the commands leave in a run directory:
-
-    config.json, tb/      a training run (protege train): loss curves, configuration
-    evals.jsonl           evaluations (protege rollout): success per checkpoint, episode lengths, videos
-    dagger.json           a DAgger run (protege dagger): success per round; round_K/ are training runs
+poster frame). It reads the run files (:mod:`protege.launch.runfiles`), draws the plots
+(:mod:`protege.launch.plots`) and re-encodes the videos (:mod:`protege.launch.videos`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import os
-import sys
 import urllib.parse
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from protege.launch.errors import UserError
-
-LOSS_TAGS = ("train/loss", "val/loss")
-TRAINING_TAGS = (("train/lr", "learning rate"), ("train/grad_norm", "gradient norm"),
-                 ("perf/samples_per_s", "samples/s"))
-GIF_FPS = 10
-GIF_WIDTH = 160
-GIF_COLOURS = 128
-
-Series = tuple[list[int], list[float], list[float]]  # steps, values, wall times
-
-
-@dataclass
-class RunData:
-    """What a run directory holds, read once."""
-
-    path: Path
-    config: dict[str, Any] | None = None
-    scalars: dict[str, Series] = field(default_factory=dict)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    dagger: dict[str, Any] | None = None
-    round_scalars: dict[int, dict[str, Series]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+from protege.launch.plots import (
+    plot_dagger,
+    plot_lengths,
+    plot_losses,
+    plot_round_losses,
+    plot_success_per_checkpoint,
+    plot_training,
+)
+from protege.launch.runfiles import RunData, Series, read_run
+from protege.launch.videos import VideoAssets, find_video, video_assets
 
 
 @dataclass
@@ -54,317 +34,6 @@ class Report:
     html: Path
     plots: list[Path]
     thumbnails: list[Path]  # one animated GIF per embedded video
-
-
-# ------------------------------------------------------------------------------------------- reading
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-
-
-def read_scalars(tb_dir: Path) -> dict[str, Series]:
-    """Every scalar series in a TensorBoard log directory (all points, none sampled away)."""
-    if not tb_dir.is_dir():
-        return {}
-    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
-
-    accumulator = EventAccumulator(str(tb_dir), size_guidance={SCALARS: 0})
-    accumulator.Reload()
-    series: dict[str, Series] = {}
-    for tag in accumulator.Tags().get("scalars", []):
-        events = accumulator.Scalars(tag)
-        series[tag] = ([e.step for e in events], [e.value for e in events], [e.wall_time for e in events])
-    return series
-
-
-def read_evals(path: Path) -> list[dict[str, Any]]:
-    """Evaluations logged one JSON object per line; a line that is not one is refused, naming it."""
-    if not path.is_file():
-        return []
-    evals = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not (isinstance(record, dict) and isinstance(record.get("success_rate"), (int, float))):
-            raise UserError(f"{path} line {number} is not an evaluation (a JSON object with success_rate): "
-                            "fix or delete that line")
-        evals.append(record)
-    return evals
-
-
-def read_run(path: str | os.PathLike[str]) -> RunData:
-    """A training run (config.json) or a DAgger run (dagger.json); anything else is a UserError."""
-    run = Path(path)
-    if not run.is_dir():
-        raise UserError(f"{run} is not a directory")
-    has_config, has_dagger = (run / "config.json").is_file(), (run / "dagger.json").is_file()
-    if not (has_config or has_dagger):
-        raise UserError(f"{run} is not a protege run: no config.json (protege train) or dagger.json (protege dagger)")
-    data = RunData(run)
-    if has_config:
-        data.config = _read_config(run / "config.json")
-        data.scalars = read_scalars(run / "tb")
-    if has_dagger:
-        data.dagger = _read_dagger(run / "dagger.json")
-        for index, entry in enumerate(data.dagger["rounds"]):
-            number = entry["round"] if isinstance(entry.get("round"), int) else index
-            data.round_scalars[number] = read_scalars(run / str(entry.get("run", f"round_{number}")) / "tb")
-        last_dir = run / str(data.dagger["rounds"][-1].get("run", "")) if data.dagger["rounds"] else run
-        if data.config is None and last_dir != run and (last_dir / "config.json").is_file():
-            data.config = _read_config(last_dir / "config.json")
-            data.evals = read_evals(last_dir / "evals.jsonl")
-    data.evals = read_evals(run / "evals.jsonl") or data.evals
-    return data
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    config = _read_json(path)
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a run configuration (expected a JSON object)")
-    return config
-
-
-def _read_dagger(path: Path) -> dict[str, Any]:
-    """dagger.json with its rounds checked: each a mapping with a numeric success_rate."""
-    log = _read_json(path)
-    if not isinstance(log, dict) or not isinstance(log.get("rounds"), list):
-        raise UserError(f"{path} has no list of rounds")
-    for key in ("rounds", "bc"):
-        for i, entry in enumerate(log.get(key) or []):
-            if not isinstance(entry, dict) or not isinstance(entry.get("success_rate"), (int, float)):
-                raise UserError(f"{path}: {key}[{i}] lacks a numeric success_rate")
-    return log
-
-
-# ------------------------------------------------------------------------------------------- plotting
-
-
-def _figure(width: float = 6.4, height: float = 3.6) -> Any:
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend (Agg canvas)
-
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
-
-
-def _save(figure: Any, path: Path) -> Path:
-    figure.savefig(path, format="png")
-    return path
-
-
-def plot_losses(scalars: dict[str, Series], path: Path) -> Path | None:
-    """Training and validation loss against the optimisation step (log scale when positive)."""
-    present = [t for t in LOSS_TAGS if t in scalars] + sorted(
-        t for t in scalars if t.startswith("train/") and t not in LOSS_TAGS and t.removeprefix("train/") not in
-        ("lr", "grad_norm"))
-    if not present:
-        return None
-    figure = _figure()
-    axes = figure.subplots()
-    for tag in present:
-        steps, values, _ = scalars[tag]
-        style = {"marker": "o", "markersize": 3} if tag == "val/loss" else {"linewidth": 1.2}
-        axes.plot(steps, values, label=tag, **style)
-    if all(v > 0 for t in present for v in scalars[t][1]):
-        axes.set_yscale("log")
-    axes.set(xlabel="step", ylabel="loss", title="Training and validation loss")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    return _save(figure, path)
-
-
-def plot_training(scalars: dict[str, Series], path: Path) -> Path | None:
-    """Learning rate, gradient norm and throughput, one panel each."""
-    present = [(tag, label) for tag, label in TRAINING_TAGS if tag in scalars]
-    if not present:
-        return None
-    figure = _figure()
-    for axes, (tag, label) in zip(figure.subplots(1, len(present), squeeze=False)[0], present):
-        steps, values, _ = scalars[tag]
-        axes.plot(steps, values, linewidth=1.2, color="tab:gray")
-        axes.set(xlabel="step", title=label)
-        axes.tick_params(labelsize=7)
-        axes.grid(alpha=0.3)
-    return _save(figure, path)
-
-
-def plot_round_losses(rounds: dict[int, dict[str, Series]], path: Path) -> Path | None:
-    """DAgger: the training loss of every round's retraining, one colour per round."""
-    rounds = {k: v for k, v in rounds.items() if "train/loss" in v}
-    if not rounds:
-        return None
-    figure = _figure()
-    axes = figure.subplots()
-    for number, scalars in sorted(rounds.items()):
-        steps, values, _ = scalars["train/loss"]
-        axes.plot(steps, values, linewidth=1.2, label=f"round {number}")
-    axes.set_yscale("log")
-    axes.set(xlabel="step", ylabel="train loss", title="Training loss per DAgger round")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    return _save(figure, path)
-
-
-def _interval(records: list[dict[str, Any]]) -> list[list[float]]:
-    """Error-bar half-widths (below, above) from each record's ci95, zero where absent."""
-    rates = [r["success_rate"] for r in records]
-    cis = [r.get("ci95") or [rate, rate] for r, rate in zip(records, rates)]
-    below = [max(0.0, rate - low) for rate, (low, _) in zip(rates, cis)]
-    above = [max(0.0, high - rate) for rate, (_, high) in zip(rates, cis)]
-    return [below, above]
-
-
-def plot_success_per_checkpoint(evals: list[dict[str, Any]], path: Path) -> Path | None:
-    """Success rate of each evaluation against the checkpoint's training step, with 95% intervals."""
-    if not evals:
-        return None
-    figure = _figure()
-    axes = figure.subplots()
-    steps = [int(e.get("step", i)) for i, e in enumerate(evals)]
-    axes.errorbar(steps, [e["success_rate"] for e in evals], yerr=_interval(evals), fmt="o-", capsize=4,
-                  color="tab:green", label="success rate (95% CI)")
-    for step, record in zip(steps, evals):
-        axes.annotate(f"{100 * record['success_rate']:.0f}%", (step, record["success_rate"]),
-                      textcoords="offset points", xytext=(6, -12))
-    axes.set(xlabel="checkpoint step", ylabel="success rate", ylim=(-0.03, 1.05), title="Success rate per evaluation")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    return _save(figure, path)
-
-
-def plot_dagger(dagger: dict[str, Any], path: Path) -> Path | None:
-    """Success rate after each DAgger round against the labelled frames so far (and the BC baseline)."""
-    rounds = [r for r in dagger.get("rounds", []) if "success_rate" in r]
-    if not rounds:
-        return None
-    figure = _figure()
-    axes = figure.subplots()
-    for name, records, style in (("DAgger", rounds, "o-"), ("behaviour cloning", dagger.get("bc") or [], "s--")):
-        records = [r for r in records if "success_rate" in r]
-        if not records:
-            continue
-        frames = [r.get("labelled_frames", i) for i, r in enumerate(records)]
-        axes.errorbar(frames, [r["success_rate"] for r in records], yerr=_interval(records), fmt=style, capsize=4,
-                      label=name)
-        if name == "DAgger":
-            for x, record in zip(frames, records):
-                axes.annotate(f"round {record.get('round', '?')}", (x, record["success_rate"]),
-                              textcoords="offset points", xytext=(4, 6), fontsize=8)
-    axes.set(xlabel="labelled frames", ylabel="success rate", ylim=(-0.03, 1.05),
-             title=f"DAgger on {dagger.get('task', '?')} ({dagger.get('expert', '?')} expert)")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    return _save(figure, path)
-
-
-def plot_lengths(record: dict[str, Any], path: Path) -> Path | None:
-    """Histogram of episode lengths in one evaluation, successes and failures stacked."""
-    lengths, success = record.get("lengths") or [], record.get("success") or []
-    if not lengths or len(success) != len(lengths):
-        return None
-    figure = _figure()
-    axes = figure.subplots()
-    won = [n for n, ok in zip(lengths, success) if ok]
-    lost = [n for n, ok in zip(lengths, success) if not ok]
-    low, high = min(lengths), max(lengths)
-    axes.hist([won, lost], bins=min(20, max(1, high - low)), range=(low - 0.5, high + 0.5) if low == high else None,
-              stacked=True,
-              color=["tab:green", "tab:red"], label=[f"success ({len(won)})", f"failure ({len(lost)})"])
-    axes.set(xlabel="episode length (control steps)", ylabel="episodes",
-             title=f"Episode lengths, {len(lengths)} episodes at step {record.get('step', '?')}")
-    axes.grid(alpha=0.3, axis="y")
-    axes.legend()
-    return _save(figure, path)
-
-
-# --------------------------------------------------------------------------------------------- videos
-
-
-@dataclass
-class VideoAssets:
-    source: Path
-    webm: Path | None
-    gif: Path
-    poster: Path
-
-
-def _read_frames(path: Path) -> tuple[list[Any], float]:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 20.0
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames, fps
-
-
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 (where native libraries print) to /dev/null for the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def video_assets(source: Path, folder: Path, name: str) -> VideoAssets | None:
-    """A WebM copy browsers play (mp4v is not one they do), an animated GIF thumbnail and a poster PNG."""
-    import cv2
-    from PIL import Image
-
-    frames, fps = _read_frames(source)
-    if not frames:
-        return None
-    height, width = frames[0].shape[:2]
-    webm: Path | None = folder / f"{name}.webm"
-    with _stderr_silenced():  # FFmpeg prints a warning about the VP80 tag on every file, then writes it fine
-        writer = cv2.VideoWriter(str(webm), cv2.VideoWriter.fourcc(*"VP80"), fps, (width, height))
-        for frame in frames if writer.isOpened() else []:
-            writer.write(frame)
-        writer.release()
-    if not webm.is_file() or webm.stat().st_size == 0:  # an OpenCV without VP8: the page falls back to the mp4
-        webm = None
-    every = max(1, round(fps / GIF_FPS))
-    scale = min(1.0, GIF_WIDTH / width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    images = [Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)).resize(size) for f in frames[::every]]
-    # One palette for every frame, from the first, middle and last: 40x faster than per-frame quantising.
-    sample = np.concatenate([np.asarray(images[i]) for i in (0, len(images) // 2, -1)])
-    palette = Image.fromarray(sample).quantize(GIF_COLOURS, method=Image.Quantize.FASTOCTREE)
-    indexed = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
-    gif = folder / f"{name}.gif"
-    indexed[0].save(gif, save_all=True, append_images=indexed[1:], duration=round(1000 * every / fps), loop=0)
-    poster = folder / f"{name}.png"
-    Image.fromarray(cv2.cvtColor(frames[-1], cv2.COLOR_BGR2RGB)).save(poster)
-    return VideoAssets(source, webm, gif, poster)
-
-
-def _find_video(path_text: str, run: Path) -> Path | None:
-    """A video path as logged: absolute, relative to the working directory, or to the run."""
-    path = Path(path_text)
-    for candidate in (path, run / path, run / path.name, run / "videos" / path.name):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-# ------------------------------------------------------------------------------------------ html parts
 
 
 def _e(value: Any) -> str:
@@ -501,7 +170,7 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     assets: list[VideoAssets] = []
     latest = data.evals[-1] if data.evals else {}
     for i, logged in enumerate(latest.get("videos") or []):
-        source = _find_video(str(logged), data.path)
+        source = find_video(str(logged), data.path)
         if source is None:
             data.notes.append(f"video {logged} not found")
             continue

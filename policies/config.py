@@ -10,10 +10,6 @@ from typing import Any
 
 from protege.policies.errors import PolicyError
 
-# Low-dimensional observation keys a policy may use, in a fixed order.
-LOWDIM_KEYS = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper", "object_pos", "object_quat", "goal_pos")
-# What the arm knows about itself (no privileged object state).
-PROPRIO_KEYS = ("joint_pos", "ee_pos", "ee_quat", "gripper")
 IMAGE_PREFIX = "image_"
 
 
@@ -29,9 +25,10 @@ class PolicyConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-6
 
-    def default_obs_keys(self, available: list[str]) -> list[str]:
-        """All known low-dim keys present in the dataset."""
-        return [k for k in LOWDIM_KEYS if k in available]
+    def default_obs_keys(self, kinds: dict[str, str]) -> list[str]:
+        """Every low-dim observation, privileged ones included, from a dataset's
+        :attr:`~protege.datasets.Dataset.observation_kinds` (key -> kind, in recorded order)."""
+        return [k for k, kind in kinds.items() if kind in ("lowdim", "privileged")]
 
 
 @dataclass

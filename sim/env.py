@@ -14,7 +14,7 @@ from protege.sim.errors import SimError
 from protege.sim.render import CameraRenderer, check_cameras
 from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl, load_robot_spec
 from protege.sim.scene import ROBOT_PREFIX, SceneOptions, build_scene
-from protege.sim.spec import DEFAULT_CAMERAS, EnvSpec
+from protege.sim.spec import DEFAULT_CAMERAS, IMAGE, EnvSpec
 from protege.sim.tasks import TASKS
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics, controls, mocap and warm start: exact replay
@@ -168,6 +168,33 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         policy's command had run ahead to)."""
         self.controller.reset_command(self.data.qpos[self._qpos_adr], self._command)
 
+    # the arm and its home, for scripted experts
+    @property
+    def arm_qpos_adr(self) -> np.ndarray:
+        """Addresses of the arm joints in ``data.qpos``, in the robot spec's order (a copy)."""
+        return self._qpos_adr.copy()
+
+    @property
+    def ee_site(self) -> int:
+        """Id of the end-effector site (z along the approach, y the fingers' closing axis)."""
+        return int(self._ee_site)
+
+    def home_data(self, gripper: float = 0.0, settle_steps: int = 0) -> mujoco.MjData:
+        """Scratch physics at the home keyframe with the home controls and the gripper commanded to
+        ``gripper`` (0 open .. 1 closed), after ``settle_steps`` physics steps with the arm held still;
+        the env's own state is untouched."""
+        m, d = self.model, mujoco.MjData(self.model)
+        mujoco.mj_resetDataKeyframe(m, d, self._home_key)
+        d.ctrl[:] = self._home_ctrl
+        d.ctrl[self._grip_act] = self.robot.gripper.ctrl(gripper)
+        q_arm = d.qpos[self._qpos_adr].copy()
+        for _ in range(settle_steps):
+            mujoco.mj_step(m, d)
+            d.qpos[self._qpos_adr] = q_arm
+            d.qvel[self._qvel_adr] = 0.0
+        mujoco.mj_forward(m, d)
+        return d
+
     # observations
     def observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Observation and info of the current state without stepping (e.g. after :meth:`set_state`)."""
@@ -221,21 +248,13 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return {"success": success, "is_success": success, "step": self._steps}
 
     def _make_observation_space(self) -> gym.spaces.Dict:
-        inf = np.inf
-        dof = self.robot.dof
-        n = len(self.task.objects)
-        spaces: dict[str, gym.spaces.Space] = {
-            "joint_pos": gym.spaces.Box(-inf, inf, (dof,), np.float64),
-            "joint_vel": gym.spaces.Box(-inf, inf, (dof,), np.float64),
-            "ee_pos": gym.spaces.Box(-inf, inf, (3,), np.float64),
-            "ee_quat": gym.spaces.Box(-1.0, 1.0, (4,), np.float64),
-            "gripper": gym.spaces.Box(0.0, 1.0, (1,), np.float64),
-        }
-        if n:
-            spaces["object_pos"] = gym.spaces.Box(-inf, inf, (3 * n,), np.float64)
-            spaces["object_quat"] = gym.spaces.Box(-1.0, 1.0, (4 * n,), np.float64)
-        if self.task.has_goal:
-            spaces["goal_pos"] = gym.spaces.Box(-inf, inf, (3,), np.float64)
-        for cam in self.cameras:
-            spaces[f"image_{cam}"] = gym.spaces.Box(0, 255, self._image_shape, dtype=np.uint8)
+        """Boxes for :attr:`EnvSpec.observations <protege.sim.spec.EnvSpec.observations>`: images uint8,
+        quaternions within [-1, 1], the gripper within [0, 1], the rest unbounded float64."""
+        spaces: dict[str, gym.spaces.Space] = {}
+        for key, kind, shape in self.env_spec.observations:
+            if kind == IMAGE:
+                spaces[key] = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
+            else:
+                low, high = (-1.0, 1.0) if key.endswith("_quat") else (0.0, 1.0) if key == "gripper" else (-np.inf, np.inf)
+                spaces[key] = gym.spaces.Box(low, high, shape, np.float64)
         return gym.spaces.Dict(spaces)

@@ -104,7 +104,7 @@ class ScriptedExpert:
     def _measure_gripper(self) -> None:
         """Finger bodies (jointed bodies below the ee body) and their extent in the ee frame, closed."""
         m = self.env.model
-        ee_body = int(m.site_bodyid[m.site("ee").id])
+        ee_body = int(m.site_bodyid[self.env.ee_site])
 
         def below(b: int) -> bool:
             while b > 0:
@@ -119,19 +119,9 @@ class ScriptedExpert:
         self._finger_geoms = [
             g for g in range(m.ngeom) if m.geom_bodyid[g] in self._fingers and (m.geom_contype[g] or m.geom_conaffinity[g])
         ]
-        # Fingertip depth and closed-finger half widths, from a scratch copy at home with the gripper closed.
-        d = mujoco.MjData(m)
-        mujoco.mj_resetDataKeyframe(m, d, self.env._home_key)
-        d.ctrl[:] = self.env._home_ctrl
-        d.ctrl[self.env._grip_act] = self.env.robot.gripper.closed
-        # Hold the arm in place while the fingers close: freeze arm joints by re-setting them.
-        q_arm = d.qpos[self.env._qpos_adr].copy()
-        for _ in range(200):
-            mujoco.mj_step(m, d)
-            d.qpos[self.env._qpos_adr] = q_arm
-            d.qvel[self.env._qvel_adr] = 0.0
-        mujoco.mj_forward(m, d)
-        site = m.site("ee").id
+        # Fingertip depth and closed-finger half widths, at home with the gripper closed (the arm held still).
+        d = self.env.home_data(gripper=1.0, settle_steps=200)
+        site = self.env.ee_site
         p, r = d.site_xpos[site], d.site_xmat[site].reshape(3, 3)
         corners = []
         signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
@@ -147,9 +137,7 @@ class ScriptedExpert:
         self.pusher_half = float(np.abs(pts[:, 1]).max())
         self.push_z = self.tip_depth + 0.015  # ee height that pushes a cube at mid height
         self.grasp_clearance = self.tip_depth + 0.005  # lowest ee height above a support while grasping
-        mujoco.mj_resetDataKeyframe(m, d, self.env._home_key)
-        mujoco.mj_forward(m, d)
-        self.home_yaw = self._yaw_of(d.site_xmat[site].reshape(3, 3))
+        self.home_yaw = self._yaw_of(self.env.home_data().site_xmat[site].reshape(3, 3))
 
     def _yaw_of(self, rot: np.ndarray) -> float:
         """Heading of the ee y axis (the finger closing axis) in the table plane."""

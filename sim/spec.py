@@ -5,6 +5,8 @@ attributes as they are, so :meth:`EnvSpec.from_attrs` reads both (older datasets
 lack ``robot_source``, ``robot_hash`` and ``substeps``, and may store ``image_size`` as an int).
 The arm is named twice: by ``robot`` (its spec's name) and by ``robot_source`` (a built-in name or
 the spec file's absolute path), and told apart from another arm of the same name by ``robot_hash``.
+``observations`` lists each observation key with its kind and per-frame shape (the env's observation
+space), so a policy picks its inputs from a dataset's attributes, not from key names.
 """
 
 from __future__ import annotations
@@ -23,12 +25,26 @@ from protege.sim.tasks import TASKS
 
 DEFAULT_CAMERAS = ("front", "wrist")
 DEFAULT_IMAGE_SIZE = (128, 128)
+# Observation kinds (the dataset contract's words, datasets.schema.OBS_KINDS): what the arm measures
+# of itself, camera images, and object or goal state a real robot would not observe.
+LOWDIM, IMAGE, PRIVILEGED = "lowdim", "image", "privileged"
+Observation = tuple[str, str, tuple[int, ...]]  # key, kind, per-frame shape
 
 
 def default_substeps(control_hz: float) -> int:
     """Physics steps per control tick: as many as fit one control period (1 for a rate that is not positive,
     which :class:`EnvSpec` refuses)."""
     return max(1, round(1.0 / (control_hz * TIMESTEP))) if control_hz > 0 else 1
+
+
+def observations(task: str, dof: int, cameras: Sequence[str], image_size: tuple[int, int]) -> tuple[Observation, ...]:
+    """Each observation key of an env with this task, arm (``dof`` joints) and cameras, in the env's order."""
+    objects, has_goal = len(TASKS[task].objects), TASKS[task].has_goal
+    arm = [("joint_pos", (dof,)), ("joint_vel", (dof,)), ("ee_pos", (3,)), ("ee_quat", (4,)), ("gripper", (1,))]
+    state = [("object_pos", (3 * objects,)), ("object_quat", (4 * objects,))] if objects else []
+    return (*((key, LOWDIM, shape) for key, shape in arm),
+            *((key, PRIVILEGED, shape) for key, shape in state + ([("goal_pos", (3,))] if has_goal else [])),
+            *((f"image_{camera}", IMAGE, (*image_size, 3)) for camera in cameras))
 
 
 def source_of(robot: str) -> str:
@@ -40,7 +56,8 @@ def source_of(robot: str) -> str:
 class EnvSpec:
     """Task, arm, cameras, image size (h, w), control rate, physics substeps, action space and scale.
 
-    ``robot_hash`` empty means unknown (a spec read from older attributes): it is then not compared.
+    ``robot_hash`` empty means unknown (a spec read from older attributes): it is then not compared;
+    ``observations`` empty too (:func:`observations`; :meth:`make` and :meth:`resolved` fill it in).
     """
 
     task: str
@@ -53,6 +70,7 @@ class EnvSpec:
     substeps: int = 25
     action_space: str = "ee_delta"
     action_scale: tuple[float, ...] = ()
+    observations: tuple[Observation, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -63,6 +81,9 @@ class EnvSpec:
             raise SimError(f"control rate and substeps must be positive, got {self.control_hz} Hz, {self.substeps}")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise SimError(f"image size must be (height, width) in pixels, got {self.image_size}")
+        if self.observations:  # kept true to task, cameras and image size through dataclasses.replace
+            dof = {key: shape for key, _, shape in self.observations}["joint_pos"][0]
+            object.__setattr__(self, "observations", observations(self.task, dof, self.cameras, self.image_size))
 
     @classmethod
     def make(
@@ -83,8 +104,9 @@ class EnvSpec:
             source = arm.name if arm.source == builtin_spec_path(arm.name) else str(arm.source.resolve())
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
         hz = float(control_hz)
-        return cls(task, arm.name, source, robot_hash(arm), tuple(cameras), size, hz,  # type: ignore[arg-type]
+        spec = cls(task, arm.name, source, robot_hash(arm), tuple(cameras), size, hz,  # type: ignore[arg-type]
                    substeps or default_substeps(hz), action_space, action_scale(action_space, arm))
+        return dataclasses.replace(spec, observations=observations(task, arm.dof, spec.cameras, spec.image_size))
 
     def load_robot(self) -> RobotSpec:
         """The arm from ``robot_source``, refused unless it is the arm this spec names (name, then hash)."""
@@ -107,7 +129,8 @@ class EnvSpec:
         return self if robot is None else dataclasses.replace(self, robot_source=source_of(robot))
 
     def to_attrs(self) -> dict[str, Any]:
-        """The JSON form: dataset root attributes (``image_size`` is ``[]`` without cameras)."""
+        """The JSON form: dataset root attributes (``image_size`` is ``[]`` without cameras; ``observations``
+        a list of ``{key, kind, shape}``, absent when unknown)."""
         return {
             "task": self.task,
             "robot": self.robot,
@@ -119,7 +142,8 @@ class EnvSpec:
             "substeps": self.substeps,
             "action_space": self.action_space,
             "action_scale": list(self.action_scale),
-        }
+        } | ({"observations": [{"key": k, "kind": kind, "shape": list(shape)} for k, kind, shape in self.observations]}
+             if self.observations else {})
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> EnvSpec:
@@ -141,8 +165,10 @@ class EnvSpec:
                 substeps=int(attrs.get("substeps") or default_substeps(hz)),
                 action_space=str(attrs.get("action_space", "ee_delta")),
                 action_scale=tuple(float(x) for x in attrs.get("action_scale", ())),
+                observations=tuple((str(o["key"]), str(o["kind"]), tuple(int(n) for n in o["shape"]))
+                                   for o in attrs.get("observations", ())),
             )
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, KeyError) as exc:  # KeyError: observations without joint_pos
             raise SimError(f"malformed env attributes: {exc}") from None
 
 

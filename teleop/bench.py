@@ -1,4 +1,5 @@
-"""`protege bench record`: how well the recorder holds its rate, and scripted collection throughput.
+"""Teleop benchmarks: `protege bench record` (how well the recorder holds its rate, and scripted
+collection throughput) and `protege bench replay` (replay throughput, the browser's drawing time).
 
 The recorder runs 200 ticks at 20 Hz on the built-in arm with two 128x128 cameras (front, wrist)
 in a real X window (``DISPLAY``, else a fresh Xvfb server), driven by scripted key presses, saving an episode mid-run so the
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 RECORD_TICKS = 200
 COLLECT_EPISODES = 48
@@ -73,3 +77,53 @@ def run_bench(json: bool) -> dict[str, Any]:
                       f"{c['episodes_per_min']} episodes/min (success {c['success_rate']:.0%}, {c['frames']} frames)",
                       flush=True)
     return {"record": record, "collect": collect, "cpus": os.cpu_count()}
+
+
+def bench_replay(episodes: int = 1, browser_frames: int = 120) -> dict[str, Any]:
+    """Replay throughput (frames/s, states and actions mode, lift without cameras) and the browser's
+    drawing time per displayed frame (two 128x128 cameras, SDL dummy driver)."""
+    from protege.datasets import Dataset
+    from protege.sim import EnvSpec
+    from protege.teleop.collect import collect
+    from protege.teleop.replay import MODES, make_replay_env, replay_episode
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "bench.zarr")
+        collect(EnvSpec.make("lift", cameras=("front", "wrist")), path, episodes, noise=0.2, progress=False)
+        ds = Dataset(path)
+        env = make_replay_env(ds.attrs, cameras=())
+        result: dict[str, Any] = {"episode_frames": int(ds.episode_ends[0])}
+        for mode in MODES:
+            replayed = replay_episode(ds, 0, mode, env=env)
+            result[f"replay_{mode}_frames_per_s"] = round(replayed.frames / replayed.seconds, 1)
+            result[f"replay_{mode}_max_deviation"] = replayed.max_deviation
+        env.close()
+        result.update(bench_browser(ds, browser_frames))
+    return result
+
+
+def bench_browser(ds: Any, frames: int = 120) -> dict[str, Any]:
+    """Milliseconds to draw one browser frame (list, cameras, plot, timeline, HUD) while playing
+    through an episode, offscreen; the first frame (which renders the static plot) is timed apart."""
+    import pygame
+
+    from protege.teleop.browser import BrowserModel
+    from protege.teleop.browser_view import BrowserView
+
+    model = BrowserModel(ds.path)
+    pygame.font.init()
+    view = BrowserView(model, pygame.Surface(BrowserView.window_size(model)))
+    started = time.perf_counter()
+    view.draw()
+    first = time.perf_counter() - started
+    times = []
+    for i in range(frames):
+        model.scrub(i % model.length)
+        started = time.perf_counter()
+        view.draw()
+        times.append(time.perf_counter() - started)
+    return {"browser_frame_ms": round(1e3 * float(np.median(times)), 2),
+            "browser_frame_mean_ms": round(1e3 * float(np.mean(times)), 2),
+            "browser_frame_p90_ms": round(1e3 * float(np.percentile(times, 90)), 2),
+            "browser_first_frame_ms": round(1e3 * first, 2),
+            "browser_cameras": len(model.cameras)}

@@ -462,24 +462,3 @@ class BrowserApp:
             self.session = None
             self.model.message = why
 
-
-def bench_browser(ds: Any, frames: int = 120) -> dict[str, Any]:
-    """Milliseconds to draw one browser frame (list, cameras, plot, timeline, HUD) while playing
-    through an episode, offscreen; the first frame (which renders the static plot) is timed apart."""
-    model = BrowserModel(ds.path)
-    pygame.font.init()
-    view = BrowserView(model, pygame.Surface(BrowserView.window_size(model)))
-    started = time.perf_counter()
-    view.draw()
-    first = time.perf_counter() - started
-    times = []
-    for i in range(frames):
-        model.scrub(i % model.length)
-        started = time.perf_counter()
-        view.draw()
-        times.append(time.perf_counter() - started)
-    return {"browser_frame_ms": round(1e3 * float(np.median(times)), 2),
-            "browser_frame_mean_ms": round(1e3 * float(np.mean(times)), 2),
-            "browser_frame_p90_ms": round(1e3 * float(np.percentile(times, 90)), 2),
-            "browser_first_frame_ms": round(1e3 * first, 2),
-            "browser_cameras": len(model.cameras)}

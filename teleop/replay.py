@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -358,25 +357,3 @@ def replay(path: str | os.PathLike[str], episode: int, mode: str = "states", vid
     result.video = result_video
     return result
 
-
-def bench_replay(episodes: int = 1, browser_frames: int = 120) -> dict[str, Any]:
-    """Replay throughput (frames/s, states and actions mode, lift without cameras) and the browser's
-    drawing time per displayed frame (two 128x128 cameras, SDL dummy driver)."""
-    from protege.sim import EnvSpec
-    from protege.teleop.collect import collect
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "bench.zarr")
-        collect(EnvSpec.make("lift", cameras=("front", "wrist")), path, episodes, noise=0.2, progress=False)
-        ds = Dataset(path)
-        env = make_replay_env(ds.attrs, cameras=())
-        result: dict[str, Any] = {"episode_frames": int(ds.episode_ends[0])}
-        for mode in MODES:
-            replayed = replay_episode(ds, 0, mode, env=env)
-            result[f"replay_{mode}_frames_per_s"] = round(replayed.frames / replayed.seconds, 1)
-            result[f"replay_{mode}_max_deviation"] = replayed.max_deviation
-        env.close()
-        from protege.teleop.browser_view import bench_browser
-
-        result.update(bench_browser(ds, browser_frames))
-    return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from protege.policies.config import IMAGE_PREFIX, PROPRIO_KEYS, PolicyConfig
+from protege.policies.config import PolicyConfig
 
 
 @dataclass
@@ -26,9 +26,11 @@ class CNNConfig(PolicyConfig):
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     dropout: float = 0.0
 
-    def default_obs_keys(self, available: list[str]) -> list[str]:
-        """Every camera plus proprioception; no privileged object state."""
-        return sorted(k for k in available if k.startswith(IMAGE_PREFIX)) + [k for k in PROPRIO_KEYS if k in available]
+    def default_obs_keys(self, kinds: dict[str, str]) -> list[str]:
+        """Every camera plus the arm's low-dim observations but its joint velocities (as the settings
+        above were measured); no privileged object state."""
+        images = sorted(k for k, kind in kinds.items() if kind == "image")
+        return images + [k for k, kind in kinds.items() if kind == "lowdim" and k != "joint_vel"]
 
 
 # A small encoder on the current frame only: ~1,000 samples/s on one CPU core with two 64 px cameras.

@@ -14,6 +14,8 @@ import pytest
 
 from protege.launch import cli
 from protege.launch.report import write_report
+from protege.launch.errors import UserError
+from protege.launch.runfiles import append_eval, read_evals, read_run, write_dagger
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +128,8 @@ def test_dagger_run_plots_success_per_round(train_run: Path, tmp_path: Path) -> 
                        "success_rate": 0.2 * (r + 1), "ci95": [0.1 * r, 0.3 * (r + 1)], "mean_length": 40.0,
                        "run": f"round_{r}"})
     bc = [dict(rounds[0]), {**rounds[1], "success_rate": 0.3, "run": "bc_1"}]
-    (run / "dagger.json").write_text(json.dumps({"task": "lift", "policy": "mlp", "expert": "scripted",
-                                                 "config": {"rounds": 3, "beta": 0.5}, "rounds": rounds, "bc": bc}))
+    write_dagger(run, {"task": "lift", "policy": "mlp", "expert": "scripted", "config": {"rounds": 3, "beta": 0.5},
+                       "rounds": rounds, "bc": bc})  # as protege dagger writes it
     report = write_report(run)
     assert {"dagger.png", "round_loss.png"} <= {p.name for p in report.plots}
     page = report.html.read_text()
@@ -153,3 +155,17 @@ def test_malformed_dagger_log_is_one_line_and_exit_2(tmp_path: Path, capsys: pyt
     assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == f"protege report: error: {tmp_path / 'dagger.json'}: rounds[0] lacks a numeric success_rate\n"
+
+
+def test_run_files_read_back_what_their_writers_wrote(tmp_path: Path) -> None:
+    append_eval(tmp_path, {"episodes": 2, "success_rate": 0.5, "ci95": [0.1, 0.9]})
+    append_eval(tmp_path, {"episodes": 4, "success_rate": 1.0, "ci95": [0.5, 1.0]})
+    evals = read_evals(tmp_path / "evals.jsonl")
+    assert [e["success_rate"] for e in evals] == [0.5, 1.0] and all("time" in e for e in evals)
+    (tmp_path / "evals.jsonl").open("a").write("not json\n")
+    with pytest.raises(UserError, match="evals.jsonl line 3 is not an evaluation"):
+        read_evals(tmp_path / "evals.jsonl")
+    (tmp_path / "evals.jsonl").write_text("")
+    log = {"task": "lift", "policy": "mlp", "expert": "scripted", "rounds": [{"round": 0, "success_rate": 0.4}], "bc": []}
+    write_dagger(tmp_path, log)
+    assert read_run(tmp_path).dagger == log and not list(tmp_path.glob(".*tmp*"))

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from protege.datasets import Dataset, EpisodeWriter, SequenceSampler, Source
-from protege.policies.config import TrainConfig, apply_overrides
+from protege.policies.cnn.config import CNNConfig
+from protege.policies.config import PolicyConfig, TrainConfig, apply_overrides
 from protege.policies.data import DeviceLoader, PrefetchLoader, correction_weights
 from protege.policies.errors import PolicyError
 from protege.policies.mlp.config import MLPConfig
@@ -122,3 +123,19 @@ def test_overrides_are_typed():
         apply_overrides([train_cfg, policy_cfg], ["nope=1"])
     with pytest.raises(PolicyError, match="expected int"):
         apply_overrides([train_cfg, policy_cfg], ["steps=many"])
+
+
+def test_default_inputs_follow_the_datasets_observation_kinds(lowdim_dataset, tmp_path):
+    old = Dataset(lowdim_dataset)  # written without the observations attribute: the old rule
+    assert PolicyConfig().default_obs_keys(old.observation_kinds) == ["joint_pos", "ee_pos", "gripper", "object_pos"]
+    observations = [{"key": "state", "kind": "lowdim", "shape": [2]}, {"key": "joint_vel", "kind": "lowdim", "shape": [2]},
+                    {"key": "env", "kind": "privileged", "shape": [3]},
+                    {"key": "image_top", "kind": "image", "shape": [8, 8, 3]}]
+    attrs = {"fps": 20, "robot": "arm", "task": "lift", "action_space": "ee_delta", "observations": observations}
+    with EpisodeWriter(tmp_path / "new.zarr", attrs=attrs) as writer:
+        writer.add_episode({"action": np.zeros((3, 7)), "state": np.zeros((3, 2)), "joint_vel": np.zeros((3, 2)),
+                            "env": np.zeros((3, 3)), "image_top": np.zeros((3, 8, 8, 3), np.uint8)},
+                           seed=0, success=True, source=Source.EXPERT)
+    kinds = Dataset(tmp_path / "new.zarr").observation_kinds
+    assert PolicyConfig().default_obs_keys(kinds) == ["state", "joint_vel", "env"]
+    assert CNNConfig().default_obs_keys(kinds) == ["image_top", "state"]

@@ -118,7 +118,7 @@ def test_ee_delta_respects_joint_limits(lift: ProtegeEnv) -> None:
     lift.reset(seed=0)
     for _ in range(150):  # push far beyond the reachable workspace
         lift.step(np.array([0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 0.0]))
-    q = lift.data.qpos[lift._qpos_adr]
+    q = lift.data.qpos[lift.arm_qpos_adr]
     low, high = lift.model.jnt_range[[lift.model.joint("robot/" + j).id for j in lift.robot.arm_joints]].T
     assert np.all(q >= low - 0.02) and np.all(q <= high + 0.02)
 
@@ -162,3 +162,16 @@ def test_reaching_the_target_terminates_with_success() -> None:
         if terminated or truncated:
             break
     assert terminated and info["success"] and reward > 0.5
+
+
+def test_home_data_is_scratch_physics_at_home(lift: ProtegeEnv) -> None:
+    lift.reset(seed=0)
+    before = lift.get_state()
+    home = lift.home_data()
+    closed = lift.home_data(gripper=1.0, settle_steps=200)
+    assert np.array_equal(lift.get_state(), before)  # the env's own state is untouched
+    adr = lift.arm_qpos_adr
+    assert np.allclose(closed.qpos[adr], home.qpos[adr])  # the arm held still while the fingers closed
+    grip = lift.model.actuator("robot/" + lift.robot.gripper.actuator).id
+    assert (home.ctrl[grip], closed.ctrl[grip]) == (lift.robot.gripper.open, lift.robot.gripper.closed)
+    assert np.allclose(home.site_xpos[lift.ee_site], lift.ee_pose()[0])  # reset puts the arm at home too

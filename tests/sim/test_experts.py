@@ -201,7 +201,7 @@ def test_slot_push_turn_does_not_split_at_home(wrist_offset):
     env.reset(seed=0)
     wall_x, slot_y = env.task.slot_center(env.data)
     env.task.set_object_pose(env.data, 0, np.array([wall_x - 0.1, slot_y, CUBE_HALF]))  # in line: push forward
-    env.data.qpos[env._qpos_adr[-1]] += wrist_offset
+    env.data.qpos[env.arm_qpos_adr[-1]] += wrist_offset
     mujoco.mj_forward(env.model, env.data)
     turn = make_expert(env).act()[5]
     assert turn < -0.05  # towards home - pi/2, whichever side of home the wrist is on

@@ -54,3 +54,19 @@ def test_mismatch_names_action_space_and_rate():
     assert mismatch(spec, slow) == "rate 20 Hz with 25 substeps, not 10 Hz with 50"
     assert mismatch(spec, EnvSpec.make("reach", cameras=())) == "task 'lift', not 'reach'"
     assert mismatch(spec, dataclasses.replace(spec, cameras=("front",))) is None  # observations are checked by shape
+
+
+def test_observations_are_the_envs_with_kind_and_shape():
+    spec = EnvSpec.make("push", cameras=("front",), image_size=(48, 64))
+    env = ProtegeEnv.from_spec(spec, terminate_on_success=False)
+    obs, _ = env.reset(seed=0)
+    assert [key for key, _, _ in spec.observations] == list(obs)  # every key, in the env's order
+    assert {key: shape for key, _, shape in spec.observations} == {key: value.shape for key, value in obs.items()}
+    kinds = {key: kind for key, kind, _ in spec.observations}
+    assert kinds == {"joint_pos": "lowdim", "joint_vel": "lowdim", "ee_pos": "lowdim", "ee_quat": "lowdim",
+                     "gripper": "lowdim", "object_pos": "privileged", "object_quat": "privileged",
+                     "goal_pos": "privileged", "image_front": "image"}
+    assert spec.to_attrs()["observations"][-1] == {"key": "image_front", "kind": "image", "shape": [48, 64, 3]}
+    assert EnvSpec.from_attrs({k: v for k, v in spec.to_attrs().items() if k != "observations"}).observations == ()
+    fewer = dataclasses.replace(spec, task="lift", cameras=())  # as rollout --task/--cameras do
+    assert [key for key, _, _ in fewer.observations][-2:] == ["object_pos", "object_quat"]
