@@ -55,6 +55,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return tuple(classes)
 
 
+def add_ray_argument(parser: argparse.ArgumentParser, workers: str) -> None:
+    """``--ray [ADDRESS]``: run the per-seed workers as Ray actors (needs the ``protege[ray]`` extra)."""
+    parser.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help=f"run the workers ({workers} of them) as Ray actors: a local Ray instance (started, or the one `ray start` left), "
+             "or the cluster at ADDRESS (auto, ray://HOST:10001); needs pip install 'protege[ray]'",
+    )
+
+
 def emit_json(result: dict[str, Any]) -> None:
     """Print ``result`` as one JSON object on the last line of standard output."""
     sys.stdout.flush()

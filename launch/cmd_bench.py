@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from protege.launch.cli import emit_json
+from protege.launch.cli import add_ray_argument, emit_json
 
 # target -> (module, function); each function takes json: bool and returns a dict of figures.
 BENCHES: dict[str, tuple[str, str]] = {
@@ -21,14 +21,23 @@ BENCHES: dict[str, tuple[str, str]] = {
 ROLLOUT_EPISODES = 48
 
 
+RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
+    add_ray_argument(parser, "record and rollout only")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
 
 
 def run(args: argparse.Namespace) -> int:
+    from protege.launch.errors import UserError
+
+    if args.ray and args.target not in RAY_TARGETS:
+        raise UserError(f"--ray measures {' and '.join(RAY_TARGETS)}, not {args.target}")
     module, function = BENCHES[args.target]
-    result = getattr(importlib.import_module(module), function)(json=args.json)
+    extra = {"ray": args.ray} if args.ray else {}
+    result = getattr(importlib.import_module(module), function)(json=args.json, **extra)
     if args.json:
         emit_json(result)
     return 0
@@ -42,9 +51,10 @@ def _sim(json: bool) -> dict:
     return result
 
 
-def _rollout(json: bool) -> dict:
-    """Policy rollout throughput with 1 and 4 env processes: an mlp on lift without cameras, episodes
-    running to the time limit (the policy is barely trained), process start-up included."""
+def _rollout(json: bool, ray: str | None = None) -> dict:
+    """Policy rollout throughput with 1 and 4 env processes (and with ``ray``, 4 Ray actors, at most one
+    per CPU): an mlp on lift without cameras, episodes running to the time limit (the policy is barely
+    trained), process start-up included."""
     import functools
     import os
     import tempfile
@@ -64,13 +74,14 @@ def _rollout(json: bool) -> dict:
         collect(env, demos, 4, noise=0.2, progress=False)
         train(TrainConfig(dataset=demos, out=run_dir, policy="mlp", steps=20, warmup_steps=5, progress=False))
         spec = RolloutSpec(env, functools.partial(load_for_rollout, run_dir, "cpu", True))
-        for envs in (1, 4):
-            summary = run_rollouts(spec, ROLLOUT_EPISODES, envs=envs, progress=False).summary
-            figures = {"envs": envs, "episodes_per_min": summary["episodes_per_min"], "seconds": summary["seconds"],
-                       "steps_per_s": round(sum(summary["lengths"]) / summary["seconds"], 1)}
+        for envs, on in ((1, None), (4, None), *(((4, ray),) if ray else ())):
+            summary = run_rollouts(spec, ROLLOUT_EPISODES, envs=envs, progress=False, ray=on).summary
+            figures = {"envs": envs, "ray": on, "episodes_per_min": summary["episodes_per_min"],
+                       "seconds": summary["seconds"], "steps_per_s": round(sum(summary["lengths"]) / summary["seconds"], 1)}
             result["envs"].append(figures)
             if not json:
-                print(f"rollout: {ROLLOUT_EPISODES} lift episodes (mlp, no cameras), {envs} env(s): "
+                where = f"{envs} Ray actor(s) at {on}" if on else f"{envs} env(s)"
+                print(f"rollout: {ROLLOUT_EPISODES} lift episodes (mlp, no cameras), {where}: "
                       f"{figures['episodes_per_min']} episodes/min, {figures['steps_per_s']} steps/s "
                       f"({figures['seconds']} s with process start-up)", flush=True)
     return result

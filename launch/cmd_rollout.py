@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
+from protege.launch.cli import add_ray_argument
 from protege.launch.runfiles import append_eval
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--envs", type=int, default=1, help="parallel env processes (default: 1)")
     parser.add_argument("--seed", type=int, help=f"first episode seed (default: {EVAL_SEED}, or one past the largest "
                                                  "seed already in --record if that is larger)")
+    add_ray_argument(parser, "--envs")
     parser.add_argument("--task", help="task to run (default: the checkpoint's; another task is refused)")
     parser.add_argument("--robot", help="robot name or spec file (default: the one the run recorded; another arm is "
                                         "refused)")
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                            videos=args.episodes if args.videos is None else args.videos,
                            video_camera=args.video_camera)
         summary = run_rollouts(rollouts, args.episodes, seed=args.seed, envs=args.envs, record_to=args.record,
-                               progress=not args.no_progress).summary
+                               progress=not args.no_progress, ray=args.ray).summary
         low, high = summary["ci95"]
         print(f"{spec.task}: {summary['successes']}/{summary['episodes']} successful "
               f"({100 * summary['success_rate']:.1f}%, 95% CI {100 * low:.1f}-{100 * high:.1f}%), "
@@ -132,8 +134,8 @@ def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any) -> dic
 
     if not args.record:
         raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")
-    if args.envs != 1 or args.video_dir:
-        raise UserError("--intervene runs one env in a window: drop --envs and --video-dir")
+    if args.envs != 1 or args.video_dir or args.ray:
+        raise UserError("--intervene runs one env in a window: drop --envs, --video-dir and --ray")
     require_display("rollout")
     env = make_env(spec)
     device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])

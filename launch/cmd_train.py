@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from protege.policies import POLICY_NAMES
@@ -12,8 +14,11 @@ from protege.policies import POLICY_NAMES
 EXAMPLES = """examples:
   protege train --dataset demos.zarr --policy cnn --out runs/cnn --set lr=3e-4 --set n_obs_steps=1
   protege train --resume runs/cnn --steps 40000
-  torchrun --nproc-per-node 4 -m protege.launch.cli train --dataset demos.zarr --policy act --out runs/act
+  protege train --nproc 4 --dataset demos.zarr --policy act --out runs/act     # DDP, one process per GPU
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-endpoint HOST:29500 -m protege.launch.cli train ...
 
+Under torchrun (or --nproc) --batch-size is per process: the global batch is batch size x processes,
+and a run resumes with the number of processes it was trained with.
 --set takes any field of the train config or the policy's config (policies/<name>/config.py);
 a run's config.json lists them all with their values."""
 
@@ -28,12 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run directory to create (weights, config, stats, TensorBoard logs)")
     parser.add_argument("--resume", metavar="RUN", help="continue the run saved in RUN/ from its last checkpoint")
     parser.add_argument("--steps", type=int, help="total optimisation steps")
-    parser.add_argument("--batch-size", type=int, help="batch size per process")
+    parser.add_argument("--batch-size", type=int, help="batch size per process (global batch: x processes)")
     parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a train or policy config field, e.g. --set lr=3e-4 --set horizon=16 (repeatable)",
+    )
+    parser.add_argument(
+        "--nproc", type=int, help="data-parallel processes on this machine, started by torchrun (one per GPU)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
@@ -54,6 +62,34 @@ def run_dataset(stored: str, run: str) -> str:
                     "pass --dataset")
 
 
+def _launch(args: argparse.Namespace) -> int:
+    """Run this command again under torchrun with ``args.nproc`` processes on this machine."""
+    from protege.launch.errors import UserError
+    from protege.policies import checkpoint, distributed
+
+    if os.environ.get("RANK"):
+        raise UserError("--nproc starts torchrun itself: drop it when launching with torchrun")
+    device = args.device or (checkpoint.read_run(args.resume)[0]["train_config"]["device"] if args.resume else "auto")
+    distributed.check_nproc(args.nproc, _uses_cuda(device))
+    if args.resume:
+        distributed.check_resume(checkpoint.read_run(args.resume)[0], args.nproc)
+    flags = {"--dataset": args.dataset, "--policy": args.policy, "--out": args.out, "--resume": args.resume,
+             "--steps": args.steps, "--batch-size": args.batch_size, "--device": args.device, "--seed": args.seed}
+    argv = [item for flag, value in flags.items() if value is not None for item in (flag, str(value))]
+    argv += [item for o in args.overrides for item in ("--set", o)]
+    argv += ["--no-progress"] * args.no_progress + ["--json"] * args.json
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc),
+               "-m", "protege.launch.cli", "train", *argv]
+    env = {"OMP_NUM_THREADS": "1", **os.environ}  # the trainer sets each process's threads itself
+    return subprocess.run(command, env=env).returncode
+
+
+def _uses_cuda(device: str) -> bool:
+    import torch
+
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
 def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
     from protege.launch.errors import UserError
@@ -62,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from protege.policies.config import TrainConfig, apply_overrides, from_dict
     from protege.policies.trainer import train
 
+    if args.nproc is not None:
+        return _launch(args)
     if args.resume:
         if args.policy or args.out:
             raise UserError("--resume RUN continues that run: drop --policy and --out")

@@ -67,8 +67,10 @@ def save_checkpoint(
     dataset_attrs: Mapping[str, Any],
     ema: Policy | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    world_size: int = 1,
 ) -> None:
-    """Write the run's weights, statistics and config; config.json goes last and names the step."""
+    """Write the run's weights, statistics and config; config.json goes last and names the step and the
+    number of data-parallel processes (which, with the per-process batch size, fixes the global batch)."""
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     _write_tensors(run / "model.safetensors", policy.state_dict())
@@ -85,6 +87,7 @@ def save_checkpoint(
             "format": FORMAT_VERSION,
             "policy": policy.name,
             "step": step,
+            "world_size": world_size,
             "policy_config": dataclasses.asdict(policy.config),
             "train_config": dataclasses.asdict(train_config),
             "obs_shapes": {k: list(v) for k, v in policy.spec.obs_shapes.items()},

@@ -2,7 +2,8 @@
 
 Both loaders draw window indices with replacement from their own seeded generator, uniformly or with
 the probabilities of :func:`correction_weights`, and return dicts of tensors on the training device,
-shaped like ``SequenceSampler.sample``.
+shaped like ``SequenceSampler.sample``. Under data-parallel training every rank draws the same global
+batch of ``batch_size x world_size`` indices from the same seed and keeps slice ``rank`` of it.
 ``wait_s`` accumulates the time the training loop spent blocked on data.
 """
 
@@ -44,9 +45,11 @@ class PrefetchLoader:
 
     def __init__(
         self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4,
-        weights: np.ndarray | None = None,
+        weights: np.ndarray | None = None, rank: int = 0, world_size: int = 1,
     ) -> None:
         self.sampler, self.batch_size, self.device = sampler, batch_size, device
+        self._slice = slice(rank * batch_size, (rank + 1) * batch_size)
+        self._draw = batch_size * world_size
         self._cdf = None if weights is None else np.cumsum(weights)  # weighted draws by bisection
         self.rng = np.random.default_rng(seed)
         self.wait_s = 0.0
@@ -60,9 +63,9 @@ class PrefetchLoader:
         try:
             while not self._stop.is_set():
                 if self._cdf is None:
-                    idx = self.rng.integers(0, len(self.sampler), self.batch_size)
+                    idx = self.rng.integers(0, len(self.sampler), self._draw)[self._slice]
                 else:
-                    u = self.rng.random(self.batch_size) * self._cdf[-1]
+                    u = self.rng.random(self._draw)[self._slice] * self._cdf[-1]
                     idx = np.minimum(np.searchsorted(self._cdf, u, side="right"), len(self.sampler) - 1)
                 batch = {k: torch.from_numpy(v) for k, v in self.sampler.sample(idx).items()}
                 if pin:
@@ -114,8 +117,12 @@ class DeviceLoader:
         seed: int,
         device: torch.device,
         weights: np.ndarray | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.batch_size, self.device = batch_size, device
+        self._slice = slice(rank * batch_size, (rank + 1) * batch_size)
+        self._draw = batch_size * world_size
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
         self.arrays = {k: _upload(ds.load(k), device) for k in [*obs_keys, "action"]}
         starts, ends = ds.episode_starts[episodes], ds.episode_ends[episodes]
@@ -146,10 +153,10 @@ class DeviceLoader:
     def next(self) -> Batch:
         start = time.perf_counter()
         if self.weights is None:
-            idx = torch.randint(0, len(self), (self.batch_size,), device=self.device, generator=self.generator)
+            idx = torch.randint(0, len(self), (self._draw,), device=self.device, generator=self.generator)
         else:
-            idx = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
-        batch = self.sample(idx)
+            idx = torch.multinomial(self.weights, self._draw, replacement=True, generator=self.generator)
+        batch = self.sample(idx[self._slice])
         self.wait_s += time.perf_counter() - start
         return batch
 

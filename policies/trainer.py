@@ -1,4 +1,4 @@
-"""The training loop: AdamW, warm-up + cosine schedule, EMA, bf16 autocast and DDP on CUDA, checkpoints."""
+"""The training loop: AdamW, warm-up + cosine schedule, EMA, bf16 autocast on CUDA, DDP under torchrun, checkpoints."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from protege.datasets import Dataset, SequenceSampler, compute_stats, split_episodes
 from protege.datasets.storage import is_local, normalize_path
-from protege.policies import checkpoint
+from protege.policies import checkpoint, distributed
 from protege.policies.base import POLICIES, Batch, Policy, Spec, Stats, build_policy
 from protege.policies.config import IMAGE_PREFIX, PolicyConfig, TrainConfig
 from protege.policies.data import DeviceLoader, PrefetchLoader, correction_weights
@@ -62,14 +61,15 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def resolve_threads(requested: int) -> int:
-    """Torch's intra-op threads for CPU training: ``requested``, or half the cores when 0.
+def resolve_threads(requested: int, processes: int = 1) -> int:
+    """Torch's intra-op threads for CPU training: ``requested``, or half the cores shared among the
+    node's ``processes`` when 0.
 
     All cores is torch's default and the worst choice on a shared or small machine: with another
     busy process on 2 cores, 2 threads make each small op ~100x slower (the threads wait on each
     other), while 1 thread runs at full speed; half leaves a core for data loading and rollouts.
     """
-    return requested if requested > 0 else max(1, (os.cpu_count() or 1) // 2)
+    return requested if requested > 0 else max(1, (os.cpu_count() or 1) // 2 // processes)
 
 
 def resolve_device(name: str, local_rank: int) -> torch.device:
@@ -93,14 +93,6 @@ def resolve_obs_keys(ds: Dataset, policy: str, config: PolicyConfig) -> list[str
     if not keys:
         raise PolicyError(f"dataset {ds.path} has no observation keys policy {policy} can use ({', '.join(ds.keys)})")
     return keys
-
-
-def _distributed() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
 
 
 @torch.no_grad()
@@ -157,13 +149,13 @@ def _restore(
 
 
 def _val_batches(ds: Dataset, keys: list[str], pcfg: PolicyConfig, episodes: np.ndarray, config: TrainConfig,
-                 device: torch.device) -> list[Batch]:
-    """Fixed validation batches drawn once from the held-out episodes."""
+                 batch_size: int, device: torch.device) -> list[Batch]:
+    """Fixed validation batches of ``batch_size`` (the global batch) drawn once from the held-out episodes."""
     if not len(episodes):
         return []
     sampler = SequenceSampler(ds, keys, "action", pcfg.n_obs_steps, pcfg.horizon, episodes=episodes)
     rng = np.random.default_rng(config.seed)
-    size = min(config.batch_size, len(sampler))
+    size = min(batch_size, len(sampler))
     return [
         {k: torch.from_numpy(v).to(device) for k, v in sampler.sample(rng.integers(0, len(sampler), size)).items()}
         for _ in range(config.val_batches)
@@ -171,20 +163,38 @@ def _val_batches(ds: Dataset, keys: list[str], pcfg: PolicyConfig, episodes: np.
 
 
 def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume: bool = False) -> RunSummary:
-    """Train ``config.policy`` on ``config.dataset`` into ``config.out``; continue a saved run if ``resume``."""
+    """Train ``config.policy`` on ``config.dataset`` into ``config.out``; continue a saved run if ``resume``.
+
+    Under torchrun every process trains on ``config.batch_size`` windows of the global batch
+    (see :mod:`protege.policies.distributed`); rank 0 alone validates, logs and saves.
+    """
     config.check()
     if is_local(config.dataset):  # the run records where its data is, so --resume works from any directory
         config = dataclasses.replace(config, dataset=os.path.abspath(normalize_path(config.dataset)))
-    rank, local_rank, world = _distributed()
-    main = rank == 0
-    device = resolve_device(config.device, local_rank)
+    world = distributed.world_from_env()
+    device = resolve_device(config.device, world.local_rank)
+    distributed.init(world, device)
+    finished = False
+    try:
+        summary = _train(config, policy_config, resume, world, device)
+        finished = True
+        return summary
+    finally:
+        distributed.close(world, finished)
+
+
+def _train(
+    config: TrainConfig, policy_config: PolicyConfig | None, resume: bool, world: distributed.World,
+    device: torch.device,
+) -> RunSummary:
+    main = world.main
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     amp = config.amp and device.type == "cuda"
     if device.type == "cpu":
-        torch.set_num_threads(resolve_threads(config.cpu_threads))
+        torch.set_num_threads(resolve_threads(config.cpu_threads, world.local_size))
     run = Path(config.out)
     if not resume and (run / "config.json").exists():
         raise PolicyError(f"{run} already holds a run: continue it with --resume {run} or choose a new --out")
@@ -192,12 +202,16 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
     ds = Dataset(config.dataset)
     pcfg = policy_config or POLICIES[config.policy].config_class()
     keys, spec, stats, meta = _data_spec(ds, config, pcfg, run, resume)
+    if resume:
+        distributed.check_resume(meta, world.size)
     pcfg = dataclasses.replace(pcfg, obs_keys=keys)
     start_step = int(meta.get("step", 0))
-    seed = config.seed + 1000 * rank + 7919 * start_step  # a resumed run draws fresh but reproducible batches
+    seed = config.seed + 7919 * start_step  # a resumed run draws fresh but reproducible batches
     torch.manual_seed(seed)
     policy = build_policy(config.policy, pcfg, spec, stats).to(device)
-    ema = EMA(policy, config.ema_decay) if config.ema_decay > 0 else None
+    if world.rank:  # the same initial weights and batches everywhere, each rank its own noise (dropout, diffusion)
+        torch.manual_seed(seed + 1000 * world.rank)
+    ema = EMA(policy, config.ema_decay) if config.ema_decay > 0 and main else None
     optimizer = _optimizer(policy, pcfg, device)
     if resume:
         _restore(run, meta, policy, ema, optimizer)
@@ -207,14 +221,15 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
     loader: DeviceLoader | PrefetchLoader
     if device.type == "cuda" and config.device_data:
         loader = DeviceLoader(ds, keys, pcfg.n_obs_steps, pcfg.horizon, train_ids, config.batch_size, seed, device,
-                              weights)
+                              weights, world.rank, world.size)
     else:
         sampler = SequenceSampler(ds, keys, "action", pcfg.n_obs_steps, pcfg.horizon, episodes=train_ids)
-        loader = PrefetchLoader(sampler, config.batch_size, seed, device, weights=weights)
-    val_batches = _val_batches(ds, keys, pcfg, val_ids, config, device) if main else []
+        loader = PrefetchLoader(sampler, config.batch_size, seed, device, weights=weights, rank=world.rank,
+                                world_size=world.size)
+    val_batches = _val_batches(ds, keys, pcfg, val_ids, config, config.batch_size * world.size, device) if main else []
 
     model: Any = policy
-    if world > 1:
+    if world.size > 1:
         model = DistributedDataParallel(policy, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile and device.type == "cuda":
         model = torch.compile(model)
@@ -227,7 +242,7 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
     def save(step: int) -> None:
         if main:
             ema_model = ema.model if ema is not None else None
-            checkpoint.save_checkpoint(run, policy, config, stats, step, ds.attrs, ema_model, optimizer)
+            checkpoint.save_checkpoint(run, policy, config, stats, step, ds.attrs, ema_model, optimizer, world.size)
 
     policy.train()
     first_loss = last_loss = math.nan
@@ -253,14 +268,15 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
             steps_done += 1
             done = step + 1
             if step % config.log_every == 0 or done == config.steps:
-                last_loss = out["loss"].item()
+                terms = {k: distributed.global_mean(v, world) for k, v in out.items()}  # over the global batch
+                last_loss = terms["loss"]
                 first_loss = last_loss if math.isnan(first_loss) else first_loss
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
                 if writer is not None:
                     elapsed = time.perf_counter() - t0
-                    scalars = {f"train/{k}": v.item() for k, v in out.items()}
+                    scalars = {f"train/{k}": v for k, v in terms.items()}
                     scalars.update({"train/lr": lr, "train/grad_norm": grad_norm.item(),
-                                    "perf/samples_per_s": steps_done * config.batch_size * world / elapsed,
+                                    "perf/samples_per_s": steps_done * config.batch_size * world.size / elapsed,
                                     "perf/data_wait_share": loader.wait_s / elapsed})
                     for name, value in scalars.items():
                         writer.add_scalar(name, value, step)
@@ -280,8 +296,6 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
         bar.close()
         if writer is not None:
             writer.close()
-    if world > 1:
-        dist.barrier()
     return RunSummary(
         run_dir=str(run),
         policy=config.policy,
@@ -290,7 +304,7 @@ def train(config: TrainConfig, policy_config: PolicyConfig | None = None, resume
         first_loss=first_loss,
         train_loss=last_loss,
         val_loss=val_loss,
-        samples_per_s=steps_done * config.batch_size * world / max(seconds, 1e-9),
+        samples_per_s=steps_done * config.batch_size * world.size / max(seconds, 1e-9),
         data_wait_share=loader.wait_s / max(seconds, 1e-9),
         seconds=seconds,
     )

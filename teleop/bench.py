@@ -50,17 +50,19 @@ def bench_recorder(directory: Path) -> dict[str, Any]:
     return {**result["timing"], "episodes_saved": len(result["saved"]), "display": display}
 
 
-def bench_collect(directory: Path, workers: int) -> dict[str, Any]:
+def bench_collect(directory: Path, workers: int, ray: str | None = None) -> dict[str, Any]:
     from protege.sim import EnvSpec
     from protege.teleop.collect import collect
 
-    result = collect(EnvSpec.make("lift", cameras=("front", "wrist")), str(directory / f"collect{workers}.zarr"),
-                     COLLECT_EPISODES, noise=0.2, workers=workers, progress=False)
-    return {k: result[k] for k in ("episodes", "workers", "seconds", "episodes_per_min", "success_rate", "frames")}
+    result = collect(EnvSpec.make("lift", cameras=("front", "wrist")), str(directory / f"collect{workers}{ray}.zarr"),
+                     COLLECT_EPISODES, noise=0.2, workers=workers, progress=False, ray=ray)
+    figures = ("episodes", "workers", "seconds", "episodes_per_min", "success_rate", "frames")
+    return {**{k: result[k] for k in figures}, "ray": ray}
 
 
-def run_bench(json: bool) -> dict[str, Any]:
-    """Recorder loop timing at 20 Hz and collection episodes/min with 1 and 2 workers."""
+def run_bench(json: bool, ray: str | None = None) -> dict[str, Any]:
+    """Recorder loop timing at 20 Hz and collection episodes/min with 1 and 2 workers (and with ``ray``,
+    2 Ray actors)."""
     with tempfile.TemporaryDirectory(prefix="protege-bench-record-") as tmp:
         directory = Path(tmp)
         record = bench_recorder(directory)
@@ -70,10 +72,12 @@ def run_bench(json: bool) -> dict[str, Any]:
                   f"late {record['late_ticks']} ({100 * record['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} "
                   f"p90 {tick['p90']} p99 {tick['p99']} max {tick['max']}; period ms p99 {period['p99']} max {period['max']}",
                   flush=True)
-        collect = [bench_collect(directory, workers) for workers in (1, 2)]
+        runs = ((1, None), (2, None), *(((2, ray),) if ray else ()))
+        collect = [bench_collect(directory, workers, on) for workers, on in runs]
         if not json:
             for c in collect:
-                print(f"scripted collection: {c['episodes']} lift episodes, {c['workers']} worker(s): {c['seconds']} s, "
+                who = f"{c['workers']} Ray actor(s) at {c['ray']}" if c["ray"] else f"{c['workers']} worker(s)"
+                print(f"scripted collection: {c['episodes']} lift episodes, {who}: {c['seconds']} s, "
                       f"{c['episodes_per_min']} episodes/min (success {c['success_rate']:.0%}, {c['frames']} frames)",
                       flush=True)
     return {"record": record, "collect": collect, "cpus": os.cpu_count()}

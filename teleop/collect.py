@@ -1,8 +1,8 @@
 """Scripted collection: the scripted expert drives the control loop headlessly, in parallel processes.
 
-Each worker is a plain function of (env spec, expert settings, seeds), so a cluster scheduler (Ray)
-could run it unchanged. Episode k uses seed ``seed + k`` and episodes are written in seed order by the parent,
-so a dataset is the same whatever the number of workers.
+Each worker is a plain function of (env spec, expert settings, seeds), run by a local process pool or,
+with ``ray``, by Ray actors (:mod:`protege.teleop.ray_pool`). Episode k uses seed ``seed + k`` and
+episodes are written in seed order by the parent, so a dataset is the same whatever runs the workers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from protege.datasets import EpisodeWriter, Source
+from protege.teleop import ray_pool
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot
 from protege.teleop.workers import worker_pool
@@ -73,8 +74,13 @@ def collect_worker(spec: EnvSpec, noise: float, success_hold: int, seeds: list[i
 
 
 def _results(run_seeds: functools.partial[list[dict[str, Any]]], seeds: list[int],
-             workers: int) -> Iterator[dict[str, Any]]:
-    """Episodes in seed order, from ``workers`` spawned processes (or this one if 1)."""
+             workers: int, ray: str | None = None) -> Iterator[dict[str, Any]]:
+    """Episodes in seed order, from ``workers`` spawned processes (or this one if 1), or Ray actors at ``ray``."""
+    if ray is not None:
+        make = functools.partial(functools.partial, run_seeds.func, *run_seeds.args)  # make() is run_seeds
+        for episodes in ray_pool.ordered_map(make, [([s],) for s in seeds], workers, ray):
+            yield from episodes
+        return
     if workers == 1:
         for seed in seeds:
             yield from run_seeds([seed])
@@ -85,9 +91,10 @@ def _results(run_seeds: functools.partial[list[dict[str, Any]]], seeds: list[int
 
 
 def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_hold: int = 10, workers: int = 1,
-            seed: int = 0, progress: bool = True) -> dict[str, Any]:
+            seed: int = 0, progress: bool = True, ray: str | None = None) -> dict[str, Any]:
     """Collect ``episodes`` expert demos (seeds ``seed``, ``seed + 1``, ...) into the dataset ``out``, the
-    expert's actions perturbed by ``noise`` (a fraction of the largest step).
+    expert's actions perturbed by ``noise`` (a fraction of the largest step), on ``workers`` local
+    processes or, with ``ray`` (an address or ``local``), as many Ray actors.
 
     The dataset is opened first, so a dataset of another task or robot is refused before any work.
     """
@@ -99,7 +106,7 @@ def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_
         seeds = list(range(seed, seed + episodes))
         bar = tqdm(total=episodes, unit="ep", desc=f"collect {spec.task}", disable=not progress)
         run_seeds = functools.partial(collect_worker, spec, noise, success_hold)
-        for episode in _results(run_seeds, seeds, min(workers, max(1, episodes))):
+        for episode in _results(run_seeds, seeds, min(workers, max(1, episodes)), ray):
             writer.add_episode(episode["data"], seed=episode["seed"], success=episode["success"],
                                source=episode["source"], **episode["meta"])
             successes += bool(episode["success"])

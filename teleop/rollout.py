@@ -2,8 +2,9 @@
 
 The policy drives the control loop headlessly. A worker is a plain function of (spec, seeds) that
 builds its env and its policy once per process (each spawned process owns its GL context, so
-rendering in parallel is safe). Episode k runs with seed ``seed + k`` whichever worker gets it, and
-results come back in seed order: the numbers do not depend on the number of workers.
+rendering in parallel is safe); with ``ray`` Ray actors run the same workers
+(:mod:`protege.teleop.ray_pool`). Episode k runs with seed ``seed + k`` whichever worker gets it, and
+results come back in seed order: the numbers do not depend on the number or kind of workers.
 
 For DAgger, ``expert`` adds the scripted expert: it labels every visited state (the recorded
 ``action`` is its action) and drives each tick with probability ``beta``.
@@ -11,6 +12,7 @@ For DAgger, ``expert`` adds the scripted expert: it labels every visited state (
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from protege.datasets import EpisodeWriter
 from protege.datasets.video import open_mp4
+from protege.teleop import ray_pool
 from protege.teleop.collect import EpisodeBuffer, make_env
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, check_dataset
@@ -182,8 +185,15 @@ def _run_in_worker(index: int, seed: int) -> EpisodeOutcome:
     return _worker.run(index, seed)
 
 
-def _outcomes(spec: RolloutSpec, seeds: list[int], envs: int) -> Iterator[EpisodeOutcome]:
-    """Outcomes in seed order, from ``envs`` spawned processes (or this one if 1)."""
+def _warm_worker(spec: RolloutSpec) -> Callable[[int, int], EpisodeOutcome]:
+    return _Worker(spec).run
+
+
+def _outcomes(spec: RolloutSpec, seeds: list[int], envs: int, ray: str | None = None) -> Iterator[EpisodeOutcome]:
+    """Outcomes in seed order, from ``envs`` spawned processes (or this one if 1), or Ray actors at ``ray``."""
+    if ray is not None:
+        yield from ray_pool.ordered_map(functools.partial(_warm_worker, spec), list(enumerate(seeds)), envs, ray)
+        return
     if envs == 1:
         worker = _Worker(spec)
         for index, seed in enumerate(seeds):
@@ -200,8 +210,10 @@ def run_rollouts(
     envs: int = 1,
     record_to: str | None = None,
     progress: bool = True,
+    ray: str | None = None,
 ) -> RolloutResult:
-    """Roll out ``episodes`` seeded episodes (seeds ``seed``, ``seed + 1``, ...) on ``envs`` processes.
+    """Roll out ``episodes`` seeded episodes (seeds ``seed``, ``seed + 1``, ...) on ``envs`` processes,
+    or as many Ray actors with ``ray`` (an address or ``local``).
 
     With ``record_to`` every episode is appended to that dataset in seed order (the spec must record).
     """
@@ -218,7 +230,7 @@ def run_rollouts(
     outcomes: list[EpisodeOutcome] = []
     bar = tqdm(total=episodes, unit="ep", desc=f"rollout {spec.env.task}", disable=not progress)
     try:
-        for outcome in _outcomes(spec, list(range(seed, seed + episodes)), min(envs, episodes)):
+        for outcome in _outcomes(spec, list(range(seed, seed + episodes)), min(envs, episodes), ray):
             if writer is not None and outcome.episode is not None:
                 e = outcome.episode
                 writer.add_episode(e["data"], seed=e["seed"], success=e["success"], source=e["source"], **e["meta"])
