@@ -7,11 +7,16 @@ Keys: 0 resets the view, 1-9 snap it to the env's recorded cameras.
 
 Cues drawn into the scene: a drop line from the gripper to the surface below it with a marker there
 (coloured by the gripper's state), and a small sphere where the controller is taking the gripper.
+
+The control loop's rate comes first: the view renders within a budget of each tick (``budget_s``),
+dropping to a lower resolution (shown scaled up) when a busy machine makes it slow and climbing back
+when there is room again.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import mujoco
@@ -30,17 +35,22 @@ OPEN_RGBA = (0.2, 0.85, 0.95, 0.9)
 CLOSED_RGBA = (1.0, 0.55, 0.1, 0.9)
 TARGET_RGBA = (1.0, 0.9, 0.2, 0.45)
 _IDENTITY = np.eye(3).ravel()
+RENDER_SCALES = (1.0, 0.75, 0.5)  # of the view's size, tried in order while a render overruns its budget
+_COST_SMOOTHING = 0.2  # weight of the newest render time in the running estimate
+_SETTLE_RENDERS = 40  # renders at a resolution before a higher one is tried again
 
 
 class MainView:
     """The free camera of a window on ``env``, ``size`` = (width, height) pixels."""
 
-    def __init__(self, env: Any, size: tuple[int, int]) -> None:
-        from protege.sim.render import CameraRenderer
-
+    def __init__(self, env: Any, size: tuple[int, int], budget_s: float | None = None) -> None:
         self.env = env
         self.size = size
-        self.renderer = CameraRenderer(env.model, (), size[1], size[0])
+        self.budget_s = budget_s
+        self.level = 0  # index into RENDER_SCALES
+        self._renderers: dict[int, Any] = {}  # one per resolution used, made when first needed
+        self._cost = 0.0  # running estimate of a render's time at this level (seconds)
+        self._renders = 0  # at this level
         self.camera = mujoco.MjvCamera()
         self._drag: tuple[int, bool] | None = None  # (mouse button, with Ctrl) while a drag is on
         self._pending = np.zeros(3)  # gripper-target motion dragged but not yet taken (metres)
@@ -132,8 +142,9 @@ class MainView:
     def _drag_motion(self, dx: int, dy: int, vertical: bool) -> np.ndarray:
         """World motion for a Ctrl-drag of (dx, dy) pixels: in the view plane through the gripper (left
         button) or along height (right button), one pixel being one pixel's width at the gripper."""
-        frame = self.renderer.scene.camera[0]
-        eye = (np.asarray(frame.pos) + np.asarray(self.renderer.scene.camera[1].pos)) / 2
+        scene = self._renderer().scene
+        frame = scene.camera[0]
+        eye = (np.asarray(frame.pos) + np.asarray(scene.camera[1].pos)) / 2
         forward, up = np.asarray(frame.forward), np.asarray(frame.up)
         right = np.cross(forward, up)
         ee, _ = self.env.ee_pose()
@@ -158,8 +169,39 @@ class MainView:
 
     # -- drawing ---------------------------------------------------------------------------------
 
+    @property
+    def scale(self) -> float:
+        """The resolution the view renders at, as a fraction of its size."""
+        return RENDER_SCALES[self.level]
+
     def render(self) -> np.ndarray:
-        return self.renderer.render_view(self.env.data, self.camera, self._decorate)
+        """The view as an image of ``scale`` times its size."""
+        start = time.perf_counter()
+        image = self._renderer().render_view(self.env.data, self.camera, self._decorate)
+        self._adapt(time.perf_counter() - start)
+        return image
+
+    def _renderer(self) -> Any:
+        from protege.sim.render import CameraRenderer
+
+        if self.level not in self._renderers:
+            width, height = (max(1, round(side * self.scale)) for side in self.size)
+            self._renderers[self.level] = CameraRenderer(self.env.model, (), height, width)
+        return self._renderers[self.level]
+
+    def _adapt(self, seconds: float) -> None:
+        """Step the resolution down while renders overrun the budget, and back up once the estimate says
+        the next one up (about 1.8 times the pixels) would fit with room to spare."""
+        self._renders += 1
+        self._cost = seconds if self._renders == 1 else (1 - _COST_SMOOTHING) * self._cost + _COST_SMOOTHING * seconds
+        if self.budget_s is None or self._renders < 3:
+            return
+        if self._cost > self.budget_s and self.level + 1 < len(RENDER_SCALES):
+            self.level, self._renders = self.level + 1, 0
+        elif self.level > 0 and self._renders >= _SETTLE_RENDERS:
+            growth = (RENDER_SCALES[self.level - 1] / self.scale) ** 2
+            if self._cost * growth < 0.7 * self.budget_s:
+                self.level, self._renders = self.level - 1, 0
 
     def height_above_surface(self) -> tuple[float, np.ndarray]:
         """How far the end effector is above whatever is below it (metres), and that point: the table
@@ -195,7 +237,9 @@ class MainView:
             _add_geom(scene, mujoco.mjtGeom.mjGEOM_SPHERE, np.array([0.012, 0.0, 0.0]), target, TARGET_RGBA)
 
     def close(self) -> None:
-        self.renderer.close()
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
 
 
 def _add_geom(scene: mujoco.MjvScene, kind: mujoco.mjtGeom, size: np.ndarray, pos: np.ndarray,

@@ -34,6 +34,7 @@ _LINE_Y = (8, 33, 58)  # HUD lines, from the HUD's top
 _RATE_WINDOW = 20  # ticks over which the displayed loop rate is measured
 MAIN_VIEW = (960, 720)  # the main view's size where the desktop has room (pixels)
 THUMB_WIDTH = 240  # the recorded cameras' column
+VIEW_BUDGET = 0.3  # of a tick, the most the main view's render may take before its resolution drops
 VIEW_HELP = "mouse: drag orbit, right-drag pan, wheel zoom, Ctrl-drag moves the gripper   0: reset view   1-9: cameras"
 _DESKTOP_MARGIN = (40, 100)  # left for the desktop's panels and the window frame
 
@@ -68,7 +69,7 @@ class Window:
         require_display(what)
         self.view_size = fit_view(main_size, desktop_size(), (thumbs, HUD_HEIGHT))
         self.view_rect = pygame.Rect((0, 0), self.view_size)
-        self.view = MainView(env, self.view_size)
+        self.view = MainView(env, self.view_size, budget_s=VIEW_BUDGET / env.control_hz)
         self.screen = open_window((max(self.view_size[0] + thumbs, 640), self.view_size[1] + HUD_HEIGHT), title, what)
         self.font = pygame.font.Font(None, FONT_SIZE)
 
@@ -92,9 +93,10 @@ class Window:
         """Clear the window, draw the main view (framed in ``border``) and each recorded camera's image
         from ``obs`` as a labelled thumbnail."""
         self.screen.fill(BACKGROUND)
-        self._blit(self.view.render(), self.view_rect.topleft)
+        self._blit(self.view.render(), self.view_rect.topleft, self.view_size, smooth=False)
         height, _ = self.view.height_above_surface()
-        self.overlay(f"gripper {100 * height:4.1f} cm above the surface", (8, 6))
+        reduced = f"   (view at {self.view.scale:.0%}: the machine is busy)" if self.view.scale < 1 else ""
+        self.overlay(f"gripper {100 * height:4.1f} cm above the surface{reduced}", (8, 6))
         self.overlay(VIEW_HELP, (8, self.view_size[1] - 24), GREY)
         y = 0
         for i, camera in enumerate(self.cameras):
@@ -106,11 +108,12 @@ class Window:
         if border is not None:
             pygame.draw.rect(self.screen, border, self.view_rect, 4)
 
-    def _blit(self, image: np.ndarray, pos: tuple[int, int], size: tuple[int, int] | None = None) -> None:
+    def _blit(self, image: np.ndarray, pos: tuple[int, int], size: tuple[int, int] | None = None,
+              smooth: bool = True) -> None:
         image = np.ascontiguousarray(image)
         surface = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
         if size is not None and surface.get_size() != size:
-            surface = pygame.transform.smoothscale(surface, size)
+            surface = (pygame.transform.smoothscale if smooth else pygame.transform.scale)(surface, size)
         self.screen.blit(surface, pos)
 
     def line(self, row: int, parts: Sequence[tuple[str, Colour]], x: int = 10) -> int:
