@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from protege.launch.cli import add_ray_argument
 from protege.policies import POLICY_NAMES
 
 
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="training steps per round (default: 3000)")
     parser.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per round (default: 50)")
     parser.add_argument("--envs", type=int, default=1, help="parallel env processes (default: 1)")
+    add_ray_argument(parser, "--envs")
     parser.add_argument("--seed", type=int, default=0, help="first demo seed and training seed (default: 0)")
     parser.add_argument("--cameras", default="", help="comma-separated cameras to record (default: none)")
     parser.add_argument("--image-size", type=int, default=128, help="camera image side in pixels (default: 128)")
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         task=args.task, out=args.out, expert=args.expert, demos_dataset=args.demos_dataset, bindings=args.bindings,
         flow=args.flow, robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
         episodes_per_round=args.episodes_per_round, mixing=args.mixing, beta=args.beta, noise=args.noise,
-        steps=args.steps, eval_episodes=args.eval_episodes, envs=args.envs, seed=args.seed,
+        steps=args.steps, eval_episodes=args.eval_episodes, envs=args.envs, ray=args.ray, seed=args.seed,
         cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,
         correction_share=args.correction_share, overrides=args.overrides, progress=not args.no_progress,
     )

@@ -88,6 +88,7 @@ class DaggerConfig:
     steps: int = 3000
     eval_episodes: int = 50
     envs: int = 1
+    ray: str | None = None  # run rollouts and demo collection as Ray actors at this address ("local": start one)
     seed: int = 0
     cameras: list[str] = field(default_factory=list)
     image_size: int = 128
@@ -173,7 +174,7 @@ def _spec(config: DaggerConfig, run_dir: Path, **kwargs: Any) -> RolloutSpec:
 
 def _evaluate(config: DaggerConfig, run_dir: Path) -> dict[str, Any]:
     summary = run_rollouts(_spec(config, run_dir), config.eval_episodes, seed=EVAL_SEED, envs=config.envs,
-                           progress=config.progress).summary
+                           progress=config.progress, ray=config.ray).summary
     return {"success_rate": summary["success_rate"], "ci95": summary["ci95"], "mean_length": summary["mean_length"]}
 
 
@@ -212,7 +213,7 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
         episodes, labelled = _episodes(data), _frames(data)
     else:
         demos = collect(config.env, str(data), config.demos, noise=config.noise, success_hold=config.success_hold,
-                        workers=config.envs, seed=config.seed, progress=config.progress)
+                        workers=config.envs, seed=config.seed, progress=config.progress, ray=config.ray)
         episodes, labelled = config.demos, demos["frames"]
     for r in range(config.rounds):
         added = 0
@@ -259,7 +260,7 @@ def _expert_labels(config: DaggerConfig, run: Path, r: int) -> int:
     spec = _spec(config, run / f"round_{r - 1}", record=True,
                  expert_beta=0.0 if handover else beta_schedule(config.beta, r), expert_handover=handover)
     rollouts = run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
-                            record_to=str(run / "data.zarr"), progress=config.progress)
+                            record_to=str(run / "data.zarr"), progress=config.progress, ray=config.ray)
     return sum(e.length for e in rollouts.episodes)
 
 
@@ -287,7 +288,7 @@ def _person_corrections(config: DaggerConfig, run: Path, r: int, corrections: li
     first = _episodes(rollouts)
     spec = _spec(config, run / f"round_{r - 1}", record=True)
     run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
-                 record_to=str(rollouts), progress=config.progress)
+                 record_to=str(rollouts), progress=config.progress, ray=config.ray)
     policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
     if corrections is not None:
         from protege.teleop.correct import run_script
@@ -333,13 +334,13 @@ def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[
     data = run / "bc.zarr"
     if not data.exists():  # start from DAgger's demos: the same first episodes
         collect(_env(config), str(data), config.demos, noise=config.noise, success_hold=config.success_hold,
-                workers=config.envs, seed=config.seed, progress=False)
+                workers=config.envs, seed=config.seed, progress=False, ray=config.ray)
     while (frames := _frames(data)) < budget:
         ds = Dataset(str(data))
         per_episode = frames / ds.num_episodes
         more = max(1, math.ceil((budget - frames) / per_episode))
         collect(_env(config), str(data), more, noise=config.noise, success_hold=config.success_hold,
-                workers=config.envs, seed=config.seed + ds.num_episodes, progress=False)
+                workers=config.envs, seed=config.seed + ds.num_episodes, progress=False, ray=config.ray)
     episodes = Dataset(str(data)).num_episodes
     loss = _train(config, data, run / f"bc_{r}")
     return {"round": r, "labelled_frames": _frames(data), "episodes": episodes, "train_loss": loss,

@@ -111,3 +111,22 @@ def test_without_ray_the_flag_names_the_extra(monkeypatch, tmp_path, capsys):
                      "--out", str(tmp_path / "d.zarr"), "--no-progress", "--ray"])
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'protege[ray]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_dagger_on_ray_aggregates_the_local_runs_data(local_ray, tmp_path):
+    import torch
+
+    from protege.launch.dagger import DaggerConfig, run_dagger
+
+    torch.set_num_threads(1)
+    runs = {}
+    for name, address in (("local", None), ("ray", ray_pool.LOCAL)):
+        config = DaggerConfig(task="reach", out=str(tmp_path / name), rounds=2, demos=2, episodes_per_round=2,
+                              mixing="handover", steps=20, eval_episodes=2, envs=2, ray=address,
+                              overrides=["warmup_steps=5"], progress=False)
+        runs[name] = run_dagger(config)
+    one, two = Dataset(str(tmp_path / "local" / "data.zarr")), Dataset(str(tmp_path / "ray" / "data.zarr"))
+    assert one.num_episodes == two.num_episodes == 4
+    for key in one.keys:
+        np.testing.assert_array_equal(one.load(key), two.load(key), err_msg=key)
+    assert [r["success_rate"] for r in runs["local"]["rounds"]] == [r["success_rate"] for r in runs["ray"]["rounds"]]
