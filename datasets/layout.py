@@ -119,11 +119,16 @@ def _missing(layout: Layout, node: str) -> None:
         layout.errors.append(f"{node} is missing")
 
 
-def _child(group: zarr.Group, name: str) -> Any:
-    """A named child, looked up directly (listing the root would trip over the writer's lock file)."""
+def _child(layout: Layout, group: zarr.Group, name: str) -> Any:
+    """A named child, looked up directly (listing the root would trip over the writer's lock file);
+    None when it is missing, or (an error) when its metadata is damaged."""
     try:
         return group[name]
     except KeyError:
+        return None
+    except METADATA_ERRORS as exc:  # json and utf-8 errors are ValueErrors
+        layout.damaged.add(f"{name}/ group")
+        layout.errors.append(f"{name}/ group has damaged metadata ({damage(exc)})")
         return None
 
 
@@ -133,11 +138,11 @@ def inspect_layout(path: str, root: zarr.Group) -> Layout:
     for problem in (schema.version_problem(layout.attrs), schema.attrs_problem(layout.attrs)):
         if problem:
             layout.errors.append(problem)
-    data_group, meta_group = _child(root, "data"), _child(root, "meta")
+    data_group, meta_group = _child(layout, root, "data"), _child(layout, root, "meta")
     if not isinstance(data_group, zarr.Group):
-        layout.errors.append("data/ group is missing")
+        _missing(layout, "data/ group")
     if not isinstance(meta_group, zarr.Group):
-        layout.errors.append("meta/ group is missing")
+        _missing(layout, "meta/ group")
         return layout
     _inspect_meta(layout, _members(layout, meta_group))
     if isinstance(data_group, zarr.Group):

@@ -57,6 +57,8 @@ BROKEN = {
     "wrong ends dtype": (int32_episode_ends, "meta/episode_ends must be 1-D int64"),
     "unknown schema": (lambda p: rewrite_attrs(p, schema_version=99), "unknown schema version 99"),
     "no schema": (lambda p: rewrite_attrs(p, schema_version=None), "no schema_version"),
+    "data group not utf-8": (lambda p: (p / "data/.zgroup").write_bytes(b'{\xff'), "data/ group has damaged metadata"),
+    "meta attrs not json": (lambda p: (p / "meta/.zattrs").write_text("{"), "meta/ group has damaged metadata"),
 }
 
 
