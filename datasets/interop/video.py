@@ -13,10 +13,11 @@ import numpy as np
 from protege.datasets.errors import DatasetError
 from protege.datasets.interop.common import require
 
-# Encoder name -> (codec name LeRobot's info.json records, options). g=2 keeps random access cheap, as LeRobot does.
+# Encoder name -> (codec name LeRobot's info.json records, options), in order of preference. g=2 keeps random
+# access cheap, as LeRobot does. h264 first: SVT-AV1's flush at the end of a file hung now and then in the tests.
 ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
-    "libsvtav1": ("av1", {"g": "2", "crf": "30", "preset": "12"}),
     "libx264": ("h264", {"g": "2", "crf": "23"}),
+    "libsvtav1": ("av1", {"g": "2", "crf": "30", "preset": "12"}),
 }
 PIX_FMT = "yuv420p"
 SVT_LOG_ERRORS = "1"  # SVT-AV1 prints its whole configuration per stream unless told to log errors only
