@@ -5,6 +5,7 @@ concatenated on axis 0, ``meta/episode_ends`` (exclusive cumulative ends) and on
 ``meta/episode_<name>`` value per episode; root attrs carry the schema version and recording setup.
 """
 
+from protege.datasets.episode import Episode, EpisodeBuffer
 from protege.datasets.errors import DatasetError
 from protege.datasets.reader import Dataset, FrameArray
 from protege.datasets.sampler import SequenceSampler, split_episodes
@@ -16,6 +17,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Dataset",
     "DatasetError",
+    "Episode",
+    "EpisodeBuffer",
     "EpisodeWriter",
     "FrameArray",
     "SequenceSampler",

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from protege.datasets.episode import Episode
 from protege.datasets.errors import DatasetError
 from protege.datasets.reader import Dataset
 from protege.datasets.sampler import SequenceSampler
@@ -67,7 +68,7 @@ def _write_low_dim(path: Path) -> None:
     rng = np.random.default_rng(1)
     with EpisodeWriter(path, {**_ATTRS, "cameras": []}) as writer:
         for episode in range(LOW_DIM_EPISODES):
-            writer.add_episode(
+            writer.add_episode(Episode(
                 {
                     "state": rng.standard_normal((EPISODE_FRAMES, 10)).astype(np.float32),
                     "action": rng.standard_normal((EPISODE_FRAMES, 7)).astype(np.float32),
@@ -76,7 +77,7 @@ def _write_low_dim(path: Path) -> None:
                 seed=episode,
                 success=True,
                 source=Source.EXPERT,
-            )
+            ))
 
 
 def _samples_per_second(sampler: SequenceSampler, budget_s: float, reuse: bool) -> float:

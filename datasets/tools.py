@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from protege.datasets import schema
+from protege.datasets.episode import Episode
 from protege.datasets.errors import DatasetError
 from protege.datasets.layout import inspect_layout, open_root
 from protege.datasets.lock import WriterLock
@@ -190,13 +191,13 @@ def _copy_from(ds: Dataset, ids: np.ndarray, writer: EpisodeWriter) -> None:
     extra = [name for name in meta if name not in schema.BUILTIN_META]
     for index in ids.tolist():
         values = {name: meta[name][index].item() for name in extra}
-        writer.add_episode(
+        writer.add_episode(Episode(
             ds.episode(index),
             seed=int(meta["seed"][index]),
             success=bool(meta["success"][index]),
             source=int(meta["source"][index]),
-            **{name: value for name, value in values.items() if not _is_fill(value)},
-        )
+            meta={name: value for name, value in values.items() if not _is_fill(value)},
+        ))
 
 
 def merge_datasets(inputs: Sequence[str], out: str, zarr_format: int | None = None) -> dict[str, Any]:

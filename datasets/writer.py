@@ -27,6 +27,7 @@ import numpy as np
 import zarr
 
 from protege.datasets import schema
+from protege.datasets.episode import Episode, EpisodeBuffer
 from protege.datasets.errors import DatasetError
 from protege.datasets.layout import Layout, damage, inspect_layout, open_root
 from protege.datasets.lock import WriterLock
@@ -256,8 +257,7 @@ class EpisodeWriter:
         except BaseException:
             lock.release()
             raise
-        self._buffer: dict[str, list[np.ndarray]] = {}
-        self._buffered = 0
+        self._buffer = EpisodeBuffer()
         self._next_index = self._num_episodes
         self._failure: BaseException | None = None
         self._worker = _CommitWorker(self._commit) if background else None
@@ -308,14 +308,13 @@ class EpisodeWriter:
             raise DatasetError("a frame must be a non-empty mapping of key -> value")
         values = {key: self._as_array(key, value) for key, value in frame.items()}
         self._check_spec({key: (value.shape, value.dtype) for key, value in values.items()})
-        for key, value in values.items():
-            self._buffer.setdefault(key, []).append(value)
-        self._buffered += 1
+        self._buffer.add_frame(values)
 
     @staticmethod
     def _as_array(key: str, value: Any) -> np.ndarray:
+        """``value`` in the key's canonical dtype, copied only if that needs a conversion."""
         try:
-            return np.array(value, dtype=schema.CANONICAL_DTYPES.get(key), copy=True)
+            return np.asarray(value, dtype=schema.CANONICAL_DTYPES.get(key))
         except (TypeError, ValueError, OverflowError) as exc:
             raise DatasetError(f"frame key {key!r}: {exc}") from None
 
@@ -353,38 +352,37 @@ class EpisodeWriter:
 
     def discard_episode(self) -> None:
         """Drop the frames buffered since the last save."""
-        self._buffer = {}
-        self._buffered = 0
+        self._buffer.discard_episode()
 
     # -- episodes --------------------------------------------------------------------------------
 
     def save_episode(self, seed: int, success: bool, source: Source | int, **extra_meta: Any) -> int:
-        """Commit the buffered frames as one episode and return its index.
-
-        ``extra_meta`` values (ints, bools, floats) become ``meta/episode_<name>`` arrays, -1 or NaN
-        for episodes without them.
-        """
+        """Commit the buffered frames as one :class:`Episode` (``extra_meta`` is its ``meta``); return its index."""
         self._raise_failure()
-        if not self._buffered:
+        if not self._buffer.num_frames:
             raise DatasetError("save_episode: no frames were added since the last save")
-        episode = {key: np.stack(frames) for key, frames in self._buffer.items()}
-        meta = self._episode_meta(episode, seed, success, source, extra_meta)  # bad meta keeps the frames
+        episode = self._buffer.episode(seed, success, source, **extra_meta)
+        data, meta = self._checked(episode)  # bad meta keeps the frames
         self.discard_episode()
-        return self._submit(episode, meta)
+        return self._submit(data, meta)
 
-    def add_episode(
-        self, data: Mapping[str, np.ndarray], seed: int, success: bool, source: Source | int, **extra_meta: Any
-    ) -> int:
-        """Commit a whole episode given as key -> (T, ...) arrays (used to copy episodes between datasets)."""
+    def add_episode(self, episode: Episode) -> int:
+        """Commit a whole episode and return its index."""
         self._raise_failure()
-        if self._buffered:
+        if self._buffer.num_frames:
             raise DatasetError("add_episode: save or discard the frames buffered with add_frame first")
-        episode = {key: self._as_array(key, value) for key, value in data.items()}
-        lengths = {value.shape[0] if value.ndim else 0 for value in episode.values()}
+        return self._submit(*self._checked(episode))
+
+    def _checked(self, episode: Episode) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.dtype, Any, Any]]]:
+        """The one check of an episode: its arrays in canonical dtypes, and its per-episode values."""
+        if not isinstance(episode, Episode) or not isinstance(episode.data, Mapping):
+            raise DatasetError(f"expected an Episode of key -> (T, ...) arrays, got {type(episode).__name__}")
+        data = {key: self._as_array(key, value) for key, value in episode.data.items()}
+        lengths = {value.shape[0] if value.ndim else 0 for value in data.values()}
         if len(lengths) != 1 or 0 in lengths:
-            raise DatasetError("add_episode: every key needs the same, non-zero number of frames")
-        self._check_spec({key: (value.shape[1:], value.dtype) for key, value in episode.items()})
-        return self._submit(episode, self._episode_meta(episode, seed, success, source, extra_meta))
+            raise DatasetError("an episode needs the same, non-zero number of frames for every key")
+        self._check_spec({key: (value.shape[1:], value.dtype) for key, value in data.items()})
+        return data, self._episode_meta(data, episode)
 
     def _submit(self, episode: dict[str, np.ndarray], meta: dict[str, tuple[np.dtype, Any, Any]]) -> int:
         index = self._next_index
@@ -399,10 +397,9 @@ class EpisodeWriter:
             raise DatasetError(f"saving episode {index} to {self.path} failed: {exc}") from exc
         return index
 
-    def _episode_meta(
-        self, episode: dict[str, np.ndarray], seed: int, success: bool, source: Source | int, extra: dict[str, Any]
-    ) -> dict[str, tuple[np.dtype, Any, Any]]:
+    def _episode_meta(self, data: dict[str, np.ndarray], episode: Episode) -> dict[str, tuple[np.dtype, Any, Any]]:
         """name -> (dtype, fill value, this episode's value) for every per-episode array."""
+        seed, source, extra = episode.seed, episode.source, episode.meta
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise DatasetError(f"seed must be an int, got {seed!r}")
         try:
@@ -412,13 +409,13 @@ class EpisodeWriter:
         clash = sorted(set(extra) & (set(schema.BUILTIN_META) | {"ends"}))
         if clash:
             raise DatasetError(f"episode meta {clash} clash with built-in per-episode values")
-        if "timestamp" in episode:
-            duration = float(episode["timestamp"][-1] - episode["timestamp"][0])
+        if "timestamp" in data:
+            duration = float(data["timestamp"][-1] - data["timestamp"][0])
         else:
-            duration = len(episode["action"]) / float(cast(float, self._root.attrs["fps"]))
+            duration = len(data["action"]) / float(cast(float, self._root.attrs["fps"]))
         meta: dict[str, tuple[np.dtype, Any, Any]] = {
             "seed": (schema.BUILTIN_META["seed"], 0, int(seed)),
-            "success": (schema.BUILTIN_META["success"], False, bool(success)),
+            "success": (schema.BUILTIN_META["success"], False, bool(episode.success)),
             "source": (schema.BUILTIN_META["source"], 0, int(source)),
             "duration": (schema.BUILTIN_META["duration"], 0.0, duration),
         }

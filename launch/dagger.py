@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from protege.datasets import Dataset, EpisodeWriter, Source, schema
+from protege.datasets import Dataset, Episode, EpisodeWriter, Source, schema
 from protege.datasets.tools import copy_episodes
 from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
@@ -315,9 +315,9 @@ def aggregate_interventions(source: Path, first_episode: int, dest: Path) -> int
         for episode in range(first_episode, ds.num_episodes):
             frames = ds.episode(episode)
             for start, end in segments(frames["intervention"]):
-                writer.add_episode({k: v[start:end] for k, v in frames.items()}, seed=int(seeds[episode]),
-                                   success=bool(successes[episode]), source=Source.INTERVENTION,
-                                   parent_episode=episode, parent_frame=start)
+                writer.add_episode(Episode({k: v[start:end] for k, v in frames.items()}, seed=int(seeds[episode]),
+                                           success=bool(successes[episode]), source=Source.INTERVENTION,
+                                           meta={"parent_episode": episode, "parent_frame": start}))
                 added += end - start
     return added
 

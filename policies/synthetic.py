@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from protege.datasets import EpisodeWriter, Source
+from protege.datasets import Episode, EpisodeWriter, Source
 
 ATTRS = {"fps": 20, "robot": "synthetic", "task": "reach", "action_space": "ee_delta", "action_scale": 0.02}
 
@@ -60,5 +60,5 @@ def make_dataset(
                 ee = ee + move * ATTRS["action_scale"]
             data = {k: np.stack(v).astype(np.uint8 if k.startswith("image_") else np.float32)
                     for k, v in frames.items()}
-            writer.add_episode(data, seed=seed + episode, success=True, source=Source.EXPERT)
+            writer.add_episode(Episode(data, seed=seed + episode, success=True, source=Source.EXPERT))
     return str(path)

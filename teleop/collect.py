@@ -12,10 +12,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from tqdm import tqdm
 
-from protege.datasets import EpisodeWriter, Source
+from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
 from protege.teleop import ray_pool
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot
@@ -23,26 +22,6 @@ from protege.teleop.workers import worker_pool
 
 if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec
-
-
-class EpisodeBuffer:
-    """An in-memory frame sink: saved episodes wait in ``episodes`` for whoever writes them."""
-
-    def __init__(self) -> None:
-        self._frames: list[dict[str, Any]] = []
-        self.episodes: list[dict[str, Any]] = []
-
-    def add_frame(self, frame: dict[str, Any]) -> None:
-        self._frames.append({key: np.array(value, copy=True) for key, value in frame.items()})
-
-    def save_episode(self, seed: int, success: bool, source: Source, **extra_meta: Any) -> int:
-        data = {key: np.stack([f[key] for f in self._frames]) for key in self._frames[0]}
-        self.episodes.append({"data": data, "seed": seed, "success": success, "source": source, "meta": extra_meta})
-        self._frames = []
-        return len(self.episodes) - 1
-
-    def discard_episode(self) -> None:
-        self._frames = []
 
 
 def make_env(spec: EnvSpec) -> Any:
@@ -59,8 +38,8 @@ def _cached_env(spec: EnvSpec) -> Any:
     return make_env(spec)
 
 
-def collect_worker(spec: EnvSpec, noise: float, success_hold: int, seeds: list[int]) -> list[dict[str, Any]]:
-    """Run one expert episode per seed; return them as {data, seed, success, source, meta}."""
+def collect_worker(spec: EnvSpec, noise: float, success_hold: int, seeds: list[int]) -> list[Episode]:
+    """Run one expert episode per seed; return them."""
     from protege.sim.experts import make_expert
 
     env = _cached_env(spec)
@@ -73,8 +52,8 @@ def collect_worker(spec: EnvSpec, noise: float, success_hold: int, seeds: list[i
     return buffer.episodes
 
 
-def _results(run_seeds: functools.partial[list[dict[str, Any]]], seeds: list[int],
-             workers: int, ray: str | None = None) -> Iterator[dict[str, Any]]:
+def _results(run_seeds: functools.partial[list[Episode]], seeds: list[int],
+             workers: int, ray: str | None = None) -> Iterator[Episode]:
     """Episodes in seed order, from ``workers`` spawned processes (or this one if 1), or Ray actors at ``ray``."""
     if ray is not None:
         make = functools.partial(functools.partial, run_seeds.func, *run_seeds.args)  # make() is run_seeds
@@ -107,10 +86,9 @@ def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_
         bar = tqdm(total=episodes, unit="ep", desc=f"collect {spec.task}", disable=not progress)
         run_seeds = functools.partial(collect_worker, spec, noise, success_hold)
         for episode in _results(run_seeds, seeds, min(workers, max(1, episodes)), ray):
-            writer.add_episode(episode["data"], seed=episode["seed"], success=episode["success"],
-                               source=episode["source"], **episode["meta"])
-            successes += bool(episode["success"])
-            frames += len(episode["data"]["action"])
+            writer.add_episode(episode)
+            successes += bool(episode.success)
+            frames += len(episode)
             bar.update(1)
             bar.set_postfix(success=f"{successes}/{bar.n}")
         bar.close()

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from protege.datasets import Dataset, EpisodeWriter, Source
+from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Source
 from protege.datasets.schema import user_attrs
-from protege.teleop.collect import EpisodeBuffer
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot, Pilot, PolicyPilot
@@ -238,7 +237,7 @@ class CorrectionSession:
             if self.loop.ticks == 0:
                 raise TeleopError("nothing recorded to save: the correction ran no ticks")
             index = self.buffer.save_episode(seed=self.seed, success=self.loop.success, source=Source.INTERVENTION)
-            data = self.buffer.episodes[index]["data"]
+            data = self.buffer.episodes[index].data
             keys = self.rewinder.ds.keys
             self._take = Take({key: data[key].astype(self.rewinder.ds.dtype(key), copy=False) for key in keys},
                               self.seed, self.loop.success, self.episode, self.frame, self.hand_over.driven)
@@ -255,8 +254,8 @@ def open_writer(ds: Dataset, out: str | os.PathLike[str] | None = None) -> Episo
 
 def write_takes(takes: Sequence[Take], writer: EpisodeWriter) -> list[int]:
     """Append ``takes`` as intervention episodes naming their parent episode and frame."""
-    return [writer.add_episode(take.data, seed=take.seed, success=take.success, source=Source.INTERVENTION,
-                               parent_episode=take.parent_episode, parent_frame=take.parent_frame)
+    return [writer.add_episode(Episode(take.data, seed=take.seed, success=take.success, source=Source.INTERVENTION,
+                                       meta={"parent_episode": take.parent_episode, "parent_frame": take.parent_frame}))
             for take in takes]
 
 

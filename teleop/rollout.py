@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from protege.datasets import EpisodeWriter
+from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
 from protege.datasets.video import open_mp4
 from protege.teleop import ray_pool
-from protege.teleop.collect import EpisodeBuffer, make_env
+from protege.teleop.collect import make_env
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
@@ -67,7 +67,7 @@ class EpisodeOutcome:
     ret: float
     expert_ticks: int  # ticks the expert drove (DAgger mixture)
     video: str | None = None
-    episode: dict[str, Any] | None = None  # recorded frames and meta when the spec records
+    episode: Episode | None = None  # the recorded episode when the spec records
 
 
 @dataclass
@@ -232,8 +232,7 @@ def run_rollouts(
     try:
         for outcome in _outcomes(spec, list(range(seed, seed + episodes)), min(envs, episodes), ray):
             if writer is not None and outcome.episode is not None:
-                e = outcome.episode
-                writer.add_episode(e["data"], seed=e["seed"], success=e["success"], source=e["source"], **e["meta"])
+                writer.add_episode(outcome.episode)
                 outcome.episode = None  # written: do not keep the frames
             outcomes.append(outcome)
             bar.update(1)

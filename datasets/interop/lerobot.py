@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from protege.datasets import schema
+from protege.datasets.episode import Episode
 from protege.datasets.errors import DatasetError
 from protege.datasets.interop.common import require, split_state_keys, staged
 from protege.datasets.interop.video import FrameReader, VideoFile, pick_encoder, video_info
@@ -527,13 +528,13 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
                 builtin = {name: extra.pop(name) for name in ("seed", "success", "source", "duration") if name in extra}
                 if protege is None and len(tasks) > 1:
                     extra["task_index"] = int(rows.column("task_index")[0].as_py())
-                writer.add_episode(
+                writer.add_episode(Episode(
                     episode,
                     seed=int(builtin.get("seed", row["episode_index"])),
                     success=bool(builtin.get("success", True)),
                     source=int(builtin.get("source", Source.HUMAN)),
-                    **extra,
-                )
+                    meta=extra,
+                ))
         finally:
             for _, reader in readers.values():
                 reader.close()

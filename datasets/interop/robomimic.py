@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from protege.datasets import schema
+from protege.datasets.episode import Episode
 from protege.datasets.errors import DatasetError
 from protege.datasets.interop.common import FRAME_KEYS, require, staged
 from protege.datasets.reader import Dataset
@@ -167,8 +168,8 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
                     meta = {}
                     dones = demo["dones"][()] if "dones" in demo else np.ones(1)
                     builtin = {"seed": int(name[5:]), "success": bool(dones[-1]), "source": Source.HUMAN}
-                writer.add_episode(episode, seed=int(builtin["seed"]), success=bool(builtin["success"]),
-                                   source=int(builtin["source"]), **meta)
+                writer.add_episode(Episode(episode, seed=int(builtin["seed"]), success=bool(builtin["success"]),
+                                           source=int(builtin["source"]), meta=meta))
                 frames += len(episode["action"])
     return {"output": str(out), "format": "robomimic hdf5", "episodes": len(names), "frames": frames,
             "keys": sorted(episode), "sim_state": "sim_state" in episode}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from protege.datasets import Dataset, DatasetError, EpisodeWriter, Source
+from protege.datasets import Dataset, DatasetError, Episode, EpisodeWriter, Source
 
 ATTRS = {"fps": 20, "robot": "arm", "task": "lift", "action_space": "ee_delta"}
 OBSERVATIONS = [{"key": "state", "kind": "lowdim", "shape": [2]}, {"key": "ee_pos", "kind": "privileged", "shape": [3]}]
@@ -13,7 +13,7 @@ OBSERVATIONS = [{"key": "state", "kind": "lowdim", "shape": [2]}, {"key": "ee_po
 
 def _write(path, attrs, **data):
     with EpisodeWriter(path, attrs=attrs) as writer:
-        writer.add_episode({"action": np.zeros((4, 7)), **data}, seed=0, success=True, source=Source.EXPERT)
+        writer.add_episode(Episode({"action": np.zeros((4, 7)), **data}, seed=0, success=True, source=Source.EXPERT))
     return Dataset(path)
 
 

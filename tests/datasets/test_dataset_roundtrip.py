@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zarr
 
-from protege.datasets import SCHEMA_VERSION, Dataset, DatasetError, EpisodeWriter, Source
+from protege.datasets import SCHEMA_VERSION, Dataset, DatasetError, Episode, EpisodeWriter, Source
 from protege.datasets.lock import lock_holder
 from protege.datasets.storage import time_chunk_frames
 from protege.launch.cli import main
@@ -263,15 +263,15 @@ def test_missing_dataset_is_a_dataset_error(tmp_path):
 def test_add_episode_commits_whole_arrays_and_checks_them(tmp_path, attrs, frame, expected_episode):
     path = tmp_path / "d.zarr"
     with EpisodeWriter(path, attrs) as writer:
-        assert writer.add_episode(expected_episode(0, 4), seed=5, success=True, source=Source.EXPERT, score=1.5) == 0
+        assert writer.add_episode(Episode(expected_episode(0, 4), 5, True, Source.EXPERT, {"score": 1.5})) == 0
         short = {**expected_episode(1, 3), "action": np.zeros((2, 7), np.float32)}
         with pytest.raises(DatasetError, match="same, non-zero number of frames"):
-            writer.add_episode(short, seed=6, success=True, source=Source.EXPERT)
+            writer.add_episode(Episode(short, seed=6, success=True, source=Source.EXPERT))
         with pytest.raises(DatasetError, match="intervention"):
             writer.add_frame({**frame(1, 0), "intervention": 300})
         writer.add_frame(frame(1, 0))
         with pytest.raises(DatasetError, match="save or discard"):
-            writer.add_episode(expected_episode(1, 3), seed=6, success=True, source=Source.EXPERT)
+            writer.add_episode(Episode(expected_episode(1, 3), seed=6, success=True, source=Source.EXPERT))
     ds = Dataset(path)
     assert ds.num_episodes == 1 and ds.meta("score").tolist() == [1.5]
     np.testing.assert_array_equal(ds.episode(0)["sim_state"], expected_episode(0, 4)["sim_state"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from protege.datasets import Dataset, EpisodeWriter, SequenceSampler, Source
+from protege.datasets import Dataset, Episode, EpisodeWriter, SequenceSampler, Source
 from protege.policies.cnn.config import CNNConfig
 from protege.policies.config import PolicyConfig, TrainConfig, apply_overrides
 from protege.policies.data import DeviceLoader, PrefetchLoader, correction_weights
@@ -85,7 +85,7 @@ def mixed_sources(tmp_path_factory) -> Dataset:
         for i, (length, source) in enumerate(((30, Source.EXPERT), (10, Source.INTERVENTION), (20, Source.POLICY),
                                               (30, Source.HUMAN))):
             data = {"episode": np.full((length, 1), i, np.float32), "action": np.zeros((length, 2), np.float32)}
-            writer.add_episode(data, seed=i, success=True, source=source)
+            writer.add_episode(Episode(data, seed=i, success=True, source=source))
     return Dataset(str(path))
 
 
@@ -133,9 +133,9 @@ def test_default_inputs_follow_the_datasets_observation_kinds(lowdim_dataset, tm
                     {"key": "image_top", "kind": "image", "shape": [8, 8, 3]}]
     attrs = {"fps": 20, "robot": "arm", "task": "lift", "action_space": "ee_delta", "observations": observations}
     with EpisodeWriter(tmp_path / "new.zarr", attrs=attrs) as writer:
-        writer.add_episode({"action": np.zeros((3, 7)), "state": np.zeros((3, 2)), "joint_vel": np.zeros((3, 2)),
-                            "env": np.zeros((3, 3)), "image_top": np.zeros((3, 8, 8, 3), np.uint8)},
-                           seed=0, success=True, source=Source.EXPERT)
+        data = {"action": np.zeros((3, 7)), "state": np.zeros((3, 2)), "joint_vel": np.zeros((3, 2)),
+                "env": np.zeros((3, 3)), "image_top": np.zeros((3, 8, 8, 3), np.uint8)}
+        writer.add_episode(Episode(data, seed=0, success=True, source=Source.EXPERT))
     kinds = Dataset(tmp_path / "new.zarr").observation_kinds
     assert PolicyConfig().default_obs_keys(kinds) == ["state", "joint_vel", "env"]
     assert CNNConfig().default_obs_keys(kinds) == ["image_top", "state"]

@@ -6,7 +6,7 @@ import numpy as np
 import pygame
 import pytest
 
-from protege.datasets import Dataset, EpisodeWriter, Source
+from protege.datasets import Dataset, Episode, EpisodeWriter, Source
 from protege.datasets.schema import user_attrs
 from protege.launch.cli import main
 from protege.sim import EnvSpec
@@ -73,7 +73,7 @@ def nostate(tmp_path, mixed):
     path = tmp_path / "nostate.zarr"
     with EpisodeWriter(path, attrs=user_attrs(ds.attrs)) as writer:
         data = {key: ds[key][ds.episode_slice(0)] for key in ds.keys if key != "sim_state"}
-        writer.add_episode(data, seed=3, success=True, source=Source.EXPERT)
+        writer.add_episode(Episode(data, seed=3, success=True, source=Source.EXPERT))
     return path
 
 
@@ -200,8 +200,8 @@ def test_view_draws_state_plots_and_coloured_segments_without_images(tmp_path, m
     attrs = {**user_attrs(ds.attrs), "cameras": [], "image_size": []}
     with EpisodeWriter(path, attrs=attrs) as writer:
         frames = ds.episode_slice(2)
-        writer.add_episode({k: ds[k][frames] for k in ds.keys if not k.startswith("image_")}, seed=10,
-                           success=False, source=Source.INTERVENTION)
+        writer.add_episode(Episode({k: ds[k][frames] for k in ds.keys if not k.startswith("image_")}, seed=10,
+                                   success=False, source=Source.INTERVENTION))
     model = BrowserModel(path)
     assert model.cameras == []
     view = BrowserView(model, pygame.Surface(BrowserView.window_size(model)))
@@ -243,7 +243,8 @@ def test_robot_not_found_is_one_line_and_writes_nothing(tmp_path, mixed, capsys)
     path = tmp_path / "ghost.zarr"
     attrs = {**user_attrs(ds.attrs), "robot": "ghost_arm", "robot_source": "ghost_arm"}
     with EpisodeWriter(path, attrs=attrs) as writer:
-        writer.add_episode({k: ds[k][ds.episode_slice(0)] for k in ds.keys}, seed=3, success=True, source=Source.EXPERT)
+        writer.add_episode(Episode({k: ds[k][ds.episode_slice(0)] for k in ds.keys}, seed=3, success=True,
+                                   source=Source.EXPERT))
     script = tmp_path / "fix.json"
     script.write_text('[{"episode": 0, "frame": 2, "source": "expert", "ticks": 3}]')
     assert main(["browse", str(path), "--script", str(script)]) == 2
@@ -264,7 +265,7 @@ def test_corrections_go_to_another_dataset_with_out(tmp_path, dataset):
 def test_an_out_dataset_of_another_task_is_refused_before_any_work(tmp_path, dataset):
     out = tmp_path / "push.zarr"
     with EpisodeWriter(out, attrs={**user_attrs(Dataset(dataset).attrs), "task": "push", "cameras": []}) as writer:
-        writer.add_episode({"action": np.zeros((2, 7))}, seed=0, success=False, source=Source.HUMAN)
+        writer.add_episode(Episode({"action": np.zeros((2, 7))}, seed=0, success=False, source=Source.HUMAN))
     with pytest.raises(TeleopError, match="task 'push' differs"):
         run_script(dataset, parse_corrections([{"episode": 1, "frame": 3, "ticks": 2}]), out=str(out))
     assert Dataset(out).num_episodes == 1

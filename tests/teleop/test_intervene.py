@@ -4,9 +4,8 @@ import numpy as np
 import pygame
 import pytest
 
-from protege.datasets import Dataset, EpisodeWriter, Source
+from protege.datasets import Dataset, EpisodeBuffer, EpisodeWriter, Source
 from protege.sim import ProtegeEnv
-from protege.teleop.collect import EpisodeBuffer
 from protege.teleop.devices import Command, GamepadDevice, KeyboardDevice, load_bindings
 from protege.teleop.errors import TeleopError
 from protege.teleop.intervene import Intervention, run_intervention
@@ -49,27 +48,27 @@ def test_held_takeover_flags_exactly_its_frames_with_the_device_action(env, keyb
     policy = FixedPolicy()
     script = ScriptedInput().key(3, "w", hold=20).key(5, "left shift", hold=10)
     result, buffer = intervene(env, keyboard, script, policy)
-    data = buffer.episodes[0]["data"]
+    data = buffer.episodes[0].data
     human = np.zeros(25, dtype=bool)
     human[5:15] = True
     assert data["intervention"].tolist() == human.astype(int).tolist()
     np.testing.assert_array_equal(data["action"][human], np.tile(HUMAN_ACTION, (10, 1)))
     np.testing.assert_array_equal(data["action"][~human], np.tile(POLICY_ACTION, (15, 1)))
     assert policy.calls == 25  # asked every tick, also while the person drove
-    assert result["episodes"][0]["intervened_frames"] == 10 and buffer.episodes[0]["source"] is Source.INTERVENTION
+    assert result["episodes"][0]["intervened_frames"] == 10 and buffer.episodes[0].source is Source.INTERVENTION
 
 
 def test_release_hands_back_and_a_second_takeover_works(env, keyboard):
     script = ScriptedInput().key(2, "left shift", hold=3).key(10, "left shift", hold=2)
     _, buffer = intervene(env, keyboard, script, max_steps=15)
-    assert np.flatnonzero(buffer.episodes[0]["data"]["intervention"]).tolist() == [2, 3, 4, 10, 11]
+    assert np.flatnonzero(buffer.episodes[0].data["intervention"]).tolist() == [2, 3, 4, 10, 11]
 
 
 def test_episode_without_takeover_is_a_policy_episode(env, keyboard):
     result, buffer = intervene(env, keyboard, ScriptedInput().key(3, "w", hold=5), episodes=2, max_steps=6)
-    assert [e["source"] for e in buffer.episodes] == [Source.POLICY] * 2
+    assert [e.source for e in buffer.episodes] == [Source.POLICY] * 2
     assert [e["seed"] for e in result["episodes"]] == [0, 1] and result["intervened_frames"] == 0
-    assert not any(e["data"]["intervention"].any() for e in buffer.episodes)
+    assert not any(e.data["intervention"].any() for e in buffer.episodes)
 
 
 def test_hold_pose_stops_the_commanded_pose_running_ahead(env):
@@ -88,7 +87,7 @@ def test_hold_pose_stops_the_commanded_pose_running_ahead(env):
 def test_takeover_with_no_input_holds_the_arm_still(env, keyboard):
     policy = FixedPolicy([0.02, 0, 0, 0, 0, 0, 0])
     _, buffer = intervene(env, keyboard, ScriptedInput().key(15, "left shift", hold=20), policy, max_steps=35)
-    ee = buffer.episodes[0]["data"]["ee_pos"]
+    ee = buffer.episodes[0].data["ee_pos"]
     assert np.linalg.norm(ee[14] - ee[4]) > 0.05  # the policy was moving fast
     drift = np.linalg.norm(ee[15:] - ee[15], axis=1).max()  # ee_pos[15]: measured when the person took over
     assert drift < 0.003, drift
@@ -98,7 +97,7 @@ def test_takeover_keeps_the_gripper_closed_until_toggled(env, keyboard):
     policy = FixedPolicy([0, 0, 0, 0, 0, 0, 1.0])  # closes the gripper
     script = ScriptedInput().key(10, "left shift", hold=20).key(22, "space")
     _, buffer = intervene(env, keyboard, script, policy, max_steps=30)
-    data = buffer.episodes[0]["data"]
+    data = buffer.episodes[0].data
     assert (data["action"][10:22, 6] == 1.0).all() and (data["action"][22:, 6] == 0.0).all()
     assert data["gripper"][10:23, 0].min() > 0.8  # never opened at the hand-over
 
@@ -118,14 +117,14 @@ def test_pause_freezes_the_sim_and_resume_continues(env, keyboard):
 def test_a_pause_is_left_out_of_the_recorded_timestamps(env, keyboard):
     script = ScriptedInput().key(3, "p").key(13, "p")  # ten ticks (0.5 s at 20 Hz) paused
     _, buffer = intervene(env, keyboard, script, max_steps=8, realtime=True)
-    gaps = np.diff(buffer.episodes[0]["data"]["timestamp"])
+    gaps = np.diff(buffer.episodes[0].data["timestamp"])
     assert gaps.max() < 0.3, f"a frame gap of {gaps.max():.3f} s spans the pause"
 
 
 def test_reset_discards_the_episode_and_draws_the_next_seed(env, keyboard):
     result, buffer = intervene(env, keyboard, ScriptedInput().key(3, "backspace"), max_steps=5)
-    assert result["discarded"] == 1 and [e["seed"] for e in buffer.episodes] == [1]
-    assert len(buffer.episodes[0]["data"]["action"]) == 5
+    assert result["discarded"] == 1 and [e.seed for e in buffer.episodes] == [1]
+    assert len(buffer.episodes[0].data["action"]) == 5
 
 
 def test_abort_discards_the_episode_in_progress_and_keeps_saved_ones(env, keyboard, tmp_path):
@@ -165,7 +164,7 @@ def test_takeover_key_comes_from_the_bindings_file(env, tmp_path):
     path.write_text("keyboard:\n  takeover: tab\n")
     device = KeyboardDevice(load_bindings(path).keyboard, env.action_space.high[:6])
     _, buffer = intervene(env, device, ScriptedInput().key(1, "tab", hold=2), max_steps=4)
-    assert buffer.episodes[0]["data"]["intervention"].tolist() == [0, 1, 1, 0]
+    assert buffer.episodes[0].data["intervention"].tolist() == [0, 1, 1, 0]
     path.write_text("keyboard:\n  takeover: nosuchkey\n")
     with pytest.raises(TeleopError, match="takeover: unknown key name 'nosuchkey'"):
         load_bindings(path)
@@ -192,7 +191,7 @@ def test_with_wait_each_episode_starts_on_the_start_key_and_the_window_ends_on_a
     policy = FixedPolicy()
     script = ScriptedInput().key(5, "return").key(20, "return").key(40, "escape")
     result, buffer = intervene(env, keyboard, script, policy, episodes=2, max_steps=6, wait=True, max_ticks=100)
-    assert [len(e["data"]["action"]) for e in buffer.episodes] == [6, 6]
+    assert [len(e.data["action"]) for e in buffer.episodes] == [6, 6]
     assert policy.calls == 12, "the policy is not stepped while an episode waits for its start"
     assert result["timing"]["ticks"] == 41, "after the last episode the window stays until Esc"
     assert not result["aborted"]
@@ -200,4 +199,4 @@ def test_with_wait_each_episode_starts_on_the_start_key_and_the_window_ends_on_a
 
 def test_the_view_of_a_state_only_env_is_never_recorded(env, keyboard):
     result, buffer = intervene(env, keyboard, ScriptedInput(), max_steps=4)
-    assert not [key for key in buffer.episodes[0]["data"] if key.startswith("image_")]
+    assert not [key for key in buffer.episodes[0].data if key.startswith("image_")]

@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 
-from protege.datasets import Dataset, Source
+from protege.datasets import Dataset, EpisodeBuffer, Source
 from protege.sim import EnvSpec
-from protege.teleop.collect import EpisodeBuffer, collect
+from protege.teleop.collect import collect
 from protege.teleop.loop import Clock, ControlLoop
 from protege.teleop.pilots import PolicyPilot
 
@@ -54,7 +54,7 @@ def test_human_takeover_over_a_policy_is_marked_intervention(env):
     result = loop.run_episode(seed=0, max_ticks=6)
     loop.save()
     assert result.source is Source.INTERVENTION and result.ticks == 6
-    data = buffer.episodes[0]["data"]
+    data = buffer.episodes[0].data
     assert data["intervention"].tolist() == [0, 0, 1, 1, 0, 0]
     assert data["action"][2, 0] == 0.01
     np.testing.assert_allclose(np.diff(data["timestamp"]), 1 / env.control_hz)  # simulated clock when not realtime

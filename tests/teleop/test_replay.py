@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from protege.datasets import Dataset, EpisodeWriter, Source
+from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Source
 from protege.launch.cli import main
 from protege.sim import EnvSpec
-from protege.teleop.collect import EpisodeBuffer, collect, make_env
+from protege.teleop.collect import collect, make_env
 from protege.teleop.loop import ControlLoop
 from protege.teleop.pilots import ExpertPilot
 from protege.teleop.replay import deviation, replay, replay_episode
@@ -38,11 +38,11 @@ def recorded_episode():
 
 
 def write(path, attrs, episode, drop=(), change=None):
-    data = {k: v for k, v in episode["data"].items() if k not in drop}
+    data = {k: v for k, v in episode.data.items() if k not in drop}
     if change:
         data = {**data, **change(data)}
     with EpisodeWriter(path, attrs=attrs) as writer:
-        writer.add_episode(data, seed=episode["seed"], success=episode["success"], source=Source.EXPERT)
+        writer.add_episode(Episode(data, seed=episode.seed, success=episode.success, source=Source.EXPERT))
     return path
 
 
