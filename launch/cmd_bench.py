@@ -88,7 +88,7 @@ def _rollout(json: bool, ray: str | None = None) -> dict:
 
 
 def _intervene(json: bool) -> dict:
-    from protege.teleop.intervene import bench_intervention
+    from protege.teleop.bench import bench_intervention
 
     result = bench_intervention()
     if not json:

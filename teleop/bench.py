@@ -1,9 +1,11 @@
 """Teleop benchmarks: `protege bench record` (how well the recorder holds its rate, and scripted
-collection throughput) and `protege bench replay` (replay throughput, the browser's drawing time).
+collection throughput), `protege bench intervene` (the take-over window's rate) and `protege bench
+replay` (replay throughput, the browser's drawing time).
 
-The recorder runs 200 ticks at 20 Hz on the built-in arm with two 128x128 cameras (front, wrist)
-in a real X window (``DISPLAY``, else a fresh Xvfb server), driven by scripted key presses, saving an episode mid-run so the
-background save overlaps the next take. Collection runs the lift expert with 1 and 2 workers.
+The recorder and the take-over window run 200 ticks at 20 Hz on the built-in arm with two 128x128
+cameras (front, wrist) and the 960x720 main view, in a real X window (``DISPLAY``, else a fresh Xvfb
+server), driven by scripted key presses; the recorder saves an episode mid-run so the background save
+overlaps the next take. Collection runs the lift expert with 1 and 2 workers.
 """
 
 from __future__ import annotations
@@ -131,3 +133,38 @@ def bench_browser(ds: Any, frames: int = 120) -> dict[str, Any]:
             "browser_frame_p90_ms": round(1e3 * float(np.percentile(times, 90)), 2),
             "browser_first_frame_ms": round(1e3 * first, 2),
             "browser_cameras": len(model.cameras)}
+
+
+def _intervention_script() -> Any:
+    """Two take-overs with motion and a gripper toggle, the policy driving in between."""
+    from protege.teleop.scripted_input import ScriptedInput
+
+    script = ScriptedInput().key(30, "left shift", hold=50).key(35, "w", hold=20).key(50, "r", hold=15)
+    script.key(60, "space").key(65, "d", hold=10)
+    return script.key(120, "left shift", hold=40).key(125, "s", hold=25).key(140, "space")
+
+
+def bench_intervention(policy: Any = None, ticks: int = RECORD_TICKS) -> dict[str, Any]:
+    """Loop timing of a realtime intervention run: lift on the built-in arm, two 128x128 cameras, 20 Hz,
+    the keyboard in a real X window (``DISPLAY``, else a fresh Xvfb server), frames written in the
+    background. ``policy`` defaults to the scripted lift expert (pass a trained policy to include its
+    inference)."""
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    import protege.sim  # noqa: F401  (headless GL before mujoco)
+    from protege.datasets import EpisodeWriter
+    from protege.sim import ProtegeEnv
+    from protege.sim.experts import make_expert
+    from protege.teleop.devices import KeyboardDevice, load_bindings
+    from protege.teleop.display import display_for_bench
+    from protege.teleop.intervene import run_intervention
+
+    env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
+    try:
+        with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
+            device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
+            with EpisodeWriter(Path(tmp) / "intervene.zarr", attrs=env.env_spec.to_attrs(), background=True) as writer:
+                result = run_intervention(env, policy or make_expert(env), device, writer, episodes=1_000, seed=0,
+                                          script=_intervention_script(), success_hold=0, max_ticks=ticks)
+    finally:
+        env.close()
+    return {**result["timing"], "cameras": 2, "image_size": 128, "display": display}

@@ -18,8 +18,6 @@ quit / Esc (abort: the episode in progress is discarded, saved ones stay); help 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from protege.teleop.pilots import PolicyPilot
 from protege.teleop.scripted_input import ScriptedInput
 from protege.teleop.window import BLUE, GREEN, GREY, ORANGE, WHITE, YELLOW, Window, recent_rate
 
-BENCH_TICKS = 200
 _KEY_MAP_LABELS = {
     TAKEOVER: TAKEOVER_ROW,
     Command.START_STOP: "start / pause",
@@ -341,35 +338,3 @@ def run_intervention(
         return session.run(episodes, max_ticks=max_ticks, script=script)
     finally:
         session.close()
-
-
-def _bench_script() -> ScriptedInput:
-    """Two take-overs with motion and a gripper toggle, the policy driving in between."""
-    script = ScriptedInput().key(30, "left shift", hold=50).key(35, "w", hold=20).key(50, "r", hold=15)
-    script.key(60, "space").key(65, "d", hold=10)
-    return script.key(120, "left shift", hold=40).key(125, "s", hold=25).key(140, "space")
-
-
-def bench_intervention(policy: Any = None, ticks: int = BENCH_TICKS) -> dict[str, Any]:
-    """Loop timing of a realtime intervention run: lift on the built-in arm, two 128x128 cameras, 20 Hz,
-    the keyboard in a real X window (``DISPLAY``, else a fresh Xvfb server), frames written in the
-    background. ``policy`` defaults to the scripted lift expert (pass a trained policy to include its
-    inference)."""
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    import protege.sim  # noqa: F401  (headless GL before mujoco)
-    from protege.datasets import EpisodeWriter
-    from protege.sim import ProtegeEnv
-    from protege.sim.experts import make_expert
-    from protege.teleop.devices import KeyboardDevice, load_bindings
-    from protege.teleop.display import display_for_bench
-
-    env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
-    try:
-        with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
-            device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
-            with EpisodeWriter(Path(tmp) / "intervene.zarr", attrs=env.env_spec.to_attrs(), background=True) as writer:
-                result = run_intervention(env, policy or make_expert(env), device, writer, episodes=1_000, seed=0,
-                                          script=_bench_script(), success_hold=0, max_ticks=ticks)
-    finally:
-        env.close()
-    return {**result["timing"], "cameras": 2, "image_size": 128, "display": display}

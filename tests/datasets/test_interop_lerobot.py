@@ -34,7 +34,7 @@ pa = pytest.importorskip("pyarrow", reason="the interop extra (pyarrow) is not i
 pq = pytest.importorskip("pyarrow.parquet", reason="the interop extra (pyarrow) is not installed")
 av = pytest.importorskip("av", reason="the interop extra (PyAV) is not installed")
 
-from protege.datasets import Dataset, DatasetError  # noqa: E402
+from protege.datasets import Dataset  # noqa: E402
 from protege.datasets.interop import export_dataset, import_dataset  # noqa: E402
 from protege.launch.cli import main  # noqa: E402
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protege.teleop.bench import bench_recorder
-from protege.teleop.intervene import bench_intervention
+from protege.teleop.bench import bench_intervention
 
 
 @pytest.mark.slow
