@@ -268,6 +268,7 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
     """A person watches round r-1's policy and takes over; their segments join RUN/data.zarr. Frames added."""
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.intervene import run_intervention
+    from protege.teleop.loop import person_time_limit
 
     env = make_env(_env(config))
     device = make_device(config.expert, load_bindings(config.bindings), env.action_space.high[:6])
@@ -275,8 +276,10 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
     rollouts = run / "interventions.zarr"
     first = _episodes(rollouts)
     with EpisodeWriter(str(rollouts), attrs=_env(config).to_attrs()) as writer:
+        person = script is None  # a person gets a person's time per episode, a script the task's
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
-                         realtime=script is None, script=script, success_hold=config.success_hold, wait=script is None)
+                         realtime=person, script=script, success_hold=config.success_hold, wait=person,
+                         time_limit=person_time_limit(env, None) if person else None)
     env.close()
     return aggregate_interventions(rollouts, first, run / "data.zarr")
 

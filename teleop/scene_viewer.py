@@ -42,7 +42,7 @@ def view_scene(env: Any, expert: Any = None, seed: int = 0, frames: int = 0,
             action[:3] += window.view.take_drag(env.action_space.high[:3] - np.abs(action[:3]))
         obs, _, _, truncated, info = env.step(action)
         tick += 1
-        if truncated:
+        if truncated and expert is not None:  # the expert's episode is over; a still or dragged arm has no time limit
             obs, tick = _reset(env, expert, seed), 0
         window.draw_views(obs)
         success = bool(info["success"])

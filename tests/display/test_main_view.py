@@ -14,6 +14,7 @@ def drag(window: XWindow, start: tuple[int, int], end: tuple[int, int], button: 
     window.xdotool("mousemove", "--window", window.wid, *map(str, start))
     if ctrl:
         window.xdotool("keydown", "Control_L")
+        time.sleep(0.2)  # as a person does: Ctrl is down a tick or more before the button
     window.xdotool("mousedown", str(button))
     for i in range(1, 11):
         x = start[0] + (end[0] - start[0]) * i // 10
