@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import shutil
+import sys
 import threading
 import uuid
 from collections.abc import Mapping
@@ -25,7 +26,6 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import zarr
-
 from protege.datasets import schema
 from protege.datasets.episode import Episode, EpisodeBuffer
 from protege.datasets.errors import DatasetError
@@ -46,6 +46,7 @@ from protege.datasets.storage import (
 
 FrameSpec = tuple[tuple[int, ...], np.dtype]
 _PENDING_EPISODES = 2
+_COMMIT_NICENESS = 10  # of the background commit thread (and its compressors): below a control loop
 # Every chunk is written, even one holding only the fill value: a missing chunk is then damage, not zeros.
 _EVERY_CHUNK = {"write_empty_chunks": True}
 
@@ -199,6 +200,8 @@ class _CommitWorker:
         self._thread.start()
 
     def _run(self) -> None:
+        if sys.platform.startswith("linux"):  # threads have their own niceness there: a save yields the CPU to
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _COMMIT_NICENESS)  # the caller's loop
         while (item := self._queue.get()) is not None:
             try:
                 if self.error is None:

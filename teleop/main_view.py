@@ -37,6 +37,8 @@ TARGET_RGBA = (1.0, 0.9, 0.2, 0.45)
 _IDENTITY = np.eye(3).ravel()
 RENDER_SCALES = (1.0, 0.75, 0.5)  # of the view's size, tried in order while a render overruns its budget
 _COST_SMOOTHING = 0.2  # weight of the newest render time in the running estimate
+_WARM_UP_RENDERS = 3  # first renders at a resolution, left out of the estimate
+_JUDGE_RENDERS = 10  # renders the estimate takes in before the resolution may drop
 _SETTLE_RENDERS = 40  # renders at a resolution before a higher one is tried again
 
 
@@ -48,7 +50,7 @@ class MainView:
         self.size = size
         self.budget_s = budget_s
         self.level = 0  # index into RENDER_SCALES
-        self._renderers: dict[int, Any] = {}  # one per resolution used, made when first needed
+        self._renderers = [self._make_renderer(scale) for scale in RENDER_SCALES]  # made now: not mid-loop
         self._cost = 0.0  # running estimate of a render's time at this level (seconds)
         self._renders = 0  # at this level
         self.camera = mujoco.MjvCamera()
@@ -181,20 +183,25 @@ class MainView:
         self._adapt(time.perf_counter() - start)
         return image
 
-    def _renderer(self) -> Any:
+    def _make_renderer(self, scale: float) -> Any:
         from protege.sim.render import CameraRenderer
 
-        if self.level not in self._renderers:
-            width, height = (max(1, round(side * self.scale)) for side in self.size)
-            self._renderers[self.level] = CameraRenderer(self.env.model, (), height, width)
+        width, height = (max(1, round(side * scale)) for side in self.size)
+        return CameraRenderer(self.env.model, (), height, width)
+
+    def _renderer(self) -> Any:
         return self._renderers[self.level]
 
     def _adapt(self, seconds: float) -> None:
-        """Step the resolution down while renders overrun the budget, and back up once the estimate says
-        the next one up (about 1.8 times the pixels) would fit with room to spare."""
+        """Step the resolution down when renders overrun the budget for a while, and back up once the
+        estimate says the next one up (about 1.8 times the pixels) would fit with room to spare. The
+        first renders at a resolution (a new GL context warming up) do not count."""
         self._renders += 1
-        self._cost = seconds if self._renders == 1 else (1 - _COST_SMOOTHING) * self._cost + _COST_SMOOTHING * seconds
-        if self.budget_s is None or self._renders < 3:
+        if self._renders <= _WARM_UP_RENDERS:
+            return
+        weight = 1.0 if self._renders == _WARM_UP_RENDERS + 1 else _COST_SMOOTHING
+        self._cost = (1 - weight) * self._cost + weight * seconds
+        if self.budget_s is None or self._renders < _WARM_UP_RENDERS + _JUDGE_RENDERS:
             return
         if self._cost > self.budget_s and self.level + 1 < len(RENDER_SCALES):
             self.level, self._renders = self.level + 1, 0
@@ -237,9 +244,8 @@ class MainView:
             _add_geom(scene, mujoco.mjtGeom.mjGEOM_SPHERE, np.array([0.012, 0.0, 0.0]), target, TARGET_RGBA)
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
+        for renderer in self._renderers:
             renderer.close()
-        self._renderers.clear()
 
 
 def _add_geom(scene: mujoco.MjvScene, kind: mujoco.mjtGeom, size: np.ndarray, pos: np.ndarray,

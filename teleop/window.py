@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pygame
-
 from protege.teleop.display import desktop_size, open_window, require_display
 from protege.teleop.loop import Clock
 from protege.teleop.main_view import MainView
@@ -34,7 +33,7 @@ _LINE_Y = (8, 33, 58)  # HUD lines, from the HUD's top
 _RATE_WINDOW = 20  # ticks over which the displayed loop rate is measured
 MAIN_VIEW = (960, 720)  # the main view's size where the desktop has room (pixels)
 THUMB_WIDTH = 240  # the recorded cameras' column
-VIEW_BUDGET = 0.3  # of a tick, the most the main view's render may take before its resolution drops
+VIEW_BUDGET = 0.4  # of a tick, the most the main view's render may take before its resolution drops
 VIEW_HELP = "mouse: drag orbit, right-drag pan, wheel zoom, Ctrl-drag moves the gripper   0: reset view   1-9: cameras"
 _DESKTOP_MARGIN = (40, 100)  # left for the desktop's panels and the window frame
 
@@ -70,6 +69,7 @@ class Window:
         self.view_size = fit_view(main_size, desktop_size(), (thumbs, HUD_HEIGHT))
         self.view_rect = pygame.Rect((0, 0), self.view_size)
         self.view = MainView(env, self.view_size, budget_s=VIEW_BUDGET / env.control_hz)
+        self.view.render()  # the first frame (GL set-up) before any control loop starts its clock
         self.screen = open_window((max(self.view_size[0] + thumbs, 640), self.view_size[1] + HUD_HEIGHT), title, what)
         self.font = pygame.font.Font(None, FONT_SIZE)
 
