@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pygame
+
 from protege.teleop.display import desktop_size, open_window, require_display
 from protege.teleop.loop import Clock
 from protege.teleop.main_view import MainView
