@@ -9,6 +9,7 @@ env_kwargs); ``data/demo_<i>`` with attr ``num_samples`` and datasets ``actions`
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -127,10 +128,13 @@ def test_robomimic_sequence_dataset_loads_the_export(exported):
     dataset_module = pytest.importorskip("robomimic.utils.dataset", reason="robomimic is not installed")
     obs_utils = pytest.importorskip("robomimic.utils.obs_utils", reason="robomimic is not installed")
     obs_utils.initialize_obs_utils_with_obs_specs({"obs": {"low_dim": ["joint_pos", "ee_pos"], "rgb": ["image_front"]}})
+    newer = {"action_keys": ("actions",), "action_config": {"actions": {"normalization": None}}}  # robomimic >= 0.4
+    accepted = inspect.signature(dataset_module.SequenceDataset).parameters
     loaded = dataset_module.SequenceDataset(
-        hdf5_path=str(exported), obs_keys=("joint_pos", "ee_pos", "image_front"), action_keys=("actions",),
-        dataset_keys=("actions", "rewards", "dones"), action_config={"actions": {"normalization": None}},
-        seq_length=4, filter_by_attribute="train",
+        hdf5_path=str(exported), obs_keys=("joint_pos", "ee_pos", "image_front"),
+        dataset_keys=("actions", "rewards", "dones"), seq_length=4, filter_by_attribute="train",
+        **{name: value for name, value in newer.items() if name in accepted},
     )
     item = loaded[0]
-    assert item["actions"].shape == (4, 7) and item["obs"]["joint_pos"].shape == (1, 6)
+    # robomimic 0.3 returns observations for the whole sequence, later versions the stacked frame only
+    assert item["actions"].shape == (4, 7) and item["obs"]["joint_pos"].shape in ((1, 6), (4, 6))
