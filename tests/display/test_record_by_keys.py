@@ -12,9 +12,8 @@ from protege.datasets import Dataset
 
 def test_keys_held_on_a_real_display_become_the_recorded_actions(xdisplay, tmp_path):
     out = str(tmp_path / "demos.zarr")
-    window = XWindow.launch(xdisplay, "unset", ["record", "--task", "lift", "--device", "keyboard", "--out", out],
-                            "protege record")
-    try:
+    args = ["record", "--task", "lift", "--device", "keyboard", "--out", out]
+    with XWindow.launch(xdisplay, "unset", args, "protege record") as window:
         window.key("Return")  # start
         started = time.monotonic()
         time.sleep(0.5)
@@ -25,9 +24,6 @@ def test_keys_held_on_a_real_display_become_the_recorded_actions(xdisplay, tmp_p
         window.key("y")  # save
         window.key("Escape")
         code, _, err = window.finish()
-    except BaseException:
-        window.kill()
-        raise
     assert code == 0, err
     ds = Dataset(out)
     assert ds.num_episodes == 1

@@ -17,14 +17,10 @@ HUD = 96  # the shared Window's heads-up display below the views
 
 def run_window(xdisplay: str, args: list[str], title: str, drive) -> None:
     """Launch ``protege ARGS``, let ``drive(window)`` press keys, close with Esc; exit status 0."""
-    window = XWindow.launch(xdisplay, "unset", args, title)
-    try:
+    with XWindow.launch(xdisplay, "unset", args, title) as window:
         drive(window)
         window.key("Escape")
         code, _, err = window.finish()
-    except BaseException:
-        window.kill()
-        raise
     assert code == 0, err
 
 

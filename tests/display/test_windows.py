@@ -29,8 +29,7 @@ def closes_cleanly(window: XWindow, key: str = "Escape") -> None:
 
 @pytest.mark.parametrize("gl", GL_MODES)
 def test_sim_view(xdisplay, gl):
-    window = XWindow.launch(xdisplay, gl, ["sim", "view", "--task", "lift", "--expert"], "protege sim view")
-    try:
+    with XWindow.launch(xdisplay, gl, ["sim", "view", "--task", "lift", "--expert"], "protege sim view") as window:
         first = window.grab()
         assert lit(first[MAIN]), "the main view is dark"
         assert lit(first[THUMBS]), "the front and wrist thumbnails are dark"
@@ -38,34 +37,27 @@ def test_sim_view(xdisplay, gl):
         assert changed(first[MAIN], window.grab()[MAIN]) > 1.0, "the expert moves the arm: the view must change"
         window.key("n")  # next seed: another scene
         assert changed(first[MAIN], window.grab()[MAIN]) > 1.0
-    except BaseException:
-        window.kill()
-        raise
     closes_cleanly(window)
 
 
 @pytest.mark.parametrize("gl", GL_MODES)
 def test_record_window(xdisplay, gl, tmp_path):
     out = str(tmp_path / "demos.zarr")
-    window = XWindow.launch(xdisplay, gl, ["record", "--task", "lift", "--device", "keyboard", "--out", out],
-                            "protege record")
-    try:
+    args = ["record", "--task", "lift", "--device", "keyboard", "--out", out]
+    with XWindow.launch(xdisplay, gl, args, "protege record") as window:
         first = window.grab()
         assert lit(first[MAIN]) and lit(first[THUMBS]), "the main view or the thumbnails are dark"
         window.key("Return")  # start recording
         window.key("r", hold=1.0)  # raise the arm
         assert changed(first[MAIN], window.grab()[MAIN]) > 1.0, "the arm moved: the view must change"
-    except BaseException:
-        window.kill()
-        raise
     closes_cleanly(window)
 
 
 @pytest.mark.parametrize("gl", GL_MODES)
 def test_rollout_intervene_window(xdisplay, gl, mlp_run, tmp_path):
-    window = XWindow.launch(xdisplay, gl, ["rollout", "--checkpoint", mlp_run, "--intervene", "keyboard", "--episodes",
-                                           "1", "--record", str(tmp_path / "fixes.zarr")], "protege rollout")
-    try:
+    args = ["rollout", "--checkpoint", mlp_run, "--intervene", "keyboard", "--episodes", "1",
+            "--record", str(tmp_path / "fixes.zarr")]
+    with XWindow.launch(xdisplay, gl, args, "protege rollout") as window:
         ready = window.grab()[MAIN]
         assert lit(ready), "a policy without cameras must still show the scene"
         time.sleep(0.5)
@@ -73,24 +65,17 @@ def test_rollout_intervene_window(xdisplay, gl, mlp_run, tmp_path):
         window.key("Return")  # the ready gate: start the episode
         time.sleep(1.0)
         assert changed(ready, window.grab()[MAIN]) > 1.0, "the policy moves the arm: the view must change"
-    except BaseException:
-        window.kill()
-        raise
     closes_cleanly(window)
 
 
 @pytest.mark.parametrize("gl", GL_MODES)
 def test_browse_window(xdisplay, gl, lift_demos):
-    window = XWindow.launch(xdisplay, gl, ["browse", lift_demos], "protege browse")
-    try:
+    with XWindow.launch(xdisplay, gl, ["browse", lift_demos], "protege browse") as window:
         first = window.grab()
         cameras = first[10:394, 300:940]
         assert lit(cameras), "the camera view is dark"
         window.click(300 + 560, 557)  # the timeline, near the end of the episode
         assert changed(cameras, window.grab()[10:394, 300:940]) > 1.0, "scrubbing must change the frame shown"
-    except BaseException:
-        window.kill()
-        raise
     closes_cleanly(window)
 
 
@@ -98,8 +83,7 @@ def test_browse_window(xdisplay, gl, lift_demos):
 def test_replay_window_stays_on_the_last_frame(xdisplay, gl, lift_demos):
     ds = Dataset(lift_demos)
     seconds = ds.episode_ends[0] / ds.fps
-    window = XWindow.launch(xdisplay, gl, ["replay", lift_demos, "--episode", "0", "--window"], "protege replay")
-    try:
+    with XWindow.launch(xdisplay, gl, ["replay", lift_demos, "--episode", "0", "--window"], "protege replay") as window:
         assert lit(window.grab()[MAIN]), "the replay's main view is dark"
         time.sleep(seconds + 1.0)  # past the episode's end: the window must stay on its last frame
         assert window.process.poll() is None, "the replay window closed by itself"
@@ -107,7 +91,4 @@ def test_replay_window_stays_on_the_last_frame(xdisplay, gl, lift_demos):
         for _ in range(10):
             window.key("Left")  # step back through the episode
         assert changed(last, window.grab()[MAIN]) > 0.5, "stepping back must show earlier frames"
-    except BaseException:
-        window.kill()
-        raise
     closes_cleanly(window)

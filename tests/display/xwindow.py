@@ -56,6 +56,13 @@ class XWindow:
         window.kill()
         raise AssertionError(f"no window titled {title!r} within {timeout} s")
 
+    def __enter__(self) -> XWindow:
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if error is not None:
+            self.kill()  # a failing test leaves no window behind
+
     def xdotool(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": self.display},
                                 capture_output=True, text=True, timeout=30)
