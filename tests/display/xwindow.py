@@ -4,10 +4,13 @@ by title, press keys and click with XTEST (xdotool), and grab what the window sh
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from typing import IO
 
 import cv2
 import numpy as np
@@ -20,7 +23,7 @@ def window_env(display: str, gl: str) -> dict[str, str]:
     """The environment of a person's desktop session: a display, no SDL driver override, ``MUJOCO_GL``
     as given (``unset``: the default)."""
     env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "MUJOCO_GL", "PYOPENGL_PLATFORM")}
-    env.update(DISPLAY=display, PYTHONUNBUFFERED="1")
+    env.update(DISPLAY=display, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
     if gl != "unset":
         env["MUJOCO_GL"] = gl
     return env
@@ -32,20 +35,24 @@ class XWindow:
 
     display: str
     process: subprocess.Popen
+    stdout: IO[str]
+    stderr: IO[str]
     wid: str = ""
 
     @classmethod
     def launch(cls, display: str, gl: str, args: list[str], title: str, timeout: float = 60.0) -> XWindow:
         """Start ``protege ARGS`` and wait until a window whose title starts with ``title`` is shown."""
+        # Output goes to files, not pipes: a pipe nobody reads until the end can fill and stall the command.
+        stdout, stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         process = subprocess.Popen([sys.executable, "-m", "protege.launch.cli", *args], env=window_env(display, gl),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        window = cls(display, process)
+                                   stdout=stdout, stderr=stderr, text=True)
+        window = cls(display, process, stdout, stderr)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                out, err = process.communicate()
-                raise AssertionError(f"protege {' '.join(args)} exited with {process.returncode} before its window "
-                                     f"showed:\n{out}\n{err}")
+            if window.process.poll() is not None:
+                code, out, err = window.finish()
+                raise AssertionError(f"protege {' '.join(args)} exited with {code} before its window showed:\n"
+                                     f"{out}\n{err}")
             found = window.xdotool("search", "--onlyvisible", "--name", f"^{title}", check=False).split()
             if found:
                 window.wid = found[0]
@@ -53,8 +60,9 @@ class XWindow:
                 time.sleep(0.5)  # a few frames drawn
                 return window
             time.sleep(0.2)
-        window.kill()
-        raise AssertionError(f"no window titled {title!r} within {timeout} s")
+        window.process.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+        _, _, err = window.finish()
+        raise AssertionError(f"no window titled {title!r} within {timeout} s; the command's stderr:\n{err[-6000:]}")
 
     def __enter__(self) -> XWindow:
         return self
@@ -95,16 +103,21 @@ class XWindow:
     def finish(self, timeout: float = 30.0) -> tuple[int, str, str]:
         """Wait for the command to exit; its status, stdout and stderr."""
         try:
-            out, err = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"the window did not close within {timeout} s") from None
-        return self.process.returncode, out, err
+        return self.process.returncode, self._read(self.stdout), self._read(self.stderr)
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.communicate()
+            self.process.wait()
+
+    @staticmethod
+    def _read(file: IO[str]) -> str:
+        file.seek(0)
+        return file.read()
 
 
 def lit(region: np.ndarray) -> bool:
