@@ -74,12 +74,10 @@ def run(args: argparse.Namespace) -> int:
         correction_share=args.correction_share, overrides=args.overrides, progress=not args.no_progress,
     )
     log = run_dagger(config)
-    for point in log["rounds"]:
-        bc = next((p for p in log["bc"] if p["round"] == point["round"]), None)
-        print(f"round {point['round']}: {point['labelled_frames']} labelled frames, "
-              f"success {100 * point['success_rate']:.1f}%"
-              + (f" (BC with {bc['labelled_frames']} frames: {100 * bc['success_rate']:.1f}%)" if bc else ""),
-              flush=True)
+    for point in log.rounds:
+        bc = next((p for p in log.bc if p.round == point.round), None)
+        print(f"round {point.round}: {point.labelled_frames} labelled frames, success {100 * point.success_rate:.1f}%"
+              + (f" (BC with {bc.labelled_frames} frames: {100 * bc.success_rate:.1f}%)" if bc else ""), flush=True)
     if args.json:
-        emit_json(log)
+        emit_json(log.to_json())
     return 0

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
 from protege.launch.cli import add_ray_argument
-from protege.launch.runfiles import append_eval
+from protege.launch.runfiles import EvalRecord, append_eval
 
 if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec
@@ -114,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
               f"({100 * summary['success_rate']:.1f}%, 95% CI {100 * low:.1f}-{100 * high:.1f}%), "
               f"mean length {summary['mean_length']}, {summary['episodes_per_min']} episodes/min "
               f"with {args.envs} env(s)", flush=True)
-        result = {"checkpoint": str(args.checkpoint), "step": meta["step"], **summary}
+        record = EvalRecord.from_summary(summary, str(args.checkpoint), meta["step"])
+        result = record.to_json()
         if not args.no_log:
-            append_eval(Path(args.checkpoint), result)
+            append_eval(Path(args.checkpoint), record)
     if args.json:
         emit_json(result)
     return 0

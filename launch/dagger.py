@@ -43,7 +43,7 @@ from protege.datasets.tools import copy_episodes
 from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
 from protege.launch.plots import plot_dagger
-from protege.launch.runfiles import write_dagger
+from protege.launch.runfiles import DaggerLog, DaggerPoint, DaggerRound, write_dagger
 from protege.teleop.browser import segments
 from protege.teleop.collect import collect, make_env
 from protege.teleop.loop import first_seed
@@ -173,9 +173,11 @@ def _spec(config: DaggerConfig, run_dir: Path, **kwargs: Any) -> RolloutSpec:
 
 
 def _evaluate(config: DaggerConfig, run_dir: Path) -> dict[str, Any]:
+    """The evaluation fields of a :class:`DaggerPoint`."""
     summary = run_rollouts(_spec(config, run_dir), config.eval_episodes, seed=EVAL_SEED, envs=config.envs,
                            progress=config.progress, ray=config.ray).summary
-    return {"success_rate": summary["success_rate"], "ci95": summary["ci95"], "mean_length": summary["mean_length"]}
+    return {"success_rate": summary["success_rate"], "ci95": tuple(summary["ci95"]),
+            "mean_length": summary["mean_length"]}
 
 
 def _frames(dataset: Path) -> int:
@@ -187,7 +189,7 @@ def beta_schedule(beta: float, round_index: int) -> float:
     return beta**round_index
 
 
-def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None) -> dict[str, Any]:
+def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None) -> DaggerLog:
     """Run every round, writing RUN/dagger.json (and the plot) after each so a crash loses one round at most.
 
     ``scripts(round)`` replaces the person (tests, headless runs): a :class:`ScriptedInput` of posted
@@ -205,8 +207,8 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     config.env = env_spec(config)
     run.mkdir(parents=True, exist_ok=True)
     data = run / "data.zarr"
-    log: dict[str, Any] = {"task": config.task, "robot": _env(config).robot, "policy": config.policy,
-                           "expert": config.expert, "config": dataclasses.asdict(config), "rounds": [], "bc": []}
+    log = DaggerLog(task=config.task, policy=config.policy, expert=config.expert, rounds=(), robot=_env(config).robot,
+                    config=dataclasses.asdict(config))
     if config.demos_dataset is not None:
         demos = Dataset(config.demos_dataset)
         copy_episodes([(demos, np.arange(demos.num_episodes))], str(data), "dagger demos")
@@ -227,12 +229,12 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
             labelled += added
             episodes = _episodes(data)
         loss = _train(config, data, run / f"round_{r}")
-        log["rounds"].append({"round": r, "labelled_frames": labelled, "added_frames": added, "episodes": episodes,
-                              "beta": _round_beta(config, r),
-                              "train_loss": loss, "run": f"round_{r}", **_evaluate(config, run / f"round_{r}")})
+        point = DaggerRound(round=r, labelled_frames=labelled, episodes=episodes, run=f"round_{r}", train_loss=loss,
+                            added_frames=added, beta=_round_beta(config, r), **_evaluate(config, run / f"round_{r}"))
+        log = dataclasses.replace(log, rounds=(*log.rounds, point))
         write_dagger(run, log)
         if config.compare_bc:
-            log["bc"].append(_bc_point(config, run, r, labelled, log["rounds"][0]))
+            log = dataclasses.replace(log, bc=(*log.bc, _bc_point(config, run, r, labelled, log.rounds[0])))
             write_dagger(run, log)
         plot_dagger(log, run / "dagger.png")
     return log
@@ -330,10 +332,10 @@ def _episodes(dataset: Path) -> int:
     return Dataset(str(dataset)).num_episodes if dataset.exists() else 0
 
 
-def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[str, Any]) -> dict[str, Any]:
+def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: DaggerRound) -> DaggerPoint:
     """Behavioural cloning on expert demos totalling (at least) ``budget`` labelled frames."""
     if r == 0:  # the same demos and training as DAgger's round 0
-        return dict(first)
+        return DaggerPoint(**{f.name: getattr(first, f.name) for f in dataclasses.fields(DaggerPoint)})
     data = run / "bc.zarr"
     if not data.exists():  # start from DAgger's demos: the same first episodes
         collect(_env(config), str(data), config.demos, noise=config.noise, success_hold=config.success_hold,
@@ -346,6 +348,6 @@ def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: dict[
                 workers=config.envs, seed=config.seed + ds.num_episodes, progress=False, ray=config.ray)
     episodes = Dataset(str(data)).num_episodes
     loss = _train(config, data, run / f"bc_{r}")
-    return {"round": r, "labelled_frames": _frames(data), "episodes": episodes, "train_loss": loss,
-            "run": f"bc_{r}", **_evaluate(config, run / f"bc_{r}")}
+    return DaggerPoint(round=r, labelled_frames=_frames(data), episodes=episodes, run=f"bc_{r}", train_loss=loss,
+                       **_evaluate(config, run / f"bc_{r}"))
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from protege.launch.runfiles import Series
+from protege.launch.runfiles import DaggerLog, DaggerPoint, EvalRecord, Series
 
 LOSS_TAGS = ("train/loss", "val/loss")
 TRAINING_TAGS = (("train/lr", "learning rate"), ("train/grad_norm", "gradient norm"),
@@ -80,61 +81,69 @@ def plot_round_losses(rounds: dict[int, dict[str, Series]], path: Path) -> Path 
     return _save(figure, path)
 
 
-def _interval(records: list[dict[str, Any]]) -> list[list[float]]:
+def _interval(records: Sequence[EvalRecord | DaggerPoint]) -> list[list[float]]:
     """Error-bar half-widths (below, above) from each record's ci95, zero where absent."""
-    rates = [r["success_rate"] for r in records]
-    cis = [r.get("ci95") or [rate, rate] for r, rate in zip(records, rates)]
-    below = [max(0.0, rate - low) for rate, (low, _) in zip(rates, cis)]
-    above = [max(0.0, high - rate) for rate, (_, high) in zip(rates, cis)]
+    cis = [r.ci95 or (r.success_rate, r.success_rate) for r in records]
+    below = [max(0.0, r.success_rate - low) for r, (low, _) in zip(records, cis)]
+    above = [max(0.0, high - r.success_rate) for r, (_, high) in zip(records, cis)]
     return [below, above]
 
 
-def plot_success_per_checkpoint(evals: list[dict[str, Any]], path: Path) -> Path | None:
-    """Success rate of each evaluation against the checkpoint's training step, with 95% intervals."""
+def curves(evals: list[EvalRecord]) -> dict[str, list[tuple[int, EvalRecord]]]:
+    """The evaluations as (checkpoint step, record) points, one curve per condition, in the order logged
+    (an evaluation without a step is placed at its index)."""
+    points: dict[str, list[tuple[int, EvalRecord]]] = {}
+    for i, record in enumerate(evals):
+        points.setdefault(record.condition, []).append((i if record.step is None else record.step, record))
+    return points
+
+
+def plot_success_per_checkpoint(evals: list[EvalRecord], path: Path) -> Path | None:
+    """Success rate of each evaluation against the checkpoint's training step, with 95% intervals: one curve
+    per condition (clean, or each --disturb specification), so disturbed and clean evaluations never join."""
     if not evals:
         return None
     figure = _figure()
     axes = figure.subplots()
-    steps = [int(e.get("step", i)) for i, e in enumerate(evals)]
-    axes.errorbar(steps, [e["success_rate"] for e in evals], yerr=_interval(evals), fmt="o-", capsize=4,
-                  color="tab:green", label="success rate (95% CI)")
-    for step, record in zip(steps, evals):
-        axes.annotate(f"{100 * record['success_rate']:.0f}%", (step, record["success_rate"]),
-                      textcoords="offset points", xytext=(6, -12))
+    for condition, curve in curves(evals).items():
+        steps, records = zip(*curve)
+        axes.errorbar(steps, [e.success_rate for e in records], yerr=_interval(records), fmt="o-", capsize=4,
+                      label=f"{condition} (95% CI)")
+        for step, record in zip(steps, records):
+            axes.annotate(f"{100 * record.success_rate:.0f}%", (step, record.success_rate),
+                          textcoords="offset points", xytext=(6, -12))
     axes.set(xlabel="checkpoint step", ylabel="success rate", ylim=(-0.03, 1.05), title="Success rate per evaluation")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     return _save(figure, path)
 
 
-def plot_dagger(dagger: dict[str, Any], path: Path) -> Path | None:
+def plot_dagger(dagger: DaggerLog, path: Path) -> Path | None:
     """Success rate after each DAgger round against the labelled frames so far (and the BC baseline)."""
-    rounds = [r for r in dagger.get("rounds", []) if "success_rate" in r]
-    if not rounds:
+    if not dagger.rounds:
         return None
     figure = _figure()
     axes = figure.subplots()
-    for name, records, style in (("DAgger", rounds, "o-"), ("behaviour cloning", dagger.get("bc") or [], "s--")):
-        records = [r for r in records if "success_rate" in r]
+    for name, records, style in (("DAgger", dagger.rounds, "o-"), ("behaviour cloning", dagger.bc, "s--")):
         if not records:
             continue
-        frames = [r.get("labelled_frames", i) for i, r in enumerate(records)]
-        axes.errorbar(frames, [r["success_rate"] for r in records], yerr=_interval(records), fmt=style, capsize=4,
+        frames = [r.labelled_frames for r in records]
+        axes.errorbar(frames, [r.success_rate for r in records], yerr=_interval(records), fmt=style, capsize=4,
                       label=name)
         if name == "DAgger":
             for x, record in zip(frames, records):
-                axes.annotate(f"round {record.get('round', '?')}", (x, record["success_rate"]),
+                axes.annotate(f"round {record.round}", (x, record.success_rate),
                               textcoords="offset points", xytext=(4, 6), fontsize=8)
     axes.set(xlabel="labelled frames", ylabel="success rate", ylim=(-0.03, 1.05),
-             title=f"DAgger on {dagger.get('task', '?')} ({dagger.get('expert', '?')} expert)")
+             title=f"DAgger on {dagger.task} ({dagger.expert} expert)")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     return _save(figure, path)
 
 
-def plot_lengths(record: dict[str, Any], path: Path) -> Path | None:
+def plot_lengths(record: EvalRecord, path: Path) -> Path | None:
     """Histogram of episode lengths in one evaluation, successes and failures stacked."""
-    lengths, success = record.get("lengths") or [], record.get("success") or []
+    lengths, success = record.lengths, record.success
     if not lengths or len(success) != len(lengths):
         return None
     figure = _figure()
@@ -146,7 +155,7 @@ def plot_lengths(record: dict[str, Any], path: Path) -> Path | None:
               stacked=True,
               color=["tab:green", "tab:red"], label=[f"success ({len(won)})", f"failure ({len(lost)})"])
     axes.set(xlabel="episode length (control steps)", ylabel="episodes",
-             title=f"Episode lengths, {len(lengths)} episodes at step {record.get('step', '?')}")
+             title=f"Episode lengths, {len(lengths)} episodes at step {'?' if record.step is None else record.step}")
     axes.grid(alpha=0.3, axis="y")
     axes.legend()
     return _save(figure, path)

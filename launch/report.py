@@ -25,7 +25,7 @@ from protege.launch.plots import (
     plot_success_per_checkpoint,
     plot_training,
 )
-from protege.launch.runfiles import RunData, Series, read_run
+from protege.launch.runfiles import DaggerPoint, DaggerRound, EvalRecord, RunData, Series, read_run
 from protege.launch.videos import VideoAssets, find_video, video_assets
 
 
@@ -50,7 +50,7 @@ def _grid(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table class='grid'><tr>{head}</tr>{body}</table>"
 
 
-def _pct(rate: float, ci: list[float] | None = None) -> str:
+def _pct(rate: float, ci: tuple[float, float] | None = None) -> str:
     text = f"{100 * rate:.1f}%"
     return text + (f" (95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}%)" if ci else "")
 
@@ -81,17 +81,17 @@ def figures(data: RunData) -> list[tuple[str, Any]]:
         rows.append(("training time (logged)", f"{wall[-1] - wall[0]:.0f} s"))
     if data.evals:
         latest = data.evals[-1]
-        rows += [("success rate (latest eval)", _pct(latest["success_rate"], latest.get("ci95"))),
-                 ("evaluated checkpoint step", latest.get("step", "?")),
-                 ("evaluation episodes", latest.get("episodes")),
-                 ("mean episode length", latest.get("mean_length")),
-                 ("mean return", latest.get("mean_return")),
-                 ("evaluation speed", f"{latest.get('episodes_per_min', '?')} episodes/min with "
-                                      f"{latest.get('envs', '?')} env(s)")]
-    if data.dagger and data.dagger.get("rounds"):
-        last = data.dagger["rounds"][-1]
-        rows += [("DAgger rounds", len(data.dagger["rounds"])), ("labelled frames", last.get("labelled_frames")),
-                 ("success after last round", _pct(last.get("success_rate", 0.0), last.get("ci95")))]
+        rows += [("success rate (latest eval)", _pct(latest.success_rate, latest.ci95)),
+                 ("evaluated checkpoint step", "?" if latest.step is None else latest.step),
+                 ("evaluation conditions", latest.condition),
+                 ("evaluation episodes", latest.episodes),
+                 ("mean episode length", latest.mean_length),
+                 ("mean return", latest.mean_return),
+                 ("evaluation speed", f"{latest.episodes_per_min} episodes/min with {latest.envs} env(s)")]
+    if data.dagger and data.dagger.rounds:
+        last = data.dagger.rounds[-1]
+        rows += [("DAgger rounds", len(data.dagger.rounds)), ("labelled frames", last.labelled_frames),
+                 ("success after last round", _pct(last.success_rate, last.ci95))]
     return rows
 
 
@@ -114,9 +114,9 @@ def _url(path: str | os.PathLike[str], base: Path) -> str:
     return html.escape(urllib.parse.quote(Path(relative).as_posix()))
 
 
-def _video_cards(assets: list[VideoAssets], record: dict[str, Any], base: Path) -> str:
+def _video_cards(assets: list[VideoAssets], record: EvalRecord, base: Path) -> str:
     cards = []
-    success, lengths = record.get("success") or [], record.get("lengths") or []
+    success, lengths = record.success, record.lengths
     for i, asset in enumerate(assets):
         outcome = ""
         if i < len(success) and i < len(lengths):
@@ -168,9 +168,8 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     made = [(title, path) for title, path in plots if path is not None]
 
     assets: list[VideoAssets] = []
-    latest = data.evals[-1] if data.evals else {}
-    for i, logged in enumerate(latest.get("videos") or []):
-        source = find_video(str(logged), data.path)
+    for i, logged in enumerate(data.evals[-1].videos if data.evals else ()):
+        source = find_video(logged, data.path)
         if source is None:
             data.notes.append(f"video {logged} not found")
             continue
@@ -182,39 +181,42 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     return Report(html_path, [p for _, p in made], [a.gif for a in assets])
 
 
-def _expert_share(point: dict[str, Any]) -> Any:
+def _expert_share(point: DaggerPoint) -> Any:
     """A DAgger round's per-tick expert share; hand-over rounds log None (the expert takes over at a random tick)."""
-    return "hand-over" if "beta" in point and point["beta"] is None else point.get("beta", "")
+    if not isinstance(point, DaggerRound):
+        return ""
+    return "hand-over" if point.beta is None else point.beta
 
 
 def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets], base: Path) -> str:
     kind = "DAgger run" if data.dagger else "Training run"
-    policy = (data.config or {}).get("policy") or (data.dagger or {}).get("policy", "")
+    policy = (data.config or {}).get("policy") or (data.dagger.policy if data.dagger else "")
     sections = [f"<section><h2>Figures</h2>{_table(figures(data))}</section>"]
     if plots:
         images = "".join(f"<img src='{_url(p, base)}' alt='{_e(t)}' title='{_e(t)}'>" for t, p in plots)
         sections.append(f"<section><h2>Plots</h2><div class='plots'>{images}</div></section>")
-    if data.dagger and data.dagger.get("rounds"):
-        rows = [[name, r.get("round"), r.get("labelled_frames"), r.get("episodes"), _expert_share(r),
-                 _pct(r.get("success_rate", 0.0), r.get("ci95")), r.get("mean_length", ""), r.get("run", "")]
-                for name, key in (("DAgger", "rounds"), ("BC", "bc")) for r in data.dagger.get(key) or []]
+    if data.dagger and data.dagger.rounds:
+        points: list[tuple[str, DaggerPoint]] = [("DAgger", r) for r in data.dagger.rounds]
+        points += [("BC", r) for r in data.dagger.bc]
+        rows = [[name, r.round, r.labelled_frames, r.episodes, _expert_share(r), _pct(r.success_rate, r.ci95),
+                 r.mean_length, r.run] for name, r in points]
         header = ["method", "round", "labelled frames", "episodes", "expert share", "success", "mean length", "run"]
         sections.append(f"<section><h2>DAgger rounds</h2>{_grid(header, rows)}</section>")
     if data.evals:
-        rows = [[e.get("time", ""), e.get("step", ""), e.get("episodes", ""), _pct(e["success_rate"], e.get("ci95")),
-                 e.get("mean_length", ""), e.get("seed", "")] for e in data.evals]
-        header = ["time", "step", "episodes", "success", "mean length", "first seed"]
+        rows = [[e.time, "" if e.step is None else e.step, e.condition, e.episodes, _pct(e.success_rate, e.ci95),
+                 e.mean_length, "" if e.seed is None else e.seed] for e in data.evals]
+        header = ["time", "step", "conditions", "episodes", "success", "mean length", "first seed"]
         sections.append(f"<section><h2>Evaluations</h2>{_grid(header, rows)}</section>")
     if assets:
         sections.append(f"<section><h2>Rollout videos</h2>{_video_cards(assets, data.evals[-1], base)}</section>")
     if data.config or data.dagger:
-        tables = _config_tables((data.dagger or {}).get("config") or {}, "DAgger configuration")
+        tables = _config_tables(data.dagger.config if data.dagger else {}, "DAgger configuration")
         tables += _config_tables(data.config or {})
         sections.append(f"<section><h2>Configuration</h2>{tables}</section>")
     if data.notes:
         sections.append("<section>" + "".join(f"<p class='note'>note: {_e(n)}</p>" for n in data.notes) + "</section>")
     dataset = (data.config or {}).get("dataset", {})
-    task = dataset.get("task") or (data.dagger or {}).get("task", "?")
+    task = dataset.get("task") or (data.dagger.task if data.dagger else "?")
     subtitle = f"{kind}, policy {policy}, task {task} on {dataset.get('robot', '?')} · {data.path.resolve()}"
     title = f"protege report: {data.path.name}"
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"

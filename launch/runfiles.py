@@ -1,8 +1,9 @@
-"""The files commands leave in a run directory, with their one writer and one reader each.
+"""The files commands leave in a run directory, each a typed record with its one writer and one reader.
 
-    config.json, tb/      a training run (protege train; written by protege.policies.checkpoint)
-    evals.jsonl           evaluations (protege rollout), one JSON object per line: append_eval, read_evals
-    dagger.json           a DAgger run (protege dagger): write_dagger, read_dagger; round_K/ are training runs
+    config.json, tb/      a training run (protege train; written and read by protege.policies.checkpoint)
+    evals.jsonl           evaluations (protege rollout), one :class:`EvalRecord` per line: append_eval, read_evals
+    dagger.json           a DAgger run (protege dagger), a :class:`DaggerLog`: write_dagger, read_run;
+                          round_K/ and bc_K/ are training runs
 """
 
 from __future__ import annotations
@@ -15,8 +16,80 @@ from pathlib import Path
 from typing import Any
 
 from protege.launch.errors import UserError
+from protege.launch.records import Record
 
 Series = tuple[list[int], list[float], list[float]]  # steps, values, wall times
+
+
+@dataclass(frozen=True)
+class EvalRecord(Record):
+    """One evaluation of a checkpoint (protege rollout): the rollout summary, per episode and overall."""
+
+    success_rate: float
+    episodes: int = 0
+    successes: int = 0
+    ci95: tuple[float, float] | None = None  # Wilson 95% interval of the success rate
+    mean_length: float = 0.0
+    mean_return: float = 0.0
+    seed: int | None = None  # the first episode's; episode k ran with seed + k
+    envs: int = 1
+    seconds: float = 0.0
+    episodes_per_min: float = 0.0
+    lengths: tuple[int, ...] = ()
+    success: tuple[bool, ...] = ()
+    returns: tuple[float, ...] = ()
+    videos: tuple[str, ...] = ()
+    checkpoint: str = ""
+    step: int | None = None  # the checkpoint's training step
+    time: str = ""  # when it was logged, ISO 8601 in UTC
+    disturb: str = ""  # the --disturb specification the episodes ran under, "" for none
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any], checkpoint: str, step: int, disturb: str = "") -> EvalRecord:
+        """The record of a rollout ``summary`` (:func:`protege.teleop.rollout.summarize`), stamped with the time."""
+        time = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        return cls.from_json({**summary, "checkpoint": checkpoint, "step": step, "time": time, "disturb": disturb},
+                             "rollout summary")
+
+    @property
+    def condition(self) -> str:
+        """What the episodes ran under, to tell evaluations of one checkpoint apart: clean, or the --disturb spec."""
+        return self.disturb or "clean"
+
+
+@dataclass(frozen=True)
+class DaggerPoint(Record):
+    """A policy trained in a DAgger run, with its evaluation: after a round, or the BC baseline at its budget."""
+
+    round: int
+    labelled_frames: int  # expert-labelled frames it was trained on
+    episodes: int  # episodes in its training set
+    run: str  # its training run, relative to the DAgger run
+    success_rate: float
+    ci95: tuple[float, float] | None = None
+    mean_length: float = 0.0
+    train_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class DaggerRound(DaggerPoint):
+    """A DAgger round's policy, with how its labels were gathered."""
+
+    added_frames: int = 0  # frames this round labelled
+    beta: float | None = 1.0  # the expert's per-tick share of control; None: it took over at a random tick
+
+
+@dataclass(frozen=True)
+class DaggerLog(Record):
+    """RUN/dagger.json: the run's settings and a point per round (and per BC baseline)."""
+
+    task: str
+    policy: str
+    expert: str
+    rounds: tuple[DaggerRound, ...]
+    bc: tuple[DaggerPoint, ...] = ()  # the BC baseline (--compare-bc)
+    robot: str | None = None  # None in older runs that kept the default arm
+    config: dict[str, Any] = field(default_factory=dict)  # the DaggerConfig, as given
 
 
 @dataclass
@@ -24,26 +97,25 @@ class RunData:
     """What a run directory holds, read once."""
 
     path: Path
-    config: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None  # config.json of a training run (or of a DAgger run's last round)
     scalars: dict[str, Series] = field(default_factory=dict)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    dagger: dict[str, Any] | None = None
+    evals: list[EvalRecord] = field(default_factory=list)
+    dagger: DaggerLog | None = None
     round_scalars: dict[int, dict[str, Series]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
-def append_eval(run_dir: Path, result: dict[str, Any]) -> None:
-    """Append an evaluation (a rollout summary) to RUN/evals.jsonl, stamped with the time."""
-    line = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **result}
+def append_eval(run_dir: Path, record: EvalRecord) -> None:
+    """Append an evaluation to RUN/evals.jsonl."""
     with open(run_dir / "evals.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+        f.write(json.dumps(record.to_json()) + "\n")
 
 
-def write_dagger(run_dir: Path, log: dict[str, Any]) -> None:
-    """Replace RUN/dagger.json atomically (task, policy, expert, rounds and bc lists of points)."""
+def write_dagger(run_dir: Path, log: DaggerLog) -> None:
+    """Replace RUN/dagger.json atomically."""
     path = run_dir / "dagger.json"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(log, indent=2) + "\n")
+    tmp.write_text(json.dumps(log.to_json(), indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -69,7 +141,7 @@ def read_scalars(tb_dir: Path) -> dict[str, Series]:
     return series
 
 
-def read_evals(path: Path) -> list[dict[str, Any]]:
+def read_evals(path: Path) -> list[EvalRecord]:
     """Evaluations logged one JSON object per line; a line that is not one is refused, naming it."""
     if not path.is_file():
         return []
@@ -81,15 +153,16 @@ def read_evals(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError:
             record = None
-        if not (isinstance(record, dict) and isinstance(record.get("success_rate"), (int, float))):
-            raise UserError(f"{path} line {number} is not an evaluation (a JSON object with success_rate): "
-                            "fix or delete that line")
-        evals.append(record)
+        if not isinstance(record, dict):
+            raise UserError(f"{path} line {number} is not an evaluation (a JSON object): fix or delete that line")
+        evals.append(EvalRecord.from_json(record, f"{path} line {number}"))
     return evals
 
 
 def read_run(path: str | os.PathLike[str]) -> RunData:
     """A training run (config.json) or a DAgger run (dagger.json); anything else is a UserError."""
+    from protege.policies.checkpoint import read_meta
+
     run = Path(path)
     if not run.is_dir():
         raise UserError(f"{run} is not a directory")
@@ -98,35 +171,15 @@ def read_run(path: str | os.PathLike[str]) -> RunData:
         raise UserError(f"{run} is not a protege run: no config.json (protege train) or dagger.json (protege dagger)")
     data = RunData(run)
     if has_config:
-        data.config = _read_config(run / "config.json")
+        data.config = read_meta(run)
         data.scalars = read_scalars(run / "tb")
     if has_dagger:
-        data.dagger = _read_dagger(run / "dagger.json")
-        for index, entry in enumerate(data.dagger["rounds"]):
-            number = entry["round"] if isinstance(entry.get("round"), int) else index
-            data.round_scalars[number] = read_scalars(run / str(entry.get("run", f"round_{number}")) / "tb")
-        last_dir = run / str(data.dagger["rounds"][-1].get("run", "")) if data.dagger["rounds"] else run
+        data.dagger = DaggerLog.from_json(_read_json(run / "dagger.json"), str(run / "dagger.json"))
+        for point in data.dagger.rounds:
+            data.round_scalars[point.round] = read_scalars(run / point.run / "tb")
+        last_dir = run / data.dagger.rounds[-1].run if data.dagger.rounds else run
         if data.config is None and last_dir != run and (last_dir / "config.json").is_file():
-            data.config = _read_config(last_dir / "config.json")
+            data.config = read_meta(last_dir)
             data.evals = read_evals(last_dir / "evals.jsonl")
     data.evals = read_evals(run / "evals.jsonl") or data.evals
     return data
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    config = _read_json(path)
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a run configuration (expected a JSON object)")
-    return config
-
-
-def _read_dagger(path: Path) -> dict[str, Any]:
-    """dagger.json with its rounds checked: each a mapping with a numeric success_rate."""
-    log = _read_json(path)
-    if not isinstance(log, dict) or not isinstance(log.get("rounds"), list):
-        raise UserError(f"{path} has no list of rounds")
-    for key in ("rounds", "bc"):
-        for i, entry in enumerate(log.get(key) or []):
-            if not isinstance(entry, dict) or not isinstance(entry.get("success_rate"), (int, float)):
-                raise UserError(f"{path}: {key}[{i}] lacks a numeric success_rate")
-    return log

@@ -118,17 +118,24 @@ def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, to
         raise PolicyError(f"corrupt checkpoint {path}: {str(exc).splitlines()[0]}") from None
 
 
-def read_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], Stats]:
-    """The run's config.json (checked) and statistics."""
-    run = Path(run_dir)
-    meta = _read_json(run / "config.json")
+def read_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run's config.json, checked: its format, and the keys the policy is rebuilt from."""
+    path = Path(run_dir) / "config.json"
+    meta = _read_json(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
         found = meta.get("format") if isinstance(meta, dict) else meta
-        raise PolicyError(f"{run / 'config.json'}: unknown checkpoint format {found!r}")
+        raise PolicyError(f"{path}: unknown checkpoint format {found!r}")
     required = ("policy", "step", "policy_config", "train_config", "obs_shapes", "action_dim")
     missing = [k for k in required if k not in meta]
     if missing:
-        raise PolicyError(f"{run / 'config.json'} lacks {', '.join(missing)}")
+        raise PolicyError(f"{path} lacks {', '.join(missing)}")
+    return meta
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], Stats]:
+    """The run's config.json (checked) and statistics."""
+    run = Path(run_dir)
+    meta = read_meta(run)
     try:
         stats = stats_from_json(_read_json(run / "stats.json"))
     except (AttributeError, TypeError, ValueError):

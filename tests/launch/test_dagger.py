@@ -28,15 +28,15 @@ def dagger_run(tmp_path_factory):
 def test_each_round_adds_exactly_its_labelled_rollouts(dagger_run):
     out, log = dagger_run
     ds = Dataset(str(out / "data.zarr"))
-    rounds = log["rounds"]
-    assert [r["round"] for r in rounds] == [0, 1, 2]
-    assert rounds[-1]["labelled_frames"] == ds.num_frames
+    rounds = log.rounds
+    assert [r.round for r in rounds] == [0, 1, 2]
+    assert rounds[-1].labelled_frames == ds.num_frames
     assert ds.num_episodes == 2 + 2 + 2
     lengths = np.diff(np.concatenate([[0], ds.episode_ends]))
-    assert rounds[0]["labelled_frames"] == lengths[:2].sum()
-    assert rounds[1]["added_frames"] == lengths[2:4].sum() and rounds[2]["added_frames"] == lengths[4:].sum()
+    assert rounds[0].labelled_frames == lengths[:2].sum()
+    assert rounds[1].added_frames == lengths[2:4].sum() and rounds[2].added_frames == lengths[4:].sum()
     assert ds.meta("source")[:2].tolist() == [int(Source.EXPERT)] * 2
-    assert json.loads((out / "dagger.json").read_text())["rounds"] == rounds
+    assert json.loads((out / "dagger.json").read_text()) == log.to_json()
     assert (out / "dagger.png").stat().st_size > 0
 
 
@@ -64,7 +64,7 @@ def test_handover_mixing_labels_policy_roll_ins_and_expert_roll_outs(tmp_path):
     config = DaggerConfig(task="reach", out=str(out), rounds=2, demos=2, episodes_per_round=3, mixing="handover",
                           steps=20, eval_episodes=1, overrides=["warmup_steps=5"], progress=False)
     log = run_dagger(config)
-    assert log["rounds"][1]["beta"] is None and log["config"]["mixing"] == "handover"
+    assert log.rounds[1].beta is None and log.config["mixing"] == "handover"
     ds = Dataset(str(out / "data.zarr"))
     env = make_env(EnvSpec.make("reach", cameras=()))
     expert = make_expert(env, noise=0.0)
@@ -85,8 +85,8 @@ def test_handover_mixing_labels_policy_roll_ins_and_expert_roll_outs(tmp_path):
 
 def test_bc_baseline_gets_at_least_the_same_label_budget(dagger_run):
     _, log = dagger_run
-    for dagger, bc in zip(log["rounds"], log["bc"], strict=True):
-        assert bc["labelled_frames"] >= dagger["labelled_frames"]
+    for dagger, bc in zip(log.rounds, log.bc, strict=True):
+        assert bc.labelled_frames >= dagger.labelled_frames
 
 
 def test_an_existing_run_and_bad_settings_are_refused(dagger_run, tmp_path, capsys):
@@ -116,7 +116,7 @@ def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):
                           progress=False)
     log = run_dagger(config, scripts=lambda r: script)
     data, rollouts = Dataset(str(tmp_path / "run" / "data.zarr")), Dataset(str(tmp_path / "run" / "interventions.zarr"))
-    assert data.num_episodes == 2 + 2 and log["rounds"][1]["added_frames"] == 5 + 3
+    assert data.num_episodes == 2 + 2 and log.rounds[1].added_frames == 5 + 3
     assert data.meta("source")[2:].tolist() == [int(Source.INTERVENTION)] * 2
     assert data.meta("parent_frame")[2:].tolist() == [2, 12] and data.meta("parent_episode")[2:].tolist() == [0, 0]
     assert data.meta("parent_frame")[:2].tolist() == [-1, -1]  # the demos have no parent
@@ -144,7 +144,7 @@ def test_rewind_flow_aggregates_only_the_corrected_frames(tmp_path):
     log = run_dagger(config, scripts=lambda r: [Correction(episode=1, frame=3, source="expert", ticks=5)])
     data, rollouts = Dataset(str(tmp_path / "run" / "data.zarr")), Dataset(str(tmp_path / "run" / "interventions.zarr"))
     assert rollouts.num_episodes == 2 + 1  # the policy's rollouts, then the correction (the policy resumed after it)
-    assert data.num_episodes == 2 + 1 and log["rounds"][1]["added_frames"] == 5
+    assert data.num_episodes == 2 + 1 and log.rounds[1].added_frames == 5
     segment = data.episode(2)
     np.testing.assert_array_equal(segment["sim_state"][0], rollouts["sim_state"][int(rollouts.episode_ends[0]) + 3])
     assert segment["intervention"].tolist() == [1] * 5
@@ -159,7 +159,7 @@ def test_the_env_comes_from_the_demos_and_other_demos_are_refused_before_round_0
                 "overrides": ["warmup_steps=5"], "progress": False}
     log = run_dagger(DaggerConfig(task="reach", out=str(tmp_path / "run"), **settings))
     data = Dataset(str(tmp_path / "run" / "data.zarr"))
-    assert data.fps == 10.0 and data.num_episodes == 3 and log["rounds"][1]["added_frames"] > 0
+    assert data.fps == 10.0 and data.num_episodes == 3 and log.rounds[1].added_frames > 0
     other = copy_arm(tmp_path / "other", mjcf_edit=lambda xml: xml.replace("0.3", "0.32", 1))
     for task, robot, message in (("lift", None, "holds task 'reach', not 'lift'"),
                                  ("reach", str(other), "is another arm than the recorded 'protege_arm'")):

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from protege.launch import cli
-from protege.launch.report import write_report
 from protege.launch.errors import UserError
-from protege.launch.runfiles import append_eval, read_evals, read_run, write_dagger
+from protege.launch.plots import curves
+from protege.launch.report import write_report
+from protege.launch.runfiles import DaggerLog, EvalRecord, append_eval, read_evals, read_run, write_dagger
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def write_video(path: Path, frames: int = 12) -> None:
 
 
 def add_eval(run: Path, videos: list[str], success: list[bool], step: int = 20) -> None:
-    """One evaluation line as `protege rollout` appends it to RUN/evals.jsonl."""
+    """One evaluation line as `protege rollout` appended it to RUN/evals.jsonl before --disturb was logged."""
     lengths = [30 + 7 * i for i in range(len(success))]
     record = {"time": "2026-01-01T00:00:00+00:00", "checkpoint": str(run), "step": step, "episodes": len(success),
               "successes": sum(success), "success_rate": sum(success) / len(success), "ci95": [0.2, 0.9],
@@ -61,6 +62,14 @@ def add_eval(run: Path, videos: list[str], success: list[bool], step: int = 20) 
               "returns": [1.5] * len(success), "videos": videos}
     with open(run / "evals.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def summary(success: list[bool]) -> dict[str, object]:
+    """A rollout summary (protege.teleop.rollout.summarize) of episodes with these outcomes."""
+    return {"episodes": len(success), "successes": sum(success), "success_rate": sum(success) / len(success),
+            "ci95": [0.1, 0.9], "mean_length": 30.0, "mean_return": 1.0, "seed": 100_000, "envs": 1, "seconds": 1.0,
+            "episodes_per_min": 60.0, "lengths": [30] * len(success), "success": success,
+            "returns": [1.0] * len(success), "videos": []}
 
 
 def referenced(html_path: Path) -> list[Path]:
@@ -128,8 +137,9 @@ def test_dagger_run_plots_success_per_round(train_run: Path, tmp_path: Path) -> 
                        "success_rate": 0.2 * (r + 1), "ci95": [0.1 * r, 0.3 * (r + 1)], "mean_length": 40.0,
                        "run": f"round_{r}"})
     bc = [dict(rounds[0]), {**rounds[1], "success_rate": 0.3, "run": "bc_1"}]
-    write_dagger(run, {"task": "lift", "policy": "mlp", "expert": "scripted", "config": {"rounds": 3, "beta": 0.5},
-                       "rounds": rounds, "bc": bc})  # as protege dagger writes it
+    log = {"task": "lift", "policy": "mlp", "expert": "scripted", "config": {"rounds": 3, "beta": 0.5},
+           "rounds": rounds, "bc": bc}  # as protege dagger wrote it before it logged the arm
+    (run / "dagger.json").write_text(json.dumps(log))
     report = write_report(run)
     assert {"dagger.png", "round_loss.png"} <= {p.name for p in report.plots}
     page = report.html.read_text()
@@ -150,22 +160,73 @@ def test_not_a_run_is_one_line_and_exit_2(tmp_path: Path, make: str, capsys: pyt
     assert err.startswith(f"protege report: error: {target}") and err.count("\n") == 1
 
 
-def test_malformed_dagger_log_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "dagger.json").write_text(json.dumps({"task": "lift", "rounds": [{"round": 0}]}))
+ROUND = {"round": 0, "labelled_frames": 100, "episodes": 5, "run": "round_0", "success_rate": 0.4}
+
+
+@pytest.mark.parametrize(("log", "message"), [
+    ({"task": "lift", "policy": "mlp", "expert": "scripted", "rounds": [{**ROUND, "success_rate": None}]},
+     ": rounds[0].success_rate: expected a number, got null"),
+    ({"task": "lift", "policy": "mlp", "expert": "scripted", "rounds": [ROUND], "bc": [{"round": 0}]},
+     " lacks bc[0].labelled_frames"),
+    ({"task": "lift", "policy": "mlp", "expert": "scripted", "rounds": {}}, ": rounds: expected a list, got {}"),
+    (["not", "a", "log"], ': expected a JSON object, got ["not", "a", "log"]'),
+])
+def test_malformed_dagger_log_is_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          log: object, message: str) -> None:
+    (tmp_path / "dagger.json").write_text(json.dumps(log))
     assert cli.main(["report", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err == f"protege report: error: {tmp_path / 'dagger.json'}: rounds[0] lacks a numeric success_rate\n"
+    assert capsys.readouterr().err == f"protege report: error: {tmp_path / 'dagger.json'}{message}\n"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"success_rate": "high"}', ': success_rate: expected a number, got "high"'),
+    ('{"success_rate": 0.5, "step": 2.5}', ": step: expected an integer, got 2.5"),
+    ('{"success_rate": 0.5, "ci95": [0.1]}', ": ci95: expected a list of 2, got [0.1]"),
+    ('{"success_rate": 0.5, "success": [true, 1]}', ": success[1]: expected true or false, got 1"),
+    ('{"episodes": 3}', " lacks success_rate"),
+    ("[0.5]", " is not an evaluation (a JSON object): fix or delete that line"),
+])
+def test_malformed_evaluation_is_one_line_naming_file_line_and_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str) -> None:
+    append_eval(tmp_path, EvalRecord.from_summary(summary([True]), str(tmp_path), 10))
+    with open(tmp_path / "evals.jsonl", "a") as f:
+        f.write(line + "\n")
+    (tmp_path / "dagger.json").write_text(json.dumps({"task": "lift", "policy": "mlp", "expert": "scripted",
+                                                      "rounds": [ROUND]}))
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"protege report: error: {tmp_path / 'evals.jsonl'} line 2{message}\n"
+
+
+def test_evaluations_of_older_versions_load_with_defaults(tmp_path: Path) -> None:
+    add_eval(tmp_path, ["videos/episode_1000.mp4"], [True, False])  # every key rollout wrote, no disturb
+    (tmp_path / "evals.jsonl").open("a").write('{"success_rate": 0.25, "note": "a key no version wrote"}\n')
+    full, bare = read_evals(tmp_path / "evals.jsonl")
+    assert full.success == (True, False) and full.ci95 == (0.2, 0.9) and full.step == 20 and full.disturb == ""
+    assert full.condition == "clean" and full.videos == ("videos/episode_1000.mp4",)
+    assert bare == EvalRecord(success_rate=0.25)
 
 
 def test_run_files_read_back_what_their_writers_wrote(tmp_path: Path) -> None:
-    append_eval(tmp_path, {"episodes": 2, "success_rate": 0.5, "ci95": [0.1, 0.9]})
-    append_eval(tmp_path, {"episodes": 4, "success_rate": 1.0, "ci95": [0.5, 1.0]})
-    evals = read_evals(tmp_path / "evals.jsonl")
-    assert [e["success_rate"] for e in evals] == [0.5, 1.0] and all("time" in e for e in evals)
-    (tmp_path / "evals.jsonl").open("a").write("not json\n")
-    with pytest.raises(UserError, match="evals.jsonl line 3 is not an evaluation"):
-        read_evals(tmp_path / "evals.jsonl")
+    records = [EvalRecord.from_summary(summary([True, False]), str(tmp_path), 10),
+               EvalRecord.from_summary(summary([True] * 4), str(tmp_path), 20, disturb="push=2N")]
+    for record in records:
+        append_eval(tmp_path, record)
+    assert read_evals(tmp_path / "evals.jsonl") == records and records[0].time and records[1].disturb == "push=2N"
     (tmp_path / "evals.jsonl").write_text("")
-    log = {"task": "lift", "policy": "mlp", "expert": "scripted", "rounds": [{"round": 0, "success_rate": 0.4}], "bc": []}
+    log = DaggerLog.from_json({"task": "lift", "policy": "mlp", "expert": "scripted", "robot": "protege_arm",
+                               "rounds": [{**ROUND, "beta": None, "ci95": [0.2, 0.6]}], "bc": [ROUND]}, "test")
     write_dagger(tmp_path, log)
     assert read_run(tmp_path).dagger == log and not list(tmp_path.glob(".*tmp*"))
+    assert json.loads((tmp_path / "dagger.json").read_text()) == log.to_json()
+
+
+def test_report_keeps_disturbed_and_clean_evaluations_apart(train_run: Path, tmp_path: Path) -> None:
+    run = copy_run(train_run, tmp_path)
+    for step, disturb in ((20, ""), (20, "push=2N"), (40, ""), (40, "push=2N")):
+        append_eval(run, EvalRecord.from_summary(summary([True, step == 40, bool(disturb)]), str(run), step, disturb))
+    points = curves(read_evals(run / "evals.jsonl"))
+    assert {condition: [(step, r.success_rate) for step, r in curve] for condition, curve in points.items()} == {
+        "clean": [(20, 1 / 3), (40, 2 / 3)], "push=2N": [(20, 2 / 3), (40, 1.0)]}
+    page = write_report(run).html.read_text()
+    assert "<th>evaluation conditions</th><td>push=2N</td>" in page  # the latest evaluation's
+    assert "<th>conditions</th>" in page and page.count("<td>push=2N</td>") == 1 + 2 and page.count("<td>clean</td>") == 2

@@ -129,4 +129,4 @@ def test_dagger_on_ray_aggregates_the_local_runs_data(local_ray, tmp_path):
     assert one.num_episodes == two.num_episodes == 4
     for key in one.keys:
         np.testing.assert_array_equal(one.load(key), two.load(key), err_msg=key)
-    assert [r["success_rate"] for r in runs["local"]["rounds"]] == [r["success_rate"] for r in runs["ray"]["rounds"]]
+    assert [r.success_rate for r in runs["local"].rounds] == [r.success_rate for r in runs["ray"].rounds]
