@@ -14,6 +14,8 @@ _LIBRARIES = {"egl": ("EGL", "libegl1"), "osmesa": ("OSMesa", "libosmesa6"), "gl
 
 
 def choose_gl_backend() -> str | None:
+    """The backend MuJoCo will use (None: its default, GLFW on the X display). The chosen one is written to
+    ``os.environ``, on purpose: MuJoCo and PyOpenGL read the environment at import and offer no other way in."""
     if "MUJOCO_GL" in os.environ:
         return os.environ["MUJOCO_GL"]
     if os.environ.get("DISPLAY"):

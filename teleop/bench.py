@@ -33,7 +33,6 @@ def _script() -> Any:
 
 
 def bench_recorder(directory: Path) -> dict[str, Any]:
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     import protege.sim  # noqa: F401
     from protege.datasets import EpisodeWriter
     from protege.sim import ProtegeEnv
@@ -149,7 +148,6 @@ def bench_intervention(policy: Any = None, ticks: int = RECORD_TICKS) -> dict[st
     the keyboard in a real X window (``DISPLAY``, else a fresh Xvfb server), frames written in the
     background. ``policy`` defaults to the scripted lift expert (pass a trained policy to include its
     inference)."""
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     import protege.sim  # noqa: F401  (headless GL before mujoco)
     from protege.datasets import EpisodeWriter
     from protege.sim import ProtegeEnv

@@ -43,7 +43,9 @@ def require_display(what: str) -> None:
 def open_window(size: tuple[int, int], title: str, what: str) -> pygame.Surface:
     """Open the window of command ``what`` (e.g. ``"record"``) at ``size``, titled ``title``."""
     require_display(what)
-    os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"  # read by SDL when the window surface is created
+    # Written on purpose: SDL reads this hint from the environment when it creates the window surface (see above),
+    # and pygame has no other way to give it.
+    os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"
     pygame.display.init()
     pygame.font.init()
     try:

@@ -20,7 +20,7 @@ ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
     "libsvtav1": ("av1", {"g": "2", "crf": "30", "preset": "12"}),
 }
 PIX_FMT = "yuv420p"
-SVT_LOG_ERRORS = "1"  # SVT-AV1 prints its whole configuration per stream unless told to log errors only
+SVT_LOG_ERRORS = "1"  # SVT-AV1's log level: errors only
 
 
 def pick_encoder(name: str | None = None) -> str:
@@ -43,7 +43,6 @@ class VideoFile:
 
     def __init__(self, path: Path, fps: int, width: int, height: int, encoder: str) -> None:
         av = require("av")
-        os.environ.setdefault("SVT_LOG", SVT_LOG_ERRORS)
         if width % 2 or height % 2:
             raise DatasetError(f"{PIX_FMT} video needs even image sizes, got {width}x{height}")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +54,7 @@ class VideoFile:
             self._stream = self._container.add_stream(encoder, rate=fps, options=ENCODERS[encoder][1])
             self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, PIX_FMT
             self._stream.time_base = Fraction(1, fps)
+            _open_quietly(self._stream.codec_context)
         except Exception as exc:
             self._container.close()
             raise DatasetError(f"cannot encode {width}x{height} video with {encoder}: {exc}") from None
@@ -80,6 +80,18 @@ class VideoFile:
     def close(self) -> None:
         self._mux(self._stream.encode(None))
         self._container.close()
+
+
+def _open_quietly(codec_context: Any) -> None:
+    """Open an encoder with SVT-AV1 logging errors only (it reads ``SVT_LOG`` as it opens, and prints its whole
+    configuration per stream otherwise); the process environment is as it was after, a user's SVT_LOG kept."""
+    kept = "SVT_LOG" in os.environ
+    os.environ.setdefault("SVT_LOG", SVT_LOG_ERRORS)
+    try:
+        codec_context.open()
+    finally:
+        if not kept:
+            del os.environ["SVT_LOG"]
 
 
 def video_info(encoder: str, fps: int, height: int, width: int) -> dict[str, Any]:

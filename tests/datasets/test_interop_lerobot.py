@@ -23,6 +23,7 @@ utils.py, compute_stats.py, video_utils.py at v0.4.4), not imported from it:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -306,3 +307,19 @@ def test_lerobot_loads_the_export(exported, recorded):
     last = loaded[int(ds.episode_ends[0]) - 1]  # the window runs past the episode: padded
     assert last["action_is_pad"].tolist() == [False, True, True]
     assert item["task"] == "lift the cube"
+
+
+def test_svt_av1_logs_errors_only_and_leaves_the_environment_alone(tmp_path, monkeypatch, capfd):
+    from protege.datasets.errors import DatasetError
+    from protege.datasets.interop.video import VideoFile, pick_encoder
+
+    try:
+        pick_encoder("libsvtav1")
+    except DatasetError:
+        pytest.skip("PyAV's FFmpeg has no SVT-AV1 encoder")
+    monkeypatch.delenv("SVT_LOG", raising=False)
+    video = VideoFile(tmp_path / "av1.mp4", 20, 64, 64, "libsvtav1")
+    video.write(np.zeros((3, 64, 64, 3), np.uint8))
+    video.close()
+    assert "SVT_LOG" not in os.environ
+    assert "Svt[info]" not in capfd.readouterr().err  # the encoder's configuration, printed when it logs info
