@@ -39,6 +39,8 @@ from protege.datasets import Dataset  # noqa: E402
 from protege.datasets.interop import export_dataset, import_dataset  # noqa: E402
 from protege.launch.cli import main  # noqa: E402
 
+from helpers import assert_same_dataset, psnr  # noqa: E402
+
 STATS = {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
 EPISODE_COLUMNS = {"episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
                    "dataset_to_index", "meta/episodes/chunk_index", "meta/episodes/file_index"}
@@ -180,32 +182,13 @@ def test_videos_decode_with_pyav_at_their_timestamps(exported, recorded):
             nearest = np.abs(times[None, :] - query[:, None]).min(1)
             assert nearest.max() < 1e-4  # LeRobot's tolerance_s
         decoded = np.stack([image for _, image in frames])
-        assert _psnr(ds[f"image_{camera}"][:], decoded) > PSNR_FLOOR_DB
+        assert psnr(ds[f"image_{camera}"][:], decoded) > PSNR_FLOOR_DB
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse)) if mse else float("inf")
-
-
-def test_round_trip_keeps_low_dim_exactly_and_images_within_codec_tolerance(exported, recorded, tmp_path, capsys):
+def test_round_trip_keeps_low_dim_exactly_and_images_within_codec_tolerance(exported, recorded, tmp_path):
     back = tmp_path / "back.zarr"
     assert main(["dataset", "import", str(exported), "--from", "lerobot", "--out", str(back)]) == 0
-    a, b = Dataset(recorded), Dataset(back)
-    assert a.keys == b.keys
-    assert np.array_equal(a.episode_ends, b.episode_ends)
-    for key in a.keys:
-        if key.startswith("image_"):
-            psnr = _psnr(a[key][:], b[key][:])
-            print(f"{key}: PSNR {psnr:.1f} dB")
-            assert psnr > PSNR_FLOOR_DB and a.shape(key) == b.shape(key)
-        else:
-            assert (a.dtype(key), a.shape(key)) == (b.dtype(key), b.shape(key)), key
-            assert np.array_equal(a[key][:], b[key][:]), key
-    for name in a.meta_names:
-        assert np.array_equal(a.meta(name), b.meta(name)), name
-    keep = lambda attrs: {k: v for k, v in attrs.items() if k not in ("created", "software")}  # noqa: E731
-    assert keep(a.attrs) == keep(b.attrs)
+    assert_same_dataset(recorded, back, psnr_floor_db=PSNR_FLOOR_DB)
 
 
 def test_files_roll_at_the_size_limits_and_chunks(recorded, tmp_path):
@@ -221,9 +204,7 @@ def test_files_roll_at_the_size_limits_and_chunks(recorded, tmp_path):
         assert int(np.sum(episode == row["episode_index"])) == row["length"]
     back = tmp_path / "back.zarr"
     import_dataset(out, "lerobot", back, progress=False)
-    a, b = Dataset(recorded), Dataset(back)
-    assert np.array_equal(a["sim_state"][:], b["sim_state"][:]) and np.array_equal(a.episode_ends, b.episode_ends)
-    assert _psnr(a["image_front"][:], b["image_front"][:]) > PSNR_FLOOR_DB
+    assert_same_dataset(recorded, back, psnr_floor_db=PSNR_FLOOR_DB)
 
 
 def test_state_keys_are_chosen_on_the_command_line(recorded, tmp_path):

@@ -21,6 +21,8 @@ h5py = pytest.importorskip("h5py", reason="the interop extra (h5py) is not insta
 from protege.datasets import Dataset  # noqa: E402
 from protege.launch.cli import main  # noqa: E402
 
+from helpers import assert_same_dataset  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> Path:
@@ -68,15 +70,7 @@ def test_layout_follows_robomimic(exported, recorded):
 def test_round_trip_is_exact(exported, recorded, tmp_path):
     back = tmp_path / "back.zarr"
     assert main(["dataset", "import", str(exported), "--from", "robomimic", "--out", str(back)]) == 0
-    a, b = Dataset(recorded), Dataset(back)
-    assert a.keys == b.keys and np.array_equal(a.episode_ends, b.episode_ends)
-    for key in a.keys:
-        assert (a.dtype(key), a.shape(key)) == (b.dtype(key), b.shape(key)), key
-        assert np.array_equal(a[key][:], b[key][:]), key
-    for name in a.meta_names:
-        assert np.array_equal(a.meta(name), b.meta(name)), name
-    keep = lambda attrs: {k: v for k, v in attrs.items() if k not in ("created", "software")}  # noqa: E731
-    assert keep(a.attrs) == keep(b.attrs)
+    assert_same_dataset(recorded, back)
 
 
 def test_foreign_file_imports_with_robomimic_names(tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 from protege.teleop.display import virtual_display
 from protege.teleop.errors import TeleopError
 
+from helpers import train_tiny_mlp
 from xwindow import TOOLS
 
 
@@ -42,17 +43,4 @@ def lift_demos(tmp_path_factory):
 @pytest.fixture(scope="session")
 def mlp_run(tmp_path_factory):
     """A tiny state-only mlp cloned from 4 scripted lift demos: for rollout --intervene."""
-    import torch
-
-    from protege.launch import cli
-    from protege.policies.config import TrainConfig
-    from protege.policies.trainer import train
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("display-run")
-    demos = str(root / "lift.zarr")
-    assert cli.main(["record", "--task", "lift", "--expert", "scripted", "--episodes", "4", "--cameras", "",
-                     "--out", demos, "--no-progress"]) == 0
-    run = root / "run"
-    train(TrainConfig(dataset=demos, out=str(run), policy="mlp", steps=30, warmup_steps=5, progress=False))
-    return str(run)
+    return str(train_tiny_mlp(tmp_path_factory.mktemp("display-run")))

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from protege.launch import cli
-from protege.launch.errors import UserError
 from protege.launch.plots import curves
 from protege.launch.report import write_report
 from protege.launch.runfiles import DaggerLog, EvalRecord, append_eval, read_evals, read_run, write_dagger

@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+from helpers import train_tiny_mlp
 
 from protege.launch import cli
-from protege.policies.config import TrainConfig
-from protege.policies.trainer import train
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A tiny mlp cloned from 4 scripted lift demos (seconds on a CPU)."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("rollout")
-    demos = str(root / "lift.zarr")
-    assert cli.main(["record", "--task", "lift", "--expert", "scripted", "--episodes", "4", "--cameras", "",
-                     "--out", demos, "--no-progress"]) == 0
-    run = root / "run"
-    train(TrainConfig(dataset=demos, out=str(run), policy="mlp", steps=30, warmup_steps=5, progress=False))
-    return run
+    return train_tiny_mlp(tmp_path_factory.mktemp("rollout"))
 
 
 def rollout(capsys, *args: str) -> tuple[int, dict | None, str]:
@@ -78,13 +68,8 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def arm_run(tmp_path_factory, copy_arm):
     """A tiny mlp cloned from lift demos of an arm given by a spec file (a copy of the built-in arm named my_arm)."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("arm")
-    spec = copy_arm(root / "arm", name="my_arm")
-    demos = str(root / "demos.zarr")
-    assert cli.main(["record", "--task", "lift", "--robot", str(spec), "--expert", "scripted", "--episodes", "2",
-                     "--cameras", "", "--out", demos, "--no-progress"]) == 0
-    train(TrainConfig(dataset=demos, out=str(root / "run"), policy="mlp", steps=20, warmup_steps=5, progress=False))
+    train_tiny_mlp(root, robot=str(copy_arm(root / "arm", name="my_arm")), episodes=2, steps=20)
     return root
 
 
@@ -134,7 +119,7 @@ def test_the_action_space_and_rate_of_the_checkpoint_are_the_envs(run_dir, tmp_p
     assert Dataset(record).attrs["action_space"] == "joint"  # rolled out in a joint env, not ee_delta
     script = tmp_path / "fix.json"
     script.write_text('[{"episode": 0, "frame": 2, "source": "expert", "ticks": 2}]')
-    demos = str(run_dir.parent / "lift.zarr")
+    demos = str(run_dir.parent / "demos.zarr")
     assert cli.main(["browse", demos, "--checkpoint", joint, "--script", str(script), "--out", record]) == 2
     err = capsys.readouterr().err
     assert "checkpoint was trained on action space 'joint', not 'ee_delta'" in err and err.count("\n") == 1

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import assert_same_dataset
 from rollout_policies import make_reach_policy
 
 from protege.datasets import Dataset
@@ -23,15 +24,6 @@ ray = pytest.importorskip("ray")
 
 LIFT = EnvSpec.make("lift", cameras=(), image_size=64)
 EPISODES = 8
-
-
-def assert_same_dataset(a: str, b: str) -> None:
-    one, two = Dataset(a), Dataset(b)
-    assert one.keys == two.keys and one.num_episodes == two.num_episodes == EPISODES
-    for name in ("seed", "success", "source"):
-        assert np.array_equal(one.meta(name), two.meta(name))
-    for key in one.keys:
-        np.testing.assert_array_equal(one.load(key), two.load(key), err_msg=key)
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +117,6 @@ def test_dagger_on_ray_aggregates_the_local_runs_data(local_ray, tmp_path):
                               mixing="handover", steps=20, eval_episodes=2, envs=2, ray=address,
                               overrides=["warmup_steps=5"], progress=False)
         runs[name] = run_dagger(config)
-    one, two = Dataset(str(tmp_path / "local" / "data.zarr")), Dataset(str(tmp_path / "ray" / "data.zarr"))
-    assert one.num_episodes == two.num_episodes == 4
-    for key in one.keys:
-        np.testing.assert_array_equal(one.load(key), two.load(key), err_msg=key)
+    assert Dataset(str(tmp_path / "local" / "data.zarr")).num_episodes == 4
+    assert_same_dataset(tmp_path / "local" / "data.zarr", tmp_path / "ray" / "data.zarr")
     assert [r.success_rate for r in runs["local"].rounds] == [r.success_rate for r in runs["ray"].rounds]
