@@ -26,7 +26,6 @@ from typing import Any
 
 import mujoco
 import numpy as np
-
 from protege.sim.errors import SimError
 
 
