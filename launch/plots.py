@@ -108,13 +108,15 @@ def plot_success_per_checkpoint(evals: list[dict[str, Any]], path: Path) -> Path
 
 
 def plot_dagger(dagger: dict[str, Any], path: Path) -> Path | None:
-    """Success rate after each DAgger round against the labelled frames so far (and the BC baseline)."""
+    """Success rate after each DAgger round against the labelled frames so far (and the BC and DART baselines)."""
     rounds = [r for r in dagger.get("rounds", []) if "success_rate" in r]
     if not rounds:
         return None
     figure = _figure()
     axes = figure.subplots()
-    for name, records, style in (("DAgger", rounds, "o-"), ("behaviour cloning", dagger.get("bc") or [], "s--")):
+    curves = (("DAgger", rounds, "o-"), ("behaviour cloning", dagger.get("bc") or [], "s--"),
+              ("DART-style BC", dagger.get("dart") or [], "^:"))
+    for name, records, style in curves:
         records = [r for r in records if "success_rate" in r]
         if not records:
             continue
@@ -126,7 +128,8 @@ def plot_dagger(dagger: dict[str, Any], path: Path) -> Path | None:
                 axes.annotate(f"round {record.get('round', '?')}", (x, record["success_rate"]),
                               textcoords="offset points", xytext=(4, 6), fontsize=8)
     axes.set(xlabel="labelled frames", ylabel="success rate", ylim=(-0.03, 1.05),
-             title=f"DAgger on {dagger.get('task', '?')} ({dagger.get('expert', '?')} expert)")
+             title=f"DAgger on {dagger.get('task', '?')} ({dagger.get('expert', '?')} expert"
+                   + (f", disturbed: {dagger['disturb']})" if dagger.get("disturb") else ")"))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     return _save(figure, path)
