@@ -7,7 +7,7 @@ seed is disturbed the same way whichever worker runs it; ``delay`` holds actions
 moves the object or the arm at its drawn tick; ``observe`` adds noise to what the pilots see (the
 recorded ``sim_state`` stays the true state).
 
-- ``object_push`` (m): at a tick drawn from the first half of the time limit, the task's first object
+- ``object_push`` (m): at a tick drawn from 10-30% of the time limit, the task's first object
   slides this far in a random horizontal direction, if it rests on the table and lands clear of the
   arm and the scene (else the next of eight directions is tried, and none may fit: it is skipped).
 - ``arm_shove`` (m): at another such tick the end effector is displaced this far horizontally, its
@@ -43,7 +43,7 @@ KINDS = {
     "latency": Kind(1, "ticks", integer=True),
 }
 DEFAULT = "object_push,arm_shove"
-STRIKE_WINDOW = (0.1, 0.5)  # strikes fall in this part of the task's time limit
+STRIKE_WINDOW = (0.1, 0.3)  # strikes fall in this part of the time limit: mid-task for the experts
 _SALT = 0xD157  # keeps disturbance draws apart from the task's and the expert's, which use the seed itself
 _PENETRATION = 0.002  # m: a displacement that leaves contacts deeper than this is refused
 _DIRECTIONS = 8

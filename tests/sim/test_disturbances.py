@@ -109,7 +109,7 @@ def test_the_schedule_is_a_function_of_the_episode_seed_alone(env):
     assert disturber.strikes != first
     disturber.reset(env, seed=11)
     assert disturber.strikes == first and np.array_equal(disturber._noise.normal(size=3), noise)
-    low, high = 0.1 * env.max_steps, 0.5 * env.max_steps
+    low, high = 0.1 * env.max_steps, 0.3 * env.max_steps
     assert all(low <= strike.tick <= high for strike in first) and {s.name for s in first} == {"object_push", "arm_shove"}
 
 
