@@ -36,10 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (keyboard, gamepad)")
     parser.add_argument("--episodes-per-round", type=int, default=10,
                         help="labelled policy rollouts added per round (default: 10)")
-    parser.add_argument("--mixing", choices=("tick", "handover"), default="tick",
-                        help="how the scripted expert shares control while it labels: tick (it drives each tick with "
-                             "probability beta**round) or handover (the policy drives, the expert takes over for good "
-                             "at a random tick in the first half of the time limit; default: tick)")
+    parser.add_argument("--mixing", choices=("tick", "handover"),
+                        help="how the scripted expert shares control while it labels: handover (the policy drives, "
+                             "the expert takes over for good at a random tick in the first half of the time limit; "
+                             "default, the best measured) or tick (it drives each tick with probability beta**round)")
     parser.add_argument("--beta", type=float, default=0.5,
                         help="expert share of control in round 1, beta**round after (tick mixing; default: 0.5)")
     parser.add_argument("--noise", type=float, default=0.0, help="expert action noise in the demos (default: 0)")
@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=128, help="camera image side in pixels (default: 128)")
     parser.add_argument("--compare-bc", action="store_true",
                         help="also train plain BC on the same number of expert-labelled frames each round")
+    parser.add_argument("--compare-dart", type=float, metavar="NOISE",
+                        help="with --compare-bc: also DART-style BC at the same budget, from demos driven with this "
+                             "expert action noise and labelled with the noise-free actions (e.g. 1.0)")
+    parser.add_argument("--disturb", metavar="NAME[=MAG],...",
+                        help="seeded disturbances for the labelled rollouts and every evaluation (see protege rollout "
+                             "--disturb; 'default' is object_push,arm_shove); the demos stay undisturbed")
     parser.add_argument("--correction-share", type=float, metavar="F",
                         help="draw this share of every training batch from the labelled rollouts or interventions, "
                              "the rest from the demos (IWR: 0.5; default: every frame alike)")
@@ -63,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
+    from protege.launch.cmd_rollout import parse_disturb
     from protege.launch.dagger import DaggerConfig, run_dagger
 
     config = DaggerConfig(
@@ -72,12 +79,9 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, eval_episodes=args.eval_episodes, envs=args.envs, ray=args.ray, seed=args.seed,
         cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,
         correction_share=args.correction_share, overrides=args.overrides, progress=not args.no_progress,
+        dart_noise=args.compare_dart, disturb=parse_disturb(args.disturb),
     )
-    log = run_dagger(config)
-    for point in log.rounds:
-        bc = next((p for p in log.bc if p.round == point.round), None)
-        print(f"round {point.round}: {point.labelled_frames} labelled frames, success {100 * point.success_rate:.1f}%"
-              + (f" (BC with {bc.labelled_frames} frames: {100 * bc.success_rate:.1f}%)" if bc else ""), flush=True)
+    log = run_dagger(config, notify=lambda line: print(line, flush=True))
     if args.json:
         emit_json(log.to_json())
     return 0

@@ -3,6 +3,7 @@
     protege rollout --checkpoint runs/mlp --episodes 50 --envs 4 --json
     protege rollout --checkpoint runs/mlp --episodes 10 --video-dir videos/ --record rollouts.zarr
     protege rollout --checkpoint runs/mlp --intervene keyboard --record corrections.zarr
+    protege rollout --checkpoint runs/mlp --episodes 100 --disturb object_push=0.04,latency
 
 The env is the one the policy was trained for (the env spec its dataset recorded: task, arm, rate,
 action space; cameras and image size from the policy's inputs). An arm given by a spec file is
@@ -23,6 +24,7 @@ from protege.launch.cli import add_ray_argument
 from protege.launch.runfiles import EvalRecord, append_eval
 
 if TYPE_CHECKING:
+    from protege.sim.disturbances import Disturbance
     from protege.sim.spec import EnvSpec
 
 
@@ -39,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", help="comma-separated cameras to observe and record (default: the policy's)")
     parser.add_argument("--success-hold", type=int, default=10,
                         help="an episode succeeds once success has held this many ticks (default: 10)")
+    parser.add_argument("--disturb", metavar="NAME[=MAG],...",
+                        help="seeded disturbances: object_push (m, default 0.04), arm_shove (m, 0.04), obs_noise "
+                             "(m, 0.005), latency (ticks, 1); 'default' is object_push,arm_shove")
     parser.add_argument("--video-dir", help="write per-episode mp4 videos here")
     parser.add_argument("--videos", type=int, help="how many episodes get a video (default: all with --video-dir)")
     parser.add_argument("--video-camera", default="front", help="camera the videos show (default: front)")
@@ -73,6 +78,20 @@ def env_spec(trained: EnvSpec, meta: dict[str, Any], args: argparse.Namespace) -
     return dataclasses.replace(trained, task=args.task or trained.task, cameras=tuple(cameras), image_size=size)
 
 
+def parse_disturb(text: str | None) -> tuple[Disturbance, ...]:
+    """``--disturb``'s disturbances (none when not given); one line on a bad specification."""
+    from protege.launch.errors import UserError
+    from protege.sim import SimError
+    from protege.sim.disturbances import parse_disturbances
+
+    if text is None:
+        return ()
+    try:
+        return parse_disturbances(text)
+    except SimError as exc:
+        raise UserError(f"--disturb: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from protege.launch.checkpoints import check_fits, trained_spec
     from protege.launch.cli import emit_json
@@ -90,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--videos needs --video-dir and must be >= 0")
     if args.time_limit is not None and not args.intervene:
         raise UserError("--time-limit is a person's limit: it needs --intervene")
+    disturb = parse_disturb(args.disturb)
+    if disturb and args.intervene:
+        raise UserError("--disturb is for headless evaluation: drop it with --intervene")
     args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
     meta, _ = read_run(args.checkpoint)
     trained = trained_spec(meta, args.robot)
@@ -106,11 +128,12 @@ def run(args: argparse.Namespace) -> int:
         rollouts = RolloutSpec(spec, make_policy, success_hold=args.success_hold, record=bool(args.record),
                            video_dir=args.video_dir,
                            videos=args.episodes if args.videos is None else args.videos,
-                           video_camera=args.video_camera)
+                           video_camera=args.video_camera, disturb=disturb)
         summary = run_rollouts(rollouts, args.episodes, seed=args.seed, envs=args.envs, record_to=args.record,
                                progress=not args.no_progress, ray=args.ray).summary
         low, high = summary["ci95"]
-        print(f"{spec.task}: {summary['successes']}/{summary['episodes']} successful "
+        under = f" under {summary['disturb']} ({summary['strikes']} strikes)" if disturb else ""
+        print(f"{spec.task}{under}: {summary['successes']}/{summary['episodes']} successful "
               f"({100 * summary['success_rate']:.1f}%, 95% CI {100 * low:.1f}-{100 * high:.1f}%), "
               f"mean length {summary['mean_length']}, {summary['episodes_per_min']} episodes/min "
               f"with {args.envs} env(s)", flush=True)

@@ -19,10 +19,15 @@ policy on all of it. Every round's policy is evaluated on the same held-out seed
 
 The behavioural-cloning baseline (``compare_bc``) gets the same budget of expert-labelled frames as
 plain demonstrations: after round r it clones as many demo frames as DAgger has labelled by then.
+``dart_noise`` adds a second baseline at the same budget, DART-style: demos driven by the expert with
+that action noise and labelled with its noise-free actions. ``disturb`` applies seeded disturbances
+(:mod:`protege.sim.disturbances`) to the labelled rollouts and to every evaluation, DAgger's and the
+baselines' alike; the demos stay undisturbed.
 
 RUN/data.zarr       the aggregate dataset        RUN/round_K/   the policy trained after round K
 RUN/interventions.zarr   a person's full intervention rollouts (HG-DAgger)
 RUN/bc.zarr         the baseline's demos         RUN/bc_K/      the baseline at round K's budget
+RUN/dart.zarr       DART's noisy demos           RUN/dart_K/    DART-style BC at round K's budget
 RUN/dagger.json     per-round figures            RUN/dagger.png success vs labelled frames
 """
 
@@ -44,12 +49,14 @@ from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
 from protege.launch.plots import plot_dagger
 from protege.launch.runfiles import DaggerLog, DaggerPoint, DaggerRound, write_dagger
+from protege.sim.disturbances import describe
 from protege.teleop.browser import segments
 from protege.teleop.collect import collect, make_env
 from protege.teleop.loop import first_seed
 from protege.teleop.rollout import RolloutSpec, run_rollouts
 
 if TYPE_CHECKING:
+    from protege.sim.disturbances import Disturbance
     from protege.sim.spec import EnvSpec
     from protege.teleop.scripted_input import ScriptedInput
 
@@ -82,7 +89,7 @@ class DaggerConfig:
     rounds: int = 4
     demos: int = 10
     episodes_per_round: int = 10
-    mixing: str = "tick"  # how the scripted expert shares control while labelling (MIXINGS)
+    mixing: str | None = None  # how the scripted expert shares control while labelling (MIXINGS; None: handover)
     beta: float = 0.5
     noise: float = 0.0  # expert action noise in the demos (labels are always noise-free)
     steps: int = 3000
@@ -94,6 +101,8 @@ class DaggerConfig:
     image_size: int = 128
     success_hold: int = 10
     compare_bc: bool = False
+    dart_noise: float | None = None  # with compare_bc: also DART-style BC from demos with this expert noise
+    disturb: tuple[Disturbance, ...] = ()  # applied to the labelled rollouts and every evaluation
     correction_share: float | None = None  # batch share of the labelled rollouts or interventions (None: by frames)
     overrides: list[str] = field(default_factory=list)  # train/policy config `key=value`
     progress: bool = True
@@ -104,9 +113,9 @@ class DaggerConfig:
             raise UserError(f"unknown expert {self.expert!r} (choose from {', '.join(EXPERTS)})")
         if self.flow not in FLOWS:
             raise UserError(f"unknown flow {self.flow!r} (choose from {', '.join(FLOWS)})")
-        if self.mixing not in MIXINGS:
+        if self.mixing is not None and self.mixing not in MIXINGS:
             raise UserError(f"unknown mixing {self.mixing!r} (choose from {', '.join(MIXINGS)})")
-        if self.mixing != "tick" and self.expert != "scripted":
+        if self.mixing is not None and self.expert != "scripted":
             raise UserError(f"--mixing {self.mixing} needs the scripted expert (a person takes over when they choose)")
         if self.expert != "scripted" and self.demos_dataset is None:
             raise UserError(f"--expert {self.expert} starts from recorded demos: give them with --demos-dataset D.zarr")
@@ -119,6 +128,10 @@ class DaggerConfig:
             raise UserError(f"--beta must be in [0, 1], got {self.beta}")
         if self.noise < 0:
             raise UserError(f"--noise must be >= 0, got {self.noise}")
+        if self.dart_noise is not None and (self.dart_noise <= 0 or not self.compare_bc):
+            raise UserError(f"--compare-dart takes a noise > 0 and needs --compare-bc, got {self.dart_noise}")
+        if self.disturb and self.expert != "scripted":
+            raise UserError("--disturb needs the scripted expert (it disturbs headless rollouts)")
         if self.correction_share is not None and not 0.0 < self.correction_share < 1.0:
             raise UserError(f"--correction-share must be in (0, 1), got {self.correction_share}")
 
@@ -169,7 +182,7 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
 
 def _spec(config: DaggerConfig, run_dir: Path, **kwargs: Any) -> RolloutSpec:
     make_policy = functools.partial(load_for_rollout, str(run_dir), "cpu", True)
-    return RolloutSpec(_env(config), make_policy, success_hold=config.success_hold, **kwargs)
+    return RolloutSpec(_env(config), make_policy, success_hold=config.success_hold, disturb=config.disturb, **kwargs)
 
 
 def _evaluate(config: DaggerConfig, run_dir: Path) -> dict[str, Any]:
@@ -177,7 +190,7 @@ def _evaluate(config: DaggerConfig, run_dir: Path) -> dict[str, Any]:
     summary = run_rollouts(_spec(config, run_dir), config.eval_episodes, seed=EVAL_SEED, envs=config.envs,
                            progress=config.progress, ray=config.ray).summary
     return {"success_rate": summary["success_rate"], "ci95": tuple(summary["ci95"]),
-            "mean_length": summary["mean_length"]}
+            "mean_length": summary["mean_length"], "strikes": summary["strikes"]}
 
 
 def _frames(dataset: Path) -> int:
@@ -189,12 +202,14 @@ def beta_schedule(beta: float, round_index: int) -> float:
     return beta**round_index
 
 
-def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None) -> DaggerLog:
+def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None,
+               notify: Callable[[str], None] = lambda line: None) -> DaggerLog:
     """Run every round, writing RUN/dagger.json (and the plot) after each so a crash loses one round at most.
 
     ``scripts(round)`` replaces the person (tests, headless runs): a :class:`ScriptedInput` of posted
     events for the live flow (the window then runs as fast as it can), a list of
-    :class:`~protege.teleop.correct.Correction` for the rewind flow.
+    :class:`~protege.teleop.correct.Correction` for the rewind flow. ``notify`` gets a line as each
+    round starts and each round's figures as it ends.
     """
     config.check()
     if config.expert != "scripted" and scripts is None:
@@ -208,7 +223,8 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     run.mkdir(parents=True, exist_ok=True)
     data = run / "data.zarr"
     log = DaggerLog(task=config.task, policy=config.policy, expert=config.expert, rounds=(), robot=_env(config).robot,
-                    config=dataclasses.asdict(config))
+                    disturb=describe(config.disturb),
+                    config={**dataclasses.asdict(config), "disturb": describe(config.disturb)})
     if config.demos_dataset is not None:
         demos = Dataset(config.demos_dataset)
         copy_episodes([(demos, np.arange(demos.num_episodes))], str(data), "dagger demos")
@@ -218,6 +234,8 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
                         workers=config.envs, seed=config.seed, progress=config.progress, ray=config.ray)
         episodes, labelled = config.demos, demos["frames"]
     for r in range(config.rounds):
+        notify(f"round {r} of {config.rounds - 1}: " + ("training on the demos" if r == 0 else
+                                                        "labelling rollouts, training, evaluating"))
         added = 0
         if r > 0:
             if config.expert == "scripted":
@@ -234,10 +252,27 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
         log = dataclasses.replace(log, rounds=(*log.rounds, point))
         write_dagger(run, log)
         if config.compare_bc:
-            log = dataclasses.replace(log, bc=(*log.bc, _bc_point(config, run, r, labelled, log.rounds[0])))
+            bc = _bc_point(config, run, r, labelled, log.rounds[0], "bc", config.noise)
+            log = dataclasses.replace(log, bc=(*log.bc, bc))
+            write_dagger(run, log)
+        if config.dart_noise is not None:
+            dart = _bc_point(config, run, r, labelled, None, "dart", config.dart_noise)
+            log = dataclasses.replace(log, dart=(*log.dart, dart))
             write_dagger(run, log)
         plot_dagger(log, run / "dagger.png")
+        notify(round_line(log, r))
     return log
+
+
+def round_line(log: DaggerLog, r: int) -> str:
+    """Round r's figures in one line: DAgger's success and labels, and the baselines' at that budget."""
+    point = log.rounds[r]
+    line = f"round {r}: {point.labelled_frames} labelled frames, success {100 * point.success_rate:.1f}%"
+    for points, name in ((log.bc, "BC"), (log.dart, "DART")):
+        other = next((p for p in points if p.round == r), None)
+        if other is not None:
+            line += f"; {name} with {other.labelled_frames} frames: {100 * other.success_rate:.1f}%"
+    return line
 
 
 def _label_seed(config: DaggerConfig, r: int) -> int:
@@ -253,12 +288,12 @@ def _round_beta(config: DaggerConfig, r: int) -> float | None:
     """The expert's per-tick share of control in round r's rollouts (None: it takes over at a random tick)."""
     if r == 0 or config.expert != "scripted":
         return 1.0
-    return beta_schedule(config.beta, r) if config.mixing == "tick" else None
+    return beta_schedule(config.beta, r) if config.mixing == "tick" else None  # None: hand-over mixing
 
 
 def _expert_labels(config: DaggerConfig, run: Path, r: int) -> int:
     """Roll out round r-1's policy with the scripted expert labelling every state; frames added."""
-    handover = config.mixing == "handover"
+    handover = config.mixing != "tick"
     spec = _spec(config, run / f"round_{r - 1}", record=True,
                  expert_beta=0.0 if handover else beta_schedule(config.beta, r), expert_handover=handover)
     rollouts = run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
@@ -332,22 +367,24 @@ def _episodes(dataset: Path) -> int:
     return Dataset(str(dataset)).num_episodes if dataset.exists() else 0
 
 
-def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: DaggerRound) -> DaggerPoint:
-    """Behavioural cloning on expert demos totalling (at least) ``budget`` labelled frames."""
-    if r == 0:  # the same demos and training as DAgger's round 0
+def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: DaggerRound | None, name: str,
+              noise: float) -> DaggerPoint:
+    """Behavioural cloning on expert demos (with action ``noise``) totalling at least ``budget`` labelled
+    frames, in RUN/{name}.zarr and RUN/{name}_{r}; ``first`` (DAgger's round 0) stands for round 0 if given."""
+    if r == 0 and first is not None:  # the same demos and training as DAgger's round 0
         return DaggerPoint(**{f.name: getattr(first, f.name) for f in dataclasses.fields(DaggerPoint)})
-    data = run / "bc.zarr"
-    if not data.exists():  # start from DAgger's demos: the same first episodes
-        collect(_env(config), str(data), config.demos, noise=config.noise, success_hold=config.success_hold,
+    data = run / f"{name}.zarr"
+    if not data.exists():  # the same seeds as DAgger's demos
+        collect(_env(config), str(data), config.demos, noise=noise, success_hold=config.success_hold,
                 workers=config.envs, seed=config.seed, progress=False, ray=config.ray)
     while (frames := _frames(data)) < budget:
         ds = Dataset(str(data))
         per_episode = frames / ds.num_episodes
         more = max(1, math.ceil((budget - frames) / per_episode))
-        collect(_env(config), str(data), more, noise=config.noise, success_hold=config.success_hold,
+        collect(_env(config), str(data), more, noise=noise, success_hold=config.success_hold,
                 workers=config.envs, seed=config.seed + ds.num_episodes, progress=False, ray=config.ray)
     episodes = Dataset(str(data)).num_episodes
-    loss = _train(config, data, run / f"bc_{r}")
-    return DaggerPoint(round=r, labelled_frames=_frames(data), episodes=episodes, run=f"bc_{r}", train_loss=loss,
-                       **_evaluate(config, run / f"bc_{r}"))
+    loss = _train(config, data, run / f"{name}_{r}")
+    return DaggerPoint(round=r, labelled_frames=_frames(data), episodes=episodes, run=f"{name}_{r}", train_loss=loss,
+                       **_evaluate(config, run / f"{name}_{r}"))
 

@@ -119,12 +119,14 @@ def plot_success_per_checkpoint(evals: list[EvalRecord], path: Path) -> Path | N
 
 
 def plot_dagger(dagger: DaggerLog, path: Path) -> Path | None:
-    """Success rate after each DAgger round against the labelled frames so far (and the BC baseline)."""
+    """Success rate after each DAgger round against the labelled frames so far (and the BC and DART baselines)."""
     if not dagger.rounds:
         return None
     figure = _figure()
     axes = figure.subplots()
-    for name, records, style in (("DAgger", dagger.rounds, "o-"), ("behaviour cloning", dagger.bc, "s--")):
+    curves = (("DAgger", dagger.rounds, "o-"), ("behaviour cloning", dagger.bc, "s--"),
+              ("DART-style BC", dagger.dart, "^:"))
+    for name, records, style in curves:
         if not records:
             continue
         frames = [r.labelled_frames for r in records]
@@ -135,7 +137,8 @@ def plot_dagger(dagger: DaggerLog, path: Path) -> Path | None:
                 axes.annotate(f"round {record.round}", (x, record.success_rate),
                               textcoords="offset points", xytext=(4, 6), fontsize=8)
     axes.set(xlabel="labelled frames", ylabel="success rate", ylim=(-0.03, 1.05),
-             title=f"DAgger on {dagger.task} ({dagger.expert} expert)")
+             title=f"DAgger on {dagger.task} ({dagger.expert} expert"
+                   + (f", disturbed: {dagger.disturb})" if dagger.disturb else ")"))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     return _save(figure, path)

@@ -91,7 +91,8 @@ def figures(data: RunData) -> list[tuple[str, Any]]:
     if data.dagger and data.dagger.rounds:
         last = data.dagger.rounds[-1]
         rows += [("DAgger rounds", len(data.dagger.rounds)), ("labelled frames", last.labelled_frames),
-                 ("success after last round", _pct(last.success_rate, last.ci95))]
+                 ("success after last round", _pct(last.success_rate, last.ci95)),
+                 ("DAgger conditions", data.dagger.disturb or "clean")]
     return rows
 
 
@@ -197,7 +198,7 @@ def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets
         sections.append(f"<section><h2>Plots</h2><div class='plots'>{images}</div></section>")
     if data.dagger and data.dagger.rounds:
         points: list[tuple[str, DaggerPoint]] = [("DAgger", r) for r in data.dagger.rounds]
-        points += [("BC", r) for r in data.dagger.bc]
+        points += [("BC", r) for r in data.dagger.bc] + [("DART", r) for r in data.dagger.dart]
         rows = [[name, r.round, r.labelled_frames, r.episodes, _expert_share(r), _pct(r.success_rate, r.ci95),
                  r.mean_length, r.run] for name, r in points]
         header = ["method", "round", "labelled frames", "episodes", "expert share", "success", "mean length", "run"]

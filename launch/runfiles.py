@@ -31,6 +31,8 @@ class EvalRecord(Record):
     ci95: tuple[float, float] | None = None  # Wilson 95% interval of the success rate
     mean_length: float = 0.0
     mean_return: float = 0.0
+    disturb: str = ""  # the --disturb specification the episodes ran under, "" for none
+    strikes: int = 0  # disturbances that moved the object or the arm, over all episodes
     seed: int | None = None  # the first episode's; episode k ran with seed + k
     envs: int = 1
     seconds: float = 0.0
@@ -42,14 +44,12 @@ class EvalRecord(Record):
     checkpoint: str = ""
     step: int | None = None  # the checkpoint's training step
     time: str = ""  # when it was logged, ISO 8601 in UTC
-    disturb: str = ""  # the --disturb specification the episodes ran under, "" for none
 
     @classmethod
-    def from_summary(cls, summary: dict[str, Any], checkpoint: str, step: int, disturb: str = "") -> EvalRecord:
+    def from_summary(cls, summary: dict[str, Any], checkpoint: str, step: int) -> EvalRecord:
         """The record of a rollout ``summary`` (:func:`protege.teleop.rollout.summarize`), stamped with the time."""
         time = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        return cls.from_json({**summary, "checkpoint": checkpoint, "step": step, "time": time, "disturb": disturb},
-                             "rollout summary")
+        return cls.from_json({**summary, "checkpoint": checkpoint, "step": step, "time": time}, "rollout summary")
 
     @property
     def condition(self) -> str:
@@ -68,6 +68,7 @@ class DaggerPoint(Record):
     success_rate: float
     ci95: tuple[float, float] | None = None
     mean_length: float = 0.0
+    strikes: int = 0  # disturbances that moved the object or the arm in its evaluation
     train_loss: float | None = None
 
 
@@ -81,13 +82,15 @@ class DaggerRound(DaggerPoint):
 
 @dataclass(frozen=True)
 class DaggerLog(Record):
-    """RUN/dagger.json: the run's settings and a point per round (and per BC baseline)."""
+    """RUN/dagger.json: the run's settings and a point per round (and per point of each baseline)."""
 
     task: str
     policy: str
     expert: str
     rounds: tuple[DaggerRound, ...]
     bc: tuple[DaggerPoint, ...] = ()  # the BC baseline (--compare-bc)
+    dart: tuple[DaggerPoint, ...] = ()  # the DART-style BC baseline (--compare-dart)
+    disturb: str = ""  # the disturbances of the labelled rollouts and every evaluation, "" for none
     robot: str | None = None  # None in older runs that kept the default arm
     config: dict[str, Any] = field(default_factory=dict)  # the DaggerConfig, as given
 

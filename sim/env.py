@@ -82,6 +82,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._arm_act = np.array([m.actuator(ROBOT_PREFIX + a).id for a in self.robot.arm_actuators])
         self._grip_act = m.actuator(ROBOT_PREFIX + self.robot.gripper.actuator).id
         self._ee_site = m.site("ee").id
+        self._robot_bodies = tuple(i for i in range(m.nbody) if m.body(i).name.startswith(ROBOT_PREFIX))
         self._home_key = m.key(ROBOT_PREFIX + self.robot.home_keyframe).id
         home = home_ctrl(self.robot)
         self._home_ctrl = np.array([home[m.actuator(i).name.removeprefix(ROBOT_PREFIX)] for i in range(m.nu)])
@@ -173,6 +174,33 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def arm_qpos_adr(self) -> np.ndarray:
         """Addresses of the arm joints in ``data.qpos``, in the robot spec's order (a copy)."""
         return self._qpos_adr.copy()
+
+    @property
+    def arm_dof_adr(self) -> np.ndarray:
+        """Addresses of the arm joints in ``data.qvel``, in the robot spec's order (a copy)."""
+        return self._qvel_adr.copy()
+
+    @property
+    def arm_joint_range(self) -> np.ndarray:
+        """(n, 2) lower and upper limits of the arm joints (infinite where a joint has none)."""
+        joints = [self.model.joint(ROBOT_PREFIX + j) for j in self.robot.arm_joints]
+        return np.array([j.range if j.limited[0] else (-np.inf, np.inf) for j in joints], dtype=np.float64)
+
+    @property
+    def robot_bodies(self) -> tuple[int, ...]:
+        """Ids of the arm's bodies (gripper included)."""
+        return self._robot_bodies
+
+    def holds(self, i: int) -> bool:
+        """Whether the gripper holds task object ``i``: it touches the arm while the gripper is closing."""
+        body = self.model.body(self.task.objects[i]).id
+        if self.gripper_state() < 0.2:
+            return False
+        for contact in self.data.contact[: self.data.ncon]:
+            pair = {int(self.model.geom_bodyid[contact.geom1]), int(self.model.geom_bodyid[contact.geom2])}
+            if body in pair and pair & set(self._robot_bodies):
+                return True
+        return False
 
     @property
     def ee_site(self) -> int:

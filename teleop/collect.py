@@ -39,13 +39,16 @@ def _cached_env(spec: EnvSpec) -> Any:
 
 
 def collect_worker(spec: EnvSpec, noise: float, success_hold: int, seeds: list[int]) -> list[Episode]:
-    """Run one expert episode per seed; return them."""
+    """Run one expert episode per seed; return them. With ``noise`` the noisy expert drives and its
+    noise-free action is recorded (DART: demos that visit the states around the expert's path, each
+    labelled with the correction back to it)."""
     from protege.sim.experts import make_expert
 
     env = _cached_env(spec)
     buffer = EpisodeBuffer()
+    labeller = ExpertPilot(make_expert(env)) if noise > 0 else None  # experts are stateless: it only labels
     loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=noise))], writer=buffer,
-                       realtime=False, success_hold=success_hold)
+                       realtime=False, success_hold=success_hold, labeller=labeller)
     for seed in seeds:
         loop.run_episode(seed)
         loop.save()

@@ -12,13 +12,15 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
 from protege.datasets import Source
 from protege.teleop.errors import TeleopError
 from protege.teleop.pilots import Pilot
+
+if TYPE_CHECKING:
+    from protege.sim.disturbances import Disturber
 
 _SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited: sleep() overshoots by ~0.1-1 ms
 
@@ -163,7 +165,9 @@ class ControlLoop:
     at which the env truncates the episode (scripted collection, evaluation). Frames go to ``writer`` if given; saving
     or discarding them is the caller's choice (:meth:`save`, ``writer.discard_episode()``).
     A ``labeller`` (DAgger's expert) is asked every tick without driving: each frame then records
-    its action for the observation as ``action``, whoever drove.
+    its action for the observation as ``action``, whoever drove. A ``disturber``
+    (:mod:`protege.sim.disturbances`) delays actions, strikes the scene and adds observation noise;
+    the pilots and the recorded frames see the disturbed observations, ``sim_state`` the true state.
     """
 
     def __init__(
@@ -177,6 +181,7 @@ class ControlLoop:
         success_hold: int = 10,
         labeller: Pilot | None = None,
         time_limit: float | None = None,
+        disturber: Disturber | None = None,
     ) -> None:
         if not pilots:
             raise TeleopError("the control loop needs at least one pilot")
@@ -190,6 +195,7 @@ class ControlLoop:
         self.success_hold = success_hold
         self.labeller = labeller
         self.limit_ticks = None if time_limit is None else round(time_limit * self.clock.rate_hz)  # 0: none
+        self.disturber = disturber
         self.seed = 0
         self.obs: dict[str, np.ndarray] = {}
         self.info: dict[str, Any] = {}
@@ -199,6 +205,9 @@ class ControlLoop:
         with the first :meth:`step`."""
         self.seed = seed
         self.obs, self.info = self.env.reset(seed=seed)
+        if self.disturber is not None:
+            self.disturber.reset(self.env, seed)
+            self.obs = self.disturber.observe(self.obs)
         for pilot in self._all_pilots():
             pilot.reset(seed=seed)
         self.ticks = 0
@@ -239,8 +248,13 @@ class ControlLoop:
                 "sim_state": self.env.get_state(),
             })
         self._kinds.add(kind)
-        self.obs, reward, terminated, truncated, self.info = self.env.step(decision.action)
+        action = decision.action if self.disturber is None else self.disturber.delay(decision.action)
+        self.obs, reward, terminated, truncated, self.info = self.env.step(action)
         self.ticks += 1
+        if self.disturber is not None:
+            if self.disturber.strike(self.env, self.ticks):
+                self.obs, self.info = self.env.observe()
+            self.obs = self.disturber.observe(self.obs)
         self.success_ticks = self.success_ticks + 1 if self.info["success"] else 0
         held = self.success_hold > 0 and self.success_ticks >= self.success_hold
         if self.limit_ticks is not None:  # the person's limit replaces the task's

@@ -7,7 +7,8 @@ rendering in parallel is safe); with ``ray`` Ray actors run the same workers
 results come back in seed order: the numbers do not depend on the number or kind of workers.
 
 For DAgger, ``expert`` adds the scripted expert: it labels every visited state (the recorded
-``action`` is its action) and drives each tick with probability ``beta``.
+``action`` is its action) and drives each tick with probability ``beta``. ``disturb`` applies seeded
+disturbances (:mod:`protege.sim.disturbances`) to every episode.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm import tqdm
-
 from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
 from protege.datasets.video import open_mp4
+from protege.sim.disturbances import Disturber, describe
 from protege.teleop import ray_pool
 from protege.teleop.collect import make_env
 from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
 from protege.teleop.workers import worker_pool
+from tqdm import tqdm
 
 if TYPE_CHECKING:
+    from protege.sim.disturbances import Disturbance
     from protege.sim.spec import EnvSpec
 
 
@@ -57,6 +59,7 @@ class RolloutSpec:
     expert_beta: float | None = None  # None: no expert; else DAgger labelling with this mixture
     # With expert_beta: the expert also takes over for good at a tick drawn from the first half of the time limit.
     expert_handover: bool = False
+    disturb: tuple[Disturbance, ...] = ()
 
 
 @dataclass
@@ -66,6 +69,7 @@ class EpisodeOutcome:
     length: int
     ret: float
     expert_ticks: int  # ticks the expert drove (DAgger mixture)
+    strikes: int = 0  # disturbances that moved the object or the arm
     video: str | None = None
     episode: Episode | None = None  # the recorded episode when the spec records
 
@@ -76,10 +80,11 @@ class RolloutResult:
     seed: int
     envs: int
     seconds: float
+    disturb: str = ""  # the disturbances' specification ("": none)
 
     @property
     def summary(self) -> dict[str, Any]:
-        return summarize(self.episodes, self.seed, self.envs, self.seconds)
+        return summarize(self.episodes, self.seed, self.envs, self.seconds, self.disturb)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -92,8 +97,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summarize(episodes: list[EpisodeOutcome], seed: int, envs: int, seconds: float) -> dict[str, Any]:
-    """The figures a rollout reports: success rate with its Wilson 95% interval, lengths, returns, speed."""
+def summarize(episodes: list[EpisodeOutcome], seed: int, envs: int, seconds: float, disturb: str = "") -> dict[str, Any]:
+    """The figures a rollout reports: success rate with its Wilson 95% interval, lengths, returns, speed,
+    and the disturbances (their specification and how many strikes moved something)."""
     n = len(episodes)
     successes = sum(e.success for e in episodes)
     low, high = wilson_interval(successes, n)
@@ -104,6 +110,8 @@ def summarize(episodes: list[EpisodeOutcome], seed: int, envs: int, seconds: flo
         "ci95": [round(low, 4), round(high, 4)],
         "mean_length": round(float(np.mean([e.length for e in episodes])), 2) if n else 0.0,
         "mean_return": round(float(np.mean([e.ret for e in episodes])), 4) if n else 0.0,
+        "disturb": disturb,
+        "strikes": sum(e.strikes for e in episodes),
         "seed": seed,
         "envs": envs,
         "seconds": round(seconds, 2),
@@ -130,8 +138,9 @@ class _Worker:
             handover = self.env.unwrapped.max_steps // 2 if spec.expert_handover else None
             pilots.insert(0, MixturePilot(labeller, spec.expert_beta, handover))
         self.buffer = EpisodeBuffer() if spec.record else None
+        self.disturber = Disturber(spec.disturb) if spec.disturb else None
         self.loop = ControlLoop(self.env, pilots, writer=self.buffer, realtime=False,
-                                success_hold=spec.success_hold, labeller=labeller)
+                                success_hold=spec.success_hold, labeller=labeller, disturber=self.disturber)
         self._renderer: Any = None
 
     def run(self, index: int, seed: int) -> EpisodeOutcome:
@@ -153,7 +162,8 @@ class _Worker:
         if self.buffer is not None:
             loop.save()
             episode = self.buffer.episodes.pop()
-        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, video, episode)
+        strikes = len(self.disturber.applied) if self.disturber is not None else 0
+        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, strikes, video, episode)
 
     def _frame(self) -> np.ndarray:
         if self._renderer is None:
@@ -242,4 +252,4 @@ def run_rollouts(
         if writer is not None:
             writer.close()
     seconds = time.perf_counter() - started
-    return RolloutResult(outcomes, seed, envs, seconds)
+    return RolloutResult(outcomes, seed, envs, seconds, describe(spec.disturb))

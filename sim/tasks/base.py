@@ -74,6 +74,21 @@ class Task(ABC):
         data.qpos[a : a + 3] = pos
         data.qpos[a + 3 : a + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
 
+    def shift_object(self, data: mujoco.MjData, i: int, offset: np.ndarray) -> None:
+        """Move object ``i`` by ``offset`` (world frame, metres) and stop it."""
+        a = self._object_qpos[i]
+        data.qpos[a : a + 3] += offset
+        dof = self.model.jnt_dofadr[self.model.body(self.objects[i]).jntadr[0]]
+        data.qvel[dof : dof + 6] = 0.0
+
+    def object_resting(self, data: mujoco.MjData, i: int) -> bool:
+        """Whether object ``i`` lies on the table (its centre no higher than a resting cube's)."""
+        return bool(self.object_pos(data, i)[2] < CUBE_HALF + 0.005)
+
+    def in_workspace(self, xy: np.ndarray, margin: float = 1.25) -> bool:
+        """Whether a table point lies within the arm's workspace, widened by ``margin``."""
+        return bool(np.all(np.abs(np.asarray(xy) - self.workspace_center) <= margin * self.workspace_half))
+
     def sample_xy(self, rng: np.random.Generator, shrink: float = 1.0) -> np.ndarray:
         return self.workspace_center + rng.uniform(-1.0, 1.0, 2) * self.workspace_half * shrink
 

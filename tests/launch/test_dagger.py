@@ -12,6 +12,7 @@ from protege.datasets import Dataset, Source
 from protege.launch import cli
 from protege.launch.dagger import DaggerConfig, run_dagger
 from protege.launch.errors import UserError
+from protege.launch.report import write_report
 from protege.sim import EnvSpec
 
 
@@ -167,3 +168,42 @@ def test_the_env_comes_from_the_demos_and_other_demos_are_refused_before_round_0
         with pytest.raises(UserError, match=message):
             run_dagger(DaggerConfig(task=task, robot=robot, out=str(out), **settings))
         assert not (out / "round_0").exists()
+
+
+def test_disturbed_dagger_evaluates_every_curve_under_the_disturbances_beside_dart(tmp_path):
+    torch.set_num_threads(1)
+    lines: list[str] = []
+    config = DaggerConfig(task="reach", out=str(tmp_path / "run"), rounds=2, demos=2, episodes_per_round=2, steps=20,
+                          eval_episodes=2, compare_bc=True, dart_noise=1.0, overrides=["warmup_steps=5"],
+                          disturb=cli_disturb("arm_shove,latency"), progress=False)
+    log = run_dagger(config, notify=lines.append)
+    assert log.disturb == "arm_shove=0.04,latency=1"
+    for curve in (log.rounds, log.bc, log.dart):
+        assert [p.round for p in curve] == [0, 1] and all(p.strikes > 0 for p in curve)
+    for dagger, dart in zip(log.rounds, log.dart):
+        assert dart.labelled_frames >= dagger.labelled_frames and dart.run.startswith("dart_")
+    assert lines[0].startswith("round 0 of 1") and "BC with" in lines[-1] and "DART with" in lines[-1]
+    assert Dataset(str(tmp_path / "run" / "dart.zarr")).num_episodes >= 2
+    page = write_report(tmp_path / "run").html.read_text()
+    assert page.count("<td>DART</td>") == 2 and "<th>DAgger conditions</th><td>arm_shove=0.04,latency=1</td>" in page
+
+
+def cli_disturb(text: str):
+    from protege.launch.cmd_rollout import parse_disturb
+
+    return parse_disturb(text)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--compare-dart", "1.0"), "--compare-dart takes a noise > 0 and needs --compare-bc"),
+        (("--compare-bc", "--compare-dart", "0"), "--compare-dart takes a noise > 0"),
+        (("--disturb", "quake"), "--disturb: unknown disturbance 'quake'"),
+    ],
+)
+def test_bad_dagger_baselines_and_disturbances_are_one_line(tmp_path, capsys, args, message):
+    code = cli.main(["dagger", "--task", "reach", "--expert", "scripted", "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

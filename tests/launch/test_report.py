@@ -63,10 +63,11 @@ def add_eval(run: Path, videos: list[str], success: list[bool], step: int = 20) 
         f.write(json.dumps(record) + "\n")
 
 
-def summary(success: list[bool]) -> dict[str, object]:
+def summary(success: list[bool], disturb: str = "") -> dict[str, object]:
     """A rollout summary (protege.teleop.rollout.summarize) of episodes with these outcomes."""
     return {"episodes": len(success), "successes": sum(success), "success_rate": sum(success) / len(success),
-            "ci95": [0.1, 0.9], "mean_length": 30.0, "mean_return": 1.0, "seed": 100_000, "envs": 1, "seconds": 1.0,
+            "ci95": [0.1, 0.9], "mean_length": 30.0, "mean_return": 1.0, "disturb": disturb,
+            "strikes": len(success) if disturb else 0, "seed": 100_000, "envs": 1, "seconds": 1.0,
             "episodes_per_min": 60.0, "lengths": [30] * len(success), "success": success,
             "returns": [1.0] * len(success), "videos": []}
 
@@ -144,6 +145,7 @@ def test_dagger_run_plots_success_per_round(train_run: Path, tmp_path: Path) -> 
     page = report.html.read_text()
     assert "DAgger rounds" in page and page.count("<td>DAgger</td>") == 3 and page.count("<td>BC</td>") == 2
     assert "DAgger configuration" in page and "success after last round" in page
+    assert "<th>DAgger conditions</th><td>clean</td>" in page
     assert all(ref.is_file() for ref in referenced(report.html))
 
 
@@ -207,10 +209,10 @@ def test_evaluations_of_older_versions_load_with_defaults(tmp_path: Path) -> Non
 
 def test_run_files_read_back_what_their_writers_wrote(tmp_path: Path) -> None:
     records = [EvalRecord.from_summary(summary([True, False]), str(tmp_path), 10),
-               EvalRecord.from_summary(summary([True] * 4), str(tmp_path), 20, disturb="push=2N")]
+               EvalRecord.from_summary(summary([True] * 4, "object_push=0.04"), str(tmp_path), 20)]
     for record in records:
         append_eval(tmp_path, record)
-    assert read_evals(tmp_path / "evals.jsonl") == records and records[0].time and records[1].disturb == "push=2N"
+    assert read_evals(tmp_path / "evals.jsonl") == records and records[0].time and records[1].disturb == "object_push=0.04"
     (tmp_path / "evals.jsonl").write_text("")
     log = DaggerLog.from_json({"task": "lift", "policy": "mlp", "expert": "scripted", "robot": "protege_arm",
                                "rounds": [{**ROUND, "beta": None, "ci95": [0.2, 0.6]}], "bc": [ROUND]}, "test")
@@ -221,11 +223,12 @@ def test_run_files_read_back_what_their_writers_wrote(tmp_path: Path) -> None:
 
 def test_report_keeps_disturbed_and_clean_evaluations_apart(train_run: Path, tmp_path: Path) -> None:
     run = copy_run(train_run, tmp_path)
-    for step, disturb in ((20, ""), (20, "push=2N"), (40, ""), (40, "push=2N")):
-        append_eval(run, EvalRecord.from_summary(summary([True, step == 40, bool(disturb)]), str(run), step, disturb))
+    for step, disturb in ((20, ""), (20, "object_push=0.04"), (40, ""), (40, "object_push=0.04")):
+        append_eval(run, EvalRecord.from_summary(summary([True, step == 40, bool(disturb)], disturb), str(run), step))
     points = curves(read_evals(run / "evals.jsonl"))
     assert {condition: [(step, r.success_rate) for step, r in curve] for condition, curve in points.items()} == {
-        "clean": [(20, 1 / 3), (40, 2 / 3)], "push=2N": [(20, 2 / 3), (40, 1.0)]}
+        "clean": [(20, 1 / 3), (40, 2 / 3)], "object_push=0.04": [(20, 2 / 3), (40, 1.0)]}
     page = write_report(run).html.read_text()
-    assert "<th>evaluation conditions</th><td>push=2N</td>" in page  # the latest evaluation's
-    assert "<th>conditions</th>" in page and page.count("<td>push=2N</td>") == 1 + 2 and page.count("<td>clean</td>") == 2
+    assert "<th>evaluation conditions</th><td>object_push=0.04</td>" in page  # the latest evaluation's
+    assert "<th>conditions</th>" in page and page.count("<td>object_push=0.04</td>") == 1 + 2
+    assert page.count("<td>clean</td>") == 2

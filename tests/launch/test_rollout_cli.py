@@ -34,6 +34,14 @@ def test_rollout_is_reproducible_and_logged(run_dir, capsys):
     assert len(log) == 2 and log[-1]["returns"] == second["returns"] and log[-1]["step"] == 30
 
 
+def test_disturbed_evaluation_is_logged_under_its_specification(run_dir, capsys):
+    args = ("--checkpoint", str(run_dir), "--episodes", "2", "--no-progress", "--json")
+    code, result, _ = rollout(capsys, *args, "--disturb", "arm_shove=0.05,latency")
+    assert code == 0 and result["disturb"] == "arm_shove=0.05,latency=1" and result["strikes"] >= 1
+    log = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    assert log[-1]["disturb"] == "arm_shove=0.05,latency=1"
+
+
 def test_recording_continues_after_the_largest_seed_in_the_dataset(run_dir, tmp_path, capsys):
     from protege.datasets import Dataset
 
@@ -52,6 +60,10 @@ def test_recording_continues_after_the_largest_seed_in_the_dataset(run_dir, tmp_
         (("--cameras", "nope"), "unknown camera nope"),
         (("--videos", "2"), "--videos needs --video-dir"),
         (("--intervene", "keyboard"), "give the dataset with --record"),
+        (("--disturb", "wind"), "unknown disturbance 'wind'"),
+        (("--disturb", "object_push=-0.01"), "magnitude must be a finite number >= 0"),
+        (("--disturb", "latency=0.5"), "magnitude is a whole number of ticks"),
+        (("--disturb", "latency,latency=2"), "given twice"),
     ],
 )
 def test_bad_input_is_one_line(run_dir, capsys, args, message):
