@@ -124,9 +124,9 @@ def plot_dagger(dagger: DaggerLog, path: Path) -> Path | None:
         return None
     figure = _figure()
     axes = figure.subplots()
-    curves = (("DAgger", dagger.rounds, "o-"), ("behaviour cloning", dagger.bc, "s--"),
-              ("DART-style BC", dagger.dart, "^:"))
-    for name, records, style in curves:
+    methods = (("DAgger", dagger.rounds, "o-"), ("behaviour cloning", dagger.bc, "s--"),
+               ("DART-style BC", dagger.dart, "^:"))
+    for name, records, style in methods:
         if not records:
             continue
         frames = [r.labelled_frames for r in records]
