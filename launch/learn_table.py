@@ -99,20 +99,36 @@ def run_table(settings: LearnSettings, out: Path, jobs: int = 1, envs: int = 1, 
     if jobs < 1 or envs < 1:
         raise UserError(f"--jobs and --envs must be at least 1, got {jobs} and {envs}")
     _claim(out, settings)
-    _collect_demos(settings, out, envs)
+    _collect_demos(settings, out, os.cpu_count() or 1)
     pending = [cell for cell in settings.cells if not (out / "results" / f"{cell.name}.json").exists()]
     notify(f"learning table: {len(settings.cells) - len(pending)} of {len(settings.cells)} cells done, "
            f"running {len(pending)} with {jobs} at a time")
     running: list[tuple[Cell, subprocess.Popen, float]] = []
     failed: list[str] = []
     (out / "logs").mkdir(exist_ok=True)
+    try:
+        _run_cells(out, pending, running, failed, jobs, envs, device, notify)
+    finally:  # Ctrl-C or SIGTERM: stop the cells under way (they rerun on resume) and keep the table so far
+        for _, process, _ in running:
+            process.terminate()
+            process.wait()
+        results = [read_result(out, c) for c in settings.cells if (out / "results" / f"{c.name}.json").exists()]
+        write_table(settings, results, out)
+    if failed:
+        raise UserError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); rerun to resume them")
+    return results
+
+
+def _run_cells(out: Path, pending: list[Cell], running: list[tuple[Cell, subprocess.Popen, float]],
+               failed: list[str], jobs: int, envs: int, device: str, notify: Any) -> None:
+    """Keep ``jobs`` cell processes running until every pending cell has ended."""
     while pending or running:
         while pending and len(running) < jobs:
             cell = pending.pop(0)
-            log = open(out / "logs" / f"{cell.name}.log", "w")  # noqa: SIM115  (closed with the process)
             command = [sys.executable, "-m", "protege.launch.cli", "bench", "learn", "--out", str(out),
                        "--cell", cell.name, "--envs", str(envs), "--device", device]
-            running.append((cell, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), time.time()))
+            with open(out / "logs" / f"{cell.name}.log", "w") as log:  # the process holds its own copy
+                running.append((cell, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), time.time()))
         time.sleep(0.5)
         for entry in list(running):
             cell, process, started = entry
@@ -126,11 +142,6 @@ def run_table(settings: LearnSettings, out: Path, jobs: int = 1, envs: int = 1, 
             else:
                 failed.append(cell.name)
                 notify(f"{cell.name}: failed (exit {process.returncode}); see {out / 'logs' / (cell.name + '.log')}")
-    results = [read_result(out, cell) for cell in settings.cells if (out / "results" / f"{cell.name}.json").exists()]
-    write_table(settings, results, out)
-    if failed:
-        raise UserError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); rerun to resume them")
-    return results
 
 
 def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
