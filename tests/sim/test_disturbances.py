@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 import pytest
+
 from protege.sim import ProtegeEnv, SimError
 from protege.sim.disturbances import (
     DEFAULT,
