@@ -1,4 +1,8 @@
-"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay`: each capability's figures."""
+"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|learn`: each capability's figures.
+
+`protege bench learn --out DIR` runs the learning table (:mod:`protege.launch.learn_table`); a rerun
+with the same settings resumes it.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +21,35 @@ BENCHES: dict[str, tuple[str, str]] = {
     "rollout": ("protege.launch.cmd_bench", "_rollout"),
     "intervene": ("protege.launch.cmd_bench", "_intervene"),
     "replay": ("protege.launch.cmd_bench", "_replay"),
+    "learn": ("protege.launch.cmd_bench", "_learn"),
 }
 ROLLOUT_EPISODES = 48
 
 
 RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
+LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
     add_ray_argument(parser, "record and rollout only")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
+    learn = parser.add_argument_group("bench learn (the learning table)")
+    learn.add_argument("--out", help="table directory: created, or resumed if it holds the same settings")
+    learn.add_argument("--tasks", default=",".join(LEARN_TASKS), help="comma-separated tasks (default: all)")
+    learn.add_argument("--policies", default="mlp,act,diffusion,cnn",
+                       help="comma-separated policies (default: mlp,act,diffusion on state, cnn with cameras on "
+                            "lift and push)")
+    learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
+    learn.add_argument("--episodes", type=int, default=100,
+                       help="evaluation episodes per cell, clean and disturbed each (default: 100)")
+    learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: 20000)")
+    learn.add_argument("--disturb", default="default", help="the disturbed evaluation's --disturb (default: default)")
+    learn.add_argument("--jobs", type=int, default=1, help="cells run at a time (default: 1)")
+    learn.add_argument("--envs", type=int, default=1, help="evaluation processes per cell (default: 1)")
+    learn.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda (default: auto)")
+    learn.add_argument("--cell", help=argparse.SUPPRESS)  # one cell, in its own process (run by the table)
+
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ray and args.target not in RAY_TARGETS:
         raise UserError(f"--ray measures {' and '.join(RAY_TARGETS)}, not {args.target}")
+    if args.target != "learn" and args.out is not None:
+        raise UserError(f"--out and the other learning-table options are for bench learn, not {args.target}")
     module, function = BENCHES[args.target]
-    extra = {"ray": args.ray} if args.ray else {}
+    extra = {"ray": args.ray} if args.ray else {"args": args} if args.target == "learn" else {}
     result = getattr(importlib.import_module(module), function)(json=args.json, **extra)
     if args.json:
         emit_json(result)
@@ -106,3 +130,30 @@ def _replay(json: bool) -> dict:
     if not json:
         print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     return result
+
+
+def _learn(json: bool, args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from protege.launch.errors import UserError
+    from protege.launch.learn_table import LearnSettings, run_cell, run_table
+    from protege.sim.disturbances import describe, parse_disturbances
+    from protege.sim.errors import SimError
+
+    if args.out is None:
+        raise UserError("bench learn needs --out DIR (the table's directory)")
+    out = Path(args.out)
+    if args.cell:
+        return run_cell(out, args.cell, args.envs, args.device)
+    try:
+        disturb = describe(parse_disturbances(args.disturb))
+    except SimError as exc:
+        raise UserError(f"--disturb: {exc}") from None
+    settings = LearnSettings(tasks=tuple(t for t in args.tasks.split(",") if t),
+                             policies=tuple(p for p in args.policies.split(",") if p), demos=args.demos,
+                             episodes=args.episodes, steps=args.steps, disturb=disturb)
+    results = run_table(settings, out, jobs=args.jobs, envs=args.envs, device=args.device,
+                        notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
+    if not json:
+        print((out / "table.md").read_text(), flush=True)
+    return {"out": str(out), "results": results}

@@ -26,6 +26,7 @@ from typing import Any
 
 import mujoco
 import numpy as np
+
 from protege.sim.errors import SimError
 
 

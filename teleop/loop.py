@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
 from protege.datasets import Source
 from protege.teleop.errors import TeleopError
 from protege.teleop.pilots import Pilot

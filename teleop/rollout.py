@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm import tqdm
+
 from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
 from protege.datasets.video import open_mp4
 from protege.sim.disturbances import Disturber, describe
@@ -31,7 +33,6 @@ from protege.teleop.errors import TeleopError
 from protege.teleop.loop import ControlLoop, check_dataset
 from protege.teleop.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
 from protege.teleop.workers import worker_pool
-from tqdm import tqdm
 
 if TYPE_CHECKING:
     from protege.sim.disturbances import Disturbance

@@ -1,0 +1,297 @@
+"""`protege bench learn`: the learning table. Every task x policy, cloned from scripted demos and
+evaluated on unseen seeds, clean and under the default disturbances; success with 95% intervals.
+
+OUT/settings.json   what the table measures (a rerun must ask for the same, and resumes)
+OUT/demos/TASK.zarr     the demos of each task (TASK-cameras.zarr with the cameras, for the cnn)
+OUT/runs/CELL/      each cell's training run        OUT/results/CELL.json   each cell's figures
+OUT/logs/CELL.log   each cell's output              OUT/table.md, OUT/table.html   the table
+
+Each cell runs in a process of its own (``--jobs`` at a time), trains, evaluates, and writes its
+result file last: a stopped table resumes with the cells that have none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protege.launch.checkpoints import EVAL_SEED
+from protege.launch.errors import UserError
+
+STATE_POLICIES = ("mlp", "act", "diffusion")
+CAMERA_POLICY = "cnn"
+CAMERA_TASKS = ("lift", "push")  # the cnn's rows: cameras cost ~10x the env steps
+CAMERAS = ("front", "wrist")
+STEPS = {"mlp": 20_000, "act": 20_000, "diffusion": 20_000, "cnn": 20_000}
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    policy: str
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return CAMERAS if self.policy == CAMERA_POLICY else ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.policy}"
+
+    @property
+    def demos(self) -> str:
+        return f"{self.task}-cameras" if self.cameras else self.task
+
+
+@dataclass(frozen=True)
+class LearnSettings:
+    """What the table measures; ``steps`` 0 takes each policy's :data:`STEPS`."""
+
+    tasks: tuple[str, ...]
+    policies: tuple[str, ...]
+    demos: int = 100
+    episodes: int = 100
+    steps: int = 0
+    image_size: int = 64
+    disturb: str = "default"
+    seed: int = 0
+
+    def check(self) -> None:
+        from protege.policies import POLICY_NAMES
+        from protege.sim.tasks import TASKS
+
+        for task in self.tasks:
+            if task not in TASKS:
+                raise UserError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+        for policy in self.policies:
+            if policy not in POLICY_NAMES:
+                raise UserError(f"unknown policy {policy!r} (choose from {', '.join(POLICY_NAMES)})")
+        for name in ("demos", "episodes", "image_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise UserError(f"--steps must be >= 0 (0: each policy's default), got {self.steps}")
+        if not self.cells:
+            raise UserError("no cell to run: the cnn runs on lift and push only")
+
+    @property
+    def cells(self) -> list[Cell]:
+        return [Cell(task, policy) for task in self.tasks for policy in self.policies
+                if policy in STATE_POLICIES or (policy == CAMERA_POLICY and task in CAMERA_TASKS)]
+
+    def steps_for(self, policy: str) -> int:
+        return self.steps or STEPS.get(policy, 20_000)
+
+
+def run_table(settings: LearnSettings, out: Path, jobs: int = 1, envs: int = 1, device: str = "auto",
+              notify: Any = print) -> list[dict[str, Any]]:
+    """Run (or resume) every cell of the table with ``jobs`` cells at a time, each evaluating on ``envs``
+    processes and training on ``device``; write the table; return the results in table order."""
+    settings.check()
+    if jobs < 1 or envs < 1:
+        raise UserError(f"--jobs and --envs must be at least 1, got {jobs} and {envs}")
+    _claim(out, settings)
+    _collect_demos(settings, out, os.cpu_count() or 1)
+    pending = [cell for cell in settings.cells if not (out / "results" / f"{cell.name}.json").exists()]
+    notify(f"learning table: {len(settings.cells) - len(pending)} of {len(settings.cells)} cells done, "
+           f"running {len(pending)} with {jobs} at a time")
+    running: list[tuple[Cell, subprocess.Popen, float]] = []
+    failed: list[str] = []
+    (out / "logs").mkdir(exist_ok=True)
+    try:
+        _run_cells(out, pending, running, failed, jobs, envs, device, notify)
+    finally:  # Ctrl-C or SIGTERM: stop the cells under way (they rerun on resume) and keep the table so far
+        for _, process, _ in running:
+            process.terminate()
+            process.wait()
+        results = [read_result(out, c) for c in settings.cells if (out / "results" / f"{c.name}.json").exists()]
+        write_table(settings, results, out)
+    if failed:
+        raise UserError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); rerun to resume them")
+    return results
+
+
+def _run_cells(out: Path, pending: list[Cell], running: list[tuple[Cell, subprocess.Popen, float]],
+               failed: list[str], jobs: int, envs: int, device: str, notify: Any) -> None:
+    """Keep ``jobs`` cell processes running until every pending cell has ended."""
+    while pending or running:
+        while pending and len(running) < jobs:
+            cell = pending.pop(0)
+            command = [sys.executable, "-m", "protege.launch.cli", "bench", "learn", "--out", str(out),
+                       "--cell", cell.name, "--envs", str(envs), "--device", device]
+            with open(out / "logs" / f"{cell.name}.log", "w") as log:  # the process holds its own copy
+                running.append((cell, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), time.time()))
+        time.sleep(0.5)
+        for entry in list(running):
+            cell, process, started = entry
+            if process.poll() is None:
+                continue
+            running.remove(entry)
+            if process.returncode == 0:
+                result = read_result(out, cell)
+                notify(f"{cell.name}: clean {_percent(result['clean'])}, disturbed {_percent(result['disturbed'])} "
+                       f"({time.time() - started:.0f} s)")
+            else:
+                failed.append(cell.name)
+                notify(f"{cell.name}: failed (exit {process.returncode}); see {out / 'logs' / (cell.name + '.log')}")
+
+
+def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
+    """Train and evaluate one cell of the table at ``out`` (the ``--cell`` process)."""
+    import functools
+
+    import torch
+
+    from protege.launch.checkpoints import load_for_rollout, trained_spec
+    from protege.policies.checkpoint import read_run
+    from protege.policies.config import TrainConfig
+    from protege.policies.trainer import train
+    from protege.sim.disturbances import parse_disturbances
+    from protege.teleop.rollout import RolloutSpec, run_rollouts
+
+    settings = read_settings(out)
+    cell = next((c for c in settings.cells if c.name == name), None)
+    if cell is None:
+        raise UserError(f"{out}: the table has no cell {name!r}")
+    torch.set_num_threads(max(1, envs))
+    run = out / "runs" / cell.name
+    steps = settings.steps_for(cell.policy)
+    started = time.perf_counter()
+    config = TrainConfig(dataset=str(out / "demos" / f"{cell.demos}.zarr"), out=str(run), policy=cell.policy,
+                         steps=steps, seed=settings.seed, device=device, progress=False)
+    finished = run.exists() and read_run(run)[0].get("step") == steps
+    if not finished:
+        if run.exists():  # a stopped cell trains again from the start
+            import shutil
+
+            shutil.rmtree(run)
+        train(config)
+    train_seconds = time.perf_counter() - started
+    meta, _ = read_run(run)
+    spec = trained_spec(meta)
+    make_policy = functools.partial(load_for_rollout, str(run), "cpu", True)
+    result: dict[str, Any] = {"task": cell.task, "policy": cell.policy, "cameras": list(cell.cameras), "steps": steps,
+                              "demos": settings.demos, "train_seconds": round(train_seconds, 1)}
+    for key, disturb in (("clean", ()), ("disturbed", parse_disturbances(settings.disturb))):
+        summary = run_rollouts(RolloutSpec(spec, make_policy, disturb=disturb), settings.episodes, seed=EVAL_SEED,
+                               envs=envs, progress=False).summary
+        result[key] = {k: summary[k] for k in ("successes", "episodes", "success_rate", "ci95", "disturb", "strikes")}
+    _write_json(out / "results" / f"{cell.name}.json", result)
+    return result
+
+
+def read_settings(out: Path) -> LearnSettings:
+    path = out / "settings.json"
+    try:
+        raw = json.loads(path.read_text())
+        return LearnSettings(**{**raw, "tasks": tuple(raw["tasks"]), "policies": tuple(raw["policies"])})
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}: not a learning table's settings ({exc})") from None
+
+
+def read_result(out: Path, cell: Cell) -> dict[str, Any]:
+    path = out / "results" / f"{cell.name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable result ({exc}); delete it to run the cell again") from None
+
+
+def _claim(out: Path, settings: LearnSettings) -> None:
+    """Start a table at ``out``, or resume the one there if it measures the same."""
+    wanted = dataclasses.asdict(settings)
+    if (out / "settings.json").exists():
+        held = dataclasses.asdict(read_settings(out))
+        if held != wanted:
+            changed = next(k for k in wanted if held[k] != wanted[k])
+            raise UserError(f"{out} holds a table with {changed}={held[changed]!r}, not {wanted[changed]!r}: "
+                            "use another --out, or the same settings to resume it")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not a learning table: use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "settings.json", wanted)
+
+
+def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
+    """Each task's demos (with cameras for the cnn's tasks), seeds 0.. : collected once, kept."""
+    import shutil
+
+    from protege.datasets import Dataset, DatasetError
+    from protege.sim import EnvSpec
+    from protege.sim.experts import DEMO_NOISE
+    from protege.teleop.collect import collect
+
+    for demos in dict.fromkeys(cell.demos for cell in settings.cells):
+        path = out / "demos" / f"{demos}.zarr"
+        try:
+            if Dataset(str(path)).num_episodes == settings.demos:
+                continue
+        except DatasetError:
+            pass
+        shutil.rmtree(path, ignore_errors=True)  # a stopped collection starts again
+        task = demos.removesuffix("-cameras")
+        cameras = CAMERAS if demos.endswith("-cameras") else ()
+        collect(EnvSpec.make(task, cameras=cameras, image_size=settings.image_size), str(path), settings.demos,
+                noise=DEMO_NOISE, workers=workers, seed=settings.seed, progress=False)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _percent(figures: dict[str, Any]) -> str:
+    low, high = figures["ci95"]
+    return f"{100 * figures['success_rate']:.0f}% ({100 * low:.0f}-{100 * high:.0f})"
+
+
+def table_rows(settings: LearnSettings, results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The table's header and rows: a row per task, a column per policy; each entry is the clean and
+    the disturbed success with their 95% intervals; the best state policy of a row is marked ``*``."""
+    by_cell = {(r["task"], r["policy"]): r for r in results}
+    policies = [p for p in settings.policies if any(c.policy == p for c in settings.cells)]
+    header = ["task", *(f"{p} (cameras)" if p == CAMERA_POLICY else p for p in policies)]
+    rows = []
+    for task in settings.tasks:
+        state = [by_cell[(task, p)]["clean"]["success_rate"] for p in STATE_POLICIES if (task, p) in by_cell]
+        best = max(state, default=None)
+        row = [task]
+        for policy in policies:
+            result = by_cell.get((task, policy))
+            if result is None:
+                row.append("" if Cell(task, policy) not in settings.cells else "pending")
+                continue
+            mark = "*" if policy in STATE_POLICIES and result["clean"]["success_rate"] == best else ""
+            row.append(f"{_percent(result['clean'])}{mark} / {_percent(result['disturbed'])}")
+        rows.append(row)
+    return header, rows
+
+
+def write_table(settings: LearnSettings, results: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
+    """OUT/table.md and OUT/table.html."""
+    header, rows = table_rows(settings, results)
+    caption = (f"Success from {settings.demos} scripted demos over {settings.episodes} unseen seeds (from {EVAL_SEED}), "
+               f"clean / under `--disturb {settings.disturb}`, with 95% Wilson intervals; * the best state policy "
+               f"of the task. The cnn sees the front and wrist cameras at {settings.image_size} px.")
+    markdown = "\n".join([caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                          *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
+    (out / "table.md").write_text(markdown)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    page = (f"<!doctype html><meta charset='utf-8'><title>protege learning table</title>"
+            "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>"
+            f"<h1>Learning table</h1><p>{html.escape(caption)}</p><table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in header) + f"</tr>{cells}</table>")
+    (out / "table.html").write_text(page)
+    return out / "table.md", out / "table.html"

@@ -1,0 +1,75 @@
+"""`protege bench learn`: cells train and evaluate in processes of their own, the table resumes, and
+bad settings get one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from protege.launch import cli
+from protege.launch.learn_table import Cell, LearnSettings, table_rows
+
+TINY = ["--tasks", "reach", "--policies", "mlp", "--demos", "2", "--episodes", "3", "--steps", "20",
+        "--disturb", "arm_shove"]
+
+
+def test_a_table_runs_its_cells_writes_markdown_and_html_and_resumes(tmp_path, capsys):
+    out = tmp_path / "table"
+    assert cli.main(["bench", "learn", "--out", str(out), *TINY]) == 0
+    result = json.loads((out / "results" / "reach-mlp.json").read_text())
+    assert result["clean"]["episodes"] == 3 and result["clean"]["disturb"] == ""
+    assert result["disturbed"]["disturb"] == "arm_shove=0.04" and result["disturbed"]["strikes"] >= 1
+    markdown = (out / "table.md").read_text()
+    assert "| task | mlp |" in markdown and "| reach | " in markdown and "arm_shove=0.04" in markdown
+    assert "<table>" in (out / "table.html").read_text()
+    capsys.readouterr()
+    stamp = (out / "results" / "reach-mlp.json").stat().st_mtime_ns
+    assert cli.main(["bench", "learn", "--out", str(out), *TINY]) == 0  # resumes: nothing left to run
+    assert "1 of 1 cells done, running 0" in capsys.readouterr().out
+    assert (out / "results" / "reach-mlp.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tasks", "juggle"], "unknown task 'juggle'"),
+        (["--policies", "svm"], "unknown policy 'svm'"),
+        (["--episodes", "0"], "--episodes must be at least 1"),
+        (["--policies", "cnn", "--tasks", "stack"], "no cell to run"),
+        (["--disturb", "flood"], "--disturb: unknown disturbance 'flood'"),
+    ],
+)
+def test_bad_table_settings_are_one_line(tmp_path, capsys, args, message):
+    code = cli.main(["bench", "learn", "--out", str(tmp_path / "t"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_table_is_resumed_only_with_its_own_settings(tmp_path, capsys):
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "settings.json").write_text(json.dumps({**LearnSettings(("reach",), ("mlp",)).__dict__,
+                                                   "tasks": ["reach"], "policies": ["mlp"]}))
+    assert cli.main(["bench", "learn", "--out", str(out), "--tasks", "reach", "--policies", "mlp", "--demos", "5"]) == 2
+    assert "holds a table with demos=100, not 5" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "file").write_text("x")
+    assert cli.main(["bench", "learn", "--out", str(tmp_path / "other")]) == 2
+    assert "is not a learning table" in capsys.readouterr().err
+    assert cli.main(["bench", "sim", "--out", str(out)]) == 2
+
+
+def test_each_row_marks_its_best_state_policy_and_the_cnn_only_where_it_runs():
+    settings = LearnSettings(("lift", "stack"), ("mlp", "act", "cnn"))
+    assert Cell("stack", "cnn") not in settings.cells and Cell("lift", "cnn") in settings.cells
+
+    def result(task, policy, rate):
+        figures = {"success_rate": rate, "ci95": [rate - 0.05, rate + 0.05]}
+        return {"task": task, "policy": policy, "clean": figures, "disturbed": figures}
+
+    header, rows = table_rows(settings, [result("lift", "mlp", 0.9), result("lift", "act", 0.95),
+                                         result("lift", "cnn", 0.99)])
+    assert header == ["task", "mlp", "act", "cnn (cameras)"]
+    assert rows[0][2].startswith("95% (90-100)*") and "*" not in rows[0][1] and "*" not in rows[0][3]
+    assert rows[1] == ["stack", "pending", "pending", ""]
