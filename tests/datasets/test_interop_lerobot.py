@@ -35,11 +35,11 @@ pa = pytest.importorskip("pyarrow", reason="the interop extra (pyarrow) is not i
 pq = pytest.importorskip("pyarrow.parquet", reason="the interop extra (pyarrow) is not installed")
 av = pytest.importorskip("av", reason="the interop extra (PyAV) is not installed")
 
+from helpers import assert_same_dataset, psnr  # noqa: E402
+
 from protege.datasets import Dataset  # noqa: E402
 from protege.datasets.interop import export_dataset, import_dataset  # noqa: E402
 from protege.launch.cli import main  # noqa: E402
-
-from helpers import assert_same_dataset, psnr  # noqa: E402
 
 STATS = {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
 EPISODE_COLUMNS = {"episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index",

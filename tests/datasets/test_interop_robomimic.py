@@ -18,10 +18,10 @@ import pytest
 
 h5py = pytest.importorskip("h5py", reason="the interop extra (h5py) is not installed")
 
+from helpers import assert_same_dataset  # noqa: E402
+
 from protege.datasets import Dataset  # noqa: E402
 from protege.launch.cli import main  # noqa: E402
-
-from helpers import assert_same_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from helpers import train_tiny_mlp
+from xwindow import TOOLS
 
 from protege.teleop.display import virtual_display
 from protege.teleop.errors import TeleopError
-
-from helpers import train_tiny_mlp
-from xwindow import TOOLS
 
 
 @pytest.fixture(scope="session")
