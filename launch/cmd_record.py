@@ -38,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scripted.add_argument("--episodes", type=int, default=10, help="episodes to collect (default: 10)")
     scripted.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
     add_ray_argument(scripted, "--workers")
-    scripted.add_argument("--noise", type=float, default=None, help="expert action noise, fraction of the max step")
+    scripted.add_argument("--noise", type=float, default=None,
+                          help="expert action noise, fraction of each phase's speed limit (default: 0.2)")
+    scripted.add_argument("--dart", action="store_true",
+                          help="record the expert's noise-free action for each state the noisy expert visits (DART "
+                               "labels; replaying the actions then no longer reproduces the episode)")
     scripted.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
@@ -74,7 +78,7 @@ def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
     seed = first_seed(args.out, args.seed)
     result = collect(spec, args.out, args.episodes, noise=noise, success_hold=args.success_hold, workers=args.workers,
-                     seed=seed, progress=not args.no_progress, ray=args.ray)
+                     seed=seed, progress=not args.no_progress, ray=args.ray, dart=args.dart)
     print(f"collected {result['episodes']} {args.task} episodes (seeds {seed}..{seed + args.episodes - 1}), "
           f"{result['successes']} successful, {result['frames']} frames into {args.out} in {result['seconds']} s "
           f"({result['episodes_per_min']} episodes/min with {args.workers} {'Ray actor' if args.ray else 'worker'}(s))",

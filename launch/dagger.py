@@ -373,16 +373,16 @@ def _bc_point(config: DaggerConfig, run: Path, r: int, budget: int, first: Dagge
     frames, in RUN/{name}.zarr and RUN/{name}_{r}; ``first`` (DAgger's round 0) stands for round 0 if given."""
     if r == 0 and first is not None:  # the same demos and training as DAgger's round 0
         return DaggerPoint(**{f.name: getattr(first, f.name) for f in dataclasses.fields(DaggerPoint)})
-    data = run / f"{name}.zarr"
+    data, dart = run / f"{name}.zarr", name == "dart"  # DART's demos record the noise-free actions
     if not data.exists():  # the same seeds as DAgger's demos
         collect(_env(config), str(data), config.demos, noise=noise, success_hold=config.success_hold,
-                workers=config.envs, seed=config.seed, progress=False, ray=config.ray)
+                workers=config.envs, seed=config.seed, progress=False, ray=config.ray, dart=dart)
     while (frames := _frames(data)) < budget:
         ds = Dataset(str(data))
         per_episode = frames / ds.num_episodes
         more = max(1, math.ceil((budget - frames) / per_episode))
         collect(_env(config), str(data), more, noise=noise, success_hold=config.success_hold,
-                workers=config.envs, seed=config.seed + ds.num_episodes, progress=False, ray=config.ray)
+                workers=config.envs, seed=config.seed + ds.num_episodes, progress=False, ray=config.ray, dart=dart)
     episodes = Dataset(str(data)).num_episodes
     loss = _train(config, data, run / f"{name}_{r}")
     return DaggerPoint(round=r, labelled_frames=_frames(data), episodes=episodes, run=f"{name}_{r}", train_loss=loss,

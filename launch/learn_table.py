@@ -241,7 +241,7 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
         task = demos.removesuffix("-cameras")
         cameras = CAMERAS if demos.endswith("-cameras") else ()
         collect(EnvSpec.make(task, cameras=cameras, image_size=settings.image_size), str(path), settings.demos,
-                noise=DEMO_NOISE, workers=workers, seed=settings.seed, progress=False)
+                noise=DEMO_NOISE, workers=workers, seed=settings.seed, progress=False, dart=True)
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -38,15 +38,15 @@ def _cached_env(spec: EnvSpec) -> Any:
     return make_env(spec)
 
 
-def collect_worker(spec: EnvSpec, noise: float, success_hold: int, seeds: list[int]) -> list[Episode]:
-    """Run one expert episode per seed; return them. With ``noise`` the noisy expert drives and its
-    noise-free action is recorded (DART: demos that visit the states around the expert's path, each
-    labelled with the correction back to it)."""
+def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, seeds: list[int]) -> list[Episode]:
+    """Run one expert episode per seed; return them. The recorded action is the executed one, or with
+    ``dart`` the expert's noise-free action for the state (DART: the noisy expert visits the states
+    around its path and each is labelled with the way back; replaying the actions then deviates)."""
     from protege.sim.experts import make_expert
 
     env = _cached_env(spec)
     buffer = EpisodeBuffer()
-    labeller = ExpertPilot(make_expert(env)) if noise > 0 else None  # experts are stateless: it only labels
+    labeller = ExpertPilot(make_expert(env)) if dart else None  # experts are stateless: it only labels
     loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=noise))], writer=buffer,
                        realtime=False, success_hold=success_hold, labeller=labeller)
     for seed in seeds:
@@ -73,10 +73,11 @@ def _results(run_seeds: functools.partial[list[Episode]], seeds: list[int],
 
 
 def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_hold: int = 10, workers: int = 1,
-            seed: int = 0, progress: bool = True, ray: str | None = None) -> dict[str, Any]:
+            seed: int = 0, progress: bool = True, ray: str | None = None, dart: bool = False) -> dict[str, Any]:
     """Collect ``episodes`` expert demos (seeds ``seed``, ``seed + 1``, ...) into the dataset ``out``, the
     expert's actions perturbed by ``noise`` (a fraction of the largest step), on ``workers`` local
-    processes or, with ``ray`` (an address or ``local``), as many Ray actors.
+    processes or, with ``ray`` (an address or ``local``), as many Ray actors. With ``dart`` each frame
+    records the noise-free action instead of the executed one (:func:`collect_worker`).
 
     The dataset is opened first, so a dataset of another task or robot is refused before any work.
     """
@@ -87,7 +88,7 @@ def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_
     with EpisodeWriter(out, attrs=attrs, background=True) as writer:
         seeds = list(range(seed, seed + episodes))
         bar = tqdm(total=episodes, unit="ep", desc=f"collect {spec.task}", disable=not progress)
-        run_seeds = functools.partial(collect_worker, spec, noise, success_hold)
+        run_seeds = functools.partial(collect_worker, spec, noise, success_hold, dart)
         for episode in _results(run_seeds, seeds, min(workers, max(1, episodes)), ray):
             writer.add_episode(episode)
             successes += bool(episode.success)

@@ -81,13 +81,13 @@ def test_two_workers_collect_the_same_dataset_as_one(tmp_path):
         np.testing.assert_array_equal(one.load(key), two.load(key), err_msg=key)
 
 
-def test_noisy_demos_record_the_noise_free_expert_action(tmp_path):
+def test_dart_demos_record_the_noise_free_expert_action(tmp_path):
     """DART: the noisy expert drives, and each frame's label is the clean expert's action for its state."""
     from protege.sim.experts import make_expert
     from protege.teleop.collect import make_env
 
     spec = EnvSpec.make("push", cameras=())
-    collect(spec, str(tmp_path / "noisy.zarr"), 1, noise=0.5, progress=False)
+    collect(spec, str(tmp_path / "noisy.zarr"), 1, noise=0.5, progress=False, dart=True)
     collect(spec, str(tmp_path / "clean.zarr"), 1, noise=0.0, progress=False)
     noisy, clean = Dataset(str(tmp_path / "noisy.zarr")).episode(0), Dataset(str(tmp_path / "clean.zarr")).episode(0)
     assert not np.allclose(noisy["ee_pos"][:20], clean["ee_pos"][:20], atol=1e-3)  # the noise moved the arm
