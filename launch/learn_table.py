@@ -1,7 +1,8 @@
 """`protege bench learn`: the learning table. Every task x policy, cloned from scripted demos and
 evaluated on unseen seeds, clean and under the default disturbances; success with 95% intervals.
 
-OUT/settings.json   what the table measures (a rerun must ask for the same, and resumes)
+OUT/settings.json   what the table measures (a rerun must measure the same way; it resumes, and may add
+                    tasks and policies)
 OUT/demos/TASK.zarr     the demos of each task (TASK-cameras.zarr with the cameras, for the cnn)
 OUT/runs/CELL/      each cell's training run        OUT/results/CELL.json   each cell's figures
 OUT/logs/CELL.log   each cell's output              OUT/table.md, OUT/table.html   the table
@@ -31,6 +32,7 @@ CAMERA_POLICY = "cnn"
 CAMERA_TASKS = ("lift", "push")  # the cnn's rows: cameras cost ~10x the env steps
 CAMERAS = ("front", "wrist")
 STEPS = {"mlp": 20_000, "act": 20_000, "diffusion": 20_000, "cnn": 20_000}
+MEASUREMENT = ("demos", "episodes", "steps", "image_size", "disturb", "seed")  # what cells of one table share
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,13 @@ class LearnSettings:
 
 def run_table(settings: LearnSettings, out: Path, jobs: int = 1, envs: int = 1, device: str = "auto",
               notify: Any = print) -> list[dict[str, Any]]:
-    """Run (or resume) every cell of the table with ``jobs`` cells at a time, each evaluating on ``envs``
-    processes and training on ``device``; write the table; return the results in table order."""
+    """Run (or resume) the cells of ``settings`` with ``jobs`` at a time, each evaluating on ``envs``
+    processes and training on ``device``; write the table (every cell the table at ``out`` holds);
+    return its results in table order."""
     settings.check()
     if jobs < 1 or envs < 1:
         raise UserError(f"--jobs and --envs must be at least 1, got {jobs} and {envs}")
-    _claim(out, settings)
+    table = _claim(out, settings)
     _collect_demos(settings, out, os.cpu_count() or 1)
     pending = [cell for cell in settings.cells if not (out / "results" / f"{cell.name}.json").exists()]
     notify(f"learning table: {len(settings.cells) - len(pending)} of {len(settings.cells)} cells done, "
@@ -112,8 +115,8 @@ def run_table(settings: LearnSettings, out: Path, jobs: int = 1, envs: int = 1, 
         for _, process, _ in running:
             process.terminate()
             process.wait()
-        results = [read_result(out, c) for c in settings.cells if (out / "results" / f"{c.name}.json").exists()]
-        write_table(settings, results, out)
+        results = [read_result(out, c) for c in table.cells if (out / "results" / f"{c.name}.json").exists()]
+        write_table(table, results, out)
     if failed:
         raise UserError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); rerun to resume them")
     return results
@@ -205,20 +208,23 @@ def read_result(out: Path, cell: Cell) -> dict[str, Any]:
         raise UserError(f"{path}: unreadable result ({exc}); delete it to run the cell again") from None
 
 
-def _claim(out: Path, settings: LearnSettings) -> None:
-    """Start a table at ``out``, or resume the one there if it measures the same."""
-    wanted = dataclasses.asdict(settings)
+def _claim(out: Path, settings: LearnSettings) -> LearnSettings:
+    """Start a table at ``out``, or join the one there if it measures the same way (demos, episodes,
+    steps, image size, disturbances, seed): its tasks and policies grow by ``settings``'. The table's
+    settings."""
     if (out / "settings.json").exists():
-        held = dataclasses.asdict(read_settings(out))
-        if held != wanted:
-            changed = next(k for k in wanted if held[k] != wanted[k])
-            raise UserError(f"{out} holds a table with {changed}={held[changed]!r}, not {wanted[changed]!r}: "
-                            "use another --out, or the same settings to resume it")
-        return
-    if out.exists() and any(out.iterdir()):
+        held = read_settings(out)
+        for name in MEASUREMENT:
+            if getattr(held, name) != getattr(settings, name):
+                raise UserError(f"{out} holds a table with {name}={getattr(held, name)!r}, not "
+                                f"{getattr(settings, name)!r}: use another --out, or the same settings to resume it")
+        settings = dataclasses.replace(settings, tasks=tuple(dict.fromkeys(held.tasks + settings.tasks)),
+                                       policies=tuple(dict.fromkeys(held.policies + settings.policies)))
+    elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not a learning table: use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "settings.json", wanted)
+    _write_json(out / "settings.json", dataclasses.asdict(settings))
+    return settings
 
 
 def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:

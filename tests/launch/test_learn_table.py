@@ -46,6 +46,17 @@ def test_bad_table_settings_are_one_line(tmp_path, capsys, args, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_table_grows_by_the_cells_of_a_run_that_measures_the_same_way(tmp_path):
+    out = tmp_path / "table"
+    assert cli.main(["bench", "learn", "--out", str(out), *TINY]) == 0
+    stamp = (out / "results" / "reach-mlp.json").stat().st_mtime_ns
+    assert cli.main(["bench", "learn", "--out", str(out), *TINY, "--tasks", "lift"]) == 0  # argparse: the last wins
+    assert json.loads((out / "settings.json").read_text())["tasks"] == ["reach", "lift"]
+    table = (out / "table.md").read_text()
+    assert "| reach | " in table and "| lift | " in table
+    assert (out / "results" / "reach-mlp.json").stat().st_mtime_ns == stamp
+
+
 def test_a_table_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     out = tmp_path / "t"
     out.mkdir()
