@@ -26,6 +26,7 @@ from typing import Any
 
 from protege.launch.checkpoints import EVAL_SEED
 from protege.launch.errors import UserError
+from protege.launch.records import Record
 
 STATE_POLICIES = ("mlp", "act", "diffusion")
 CAMERA_POLICY = "cnn"
@@ -54,7 +55,7 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class LearnSettings:
+class LearnSettings(Record):
     """What the table measures; ``steps`` 0 takes each policy's :data:`STEPS`."""
 
     tasks: tuple[str, ...]
@@ -195,9 +196,9 @@ def read_settings(out: Path) -> LearnSettings:
     path = out / "settings.json"
     try:
         raw = json.loads(path.read_text())
-        return LearnSettings(**{**raw, "tasks": tuple(raw["tasks"]), "policies": tuple(raw["policies"])})
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a learning table's settings ({exc})") from None
+    return LearnSettings.from_json(raw, str(path))
 
 
 def read_result(out: Path, cell: Cell) -> dict[str, Any]:
@@ -223,7 +224,7 @@ def _claim(out: Path, settings: LearnSettings) -> LearnSettings:
     elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not a learning table: use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "settings.json", dataclasses.asdict(settings))
+    _write_json(out / "settings.json", settings.to_json())
     return settings
 
 

@@ -60,8 +60,7 @@ def test_a_table_grows_by_the_cells_of_a_run_that_measures_the_same_way(tmp_path
 def test_a_table_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     out = tmp_path / "t"
     out.mkdir()
-    (out / "settings.json").write_text(json.dumps({**LearnSettings(("reach",), ("mlp",)).__dict__,
-                                                   "tasks": ["reach"], "policies": ["mlp"]}))
+    (out / "settings.json").write_text(json.dumps(LearnSettings(("reach",), ("mlp",)).to_json()))
     assert cli.main(["bench", "learn", "--out", str(out), "--tasks", "reach", "--policies", "mlp", "--demos", "5"]) == 2
     assert "holds a table with demos=100, not 5" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
@@ -69,6 +68,9 @@ def test_a_table_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     assert cli.main(["bench", "learn", "--out", str(tmp_path / "other")]) == 2
     assert "is not a learning table" in capsys.readouterr().err
     assert cli.main(["bench", "sim", "--out", str(out)]) == 2
+    (out / "settings.json").write_text('{"tasks": ["reach"], "policies": "mlp"}')
+    assert cli.main(["bench", "learn", "--out", str(out)]) == 2
+    assert "settings.json: policies: expected a list" in capsys.readouterr().err
 
 
 def test_each_row_marks_its_best_state_policy_and_the_cnn_only_where_it_runs():
