@@ -9,9 +9,14 @@ from protege.policies.config import PolicyConfig
 
 @dataclass
 class MLPConfig(PolicyConfig):
-    n_obs_steps: int = 2
-    horizon: int = 8
-    n_action_steps: int = 4
+    """Reactive by default: the current observation in, one action out, standardised. On 100 scripted
+    demos it beat two observations, 8-action chunks (4 executed) and min-max actions on every task
+    measured (push 96% against 52%, lift 100% against 96%; docs/experiments.md)."""
+
+    n_obs_steps: int = 1
+    horizon: int = 1
+    n_action_steps: int = 1
+    action_norm: str = "meanstd"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     hidden: list[int] = field(default_factory=lambda: [512, 512, 512])
