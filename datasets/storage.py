@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import math
@@ -27,6 +28,7 @@ _PARTIAL_FILE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 _METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
 # Every chunk is written, even one holding only the fill value: a missing chunk is then damage, not fill values.
 EVERY_CHUNK = {"write_empty_chunks": True}
+_RENAMES = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="protege-rename")
 
 # Frames at least this big (a 128x128 RGB image is 48 KiB) get one frame per chunk, for random access.
 _LARGE_FRAME_BYTES = 16 * 1024
@@ -81,7 +83,7 @@ class _MetadataLast:
         self._publish(held)
 
     def _publish(self, held: dict[str, Buffer]) -> None:
-        """Write the held metadata files in the order they were first held."""
+        """Write the held metadata files in the order they were first held (locally: the last one last)."""
         for key, value in held.items():
             sync(self._write(key, value))
 
@@ -137,18 +139,23 @@ def _holds(path: Path, data: bytes) -> bool:
 
 
 def replace_all(files: list[tuple[Path, bytes]]) -> None:
-    """Write several files, each seen old or new, with the new ones appearing in order within a moment.
+    """Write several files, each seen old or new, the last one after all others, within a moment.
 
-    Every changed file is first staged as a temp file; then all are renamed into place in one tight
-    loop, so the time in which a kill leaves some replaced and later ones not is a few renames long.
+    Every changed file is first staged as a temp file; then all but the last are renamed into place
+    at once (concurrent renames overlap their filesystem waits), then the last: a kill leaves some
+    replaced and others not only during those few renames.
     """
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data in files:
             if not _holds(path, data):  # zarr rewrites unchanged attributes on every resize
                 staged.append((_stage(path, data), path))
-        for tmp, path in staged:
-            os.replace(tmp, path)
+        if staged:
+            renames = [_RENAMES.submit(os.replace, tmp, path) for tmp, path in staged[:-1]]
+            concurrent.futures.wait(renames)
+            for rename in renames:
+                rename.result()
+            os.replace(*staged[-1])
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

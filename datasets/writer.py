@@ -1,12 +1,11 @@
 """EpisodeWriter: append whole episodes to a dataset, each committed in one atomic step.
 
 Commit order: write the new chunks of every per-episode array, checksum table, data array and
-``meta/episode_ends`` while their new shapes are held back (``metadata_last``), then replace the
-shapes in that order in one tight loop, ``meta/episode_ends``'s last. Until that last metadata file
+``meta/episode_ends`` while their new shapes are held back (``metadata_last``), then rename the
+staged shapes into place all at once, ``meta/episode_ends``'s last. Until that last metadata file
 is replaced, readers see the previous episode count, so a kill at any moment loses at most the
-episode being saved; only a kill among the data arrays' renames (a few microseconds each) leaves
-data arrays longer than ``episode_ends[-1]``, a tail that the next writer or
-``protege dataset repair`` trims. Every chunk is stored, even one of fill values, so a missing chunk
+episode being saved; only a kill among those renames (a few milliseconds) leaves data arrays
+longer than ``episode_ends[-1]``, a tail that the next writer or ``protege dataset repair`` trims. Every chunk is stored, even one of fill values, so a missing chunk
 is damage that readers refuse.
 """
 
@@ -439,16 +438,16 @@ class EpisodeWriter:
         start, index = self._num_frames, self._num_episodes
         end = start + len(episode["action"])
         self._create_arrays(meta, index)
+        self._add_meta_columns(index)
         assert self._checksums is not None and self._meta_checksums is not None
         values = {schema.EPISODE_ENDS: np.int64(end)} | {
             schema.META_PREFIX + name: array.dtype.type(meta[name][2] if name in meta else array.fill_value)
             for name, array in self._meta.items()
         }
-        with metadata_last(self._ends.store):  # the held shapes are replaced in this order, episode_ends last
+        with metadata_last(self._ends.store):  # the new shapes appear at once, episode_ends' last
             for name, array in self._meta.items():
                 array.resize((index + 1,))
                 array[index] = values[schema.META_PREFIX + name]
-            self._add_meta_columns(index)
             for table, row in (
                 (self._meta_checksums, [values[column] for column in self._meta_checksums.attrs["keys"]]),
                 (self._checksums, [episode[key] for key in self._checksums.attrs["keys"]]),
@@ -487,17 +486,19 @@ class EpisodeWriter:
 
     def _add_meta_columns(self, index: int) -> None:
         """Give meta/meta_checksums a column for each per-episode array it lacks, -1 for the ``index`` episodes
-        before it; inside the commit, the names held before the shape, so a kill never leaves a nameless column."""
+        before it: its chunks first, then its names, then its shape, so a kill never leaves a nameless column."""
         table = self._meta_checksums
         assert table is not None
         old = list(table.attrs["keys"][: table.shape[1]])
         new = [schema.META_PREFIX + name for name in self._meta if schema.META_PREFIX + name not in old]
         if not new:
             return
-        table.attrs["keys"] = old + new
-        table.resize((index, len(old) + len(new)))
-        if index:
-            table[:, len(old) :] = schema.NO_CHECKSUM  # stored, like every chunk
+        with metadata_last(table.store):  # (unchanged files are not rewritten: here the shape)
+            table.attrs["keys"] = old + new
+        with metadata_last(table.store):
+            table.resize((index, len(old) + len(new)))
+            if index:
+                table[:, len(old) :] = schema.NO_CHECKSUM  # stored, like every chunk
 
     # -- lifecycle -------------------------------------------------------------------------------
 
