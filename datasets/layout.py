@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.core.sync import collect_aiterator
+from zarr.errors import ZarrUserWarning
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
@@ -142,9 +144,12 @@ def altered_problem(node: str, episodes: list[int]) -> str:
 
 
 def _members(layout: Layout, group: zarr.Group) -> dict[str, Any]:
-    """The arrays and groups in ``group``; one whose metadata is damaged is an error and left out."""
+    """The arrays and groups in ``group``; one whose metadata is damaged is an error and left out, a folder
+    without metadata (the chunks of arrays whose creation a killed commit held back) is ignored."""
     try:
-        return dict(group.members())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Object at .* is not recognized", ZarrUserWarning)
+            return dict(group.members())
     except METADATA_ERRORS:
         pass
     members = {}
@@ -297,6 +302,9 @@ def _inspect_data(layout: Layout, members: dict[str, Any]) -> None:
             f"{layout.uncommitted_frames} uncommitted frames after the last episode (a killed writer); "
             "`protege dataset repair` trims them"
         )
+    elif layout.data and layout.ends_read and not layout.num_episodes:
+        layout.notes.append("empty data arrays but no episode (a writer killed in its first save), which "
+                            "ReplayBuffer loaders refuse; `protege dataset repair` removes them")
     covered = sorted(node[len("data/") :] for node in layout.sums if node.startswith("data/"))
     if layout.checksums is not None and covered != sorted(members):
         layout.errors.append(f"meta/{schema.CHECKSUMS} covers keys {covered}, data/ holds {sorted(members)}")

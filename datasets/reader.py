@@ -165,7 +165,7 @@ class Dataset:
     def _episode_index(self, index: int) -> int:
         n = self.num_episodes
         if not isinstance(index, (int, np.integer)) or not -n <= index < n:
-            raise DatasetError(f"episode {index} out of range: {self.path} has {n} episodes")
+            raise DatasetError(f"episode {index} out of range: {self.path} has {n or 'no'} episodes")
         return int(index) % n
 
     def episode_slice(self, index: int) -> slice:

@@ -25,7 +25,7 @@ from zarr.storage import FsspecStore, LocalStore
 
 PARTIAL_SUFFIX = ".partial"
 _PARTIAL_FILE = re.compile(r"\.[0-9a-f]{32}\.partial$")
-_METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
+METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
 # Every chunk is written, even one holding only the fill value: a missing chunk is then damage, not fill values.
 EVERY_CHUNK = {"write_empty_chunks": True}
 _RENAMES = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="protege-rename")
@@ -67,7 +67,7 @@ class _MetadataLast:
         raise NotImplementedError
 
     async def set(self, key: str, value: Buffer) -> None:
-        if self._held is not None and key.rsplit("/", 1)[-1] in _METADATA_FILES:
+        if self._held is not None and key.rsplit("/", 1)[-1] in METADATA_FILES:
             self._held[key] = value
             return
         await self._write(key, value)

@@ -44,10 +44,10 @@ def open_mp4(path: str | os.PathLike[str], fps: float, width: int, height: int) 
 
 def export_video(ds: Dataset, episode: int, out: str | os.PathLike[str], fps: float | None = None) -> dict[str, Any]:
     """Write episode ``episode`` to ``out`` (mp4v codec) at the dataset's rate unless ``fps`` is given."""
+    frames = ds.episode_slice(episode)
     keys = camera_keys(ds)
     if not keys:
         raise DatasetError(f"{ds.path} has no camera images (image_<camera> keys)")
-    frames = ds.episode_slice(episode)
     images = ds.episode(episode, keys)  # whole, so each camera's frames are checked against their checksum
     height = max(ds.shape(key)[1] for key in keys)
     width = sum(round(ds.shape(key)[2] * height / ds.shape(key)[1]) for key in keys)

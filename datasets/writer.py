@@ -35,6 +35,7 @@ from protege.datasets.lock import WriterLock
 from protege.datasets.schema import Source
 from protege.datasets.storage import (
     EVERY_CHUNK,
+    METADATA_FILES,
     create_checksum_table,
     create_meta_array,
     create_time_array,
@@ -45,6 +46,7 @@ from protege.datasets.storage import (
     partial_files,
     time_chunk_frames,
 )
+from zarr.core.sync import collect_aiterator, sync
 
 FrameSpec = tuple[tuple[int, ...], np.dtype]
 _PENDING_EPISODES = 2
@@ -164,19 +166,20 @@ def trim_uncommitted(layout: Layout) -> None:
     """Cut every array of a dataset opened for writing back to its committed episodes; delete temp files.
 
     With no episode committed, data arrays, extra meta arrays and checksum tables go entirely: they
-    belong to a killed first episode, and the next first frame may choose other keys.
+    belong to a killed first episode (data/ may hold its chunks without metadata), and the next first
+    frame may choose other keys.
     """
     data_group, meta_group = cast(zarr.Group, layout.root["data"]), cast(zarr.Group, layout.root["meta"])
-    if layout.num_episodes == 0:
-        for name in list(layout.data):
-            del data_group[name]
+    if layout.num_episodes == 0:  # the data arrays, and chunks of ones whose shapes a kill held back
+        for name in collect_aiterator(data_group.store.list_dir(data_group.path)):
+            if name not in METADATA_FILES:
+                sync(data_group.store.delete_dir(f"{data_group.path}/{name}"))
         layout.data.clear()
         for name in [n for n in layout.meta if n not in schema.BUILTIN_META]:
             del meta_group[schema.META_PREFIX + name]
             del layout.meta[name]
         for name in (schema.CHECKSUMS, schema.META_CHECKSUMS):
-            if name in meta_group:
-                del meta_group[name]
+            sync(meta_group.store.delete_dir(f"{meta_group.path}/{name}"))
         layout.checksums = layout.meta_checksums = None
     for array in layout.data.values():
         if array.shape[0] > layout.num_frames:
@@ -437,20 +440,20 @@ class EpisodeWriter:
     def _commit(self, episode: dict[str, np.ndarray], meta: dict[str, tuple[np.dtype, Any, Any]]) -> None:
         start, index = self._num_frames, self._num_episodes
         end = start + len(episode["action"])
-        self._create_arrays(meta, index)
-        self._add_meta_columns(index)
-        assert self._checksums is not None and self._meta_checksums is not None
+        self._add_meta_arrays(meta, index)
         values = {schema.EPISODE_ENDS: np.int64(end)} | {
             schema.META_PREFIX + name: array.dtype.type(meta[name][2] if name in meta else array.fill_value)
             for name, array in self._meta.items()
         }
         with metadata_last(self._ends.store):  # the new shapes appear at once, episode_ends' last
+            checksums = self._data_arrays(index)
             for name, array in self._meta.items():
                 array.resize((index + 1,))
                 array[index] = values[schema.META_PREFIX + name]
+            assert self._meta_checksums is not None
             for table, row in (
                 (self._meta_checksums, [values[column] for column in self._meta_checksums.attrs["keys"]]),
-                (self._checksums, [episode[key] for key in self._checksums.attrs["keys"]]),
+                (checksums, [episode[key] for key in checksums.attrs["keys"]]),
             ):
                 table.resize((index + 1, table.shape[1]))
                 table[index] = [schema.checksum(np.asarray(value)) for value in row]
@@ -463,9 +466,10 @@ class EpisodeWriter:
         assert self._lock is not None
         self._lock.refresh()
 
-    def _create_arrays(self, meta: dict[str, tuple[np.dtype, Any, Any]], index: int) -> None:
-        """Create what the episode needs that is missing: the data arrays (first episode), new per-episode
-        arrays, and the checksum tables (a new dataset, or one written before checksums were kept)."""
+    def _data_arrays(self, index: int) -> zarr.Array:
+        """Create the data arrays (first episode) and their checksum table (also for a dataset written before
+        checksums were kept) inside the commit, so a kill before it ends leaves none: diffusion_policy's
+        ReplayBuffer refuses data arrays with no episode. Return the table."""
         if not self._data:
             assert self._spec is not None
             self._data = {
@@ -475,22 +479,24 @@ class EpisodeWriter:
                 )
                 for key, (shape, dtype) in self._spec.items()
             }
+        if self._checksums is None:
+            self._checksums = create_checksum_table(self._meta_group, schema.CHECKSUMS, sorted(self._data), index)
+        return self._checksums
+
+    def _add_meta_arrays(self, meta: dict[str, tuple[np.dtype, Any, Any]], index: int) -> None:
+        """Before the commit: create the new per-episode arrays (``index`` fill values), then their checksum
+        columns (-1 for the ``index`` episodes before them; the table too, in a dataset without it). A column
+        is stored chunks first, then named, then shaped, so a kill never leaves a nameless column."""
         for name, (dtype, fill, _) in meta.items():
             if name not in self._meta:
                 self._meta[name] = create_meta_array(self._meta_group, schema.META_PREFIX + name, dtype, fill, index)
-        if self._checksums is None:
-            self._checksums = create_checksum_table(self._meta_group, schema.CHECKSUMS, sorted(self._data), index)
-        if self._meta_checksums is None:
-            columns = [schema.EPISODE_ENDS, *(schema.META_PREFIX + name for name in self._meta)]
-            self._meta_checksums = create_checksum_table(self._meta_group, schema.META_CHECKSUMS, columns, index)
-
-    def _add_meta_columns(self, index: int) -> None:
-        """Give meta/meta_checksums a column for each per-episode array it lacks, -1 for the ``index`` episodes
-        before it: its chunks first, then its names, then its shape, so a kill never leaves a nameless column."""
+        columns = [schema.EPISODE_ENDS, *(schema.META_PREFIX + name for name in self._meta)]
         table = self._meta_checksums
-        assert table is not None
+        if table is None:
+            self._meta_checksums = create_checksum_table(self._meta_group, schema.META_CHECKSUMS, columns, index)
+            return
         old = list(table.attrs["keys"][: table.shape[1]])
-        new = [schema.META_PREFIX + name for name in self._meta if schema.META_PREFIX + name not in old]
+        new = [column for column in columns if column not in old]
         if not new:
             return
         with metadata_last(table.store):  # (unchanged files are not rewritten: here the shape)
