@@ -87,7 +87,8 @@ class FrameArray:
         if layout is not None and len(frames):
             checked_from, per = layout.checked_from(self._array.path), rows_per_object(self._array)
             for block in np.unique(frames[frames >= checked_from] // per).tolist():
-                problem = layout.missing_chunk(self._array, max(block * per, checked_from), min((block + 1) * per, len(self)))
+                first, stop = max(block * per, checked_from), min((block + 1) * per, len(self))
+                problem = layout.missing_chunk(self._array, first, stop)
                 if problem:
                     raise DatasetError(f"{layout.path}: {problem}; `protege dataset validate` checks them all")
         try:

@@ -28,7 +28,7 @@ _PARTIAL_FILE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
 # Every chunk is written, even one holding only the fill value: a missing chunk is then damage, not fill values.
 EVERY_CHUNK = {"write_empty_chunks": True}
-_RENAMES = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="protege-rename")
+_RENAME_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id
 
 # Frames at least this big (a 128x128 RGB image is 48 KiB) get one frame per chunk, for random access.
 _LARGE_FRAME_BYTES = 16 * 1024
@@ -138,6 +138,14 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
+def _rename_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """This process's rename threads (a forked child inherits the pool but none of its threads)."""
+    pid = os.getpid()
+    if pid not in _RENAME_POOLS:
+        _RENAME_POOLS[pid] = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="protege-rename")
+    return _RENAME_POOLS[pid]
+
+
 def replace_all(files: list[tuple[Path, bytes]]) -> None:
     """Write several files, each seen old or new, the last one after all others, within a moment.
 
@@ -151,7 +159,8 @@ def replace_all(files: list[tuple[Path, bytes]]) -> None:
             if not _holds(path, data):  # zarr rewrites unchanged attributes on every resize
                 staged.append((_stage(path, data), path))
         if staged:
-            renames = [_RENAMES.submit(os.replace, tmp, path) for tmp, path in staged[:-1]]
+            pool = _rename_pool()
+            renames = [pool.submit(os.replace, tmp, path) for tmp, path in staged[:-1]]
             concurrent.futures.wait(renames)
             for rename in renames:
                 rename.result()

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import zarr
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
@@ -78,11 +77,6 @@ def validate_dataset(path: str | os.PathLike[str], deep: bool = True) -> Validat
     return report
 
 
-def _chunk_name(array: zarr.Array, index: int) -> str:
-    """The stored object holding chunk (format 3: shard) ``index`` along time, e.g. ``data/action/0.0``."""
-    return object_names(array, index)[0]
-
-
 def _check_chunks(layout: Layout, report: ValidationReport) -> set[str]:
     """Every stored chunk of what was committed with checksums must exist; return the nodes with one missing."""
     arrays = {**{f"data/{key}": array for key, array in layout.data.items()},
@@ -124,7 +118,8 @@ def _read_all(layout: Layout, key: str, report: ValidationReport, checked: bool)
     if altered:
         per = rows_per_object(array)
         lo, hi = int(starts[altered[0]]) // per, (int(ends[altered[-1]]) - 1) // per
-        chunks = _chunk_name(array, lo) + (f" to {_chunk_name(array, hi).rsplit('/', 1)[1]}" if hi > lo else "")
+        (first_name,), (last_name,) = object_names(array, lo), object_names(array, hi)
+        chunks = first_name + (f" to {last_name.rsplit('/', 1)[1]}" if hi > lo else "")
         report.errors.append(f"{altered_problem(f'data/{key}', altered)} (altered data in {chunks})")
     return np.concatenate(parts) if keep and parts else None
 

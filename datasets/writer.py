@@ -5,8 +5,8 @@ Commit order: write the new chunks of every per-episode array, checksum table, d
 staged shapes into place all at once, ``meta/episode_ends``'s last. Until that last metadata file
 is replaced, readers see the previous episode count, so a kill at any moment loses at most the
 episode being saved; only a kill among those renames (a few milliseconds) leaves data arrays
-longer than ``episode_ends[-1]``, a tail that the next writer or ``protege dataset repair`` trims. Every chunk is stored, even one of fill values, so a missing chunk
-is damage that readers refuse.
+longer than ``episode_ends[-1]``, a tail that the next writer or ``protege dataset repair`` trims.
+Every chunk is stored, even one of fill values, so a missing chunk is damage that readers refuse.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def trim_uncommitted(layout: Layout) -> None:
     data_group, meta_group = cast(zarr.Group, layout.root["data"]), cast(zarr.Group, layout.root["meta"])
     if layout.num_episodes == 0:  # the data arrays, and chunks of ones whose shapes a kill held back
         for name in collect_aiterator(data_group.store.list_dir(data_group.path)):
-            if name not in METADATA_FILES:
+            if name not in METADATA_FILES and not name.startswith("."):  # but the group's metadata, temp files
                 sync(data_group.store.delete_dir(f"{data_group.path}/{name}"))
         layout.data.clear()
         for name in [n for n in layout.meta if n not in schema.BUILTIN_META]:
