@@ -225,7 +225,12 @@ def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
     if altered:
         layout.errors.append(altered_problem(f"meta/{schema.EPISODE_ENDS}", altered))
     count = layout.num_episodes
+    expected_names = {schema.META_PREFIX + key for key in schema.BUILTIN_META}
+    expected_names |= {node[len("meta/") :] for node in layout.sums if node.startswith("meta/")}
     for name, node in sorted(members.items()):
+        if name in expected_names and not isinstance(node, zarr.Array):
+            layout.errors.append(f"meta/{name} is not an array (its metadata is damaged or missing)")
+            continue
         if not name.startswith(schema.META_PREFIX) or not isinstance(node, zarr.Array):
             layout.notes.append(f"meta/{name} is not a per-episode array; ignored")
             continue
@@ -241,8 +246,6 @@ def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
             if node.shape[0] > count and layout.ends_read:
                 layout.notes.append(f"meta/{name} has {node.shape[0] - count} uncommitted entries (a killed writer)")
             layout.meta[key] = node
-    expected_names = {schema.META_PREFIX + key for key in schema.BUILTIN_META}
-    expected_names |= {node[len("meta/") :] for node in layout.sums if node.startswith("meta/")}
     for name in sorted(expected_names - set(members) - {schema.EPISODE_ENDS}):
         _missing(layout, f"meta/{name}")
 
