@@ -221,6 +221,8 @@ def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
     for name, table in tables.items():
         if table is not None:
             _inspect_table(layout, name, table)
+    if tables[schema.META_CHECKSUMS] is not None and tables[schema.CHECKSUMS] is None and layout.num_episodes:
+        _missing(layout, f"meta/{schema.CHECKSUMS}")  # the writer creates both tables in one commit
     altered = layout.altered(f"meta/{schema.EPISODE_ENDS}", 0, layout.episode_ends)
     if altered:
         layout.errors.append(altered_problem(f"meta/{schema.EPISODE_ENDS}", altered))

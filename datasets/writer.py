@@ -446,13 +446,12 @@ class EpisodeWriter:
             for name, array in self._meta.items()
         }
         with metadata_last(self._ends.store):  # the new shapes appear at once, episode_ends' last
-            checksums = self._data_arrays(index)
+            checksums, meta_checksums = self._create_arrays(index)
             for name, array in self._meta.items():
                 array.resize((index + 1,))
                 array[index] = values[schema.META_PREFIX + name]
-            assert self._meta_checksums is not None
             for table, row in (
-                (self._meta_checksums, [values[column] for column in self._meta_checksums.attrs["keys"]]),
+                (meta_checksums, [values[column] for column in meta_checksums.attrs["keys"]]),
                 (checksums, [episode[key] for key in checksums.attrs["keys"]]),
             ):
                 table.resize((index + 1, table.shape[1]))
@@ -466,10 +465,10 @@ class EpisodeWriter:
         assert self._lock is not None
         self._lock.refresh()
 
-    def _data_arrays(self, index: int) -> zarr.Array:
-        """Create the data arrays (first episode) and their checksum table (also for a dataset written before
-        checksums were kept) inside the commit, so a kill before it ends leaves none: diffusion_policy's
-        ReplayBuffer refuses data arrays with no episode. Return the table."""
+    def _create_arrays(self, index: int) -> tuple[zarr.Array, zarr.Array]:
+        """Create the data arrays (first episode) and the checksum tables (also in a dataset written before
+        checksums were kept) inside the commit, so a kill before it ends leaves none of them: diffusion_policy's
+        ReplayBuffer refuses data arrays with no episode, and the tables exist together. Return the tables."""
         if not self._data:
             assert self._spec is not None
             self._data = {
@@ -481,22 +480,23 @@ class EpisodeWriter:
             }
         if self._checksums is None:
             self._checksums = create_checksum_table(self._meta_group, schema.CHECKSUMS, sorted(self._data), index)
-        return self._checksums
+        if self._meta_checksums is None:
+            columns = [schema.EPISODE_ENDS, *(schema.META_PREFIX + name for name in self._meta)]
+            self._meta_checksums = create_checksum_table(self._meta_group, schema.META_CHECKSUMS, columns, index)
+        return self._checksums, self._meta_checksums
 
     def _add_meta_arrays(self, meta: dict[str, tuple[np.dtype, Any, Any]], index: int) -> None:
         """Before the commit: create the new per-episode arrays (``index`` fill values), then their checksum
-        columns (-1 for the ``index`` episodes before them; the table too, in a dataset without it). A column
-        is stored chunks first, then named, then shaped, so a kill never leaves a nameless column."""
+        columns (-1 for the ``index`` episodes before them) in an existing table. A column is stored chunks
+        first, then named, then shaped, so a kill never leaves a nameless column."""
         for name, (dtype, fill, _) in meta.items():
             if name not in self._meta:
                 self._meta[name] = create_meta_array(self._meta_group, schema.META_PREFIX + name, dtype, fill, index)
-        columns = [schema.EPISODE_ENDS, *(schema.META_PREFIX + name for name in self._meta)]
         table = self._meta_checksums
         if table is None:
-            self._meta_checksums = create_checksum_table(self._meta_group, schema.META_CHECKSUMS, columns, index)
             return
         old = list(table.attrs["keys"][: table.shape[1]])
-        new = [column for column in columns if column not in old]
+        new = [schema.META_PREFIX + name for name in self._meta if schema.META_PREFIX + name not in old]
         if not new:
             return
         with metadata_last(table.store):  # (unchanged files are not rewritten: here the shape)
