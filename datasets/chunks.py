@@ -5,7 +5,7 @@ shards), and training from disk reads hundreds of scattered one-frame chunks per
 layouts protege writes on local disks (one Blosc compressor; format 2 chunks, or format 3 shards
 with the index at the end) frames are read straight from the files. ``ChunkReader.for_array``
 returns None for any other layout, which zarr then reads. A chunk missing from the frames
-``Layout.complete_from`` on (episodes written with checksums, whose every chunk is stored) is damage:
+``Layout.checked_from`` on (episodes written with checksums, whose every chunk is stored) is damage:
 it raises DatasetError rather than reading as the fill value.
 """
 
@@ -64,7 +64,7 @@ class ChunkReader:
         layout: Layout | None = None,
     ) -> None:
         self._layout = layout
-        self._complete_from = layout.complete_from() if layout is not None else None
+        self._checked_from = layout.checked_from(array.path) if layout is not None else None
         self._directory = directory
         self._metadata = array.metadata
         self._chunk_shape = tuple(array.chunks)
@@ -120,10 +120,10 @@ class ChunkReader:
             raise DatasetError(f"chunk {key} is damaged ({damage(exc)})") from None
 
     def _check_missing(self, key: Path, chunk: int) -> None:
-        if self._layout is None or self._complete_from is None:
+        if self._layout is None or self._checked_from is None:
             return
         first, frames = chunk * self._chunk_shape[0], self._layout.num_frames
-        if first + self._chunk_shape[0] > self._complete_from and first < frames:
+        if first + self._chunk_shape[0] > self._checked_from and first < frames:
             where = self._layout.episodes_of(first, min(first + self._chunk_shape[0], frames) - 1)
             raise DatasetError(f"chunk {key} is missing ({where}); `protege dataset validate` checks them all")
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.core.sync import collect_aiterator
+from zarr.errors import ZarrUserWarning
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
-from protege.datasets.storage import is_local, open_store
+from protege.datasets.storage import is_local, object_names, open_store, rows_per_object, stored_objects
 
 # What zarr raises on a damaged metadata file (not JSON, a shape of strings, a missing field).
 METADATA_ERRORS = (ValueError, TypeError, KeyError)
@@ -49,8 +51,12 @@ class Layout:
     notes: list[str] = field(default_factory=list)
     uncommitted_frames: int = 0  # the longest data array's frames past episode_ends[-1]
     checksums: zarr.Array | None = None  # meta/checksums, when the dataset keeps them
+    meta_checksums: zarr.Array | None = None  # meta/meta_checksums, likewise
+    # "data/action", "meta/episode_seed", ... -> each committed episode's checksum (-1: none), from the tables
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
     ends_read: bool = False  # episode_ends was read and is valid: the frames past it are uncommitted
     damaged: set[str] = field(default_factory=set)  # "data/action", ...: nodes whose metadata is unreadable
+    _stored: dict[str, set[str]] = field(default_factory=dict, repr=False)  # array path -> its stored objects
 
     @property
     def num_episodes(self) -> int:
@@ -64,25 +70,53 @@ class Layout:
     def zarr_format(self) -> int:
         return int(self.root.metadata.zarr_format)
 
-    def checksum_table(self) -> tuple[list[str], np.ndarray]:
-        """Column keys and the committed episodes' checksums (-1: none); no columns without meta/checksums."""
-        if self.checksums is None:
-            return [], np.zeros((self.num_episodes, 0), np.int64)
-        try:
-            return list(self.checksums.attrs["keys"]), np.asarray(self.checksums[: self.num_episodes])
-        except Exception as exc:  # codecs raise anything on damaged bytes
-            raise DatasetError(f"{self.path}: meta/{schema.CHECKSUMS} is damaged ({damage(exc)})") from None
+    def _bounds(self, node: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each episode's first and past-the-end row of ``node``: frames for data/, one row for meta/."""
+        if node.startswith("data/"):
+            return np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64), self.episode_ends
+        episodes = np.arange(self.num_episodes)
+        return episodes, episodes + 1
 
-    def complete_from(self) -> int:
-        """The first frame of the episodes written with checksums: from there on every chunk exists.
+    def checked_from(self, node: str) -> int:
+        """The first row of ``node`` committed with a checksum: from there on the writer stored every chunk.
 
-        (Writers before checksums skipped chunks holding only zeros, so an older missing chunk may be zeros.)
+        (Writers before checksums skipped chunks holding only fill values, so an older missing chunk may be them.)
         """
-        _, table = self.checksum_table()
-        kept = np.flatnonzero(np.any(table != schema.NO_CHECKSUM, axis=1)) if table.shape[1] else []
-        if not len(kept):
-            return self.num_frames
-        return int(self.episode_ends[kept[0] - 1]) if kept[0] else 0
+        starts, ends = self._bounds(node)
+        sums = self.sums.get(node, np.zeros(0, np.int64))
+        kept = np.flatnonzero(sums != schema.NO_CHECKSUM)
+        return int(starts[kept[0]]) if len(kept) else int(ends[-1]) if len(ends) else 0
+
+    def altered(self, node: str, first: int, values: np.ndarray) -> list[int]:
+        """The episodes lying wholly within ``values`` (rows ``first``.. of ``node``) that do not match the
+        checksum computed when they were committed."""
+        sums = self.sums.get(node)
+        if sums is None:
+            return []
+        starts, ends = self._bounds(node)
+        lo, hi = np.searchsorted(starts, first), np.searchsorted(ends, first + len(values), side="right")
+        return [
+            e for e in range(int(lo), int(hi))
+            if sums[e] != schema.NO_CHECKSUM and schema.checksum(values[starts[e] - first : ends[e] - first]) != sums[e]
+        ]
+
+    def missing_chunk(self, array: zarr.Array, first: int, stop: int) -> str | None:
+        """The problem if a stored object holding rows ``first``..``stop - 1`` of ``array`` is missing (naming
+        the first and the episodes it holds), else None; each array's objects are listed once."""
+        if first >= stop:
+            return None
+        if array.path not in self._stored:
+            self._stored[array.path] = stored_objects(array)
+        stored, per = self._stored[array.path], rows_per_object(array)
+        missing = [(block, name) for block in range(first // per, -(-stop // per))
+                   for name in object_names(array, block) if name not in stored]
+        if not missing:
+            return None
+        block, name = missing[0]
+        lo, hi = max(first, block * per), min(stop, (block + 1) * per) - 1
+        where = self.episodes_of(lo, hi) if array.path.startswith("data/") else episode_list(list(range(lo, hi + 1)))
+        more = f" (and {len(missing) - 1} more chunks of {array.path})" if len(missing) > 1 else ""
+        return f"chunk {name} is missing ({where}){more}"
 
     def episodes_of(self, first: int, last: int) -> str:
         """``episodes 3-5`` (or ``episode 3``): the episodes holding frames ``first``..``last``."""
@@ -96,10 +130,26 @@ class Layout:
             raise DatasetError(f"{self.path}: {self.errors[0]}{more}")
 
 
+def episode_list(episodes: list[int]) -> str:
+    """``episode 3``, ``episodes 3-5`` (a run) or ``episodes 1, 4, 9 ...`` (at most ten named)."""
+    if len(episodes) == 1:
+        return f"episode {episodes[0]}"
+    if episodes == list(range(episodes[0], episodes[-1] + 1)):
+        return f"episodes {episodes[0]}-{episodes[-1]}"
+    return "episodes " + ", ".join(map(str, episodes[:10])) + (" ..." if len(episodes) > 10 else "")
+
+
+def altered_problem(node: str, episodes: list[int]) -> str:
+    return f"{node} does not match its checksum in {episode_list(episodes)}"
+
+
 def _members(layout: Layout, group: zarr.Group) -> dict[str, Any]:
-    """The arrays and groups in ``group``; one whose metadata is damaged is an error and left out."""
+    """The arrays and groups in ``group``; one whose metadata is damaged is an error and left out, a folder
+    without metadata (the chunks of arrays whose creation a killed commit held back) is ignored."""
     try:
-        return dict(group.members())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Object at .* is not recognized", ZarrUserWarning)
+            return dict(group.members())
     except METADATA_ERRORS:
         pass
     members = {}
@@ -152,7 +202,7 @@ def inspect_layout(path: str, root: zarr.Group) -> Layout:
 
 def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
     ends_array = members.pop(schema.EPISODE_ENDS, None)
-    checksums = members.pop(schema.CHECKSUMS, None)
+    tables = {name: members.pop(name, None) for name in (schema.CHECKSUMS, schema.META_CHECKSUMS)}
     if not isinstance(ends_array, zarr.Array):
         _missing(layout, f"meta/{schema.EPISODE_ENDS}")
     elif ends_array.ndim != 1 or ends_array.dtype != np.int64:
@@ -168,17 +218,21 @@ def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
                 layout.errors.append(f"meta/episode_ends is not strictly increasing from 0 (episode {bad[0]} is empty)")
             else:
                 layout.episode_ends, layout.ends_read = ends, True
+    for name, table in tables.items():
+        if table is not None:
+            _inspect_table(layout, name, table)
+    if tables[schema.META_CHECKSUMS] is not None and tables[schema.CHECKSUMS] is None and layout.num_episodes:
+        _missing(layout, f"meta/{schema.CHECKSUMS}")  # the writer creates both tables in one commit
+    altered = layout.altered(f"meta/{schema.EPISODE_ENDS}", 0, layout.episode_ends)
+    if altered:
+        layout.errors.append(altered_problem(f"meta/{schema.EPISODE_ENDS}", altered))
     count = layout.num_episodes
-    if checksums is not None:
-        keys = checksums.attrs.get("keys") if isinstance(checksums, zarr.Array) else None
-        if not isinstance(keys, list) or checksums.ndim != 2 or checksums.shape[1] != len(keys):
-            layout.errors.append(f"meta/{schema.CHECKSUMS} must be an (episodes, keys) array naming its keys")
-        elif checksums.dtype != np.int64 or checksums.shape[0] < count:
-            layout.errors.append(f"meta/{schema.CHECKSUMS} must be int64 with a row per episode, got "
-                                 f"{checksums.dtype} of shape {checksums.shape} for {count} episodes")
-        else:
-            layout.checksums = checksums
+    expected_names = {schema.META_PREFIX + key for key in schema.BUILTIN_META}
+    expected_names |= {node[len("meta/") :] for node in layout.sums if node.startswith("meta/")}
     for name, node in sorted(members.items()):
+        if name in expected_names and not isinstance(node, zarr.Array):
+            layout.errors.append(f"meta/{name} is not an array (its metadata is damaged or missing)")
+            continue
         if not name.startswith(schema.META_PREFIX) or not isinstance(node, zarr.Array):
             layout.notes.append(f"meta/{name} is not a per-episode array; ignored")
             continue
@@ -194,9 +248,40 @@ def _inspect_meta(layout: Layout, members: dict[str, Any]) -> None:
             if node.shape[0] > count and layout.ends_read:
                 layout.notes.append(f"meta/{name} has {node.shape[0] - count} uncommitted entries (a killed writer)")
             layout.meta[key] = node
-    present = {name[len(schema.META_PREFIX) :] for name in members if name.startswith(schema.META_PREFIX)}
-    for key in sorted(set(schema.BUILTIN_META) - present):
-        _missing(layout, f"meta/{schema.META_PREFIX}{key}")
+    for name in sorted(expected_names - set(members) - {schema.EPISODE_ENDS}):
+        _missing(layout, f"meta/{name}")
+
+
+def _inspect_table(layout: Layout, name: str, table: Any) -> None:
+    """Check a checksum table and read its committed rows into ``layout.sums``.
+
+    Its attrs may name more columns than it has: a writer adding columns names them first.
+    """
+    keys = table.attrs.get("keys") if isinstance(table, zarr.Array) else None
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys) or table.ndim != 2 \
+            or table.shape[1] > len(keys):
+        layout.errors.append(f"meta/{name} must be an (episodes, keys) array naming its keys")
+        return
+    count = layout.num_episodes
+    if table.dtype != np.int64 or table.shape[0] < count:
+        layout.errors.append(f"meta/{name} must be int64 with a row per episode, got "
+                             f"{table.dtype} of shape {table.shape} for {count} episodes")
+        return
+    problem = layout.missing_chunk(table, 0, count)
+    if problem:
+        layout.errors.append(problem)
+        return
+    try:
+        rows = np.asarray(table[:count])
+    except Exception as exc:  # codecs raise anything on damaged bytes
+        layout.errors.append(f"meta/{name} is damaged ({damage(exc)})")
+        return
+    prefix = "data/" if name == schema.CHECKSUMS else "meta/"
+    layout.sums.update({prefix + key: rows[:, column] for column, key in enumerate(keys[: table.shape[1]])})
+    if name == schema.CHECKSUMS:
+        layout.checksums = table
+    else:
+        layout.meta_checksums = table
 
 
 def _inspect_data(layout: Layout, members: dict[str, Any]) -> None:
@@ -222,9 +307,12 @@ def _inspect_data(layout: Layout, members: dict[str, Any]) -> None:
             f"{layout.uncommitted_frames} uncommitted frames after the last episode (a killed writer); "
             "`protege dataset repair` trims them"
         )
-    if layout.checksums is not None and sorted(layout.checksums.attrs["keys"]) != sorted(members):
-        layout.errors.append(f"meta/{schema.CHECKSUMS} covers keys {sorted(layout.checksums.attrs['keys'])}, "
-                             f"data/ holds {sorted(members)}")
+    elif layout.data and layout.ends_read and not layout.num_episodes:
+        layout.notes.append("empty data arrays but no episode (a writer killed in its first save), which "
+                            "ReplayBuffer loaders refuse; `protege dataset repair` removes them")
+    covered = sorted(node[len("data/") :] for node in layout.sums if node.startswith("data/"))
+    if layout.checksums is not None and covered != sorted(members):
+        layout.errors.append(f"meta/{schema.CHECKSUMS} covers keys {covered}, data/ holds {sorted(members)}")
     if layout.num_episodes and "action" not in members:
         _missing(layout, "data/action")
     cameras = layout.attrs.get("cameras", [])

@@ -12,17 +12,22 @@ import zarr
 from protege.datasets import schema
 from protege.datasets.chunks import ChunkReader
 from protege.datasets.errors import DatasetError
-from protege.datasets.layout import Layout, damage, inspect_layout, open_root
-from protege.datasets.storage import normalize_path
+from protege.datasets.layout import Layout, altered_problem, damage, inspect_layout, open_root
+from protege.datasets.storage import normalize_path, rows_per_object
 
 Selection = int | slice | Sequence[int] | np.ndarray
 
 
 class FrameArray:
-    """One data key limited to the committed frames: supports ints, slices and integer arrays on axis 0."""
+    """One data key limited to the committed frames: supports ints, slices and integer arrays on axis 0.
+
+    With the dataset's ``layout``, a chunk missing among the committed frames raises DatasetError instead of
+    reading as fill values, and so does a slice that holds whole episodes not matching their checksums.
+    """
 
     def __init__(self, array: zarr.Array, num_frames: int, layout: Layout | None = None) -> None:
         self._array = array
+        self._layout = layout
         self._reader = ChunkReader.for_array(array, layout)
         self.shape: tuple[int, ...] = (num_frames, *array.shape[1:])
         self.dtype: np.dtype = array.dtype
@@ -37,14 +42,18 @@ class FrameArray:
             first, rest = slice(None), (Ellipsis, *rest)
         n = self.shape[0]
         if isinstance(first, slice):
+            start, stop, step = first.indices(n)
+            if step == 1 and all(part is Ellipsis for part in rest):
+                return self._checked(start, max(start, stop))
             if self._reader is None:
-                return self._zarr(self._array, (slice(*first.indices(n)), *rest))
-            first = np.arange(*first.indices(n))
+                return self._zarr(self._array, (slice(start, stop, step), *rest), np.arange(start, stop, step))
+            first = np.arange(start, stop, step)
         elif isinstance(first, (int, np.integer)):
             if not -n <= first < n:
                 raise IndexError(f"frame {first} out of range for {n} frames")
             if self._reader is None:
-                return self._zarr(self._array, (int(first) % n, *rest))
+                frame = int(first) % n
+                return self._zarr(self._array, (frame, *rest), np.array([frame]))
             return np.asarray(self._reader.read(np.array([int(first) % n]))[(0, *rest)])
         indices = np.asarray(first)
         if indices.dtype.kind not in "iu":
@@ -54,12 +63,34 @@ class FrameArray:
         frames = indices % max(n, 1)
         if self._reader is None:
             unique, inverse = np.unique(frames, return_inverse=True)
-            return self._zarr(self._array.oindex, (unique, *rest))[inverse.reshape(indices.shape)]
+            return self._zarr(self._array.oindex, (unique, *rest), unique)[inverse.reshape(indices.shape)]
         values = self._reader.read(frames).reshape(*indices.shape, *self.shape[1:])
         return values[(*(slice(None),) * indices.ndim, *rest)] if rest else values
 
-    def _zarr(self, array: Any, selection: tuple[Any, ...]) -> np.ndarray:
-        """Read through zarr (layouts ChunkReader does not handle), a damaged chunk as DatasetError."""
+    def _checked(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start``..``stop - 1``, each whole episode among them compared with its checksum."""
+        if self._reader is None:
+            values = self._zarr(self._array, (slice(start, stop),), np.arange(start, stop))
+        else:
+            values = self._reader.read(np.arange(start, stop))
+        if self._layout is not None:
+            altered = self._layout.altered(self._array.path, start, values)
+            if altered:
+                raise DatasetError(f"{self._layout.path}: {altered_problem(self._array.path, altered)}; "
+                                   "`protege dataset validate` names the damaged chunks")
+        return values
+
+    def _zarr(self, array: Any, selection: tuple[Any, ...], frames: np.ndarray) -> np.ndarray:
+        """Read ``frames`` through zarr (layouts ChunkReader does not handle), refusing a missing committed chunk
+        and naming a damaged one."""
+        layout = self._layout
+        if layout is not None and len(frames):
+            checked_from, per = layout.checked_from(self._array.path), rows_per_object(self._array)
+            for block in np.unique(frames[frames >= checked_from] // per).tolist():
+                first, stop = max(block * per, checked_from), min((block + 1) * per, len(self))
+                problem = layout.missing_chunk(self._array, first, stop)
+                if problem:
+                    raise DatasetError(f"{layout.path}: {problem}; `protege dataset validate` checks them all")
         try:
             return np.asarray(array[selection])
         except Exception as exc:  # codecs and stores raise anything on damaged bytes
@@ -81,6 +112,7 @@ class Dataset:
         self._layout: Layout = inspect_layout(self.path, open_root(self.path))
         self._layout.raise_if_broken()
         self._memory: dict[str, np.ndarray] = {}
+        self._meta: dict[str, np.ndarray] = {}
         self._frame_arrays: dict[str, FrameArray] = {}
 
     @property
@@ -134,7 +166,7 @@ class Dataset:
     def _episode_index(self, index: int) -> int:
         n = self.num_episodes
         if not isinstance(index, (int, np.integer)) or not -n <= index < n:
-            raise DatasetError(f"episode {index} out of range: {self.path} has {n} episodes")
+            raise DatasetError(f"episode {index} out of range: {self.path} has {n or 'no'} episodes")
         return int(index) % n
 
     def episode_slice(self, index: int) -> slice:
@@ -174,14 +206,26 @@ class Dataset:
         key = name[len(schema.META_PREFIX) :] if name.startswith(schema.META_PREFIX) else name
         if key == "ends":
             return self.episode_ends
+        if key not in self._layout.meta:
+            raise DatasetError(f"{self.path} has no meta/episode_{key}; it has {', '.join(self.meta_names)}")
+        if key not in self._meta:
+            self._meta[key] = self._read_meta(key)
+        return self._meta[key].copy()
+
+    def _read_meta(self, key: str) -> np.ndarray:
+        """meta/episode_<key>'s committed values, every chunk present and each value matching its checksum."""
+        layout, node, array = self._layout, f"meta/{schema.META_PREFIX}{key}", self._layout.meta[key]
+        problem = layout.missing_chunk(array, layout.checked_from(node), self.num_episodes)
+        if problem:
+            raise DatasetError(f"{self.path}: {problem}")
         try:
-            array = self._layout.meta[key]
-        except KeyError:
-            raise DatasetError(f"{self.path} has no meta/episode_{key}; it has {', '.join(self.meta_names)}") from None
-        try:
-            return np.asarray(array[: self.num_episodes])
+            values = np.asarray(array[: self.num_episodes])
         except Exception as exc:  # codecs raise anything on damaged bytes
-            raise DatasetError(f"{self.path}: meta/episode_{key} is damaged ({damage(exc)})") from None
+            raise DatasetError(f"{self.path}: {node} is damaged ({damage(exc)})") from None
+        altered = layout.altered(node, 0, values)
+        if altered:
+            raise DatasetError(f"{self.path}: {altered_problem(node, altered)}")
+        return values
 
     def load(self, key: str) -> np.ndarray:
         """All committed frames of ``key`` in memory, read once and shared by every caller."""

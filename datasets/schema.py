@@ -23,6 +23,9 @@ EPISODE_ENDS = "episode_ends"
 # meta/checksums: (episodes, data keys) int64, the CRC-32 of each episode's values of each key (attrs
 # "keys" names the columns), computed at commit; -1 for episodes written before checksums were kept.
 CHECKSUMS = "checksums"
+# meta/meta_checksums: the same for the per-episode values, one column per meta array ("episode_ends",
+# "episode_seed", ...; attrs "keys"), -1 for episodes committed before the column existed.
+META_CHECKSUMS = "meta_checksums"
 NO_CHECKSUM = -1
 META_PREFIX = "episode_"
 # Per-episode values every dataset records, with their dtypes.

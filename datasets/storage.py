@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -18,12 +20,15 @@ import zarr
 from zarr.abc.store import Store
 from zarr.codecs import BloscCodec
 from zarr.core.buffer import Buffer
-from zarr.core.sync import sync
+from zarr.core.sync import collect_aiterator, sync
 from zarr.storage import FsspecStore, LocalStore
 
 PARTIAL_SUFFIX = ".partial"
 _PARTIAL_FILE = re.compile(r"\.[0-9a-f]{32}\.partial$")
-_METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
+METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
+# Every chunk is written, even one holding only the fill value: a missing chunk is then damage, not fill values.
+EVERY_CHUNK = {"write_empty_chunks": True}
+_RENAME_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id
 
 # Frames at least this big (a 128x128 RGB image is 48 KiB) get one frame per chunk, for random access.
 _LARGE_FRAME_BYTES = 16 * 1024
@@ -53,7 +58,7 @@ class _MetadataLast:
     """Store mixin: inside ``metadata_last()`` metadata writes are held back until the block ends.
 
     Chunks therefore land before the array shape that makes them visible: growing
-    ``meta/episode_ends`` this way is the single step that commits an episode.
+    ``meta/episode_ends`` last this way is the single step that commits an episode.
     """
 
     _held: dict[str, Buffer] | None = None
@@ -62,7 +67,7 @@ class _MetadataLast:
         raise NotImplementedError
 
     async def set(self, key: str, value: Buffer) -> None:
-        if self._held is not None and key.rsplit("/", 1)[-1] in _METADATA_FILES:
+        if self._held is not None and key.rsplit("/", 1)[-1] in METADATA_FILES:
             self._held[key] = value
             return
         await self._write(key, value)
@@ -75,6 +80,10 @@ class _MetadataLast:
             held = self._held
         finally:
             self._held = None
+        self._publish(held)
+
+    def _publish(self, held: dict[str, Buffer]) -> None:
+        """Write the held metadata files in the order they were first held (locally: the last one last)."""
         for key, value in held.items():
             sync(self._write(key, value))
 
@@ -88,6 +97,10 @@ class AtomicLocalStore(_MetadataLast, LocalStore):
         self._check_writable()
         await asyncio.to_thread(write_atomic, self.root / key, value.to_bytes())
 
+    def _publish(self, held: dict[str, Buffer]) -> None:
+        self._check_writable()
+        replace_all([(self.root / key, value.to_bytes()) for key, value in held.items()])
+
 
 class OrderedFsspecStore(_MetadataLast, FsspecStore):  # type: ignore[misc]  # set() drops the unused byte_range
     """An fsspec store (object stores write whole objects atomically) with metadata-last commits."""
@@ -96,16 +109,65 @@ class OrderedFsspecStore(_MetadataLast, FsspecStore):  # type: ignore[misc]  # s
         await FsspecStore.set(self, key, value)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader (or a crash) sees the old file or the new one."""
+def _stage(path: Path, data: bytes) -> Path:
+    """``data`` in a temp file next to ``path``, to be renamed onto it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        tmp.write_bytes(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader (or a crash) sees the old file or the new one."""
+    tmp = _stage(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def _rename_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """This process's rename threads (a forked child inherits the pool but none of its threads)."""
+    pid = os.getpid()
+    if pid not in _RENAME_POOLS:
+        _RENAME_POOLS[pid] = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="protege-rename")
+    return _RENAME_POOLS[pid]
+
+
+def replace_all(files: list[tuple[Path, bytes]]) -> None:
+    """Write several files, each seen old or new, the last one after all others, within a moment.
+
+    Every changed file is first staged as a temp file; then all but the last are renamed into place
+    at once (concurrent renames overlap their filesystem waits), then the last: a kill leaves some
+    replaced and others not only during those few renames.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            if not _holds(path, data):  # zarr rewrites unchanged attributes on every resize
+                staged.append((_stage(path, data), path))
+        if staged:
+            pool = _rename_pool()
+            renames = [pool.submit(os.replace, tmp, path) for tmp, path in staged[:-1]]
+            concurrent.futures.wait(renames)
+            for rename in renames:
+                rename.result()
+            os.replace(*staged[-1])
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -163,7 +225,8 @@ def create_time_array(
     chunk_frames: int,
     image: bool,
 ) -> zarr.Array:
-    """An empty array of frames, chunked along time only; format 3 adds shards of ~8 MiB (at most 1024 chunks)."""
+    """An empty array of frames, chunked along time only (format 3 adds shards of ~8 MiB, at most 1024 chunks);
+    every chunk written to it is stored."""
     zarr_format = group.metadata.zarr_format
     chunks = (chunk_frames, *frame_shape)
     shards = None
@@ -179,29 +242,54 @@ def create_time_array(
         dtype=dtype,
         compressors=_codec(zarr_format, byte_shuffle=image),
         fill_value=0,
-    )
+    ).with_config(EVERY_CHUNK)
 
 
-def create_checksum_array(group: zarr.Group, keys: list[str], length: int) -> zarr.Array:
-    """meta/checksums for ``keys`` with ``length`` rows of -1 (episodes without checksums)."""
-    return group.create_array(
-        "checksums",
+def create_checksum_table(group: zarr.Group, name: str, keys: list[str], length: int) -> zarr.Array:
+    """meta/``name``: (episodes, keys) int64 checksums, ``length`` rows of -1 (none), every chunk stored;
+    attrs ``keys`` names the columns."""
+    array = group.create_array(
+        name,
         shape=(length, len(keys)),
         chunks=(_META_CHUNK, len(keys)),
         dtype=np.int64,
         compressors=_codec(group.metadata.zarr_format, byte_shuffle=False),
         fill_value=-1,
         attributes={"keys": keys},
-    )
+    ).with_config(EVERY_CHUNK)
+    if length:
+        array[:] = -1
+    return array
 
 
 def create_meta_array(group: zarr.Group, name: str, dtype: np.dtype, fill_value: Any, length: int) -> zarr.Array:
-    """A one-value-per-episode array of ``length`` entries, all ``fill_value``."""
-    return group.create_array(
+    """A one-value-per-episode array of ``length`` entries, all ``fill_value``, every chunk stored."""
+    array = group.create_array(
         name,
         shape=(length,),
         chunks=(_META_CHUNK,),
         dtype=dtype,
         compressors=_codec(group.metadata.zarr_format, byte_shuffle=False),
         fill_value=fill_value,
-    )
+    ).with_config(EVERY_CHUNK)
+    if length:
+        array[:] = fill_value
+    return array
+
+
+def rows_per_object(array: zarr.Array) -> int:
+    """Rows (axis 0) per stored object: a chunk, or in format 3 a shard."""
+    return int((array.shards or array.chunks)[0])
+
+
+def object_names(array: zarr.Array, block: int) -> list[str]:
+    """The stored objects holding row block ``block`` of ``array``, e.g. ``data/action/0.0`` (one per block
+    of the other axes: a checksum table grown by columns has several)."""
+    sizes = array.shards or array.chunks
+    others = itertools.product(*(range(-(-n // size)) for n, size in zip(array.shape[1:], sizes[1:], strict=True)))
+    return [f"{array.path}/{array.metadata.encode_chunk_key((block, *rest))}" for rest in others]
+
+
+def stored_objects(array: zarr.Array) -> set[str]:
+    """The names of every object stored under ``array`` (chunks or shards, metadata, temp files)."""
+    return set(collect_aiterator(array.store.list_prefix(f"{array.path}/")))

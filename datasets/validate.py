@@ -7,15 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import zarr
-from zarr.core.sync import sync
 
 from protege.datasets import schema
 from protege.datasets.errors import DatasetError
-from protege.datasets.layout import Layout, damage, inspect_layout, open_root
+from protege.datasets.layout import Layout, altered_problem, damage, inspect_layout, open_root
 from protege.datasets.lock import lock_holder
 from protege.datasets.stats import CACHE_ATTR, fingerprint
-from protege.datasets.storage import normalize_path, partial_files
+from protege.datasets.storage import normalize_path, object_names, partial_files, rows_per_object
 
 _READ_BLOCK_BYTES = 32 * 1024 * 1024
 _VALUE_CHECKED = ("timestamp", "intervention", "action")
@@ -79,34 +77,23 @@ def validate_dataset(path: str | os.PathLike[str], deep: bool = True) -> Validat
     return report
 
 
-def _chunk_name(array: zarr.Array, index: int) -> str:
-    """The stored object holding chunk (format 3: shard) ``index`` along time, e.g. ``data/action/0.0``."""
-    return f"{array.path}/{array.metadata.encode_chunk_key((index,) + (0,) * (array.ndim - 1))}"
-
-
-def _stored_frames(array: zarr.Array) -> int:
-    return int(array.shards[0] if array.shards else array.chunks[0])
-
-
 def _check_chunks(layout: Layout, report: ValidationReport) -> set[str]:
-    """Every stored chunk from ``complete_from`` on must exist; return the keys with a missing one."""
-    store, frames, broken = layout.root.store, layout.num_frames, set()
-    for key, array in sorted(layout.data.items()):
-        per = _stored_frames(array)
-        missing = [i for i in range(layout.complete_from() // per, -(-frames // per))
-                   if not sync(store.exists(_chunk_name(array, i)))]
-        if missing:
-            first = missing[0] * per
-            more = f" (and {len(missing) - 1} more chunks of data/{key})" if len(missing) > 1 else ""
-            report.errors.append(f"chunk {_chunk_name(array, missing[0])} is missing "
-                                 f"({layout.episodes_of(first, min(first + per, frames) - 1)}){more}")
-            broken.add(key)
+    """Every stored chunk of what was committed with checksums must exist; return the nodes with one missing."""
+    arrays = {**{f"data/{key}": array for key, array in layout.data.items()},
+              **{f"meta/{schema.META_PREFIX}{name}": array for name, array in layout.meta.items()}}
+    broken = set()
+    for node, array in sorted(arrays.items()):
+        stop = layout.num_frames if node.startswith("data/") else layout.num_episodes
+        problem = layout.missing_chunk(array, layout.checked_from(node), stop)
+        if problem:
+            report.errors.append(problem)
+            broken.add(node)
     return broken
 
 
-def _read_all(layout: Layout, key: str, report: ValidationReport, expected: np.ndarray | None) -> np.ndarray | None:
+def _read_all(layout: Layout, key: str, report: ValidationReport, checked: bool) -> np.ndarray | None:
     """Decode every committed chunk of ``key``, whole episodes at a time, comparing each episode with its
-    checksum in ``expected`` (-1: none); return the values of the keys whose values are checked."""
+    checksum when ``checked``; return the values of the keys whose values are checked."""
     array = layout.data[key]
     ends, starts = layout.episode_ends, np.concatenate([[0], layout.episode_ends[:-1]]).astype(np.int64)
     frame_bytes = max(1, int(np.prod(array.shape[1:])) * array.dtype.itemsize)
@@ -123,29 +110,25 @@ def _read_all(layout: Layout, key: str, report: ValidationReport, expected: np.n
             report.errors.append(f"data/{key} is unreadable near frame {begin} "
                                  f"({layout.episodes_of(begin, stop - 1)}): {damage(exc)}")
             return None
-        if expected is not None:
-            altered += [e for e in range(first, last + 1) if expected[e] != schema.NO_CHECKSUM
-                        and schema.checksum(values[starts[e] - begin : ends[e] - begin]) != expected[e]]
+        if checked:
+            altered += layout.altered(f"data/{key}", begin, values)
         if keep:
             parts.append(values)
         first = last + 1
     if altered:
-        per = _stored_frames(array)
+        per = rows_per_object(array)
         lo, hi = int(starts[altered[0]]) // per, (int(ends[altered[-1]]) - 1) // per
-        chunks = _chunk_name(array, lo) + (f" to {_chunk_name(array, hi).rsplit('/', 1)[1]}" if hi > lo else "")
-        episodes = ", ".join(map(str, altered[:10])) + (" ..." if len(altered) > 10 else "")
-        report.errors.append(f"data/{key} does not match its checksum in episode(s) {episodes} "
-                             f"(altered data in {chunks})")
+        (first_name,), (last_name,) = object_names(array, lo), object_names(array, hi)
+        chunks = first_name + (f" to {last_name.rsplit('/', 1)[1]}" if hi > lo else "")
+        report.errors.append(f"{altered_problem(f'data/{key}', altered)} (altered data in {chunks})")
     return np.concatenate(parts) if keep and parts else None
 
 
 def _check_values(layout: Layout, report: ValidationReport, missing: set[str]) -> None:
     starts = np.concatenate([[0], layout.episode_ends[:-1]]).astype(np.int64)
-    columns, table = layout.checksum_table()
     for key in sorted(layout.data):
-        # a key with a missing chunk reads zeros there: already named, not also called altered
-        expected = table[:, columns.index(key)] if key in columns and key not in missing else None
-        values = _read_all(layout, key, report, expected)
+        # a node with a missing chunk reads fill values there: already named, not also called altered
+        values = _read_all(layout, key, report, f"data/{key}" not in missing)
         if values is None or not len(values):
             continue
         if key == "timestamp":
@@ -162,11 +145,15 @@ def _check_values(layout: Layout, report: ValidationReport, missing: set[str]) -
             report.errors.append("data/action holds NaN or infinite values")
     count = layout.num_episodes
     for name, array in sorted(layout.meta.items()):
+        node = f"meta/{schema.META_PREFIX}{name}"
         try:
             values = np.asarray(array[:count])
         except Exception as exc:
-            report.errors.append(f"meta/episode_{name} is unreadable: {exc}")
+            report.errors.append(f"{node} is unreadable: {damage(exc)}")
             continue
+        altered = layout.altered(node, 0, values) if node not in missing else []
+        if altered:
+            report.errors.append(altered_problem(node, altered))
         if name == "source":
             unknown = sorted(set(values.tolist()) - set(schema.SOURCE_CODES.values()))
             if unknown:
@@ -174,12 +161,12 @@ def _check_values(layout: Layout, report: ValidationReport, missing: set[str]) -
 
 
 def _check_checksums_kept(layout: Layout, report: ValidationReport) -> None:
-    _, table = layout.checksum_table()
-    without = np.flatnonzero(~np.any(table != schema.NO_CHECKSUM, axis=1)) if table.shape[1] else \
-        np.arange(layout.num_episodes)
-    if len(without):
+    columns = [sums for node, sums in layout.sums.items() if node.startswith("data/")]
+    kept = np.any(np.stack(columns) != schema.NO_CHECKSUM, axis=0) if columns else np.zeros(layout.num_episodes, bool)
+    without = int(np.count_nonzero(~kept))
+    if without:
         report.notes.append(
-            f"{len(without)} of {layout.num_episodes} episodes carry no checksums (written before protege kept "
+            f"{without} of {layout.num_episodes} episodes carry no checksums (written before protege kept "
             "them): their values are only checked to decode, and a chunk missing there reads as zeros"
         )
 

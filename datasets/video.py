@@ -12,8 +12,6 @@ from protege.datasets import schema
 from protege.datasets.errors import DatasetError
 from protege.datasets.reader import Dataset
 
-_BLOCK_FRAMES = 256
-
 
 def camera_keys(ds: Dataset) -> list[str]:
     """Image keys in the order of the ``cameras`` attribute, then any others alphabetically."""
@@ -46,22 +44,20 @@ def open_mp4(path: str | os.PathLike[str], fps: float, width: int, height: int) 
 
 def export_video(ds: Dataset, episode: int, out: str | os.PathLike[str], fps: float | None = None) -> dict[str, Any]:
     """Write episode ``episode`` to ``out`` (mp4v codec) at the dataset's rate unless ``fps`` is given."""
+    frames = ds.episode_slice(episode)
     keys = camera_keys(ds)
     if not keys:
         raise DatasetError(f"{ds.path} has no camera images (image_<camera> keys)")
-    frames = ds.episode_slice(episode)
+    images = ds.episode(episode, keys)  # whole, so each camera's frames are checked against their checksum
     height = max(ds.shape(key)[1] for key in keys)
     width = sum(round(ds.shape(key)[2] * height / ds.shape(key)[1]) for key in keys)
     out = Path(out)
     rate = float(fps or ds.fps)
     writer = open_mp4(out, rate, width, height)
     try:
-        for start in range(frames.start, frames.stop, _BLOCK_FRAMES):
-            stop = min(frames.stop, start + _BLOCK_FRAMES)
-            blocks = [ds[key][start:stop] for key in keys]
-            for i in range(stop - start):
-                rgb = _side_by_side([block[i] for block in blocks], height)
-                writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+        for i in range(frames.stop - frames.start):
+            rgb = _side_by_side([images[key][i] for key in keys], height)
+            writer.write(np.ascontiguousarray(rgb[..., ::-1]))
     finally:
         writer.release()
     if not out.is_file() or out.stat().st_size == 0:

@@ -1,11 +1,12 @@
 """EpisodeWriter: append whole episodes to a dataset, each committed in one atomic step.
 
-Commit order: write the new chunks of every data array, per-episode meta array and
-``meta/episode_ends`` while their new shapes are held back (``metadata_last``), then the shapes,
-``meta/episode_ends``'s last. Until that last metadata file is replaced, readers see the previous
-episode count, so a kill at any moment loses at most the episode being saved; only a kill while
-the held shapes are written (a few small files) leaves data arrays longer than
-``episode_ends[-1]``, a tail that the next writer or ``protege dataset repair`` trims.
+Commit order: write the new chunks of every per-episode array, checksum table, data array and
+``meta/episode_ends`` while their new shapes are held back (``metadata_last``), then rename the
+staged shapes into place all at once, ``meta/episode_ends``'s last. Until that last metadata file
+is replaced, readers see the previous episode count, so a kill at any moment loses at most the
+episode being saved; only a kill among those renames (a few milliseconds) leaves data arrays
+longer than ``episode_ends[-1]``, a tail that the next writer or ``protege dataset repair`` trims.
+Every chunk is stored, even one of fill values, so a missing chunk is damage that readers refuse.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from protege.datasets.layout import Layout, damage, inspect_layout, open_root
 from protege.datasets.lock import WriterLock
 from protege.datasets.schema import Source
 from protege.datasets.storage import (
-    create_checksum_array,
+    EVERY_CHUNK,
+    METADATA_FILES,
+    create_checksum_table,
     create_meta_array,
     create_time_array,
     is_local,
@@ -43,12 +46,11 @@ from protege.datasets.storage import (
     partial_files,
     time_chunk_frames,
 )
+from zarr.core.sync import collect_aiterator, sync
 
 FrameSpec = tuple[tuple[int, ...], np.dtype]
 _PENDING_EPISODES = 2
 _COMMIT_NICENESS = 10  # of the background commit thread (and its compressors): below a control loop
-# Every chunk is written, even one holding only the fill value: a missing chunk is then damage, not zeros.
-_EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 def _software_version() -> str:
@@ -163,28 +165,31 @@ def _meta_value(name: str, value: Any) -> tuple[np.dtype, Any]:
 def trim_uncommitted(layout: Layout) -> None:
     """Cut every array of a dataset opened for writing back to its committed episodes; delete temp files.
 
-    With no episode committed, data arrays and extra meta arrays go entirely: they belong to a
-    killed first episode, and the next first frame may choose other keys.
+    With no episode committed, data arrays, extra meta arrays and checksum tables go entirely: they
+    belong to a killed first episode (data/ may hold its chunks without metadata), and the next first
+    frame may choose other keys.
     """
     data_group, meta_group = cast(zarr.Group, layout.root["data"]), cast(zarr.Group, layout.root["meta"])
-    if layout.num_episodes == 0:
-        for name in list(layout.data):
-            del data_group[name]
+    if layout.num_episodes == 0:  # the data arrays, and chunks of ones whose shapes a kill held back
+        for name in collect_aiterator(data_group.store.list_dir(data_group.path)):
+            if name not in METADATA_FILES and not name.startswith("."):  # but the group's metadata, temp files
+                sync(data_group.store.delete_dir(f"{data_group.path}/{name}"))
         layout.data.clear()
-        if layout.checksums is not None:
-            del meta_group[schema.CHECKSUMS]
-            layout.checksums = None
         for name in [n for n in layout.meta if n not in schema.BUILTIN_META]:
             del meta_group[schema.META_PREFIX + name]
             del layout.meta[name]
+        for name in (schema.CHECKSUMS, schema.META_CHECKSUMS):
+            sync(meta_group.store.delete_dir(f"{meta_group.path}/{name}"))
+        layout.checksums = layout.meta_checksums = None
     for array in layout.data.values():
         if array.shape[0] > layout.num_frames:
             array.resize((layout.num_frames, *array.shape[1:]))
     for array in layout.meta.values():
         if array.shape[0] > layout.num_episodes:
             array.resize((layout.num_episodes,))
-    if layout.checksums is not None and layout.checksums.shape[0] > layout.num_episodes:
-        layout.checksums.resize((layout.num_episodes, layout.checksums.shape[1]))
+    for table in (layout.checksums, layout.meta_checksums):
+        if table is not None and table.shape[0] > layout.num_episodes:
+            table.resize((layout.num_episodes, table.shape[1]))
     for leftover in partial_files(layout.path):
         leftover.unlink(missing_ok=True)
 
@@ -280,9 +285,12 @@ class EpisodeWriter:
         for key, array in layout.data.items():
             self._check_open_chunk(key, array)
         trim_uncommitted(layout)
-        self._data = {key: array.with_config(_EVERY_CHUNK) for key, array in layout.data.items()}
-        self._meta = layout.meta
-        self._checksums = layout.checksums
+        self._data = {key: array.with_config(EVERY_CHUNK) for key, array in layout.data.items()}
+        self._meta = {name: array.with_config(EVERY_CHUNK) for name, array in layout.meta.items()}
+        self._ends = self._ends.with_config(EVERY_CHUNK)
+        self._checksums, self._meta_checksums = (
+            None if table is None else table.with_config(EVERY_CHUNK) for table in (layout.checksums, layout.meta_checksums)
+        )
         self._cameras: list[str] = layout.attrs.get("cameras", [])
         self._meta_dtypes = {name: array.dtype for name, array in self._meta.items()}
         self._spec: dict[str, FrameSpec] | None = (
@@ -432,6 +440,35 @@ class EpisodeWriter:
     def _commit(self, episode: dict[str, np.ndarray], meta: dict[str, tuple[np.dtype, Any, Any]]) -> None:
         start, index = self._num_frames, self._num_episodes
         end = start + len(episode["action"])
+        self._add_meta_arrays(meta, index)
+        values = {schema.EPISODE_ENDS: np.int64(end)} | {
+            schema.META_PREFIX + name: array.dtype.type(meta[name][2] if name in meta else array.fill_value)
+            for name, array in self._meta.items()
+        }
+        with metadata_last(self._ends.store):  # the new shapes appear at once, episode_ends' last
+            checksums, meta_checksums = self._create_arrays(index)
+            for name, array in self._meta.items():
+                array.resize((index + 1,))
+                array[index] = values[schema.META_PREFIX + name]
+            for table, row in (
+                (meta_checksums, [values[column] for column in meta_checksums.attrs["keys"]]),
+                (checksums, [episode[key] for key in checksums.attrs["keys"]]),
+            ):
+                table.resize((index + 1, table.shape[1]))
+                table[index] = [schema.checksum(np.asarray(value)) for value in row]
+            for key, array in self._data.items():
+                array.resize((end, *array.shape[1:]))
+                array[start:end] = episode[key]
+            self._ends.resize((index + 1,))
+            self._ends[index] = end
+        self._num_frames, self._num_episodes = end, index + 1
+        assert self._lock is not None
+        self._lock.refresh()
+
+    def _create_arrays(self, index: int) -> tuple[zarr.Array, zarr.Array]:
+        """Create the data arrays (first episode) and the checksum tables (also in a dataset written before
+        checksums were kept) inside the commit, so a kill before it ends leaves none of them: diffusion_policy's
+        ReplayBuffer refuses data arrays with no episode, and the tables exist together. Return the tables."""
         if not self._data:
             assert self._spec is not None
             self._data = {
@@ -441,26 +478,33 @@ class EpisodeWriter:
                 )
                 for key, (shape, dtype) in self._spec.items()
             }
-            self._data = {key: array.with_config(_EVERY_CHUNK) for key, array in self._data.items()}
-        if self._checksums is None:  # a new dataset, or one written before checksums were kept
-            self._checksums = create_checksum_array(self._meta_group, sorted(self._data), index)
+        if self._checksums is None:
+            self._checksums = create_checksum_table(self._meta_group, schema.CHECKSUMS, sorted(self._data), index)
+        if self._meta_checksums is None:
+            columns = [schema.EPISODE_ENDS, *(schema.META_PREFIX + name for name in self._meta)]
+            self._meta_checksums = create_checksum_table(self._meta_group, schema.META_CHECKSUMS, columns, index)
+        return self._checksums, self._meta_checksums
+
+    def _add_meta_arrays(self, meta: dict[str, tuple[np.dtype, Any, Any]], index: int) -> None:
+        """Before the commit: create the new per-episode arrays (``index`` fill values), then their checksum
+        columns (-1 for the ``index`` episodes before them) in an existing table. A column is stored chunks
+        first, then named, then shaped, so a kill never leaves a nameless column."""
         for name, (dtype, fill, _) in meta.items():
             if name not in self._meta:
                 self._meta[name] = create_meta_array(self._meta_group, schema.META_PREFIX + name, dtype, fill, index)
-        with metadata_last(self._ends.store):
-            for key, array in self._data.items():
-                array.resize((end, *array.shape[1:]))
-                array[start:end] = episode[key]
-            for name, array in self._meta.items():
-                array.resize((index + 1,))
-                array[index] = meta[name][2] if name in meta else array.fill_value
-            self._checksums.resize((index + 1, self._checksums.shape[1]))
-            self._checksums[index] = [schema.checksum(episode[key]) for key in self._checksums.attrs["keys"]]
-            self._ends.resize((index + 1,))
-            self._ends[index] = end
-        self._num_frames, self._num_episodes = end, index + 1
-        assert self._lock is not None
-        self._lock.refresh()
+        table = self._meta_checksums
+        if table is None:
+            return
+        old = list(table.attrs["keys"][: table.shape[1]])
+        new = [schema.META_PREFIX + name for name in self._meta if schema.META_PREFIX + name not in old]
+        if not new:
+            return
+        with metadata_last(table.store):  # (unchanged files are not rewritten: here the shape)
+            table.attrs["keys"] = old + new
+        with metadata_last(table.store):
+            table.resize((index, len(old) + len(new)))
+            if index:
+                table[:, len(old) :] = schema.NO_CHECKSUM  # stored, like every chunk
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -200,6 +200,8 @@ def _train(
         raise PolicyError(f"{run} already holds a run: continue it with --resume {run} or choose a new --out")
 
     ds = Dataset(config.dataset)
+    if not ds.num_episodes:
+        raise PolicyError(f"{ds.path} has no episodes to train on")
     pcfg = policy_config or POLICIES[config.policy].config_class()
     keys, spec, stats, meta = _data_spec(ds, config, pcfg, run, resume)
     if resume:

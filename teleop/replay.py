@@ -68,8 +68,10 @@ def episode_seed(ds: Dataset, episode: int) -> int:
 
 
 def check_episode(ds: Dataset, episode: int) -> None:
-    if not -ds.num_episodes <= episode < ds.num_episodes:
-        n = ds.num_episodes
+    n = ds.num_episodes
+    if not n:
+        raise TeleopError(f"{ds.path} has no episodes to replay")
+    if not -n <= episode < n:
         raise TeleopError(f"episode {episode} out of range: {ds.path} has {n} episodes (0..{n - 1}, or -{n}..-1 "
                           "counting from the end)")
 

@@ -59,6 +59,12 @@ BROKEN = {
     "no schema": (lambda p: rewrite_attrs(p, schema_version=None), "no schema_version"),
     "data group not utf-8": (lambda p: (p / "data/.zgroup").write_bytes(b'{\xff'), "data/ group has damaged metadata"),
     "meta attrs not json": (lambda p: (p / "meta/.zattrs").write_text("{"), "meta/ group has damaged metadata"),
+    "data checksums lost": (lambda p: shutil.rmtree(p / "meta/checksums"), "meta/checksums is missing"),
+    "meta array read as a group": (  # zarr takes a folder whose .zarray lacks "shape" for an implicit group
+        lambda p: (p / "meta/episode_source/.zarray").write_text(
+            (p / "meta/episode_source/.zarray").read_text().replace('"shape"', '"sh*pe"')),
+        "meta/episode_source is not an array",
+    ),
 }
 
 

@@ -249,3 +249,72 @@ def test_stale_remote_lock_is_taken_over(attrs):
         EpisodeWriter(url, attrs)
     fs.pipe_file(f"{root}/.protege.lock", json.dumps({**alive, "time": time.time() - 3600}).encode())
     EpisodeWriter(url, attrs).close()  # heartbeat older than the stale limit
+
+
+def metadata_renames(monkeypatch: pytest.MonkeyPatch, fail_at: str | None = None) -> list[str]:
+    """Record (into the returned list) the metadata files renamed into place, raising OSError at ``fail_at``."""
+    renamed: list[str] = []
+    replace = os.replace
+
+    def recording_replace(source: object, target: object) -> None:
+        name = str(target).split(".zarr/")[-1]
+        if name.rsplit("/", 1)[-1] in (".zarray", ".zattrs", "zarr.json"):
+            if name == fail_at:
+                raise OSError("killed")
+            renamed.append(name)
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    return renamed
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_commit_renames_the_new_shapes_at_once_episode_ends_last(small_dataset, attrs, frame, monkeypatch,
+                                                                   zarr_format):
+    path = small_dataset((4,), zarr_format=zarr_format)
+    metadata = ".zarray" if zarr_format == 2 else "zarr.json"
+    with EpisodeWriter(path, attrs) as writer:
+        for t in range(3):
+            writer.add_frame(frame(1, t))
+        renamed = metadata_renames(monkeypatch)
+        writer.save_episode(seed=101, success=True, source=Source.HUMAN)
+    meta = [f"meta/{name}/{metadata}" for name in ("episode_duration", "episode_seed", "episode_source",
+                                                   "episode_success", "meta_checksums", "checksums")]
+    data = [f"data/{key}/{metadata}" for key in frame(1, 0)]
+    # every shape grows, episode_ends' last; unchanged attributes are not rewritten
+    assert sorted(renamed[:-1]) == sorted(meta + data) and renamed[-1] == f"meta/episode_ends/{metadata}"
+
+
+def test_a_commit_dying_in_its_renames_leaves_no_temp_file_and_a_valid_dataset(small_dataset, attrs, frame,
+                                                                                monkeypatch):
+    path = small_dataset((4,))
+    with EpisodeWriter(path, attrs) as writer:
+        writer.add_frame(frame(1, 0))
+        metadata_renames(monkeypatch, fail_at="data/joint_pos/.zarray")
+        with pytest.raises(DatasetError, match="saving episode 1 .* failed: killed"):
+            writer.save_episode(seed=101, success=True, source=Source.HUMAN)
+    monkeypatch.undo()
+    assert not list(path.rglob("*.partial"))
+    report = validate_dataset(path)
+    assert report.valid and report.episodes == 1, report.errors
+    assert main(["dataset", "repair", str(path)]) == 0
+    assert raw_lengths(path) == (4, {4})
+
+
+def test_a_kill_while_a_checksum_column_is_added_leaves_a_valid_dataset(small_dataset, attrs, frame, monkeypatch):
+    path = small_dataset((4,))
+    with EpisodeWriter(path, attrs) as writer:
+        writer.add_frame(frame(1, 0))
+        renamed = metadata_renames(monkeypatch, fail_at="meta/meta_checksums/.zarray")
+        with pytest.raises(DatasetError, match="failed: killed"):
+            writer.save_episode(seed=101, success=True, source=Source.HUMAN, parent_episode=0)
+    monkeypatch.undo()
+    assert renamed[-1] == "meta/meta_checksums/.zattrs"  # the new column's name, before its shape
+    report = validate_dataset(path)
+    assert report.valid and report.episodes == 1, report.errors
+    with EpisodeWriter(path, attrs) as writer:
+        writer.add_frame(frame(1, 0))
+        writer.save_episode(seed=101, success=True, source=Source.HUMAN, parent_episode=0)
+    report = validate_dataset(path)
+    assert report.valid and not report.notes, report.errors + report.notes
+    assert Dataset(path).meta("parent_episode").tolist() == [-1, 0]

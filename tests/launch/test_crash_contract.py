@@ -3,6 +3,7 @@
 After every kill, every saved episode validates, and the dataset loads as diffusion_policy's ReplayBuffer
 loads it (every data array as long as ``meta/episode_ends[-1]``) without repair, unless the kill landed
 in the writer's commit window; those kills are counted, and `protege dataset repair` must fix them.
+A kill in the first save leaves an empty dataset that every command handles.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ DAGGER_KILL_S = (0.5, 10.0)  # the whole run: demos, training, labelled rollouts
 
 
 def loads_as_replay_buffer(path: Path) -> bool:
-    """diffusion_policy's ReplayBuffer check, on the raw Zarr: every data array's length == episode_ends[-1]."""
+    """diffusion_policy's ReplayBuffer check, on the raw Zarr: every data array's length == episode_ends[-1]
+    (which an empty episode_ends does not have: then data/ must hold no array)."""
     root = zarr.open_group(str(path), mode="r")
     ends = root["meta"]["episode_ends"][:]
-    steps = int(ends[-1]) if len(ends) else 0
-    return all(array.shape[0] == steps for _, array in root["data"].arrays())
+    arrays = [array for _, array in root["data"].arrays()]
+    return all(array.shape[0] == ends[-1] for array in arrays) if len(ends) else not arrays
 
 
 def kill_at_random(argv: list[str], cwd: Path, delay: float) -> None:
@@ -111,3 +113,69 @@ def test_twenty_kills_of_recording_and_of_dagger(tmp_path, capsys):
     dagger = kill_dagger(tmp_path / "dagger", kills=20, seed=2020)
     report(capsys, f"record ({time.perf_counter() - started:.0f} s with dagger)", record, 20)
     report(capsys, "dagger", dagger, 20)
+
+
+def kill_first_save(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave ``path`` as a writer killed while it wrote the chunks of its first episode leaves it."""
+    import numpy as np
+
+    from protege.datasets import DatasetError, EpisodeWriter, storage
+    from protege.sim import EnvSpec
+
+    write_atomic, chunks = storage.write_atomic, []
+
+    def die_on_tenth_chunk(target: Path, data: bytes) -> None:
+        if target.name not in (".zarray", ".zattrs", ".zgroup"):
+            chunks.append(target)
+            if len(chunks) == 10:
+                raise OSError("killed")
+        write_atomic(target, data)
+
+    attrs = EnvSpec.make("lift", cameras=("front",), image_size=32).to_attrs()
+    with EpisodeWriter(path, attrs) as writer:
+        monkeypatch.setattr(storage, "write_atomic", die_on_tenth_chunk)
+        shapes = {"action": (7,), "image_front": (32, 32, 3), "timestamp": ()}
+        for t in range(20):
+            writer.add_frame({key: np.full(shape, t, np.uint8 if key.startswith("image") else np.float64)
+                              for key, shape in shapes.items()})
+        with pytest.raises(DatasetError, match="killed"):
+            writer.save_episode(seed=0, success=False, source=1)
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_kill_in_the_first_save_leaves_an_empty_dataset_every_command_handles(tmp_path, capsys, monkeypatch,
+                                                                                 legacy):
+    path = tmp_path / "demos.zarr"
+    kill_first_save(path, monkeypatch)
+    assert any((path / "data").iterdir())  # the killed save's chunks, without the metadata that shows them
+    if legacy:  # as writers before this one left it: data arrays of no frames
+        group = zarr.open_group(str(path / "data"), mode="r+")
+        for key in ("action", "timestamp"):
+            group.create_array(key, shape=(0, 7) if key == "action" else (0,), chunks=(64, 7)[: 2 - (key != "action")],
+                               dtype="float64")
+    assert loads_as_replay_buffer(path) is not legacy
+    capsys.readouterr()
+    assert main(["dataset", "validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note: the dataset has no episodes" in out
+    assert ("empty data arrays but no episode (a writer killed in its first save), which ReplayBuffer loaders "
+            "refuse; `protege dataset repair` removes them" in out) is legacy
+    assert main(["dataset", "info", str(path)]) == 0
+    assert "episodes  0   frames 0" in capsys.readouterr().out
+    for argv, expected in (
+        (["replay", str(path), "--episode", "0"], f"{path} has no episodes to replay"),
+        (["dataset", "export-video", str(path), "--episode", "0", "--out", str(tmp_path / "v.mp4")],
+         f"episode 0 out of range: {path} has no episodes"),
+        (["train", "--dataset", str(path), "--out", str(tmp_path / "run")], f"{path} has no episodes to train on"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "v.mp4").exists()
+    assert main(["dataset", "repair", str(path)]) == 0
+    assert all(p.name.startswith(".") for p in (path / "data").iterdir())  # the group's metadata only
+    assert loads_as_replay_buffer(path)
+    assert main(["record", "--task", "lift", "--expert", "scripted", "--episodes", "1", "--cameras", "front",
+                 "--image-size", "32", "--no-progress", "--out", str(path)]) == 0
+    assert main(["dataset", "validate", str(path)]) == 0 and loads_as_replay_buffer(path)
