@@ -4,7 +4,8 @@
     protege report runs/dagger --out dagger.html
 
 Works on a training run (loss curves and configuration), the same run after `protege rollout`
-(success per checkpoint, episode lengths, videos) and a DAgger run (success per round).
+(success per checkpoint, episode lengths, videos), a DAgger run (success per round) and a learning
+table (`protege bench learn --out DIR`: DIR/table.html and DIR/table.md from the cells done so far).
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from protege.launch.cli import emit_json
+    from protege.launch.learn_table import is_table, rewrite_table
     from protege.launch.report import write_report
 
+    if is_table(Path(args.run)):
+        html, _ = rewrite_table(Path(args.run), Path(args.out) if args.out else None)
+        print(f"wrote {html}", flush=True)
+        if args.json:
+            emit_json({"report": str(html)})
+        return 0
     report = write_report(args.run, args.out)
     print(f"wrote {report.html} ({len(report.plots)} plots, {len(report.thumbnails)} videos)", flush=True)
     if args.json:

@@ -116,11 +116,10 @@ def run_table(settings: LearnSettings, out: Path, jobs: int = 1, envs: int = 1, 
         for _, process, _ in running:
             process.terminate()
             process.wait()
-        results = [read_result(out, c) for c in table.cells if (out / "results" / f"{c.name}.json").exists()]
-        write_table(table, results, out)
+        rewrite_table(out)
     if failed:
         raise UserError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); rerun to resume them")
-    return results
+    return done_results(out, table)
 
 
 def _run_cells(out: Path, pending: list[Cell], running: list[tuple[Cell, subprocess.Popen, float]],
@@ -285,8 +284,25 @@ def table_rows(settings: LearnSettings, results: list[dict[str, Any]]) -> tuple[
     return header, rows
 
 
-def write_table(settings: LearnSettings, results: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
-    """OUT/table.md and OUT/table.html."""
+def is_table(path: Path) -> bool:
+    """Whether ``path`` holds a learning table (its settings and results folder)."""
+    return (path / "settings.json").is_file() and (path / "results").is_dir()
+
+
+def rewrite_table(out: Path, html_path: Path | None = None) -> tuple[Path, Path]:
+    """The table at ``out`` written again from the cells done so far (the HTML to ``html_path`` if given)."""
+    settings = read_settings(out)
+    return write_table(settings, done_results(out, settings), out, html_path)
+
+
+def done_results(out: Path, settings: LearnSettings) -> list[dict[str, Any]]:
+    """The results of the cells done so far, in table order."""
+    return [read_result(out, c) for c in settings.cells if (out / "results" / f"{c.name}.json").exists()]
+
+
+def write_table(settings: LearnSettings, results: list[dict[str, Any]], out: Path,
+                html_path: Path | None = None) -> tuple[Path, Path]:
+    """The table as OUT/table.html (or ``html_path``) and OUT/table.md; their paths."""
     header, rows = table_rows(settings, results)
     caption = (f"Success from {settings.demos} scripted demos over {settings.episodes} unseen seeds (from {EVAL_SEED}), "
                f"clean / under `--disturb {settings.disturb}`, with 95% Wilson intervals; * the best state policy "
@@ -300,5 +316,6 @@ def write_table(settings: LearnSettings, results: list[dict[str, Any]], out: Pat
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>"
             f"<h1>Learning table</h1><p>{html.escape(caption)}</p><table><tr>"
             + "".join(f"<th>{html.escape(h)}</th>" for h in header) + f"</tr>{cells}</table>")
-    (out / "table.html").write_text(page)
-    return out / "table.md", out / "table.html"
+    html_path = html_path or out / "table.html"
+    html_path.write_text(page)
+    return html_path, out / "table.md"

@@ -28,6 +28,8 @@ def test_a_table_runs_its_cells_writes_markdown_and_html_and_resumes(tmp_path, c
     assert cli.main(["bench", "learn", "--out", str(out), *TINY]) == 0  # resumes: nothing left to run
     assert "1 of 1 cells done, running 0" in capsys.readouterr().out
     assert (out / "results" / "reach-mlp.json").stat().st_mtime_ns == stamp
+    (out / "table.html").unlink()
+    assert cli.main(["report", str(out)]) == 0 and "<table>" in (out / "table.html").read_text()
 
 
 @pytest.mark.parametrize(
