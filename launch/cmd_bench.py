@@ -135,20 +135,17 @@ def _replay(json: bool) -> dict:
 def _learn(json: bool, args: argparse.Namespace) -> dict:
     from pathlib import Path
 
+    from protege.launch.cmd_rollout import parse_disturb
     from protege.launch.errors import UserError
     from protege.launch.learn_table import LearnSettings, run_cell, run_table
-    from protege.sim.disturbances import describe, parse_disturbances
-    from protege.sim.errors import SimError
+    from protege.sim.disturbances import describe
 
     if args.out is None:
         raise UserError("bench learn needs --out DIR (the table's directory)")
     out = Path(args.out)
     if args.cell:
         return run_cell(out, args.cell, args.envs, args.device)
-    try:
-        disturb = describe(parse_disturbances(args.disturb))
-    except SimError as exc:
-        raise UserError(f"--disturb: {exc}") from None
+    disturb = describe(parse_disturb(args.disturb))
     settings = LearnSettings(tasks=tuple(t for t in args.tasks.split(",") if t),
                              policies=tuple(p for p in args.policies.split(",") if p), demos=args.demos,
                              episodes=args.episodes, steps=args.steps, disturb=disturb)
