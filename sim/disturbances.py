@@ -178,13 +178,13 @@ def push_object(env: Any, distance: float, heading: float) -> bool:
     if not task.objects or not task.object_resting(data, 0):
         return False
     body = int(model.body(task.objects[0]).id)
-    qpos = data.qpos.copy()
+    qpos, qvel = data.qpos.copy(), data.qvel.copy()
     for direction in _headings(heading):
         task.shift_object(data, 0, distance * direction)
         mujoco.mj_forward(model, data)
         if task.in_workspace(task.object_pos(data, 0)[:2]) and _bodies_clear(model, data, {body}):
             return True
-        data.qpos[:] = qpos
+        data.qpos[:], data.qvel[:] = qpos, qvel
     mujoco.mj_forward(model, data)
     return False
 

@@ -196,9 +196,10 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         body = self.model.body(self.task.objects[i]).id
         if self.gripper_state() < 0.2:
             return False
+        robot = set(self._robot_bodies)
         for contact in self.data.contact[: self.data.ncon]:
             pair = {int(self.model.geom_bodyid[contact.geom1]), int(self.model.geom_bodyid[contact.geom2])}
-            if body in pair and pair & set(self._robot_bodies):
+            if body in pair and pair & robot:
                 return True
         return False
 
