@@ -27,6 +27,7 @@ from typing import Any
 from protege.launch.checkpoints import EVAL_SEED
 from protege.launch.errors import UserError
 from protege.launch.records import Record
+from protege.launch.runfiles import write_json
 
 STATE_POLICIES = ("mlp", "act", "diffusion")
 CAMERA_POLICY = "cnn"
@@ -187,7 +188,7 @@ def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
         summary = run_rollouts(RolloutSpec(spec, make_policy, disturb=disturb), settings.episodes, seed=EVAL_SEED,
                                envs=envs, progress=False).summary
         result[key] = {k: summary[k] for k in ("successes", "episodes", "success_rate", "ci95", "disturb", "strikes")}
-    _write_json(out / "results" / f"{cell.name}.json", result)
+    write_json(out / "results" / f"{cell.name}.json", result)
     return result
 
 
@@ -223,7 +224,7 @@ def _claim(out: Path, settings: LearnSettings) -> LearnSettings:
     elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not a learning table: use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "settings.json", settings.to_json())
+    write_json(out / "settings.json", settings.to_json())
     return settings
 
 
@@ -248,13 +249,6 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
         cameras = CAMERAS if demos.endswith("-cameras") else ()
         collect(EnvSpec.make(task, cameras=cameras, image_size=settings.image_size), str(path), settings.demos,
                 noise=DEMO_NOISE, workers=workers, seed=settings.seed, progress=False, dart=True)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _percent(figures: dict[str, Any]) -> str:

@@ -116,9 +116,14 @@ def append_eval(run_dir: Path, record: EvalRecord) -> None:
 
 def write_dagger(run_dir: Path, log: DaggerLog) -> None:
     """Replace RUN/dagger.json atomically."""
-    path = run_dir / "dagger.json"
+    write_json(run_dir / "dagger.json", log.to_json())
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Replace ``path`` with ``value`` as indented JSON, atomically (its folder made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(log.to_json(), indent=2) + "\n")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
     os.replace(tmp, path)
 
 
