@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         from protege.teleop.browser import BrowserModel
         from protege.teleop.browser_view import BrowserApp, RewindOptions
         from protege.teleop.devices import load_bindings
+        from protege.teleop.display import require_display
 
+        require_display("browse")
         model = BrowserModel(args.dataset)
         policy = _load_policy(args.checkpoint, model.ds.attrs, args.robot) if args.checkpoint else None
         rewind = RewindOptions(device=args.device, policy=policy, out=args.out, robot=args.robot,

@@ -26,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
     from protege.teleop.replay import replay
 
+    if args.window:
+        from protege.teleop.display import require_display
+
+        require_display("replay")
     result = replay(args.dataset, args.episode, mode=args.mode, video=args.video, window=args.window,
                     robot=args.robot)
     where = ""

@@ -32,21 +32,31 @@ def has_display() -> bool:
 
 
 def require_display(what: str) -> None:
-    """Fail at once, in one line, where the window of command ``what`` cannot be shown (SDL would fall
-    back to an invisible offscreen window and the command would seem to hang). Commands that set up
-    input devices before their window call it first."""
+    """Fail at once, in one line, where the window of command ``what`` cannot be shown: no display, or a
+    display no server answers on (SDL would fall back to its invisible offscreen driver and the command
+    would seem to hang). Commands that set up input devices or renderers before their window call it first."""
     if not has_display():
         raise TeleopError(f"cannot open the {what} window: no display (DISPLAY is not set); run it on a desktop, "
                           f"under `xvfb-run -a protege ...`, or headless with SDL_VIDEODRIVER=dummy")
+    requested = os.environ.get("SDL_VIDEODRIVER", "")
+    try:
+        pygame.display.init()
+    except pygame.error as exc:
+        raise TeleopError(f"cannot open the {what} window ({exc})") from None
+    driver = pygame.display.get_driver()
+    if driver in _HEADLESS_DRIVERS and driver != requested:
+        pygame.display.quit()
+        where = ", ".join(f"{name}={os.environ[name]}" for name in ("DISPLAY", "WAYLAND_DISPLAY") if os.environ.get(name))
+        raise TeleopError(f"cannot open the {what} window: no display server answers on {where}; check that the "
+                          f"desktop session is running (or use `xvfb-run -a protege ...`)")
 
 
 def open_window(size: tuple[int, int], title: str, what: str) -> pygame.Surface:
     """Open the window of command ``what`` (e.g. ``"record"``) at ``size``, titled ``title``."""
-    require_display(what)
     # Written on purpose: SDL reads this hint from the environment when it creates the window surface (see above),
     # and pygame has no other way to give it.
     os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"
-    pygame.display.init()
+    require_display(what)
     pygame.font.init()
     try:
         surface = pygame.display.set_mode(size)
@@ -78,12 +88,16 @@ def _set_title(title: str) -> None:
 
 @contextlib.contextmanager
 def virtual_display(width: int = 1600, height: int = 1000) -> Iterator[str]:
-    """Start an Xvfb server on a free display number and yield its name (``":N"``); stop it on exit."""
+    """Start an Xvfb server on a free display number and yield its name (``":N"``); stop it on exit.
+
+    ``-noreset``: by default the server resets whenever its last client leaves, and a client that connects
+    meanwhile is refused; between two short-lived clients (a window test's xdotool calls) that refusal hit
+    about one window in seven."""
     if shutil.which("Xvfb") is None:
         raise TeleopError("Xvfb is not installed (apt-get install xvfb)")
     read, write = os.pipe()
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write), "-noreset", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
         pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write)
     try:
