@@ -312,7 +312,7 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
     policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
     rollouts = run / "interventions.zarr"
     first = _episodes(rollouts)
-    with EpisodeWriter(str(rollouts), attrs=_env(config).to_attrs()) as writer:
+    with EpisodeWriter(str(rollouts), attrs=_env(config).to_attrs(), background=True) as writer:
         person = script is None  # a person gets a person's time per episode, a script the task's
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
                          realtime=person, script=script, success_hold=config.success_hold, wait=person,

@@ -35,7 +35,7 @@ def take() -> ScriptedInput:
 @pytest.mark.slow
 def test_recorder_soak_keeps_memory_flat_and_ticks_on_time(tmp_path, bindings):
     env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
-    writer = EpisodeWriter(tmp_path / "soak.zarr", attrs=env.env_spec.to_attrs())
+    writer = EpisodeWriter(tmp_path / "soak.zarr", attrs=env.env_spec.to_attrs(), background=True)  # as `record`
     recorder = Recorder(env, KeyboardDevice(bindings.keyboard, env.action_space.high[:6]), writer, success_hold=0)
     duration = MINUTES * 60.0
     start = time.monotonic()
