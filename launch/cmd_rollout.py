@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an episode succeeds once success has held this many ticks (default: 10)")
     parser.add_argument("--disturb", metavar="NAME[=MAG],...",
                         help="seeded disturbances: object_push (m, default 0.04), arm_shove (m, 0.04), obs_noise "
-                             "(m, 0.005), latency (ticks, 1); 'default' is object_push,arm_shove")
+                             "(m, 0.005), latency (ticks, 1); 'default' is object_push,arm_shove; with --intervene "
+                             "they strike the window's episodes, for the person to recover from")
     parser.add_argument("--video-dir", help="write per-episode mp4 videos here")
     parser.add_argument("--videos", type=int, help="how many episodes get a video (default: all with --video-dir)")
     parser.add_argument("--video-camera", default="front", help="camera the videos show (default: front)")
@@ -110,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
     if args.time_limit is not None and not args.intervene:
         raise UserError("--time-limit is a person's limit: it needs --intervene")
     disturb = parse_disturb(args.disturb)
-    if disturb and args.intervene:
-        raise UserError("--disturb is for headless evaluation: drop it with --intervene")
     args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
     meta, _ = read_run(args.checkpoint)
     trained = trained_spec(meta, args.robot)
@@ -121,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     env.close()
     make_policy = functools.partial(load_for_rollout, str(args.checkpoint), args.device, not args.no_ema)
     if args.intervene:
-        result = _intervene(args, spec, make_policy)
+        result = _intervene(args, spec, make_policy, disturb)
     else:
         if args.video_dir:
             Path(args.video_dir).mkdir(parents=True, exist_ok=True)  # an impossible one fails before any episode
@@ -146,10 +145,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any) -> dict[str, Any]:
-    """A window shows the policy acting; holding the take-over input hands control to the person."""
+def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any,
+               disturb: tuple[Disturbance, ...]) -> dict[str, Any]:
+    """A window shows the policy acting; holding the take-over input hands control to the person (and
+    ``disturb`` strikes the scene, for recoveries)."""
     from protege.datasets import EpisodeWriter
     from protege.launch.errors import UserError
+    from protege.sim.disturbances import describe
     from protege.teleop.collect import make_env
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
@@ -168,10 +170,12 @@ def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any) -> dic
     check_dataset(args.record, attrs)
     with EpisodeWriter(args.record, attrs=attrs, background=True) as writer:
         result = run_intervention(env, make_policy(), device, writer, args.episodes, args.seed,
-                                  success_hold=args.success_hold, time_limit=time_limit, wait=not args.no_wait)
+                                  success_hold=args.success_hold, time_limit=time_limit, wait=not args.no_wait,
+                                  disturb=disturb)
     env.close()
     timing = result["timing"]
-    print(f"saved {result['saved']} episode(s) to {args.record} ({result['intervened_frames']} of "
+    under = f" under {describe(disturb)} ({sum(e['strikes'] for e in result['episodes'])} strikes)" if disturb else ""
+    print(f"saved {result['saved']} episode(s) to {args.record}{under} ({result['intervened_frames']} of "
           f"{result['frames']} frames driven by you); loop {timing['achieved_hz']} Hz, "
           f"{timing['late_ticks']} late of {timing['ticks']} ticks", flush=True)
     return {"checkpoint": str(args.checkpoint), "record": args.record, **result}

@@ -130,8 +130,6 @@ class DaggerConfig:
             raise UserError(f"--noise must be >= 0, got {self.noise}")
         if self.dart_noise is not None and (self.dart_noise <= 0 or not self.compare_bc):
             raise UserError(f"--compare-dart takes a noise > 0 and needs --compare-bc, got {self.dart_noise}")
-        if self.disturb and self.expert != "scripted":
-            raise UserError("--disturb needs the scripted expert (it disturbs headless rollouts)")
         if self.correction_share is not None and not 0.0 < self.correction_share < 1.0:
             raise UserError(f"--correction-share must be in (0, 1), got {self.correction_share}")
 
@@ -316,7 +314,7 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
         person = script is None  # a person gets a person's time per episode, a script the task's
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
                          realtime=person, script=script, success_hold=config.success_hold, wait=person,
-                         time_limit=person_time_limit(env, None) if person else None)
+                         time_limit=person_time_limit(env, None) if person else None, disturb=config.disturb)
     env.close()
     return aggregate_interventions(rollouts, first, run / "data.zarr")
 

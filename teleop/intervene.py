@@ -14,6 +14,10 @@ waits for it, so the person is ready before the policy moves); pause (``pause`` 
 sim freezes, the window stays live); reset (discard the episode in progress, draw the next seed);
 quit / Esc (abort: the episode in progress is discarded, saved ones stay); help (key map). With
 ``wait``, the window stays open on a summary after the last episode until Esc or start.
+
+Disturbances (:mod:`protege.sim.disturbances`, as ``protege rollout --disturb``) strike the scene on
+the same seeded schedule as in headless evaluation; the HUD says what was struck, so the person can
+practise taking over to recover and the recovery is recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 import pygame
 
+from protege.sim.disturbances import Disturbance, Disturber
 from protege.teleop.devices import Command, Device
 from protege.teleop.devices.base import TAKEOVER, TAKEOVER_ROW
 from protege.teleop.devices.bindings import target_label
@@ -41,6 +46,7 @@ _KEY_MAP_LABELS = {
     Command.QUIT: "abort and quit",
 }
 _UNUSED_COMMANDS = {Command.SAVE, Command.DISCARD, Command.RERECORD}
+_STRUCK = {"object_push": "the object was pushed", "arm_shove": "the arm was shoved"}
 
 
 class TakeoverPilot:
@@ -101,6 +107,7 @@ class Intervention:
         success_hold: int = 10,
         time_limit: float | None = None,
         wait: bool = False,
+        disturb: tuple[Disturbance, ...] = (),
     ) -> None:
         if env.controller.name != "ee_delta":
             raise TeleopError(f"live intervention drives ee_delta actions; this env's action space is "
@@ -109,8 +116,9 @@ class Intervention:
         self.device = device
         self.writer = writer
         self.takeover = TakeoverPilot(device, env)
+        self.disturber = Disturber(disturb) if disturb else None
         self.loop = ControlLoop(env, [self.takeover, PolicyPilot(policy)], writer=writer, realtime=realtime,
-                                success_hold=success_hold, time_limit=time_limit)
+                                success_hold=success_hold, time_limit=time_limit, disturber=self.disturber)
         self.wait = wait
         self.waiting = wait  # for the person to start the episode
         self.episodes = 0  # to save in this run
@@ -167,6 +175,11 @@ class Intervention:
         }
 
     @property
+    def strikes(self) -> int:
+        """Disturbances that moved something in the episode in progress."""
+        return len(self.disturber.applied) if self.disturber is not None else 0
+
+    @property
     def finished(self) -> bool:
         """Whether this run's episodes are all saved."""
         return len(self.results) >= self.episodes
@@ -192,11 +205,17 @@ class Intervention:
     def _step(self) -> None:
         was_driving = self.takeover.driving
         self.window.steer(self.device, self.env.action_space.high[:3])
+        struck = self.strikes
         step = self.loop.step()
         self.takeover.executed(step.action)
         if self.loop.pilots[step.driver] is self.takeover:
             self.intervened += 1
-        if self.takeover.driving != was_driving:
+        if self.strikes > struck:
+            assert self.disturber is not None
+            what = self.disturber.applied[-1]
+            self.message = (f"{_STRUCK[what.name]} {100 * what.magnitude:g} cm"
+                            + ("" if self.takeover.driving else f"; hold {self._takeover_name} to recover"))
+        elif self.takeover.driving != was_driving:
             self.message = (f"you drive: let go of {self._takeover_name} to hand back" if self.takeover.driving
                             else f"the policy drives again: hold {self._takeover_name} to take over")
         if self.loop.ended:
@@ -244,6 +263,7 @@ class Intervention:
             "success": loop.success,
             "source": loop.source.name.lower(),
             "intervened_frames": self.intervened,
+            "strikes": self.strikes,
             "late_ticks": late,
         })
         self.message = (f"saved episode {index} ({'success' if loop.success else 'no success'}, "
@@ -319,21 +339,23 @@ def run_intervention(
     time_limit: float | None = None,
     max_ticks: int | None = None,
     wait: bool = False,
+    disturb: tuple[Disturbance, ...] = (),
 ) -> dict[str, Any]:
     """Run ``policy`` on ``env`` with a person ready to take over through ``device``, until ``episodes``
     episodes are saved to ``writer`` (source ``intervention`` where the person drove any frame, else
     ``policy``), the person aborts, or ``max_ticks`` loop ticks pass; an unfinished episode is dropped.
     With ``wait`` each episode starts on the person's start input and the window ends on a summary.
+    ``disturb`` strikes each episode on its seeded schedule.
 
     Returns ``episodes`` (per saved episode: index, seed, ticks, success, source, intervened_frames,
-    late_ticks), ``saved``, ``discarded``, ``aborted``, ``intervened_frames``, ``frames`` and the loop
+    strikes, late_ticks), ``saved``, ``discarded``, ``aborted``, ``intervened_frames``, ``frames`` and the loop
     ``timing`` (ticks, late_ticks, achieved_hz, tick and period percentiles in ms).
     """
     if episodes < 1:
         raise TeleopError(f"episodes must be at least 1, got {episodes}")
     pygame.event.clear()
     session = Intervention(env, policy, device, writer, seed=seed, realtime=realtime,
-                           success_hold=success_hold, time_limit=time_limit, wait=wait)
+                           success_hold=success_hold, time_limit=time_limit, wait=wait, disturb=disturb)
     try:
         return session.run(episodes, max_ticks=max_ticks, script=script)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from xwindow import GL_MODES, XWindow, changed, lit
 
@@ -66,6 +67,20 @@ def test_rollout_intervene_window(xdisplay, gl, mlp_run, tmp_path):
         time.sleep(1.0)
         assert changed(ready, window.grab()[MAIN]) > 1.0, "the policy moves the arm: the view must change"
     closes_cleanly(window)
+
+
+def test_rollout_intervene_window_under_disturbances(xdisplay, mlp_run, tmp_path):
+    """The window's episode runs under the evaluation's disturbances: the push is reported and recorded."""
+    args = ["rollout", "--checkpoint", mlp_run, "--intervene", "keyboard", "--episodes", "1", "--no-wait",
+            "--time-limit", "3", "--disturb", "object_push=0.08",
+            "--record", str(tmp_path / "fixes.zarr")]
+    with XWindow.launch(xdisplay, "unset", args, "protege rollout") as window:
+        code, out, err = window.finish()
+    assert code == 0, err
+    assert "under object_push=0.08 (1 strikes)" in out, out
+    data = Dataset(str(tmp_path / "fixes.zarr"))
+    jumps = np.linalg.norm(np.diff(data["object_pos"][:, :2], axis=0), axis=1)
+    assert jumps.max() == pytest.approx(0.08, abs=0.01), "the recorded object jumps by the push"
 
 
 @pytest.mark.parametrize("gl", GL_MODES)

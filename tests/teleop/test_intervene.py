@@ -200,3 +200,25 @@ def test_with_wait_each_episode_starts_on_the_start_key_and_the_window_ends_on_a
 def test_the_view_of_a_state_only_env_is_never_recorded(env, keyboard):
     result, buffer = intervene(env, keyboard, ScriptedInput(), max_steps=4)
     assert not [key for key in buffer.episodes[0].data if key.startswith("image_")]
+
+
+def test_disturbances_strike_the_window_on_the_evaluation_schedule_and_the_person_recovers(env, keyboard):
+    from protege.sim.disturbances import Disturber, parse_disturbances
+
+    disturb = parse_disturbances("default")
+    schedule = Disturber(disturb)
+    schedule.reset(env, 0)  # what headless evaluation draws for seed 0
+    ticks = {strike.name: strike.tick for strike in schedule.strikes}
+    last = max(ticks.values())
+    session = Intervention(env, FixedPolicy(np.zeros(7)), keyboard, EpisodeBuffer(), realtime=False, success_hold=0,
+                           time_limit=(last + 10) / env.control_hz, disturb=disturb)
+    session.run(episodes=1, max_ticks=last + 1)
+    assert session.strikes == 2 and session.message.endswith("hold Left Shift to recover")
+    session.run(episodes=1, script=ScriptedInput().key(0, "left shift", hold=5))  # the person takes over
+    data = session.writer.episodes[0].data
+    jump = np.linalg.norm(np.diff(data["object_pos"][:, :2], axis=0), axis=1)
+    assert jump[ticks["object_push"] - 1] == pytest.approx(0.04, abs=0.005)  # frame k holds the obs after k ticks
+    assert np.delete(jump, ticks["object_push"] - 1).max() < 0.005, "the object moved only when it was pushed"
+    shove = np.linalg.norm(np.diff(data["ee_pos"], axis=0), axis=1)[ticks["arm_shove"] - 1]
+    assert shove == pytest.approx(0.04, abs=0.01)
+    assert session.results[0]["strikes"] == 2 and data["intervention"].tolist() == [0] * (last + 1) + [1] * 5 + [0] * 4
