@@ -128,6 +128,26 @@ def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):
     assert segment["action"][:, 0].max() < 0  # "w": forward, -x in the front view
 
 
+def test_a_persons_rollouts_are_struck_by_the_disturbances(tmp_path):
+    import pygame
+
+    from protege.sim.disturbances import parse_disturbances
+    from protege.teleop.scripted_input import ScriptedInput
+
+    pygame.init()
+    demos = str(tmp_path / "demos.zarr")
+    assert cli.main(["record", "--task", "reach", "--expert", "scripted", "--episodes", "2", "--cameras", "",
+                     "--out", demos, "--no-progress"]) == 0
+    config = DaggerConfig(task="reach", out=str(tmp_path / "run"), expert="keyboard", demos_dataset=demos, rounds=2,
+                          episodes_per_round=1, steps=20, eval_episodes=2, overrides=["warmup_steps=5"],
+                          disturb=parse_disturbances("arm_shove=0.05"), progress=False)
+    log = run_dagger(config, scripts=lambda r: ScriptedInput())
+    rollout = Dataset(str(tmp_path / "run" / "interventions.zarr"))
+    steps = np.linalg.norm(np.diff(rollout["ee_pos"][:, :2], axis=0), axis=1)
+    assert steps.max() == pytest.approx(0.05, abs=0.01), "the person's rollout was shoved"
+    assert all(point.strikes == 2 for point in log.rounds), "every evaluation ran under the disturbances"
+
+
 def test_a_person_as_expert_needs_demos(tmp_path):
     with pytest.raises(UserError, match="--demos-dataset"):
         run_dagger(DaggerConfig(task="reach", out=str(tmp_path / "run"), expert="gamepad"))
