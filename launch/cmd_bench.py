@@ -43,8 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
     learn.add_argument("--episodes", type=int, default=100,
                        help="evaluation episodes per cell, clean and disturbed each (default: 100)")
-    learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: each policy's: mlp 10000, "
-                       "act, diffusion and cnn 20000)")
+    learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: 20000)")
     learn.add_argument("--disturb", default="default", help="the disturbed evaluation's --disturb (default: default)")
     learn.add_argument("--jobs", type=int, default=1, help="cells run at a time (default: 1)")
     learn.add_argument("--envs", type=int, default=1, help="evaluation processes per cell (default: 1)")
