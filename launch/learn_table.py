@@ -33,7 +33,7 @@ STATE_POLICIES = ("mlp", "act", "diffusion")
 CAMERA_POLICY = "cnn"
 CAMERA_TASKS = ("lift", "push")  # the cnn's rows: cameras cost ~10x the env steps
 CAMERAS = ("front", "wrist")
-STEPS = {"mlp": 20_000, "act": 20_000, "diffusion": 20_000, "cnn": 20_000}  # each policy's training steps
+STEPS = {"mlp": 20_000, "act": 20_000, "diffusion": 20_000, "cnn": 20_000}
 MEASUREMENT = ("demos", "episodes", "steps", "image_size", "disturb", "seed")  # what cells of one table share
 
 

@@ -210,8 +210,7 @@ class Intervention:
         self.takeover.executed(step.action)
         if self.loop.pilots[step.driver] is self.takeover:
             self.intervened += 1
-        if self.strikes > struck:
-            assert self.disturber is not None
+        if self.disturber is not None and self.strikes > struck:
             what = self.disturber.applied[-1]
             self.message = (f"{_STRUCK[what.name]} {100 * what.magnitude:g} cm"
                             + ("" if self.takeover.driving else f"; hold {self._takeover_name} to recover"))
