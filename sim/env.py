@@ -37,8 +37,9 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     Observations: ``joint_pos``, ``joint_vel`` (arm joints), ``ee_pos``, ``ee_quat`` (wxyz, see
     :func:`quat_near`), ``gripper`` (0 open .. 1 closed, measured), ``object_pos``/``object_quat`` (task objects,
     concatenated), ``goal_pos`` (tasks with a goal) and ``image_<camera>`` (uint8 HxWx3).
-    ``info`` carries ``success`` and ``is_success``. Episodes end on success (unless
-    ``terminate_on_success=False``) and are truncated at the task's time limit. ``env_spec`` is the
+    ``info`` carries ``success``, ``is_success`` and ``object_lost``. Episodes end on success (unless
+    ``terminate_on_success=False``) or when an object leaves the table (``object_lost``: a failure), and
+    are truncated at the task's time limit. ``env_spec`` is the
     :class:`~protege.sim.spec.EnvSpec` it was built from (:meth:`from_spec`) or that its arguments make.
     """
 
@@ -131,9 +132,10 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mujoco.mj_forward(self.model, d)  # kinematics of the new state: what set_state(get_state()) observes
         self._steps += 1
         success = self.task.is_success(d)
-        terminated = success and self.terminate_on_success
+        lost = self.task.object_lost(d)
+        terminated = (success and self.terminate_on_success) or lost
         truncated = self._steps >= self.max_steps
-        return self._observation(), self.task.reward(d), terminated, truncated, self._info(success)
+        return self._observation(), self.task.reward(d), terminated, truncated, self._info(success, lost)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -272,9 +274,10 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 obs[f"image_{cam}"] = image
         return obs
 
-    def _info(self, success: bool | None = None) -> dict[str, Any]:
+    def _info(self, success: bool | None = None, lost: bool | None = None) -> dict[str, Any]:
         success = self.task.is_success(self.data) if success is None else success
-        return {"success": success, "is_success": success, "step": self._steps}
+        lost = self.task.object_lost(self.data) if lost is None else lost
+        return {"success": success, "is_success": success, "object_lost": lost, "step": self._steps}
 
     def _make_observation_space(self) -> gym.spaces.Dict:
         """Boxes for :attr:`EnvSpec.observations <protege.sim.spec.EnvSpec.observations>`: images uint8,

@@ -265,7 +265,8 @@ class Intervention:
             "strikes": self.strikes,
             "late_ticks": late,
         })
-        self.message = (f"saved episode {index} ({'success' if loop.success else 'no success'}, "
+        outcome = "success" if loop.success else "the object left the table" if loop.info.get("object_lost") else "no success"
+        self.message = (f"saved episode {index} ({outcome}, "
                         f"{self.intervened}/{loop.ticks} frames by you)")
         if self.finished:
             successes = sum(r["success"] for r in self.results)

@@ -124,7 +124,8 @@ class Recorder:
         if self.loop.success and self.auto_save:
             self._save("success held")
         else:
-            self._stop("success held" if self.loop.success else "time is up")
+            self._stop("success held" if self.loop.success
+                       else "the object left the table" if self.loop.info.get("object_lost") else "time is up")
 
     # -- episode state machine ----------------------------------------------------------------
 

@@ -45,6 +45,8 @@ class Task(ABC):
         self.model = model
         self._object_qpos = [model.jnt_qposadr[model.body(o).jntadr[0]] for o in self.objects]
         self._ee_site = model.site("ee").id
+        table = model.geom("table")
+        self._table_xy = (table.pos[:2] - table.size[:2], table.pos[:2] + table.size[:2])  # the top's corners
 
     @abstractmethod
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
@@ -84,6 +86,16 @@ class Task(ABC):
     def object_resting(self, data: mujoco.MjData, i: int) -> bool:
         """Whether object ``i`` lies on the table (its centre no higher than a resting cube's)."""
         return bool(self.object_pos(data, i)[2] < CUBE_HALF + 0.005)
+
+    def object_lost(self, data: mujoco.MjData) -> bool:
+        """Whether an object has left the table: its centre beyond the top's edges or a cube's height below
+        the top (it fell, or the physics threw it). No task can succeed from there."""
+        low, high = self._table_xy
+        for i in range(len(self.objects)):
+            pos = self.object_pos(data, i)
+            if pos[2] < -2 * CUBE_HALF or np.any(pos[:2] < low) or np.any(pos[:2] > high):
+                return True
+        return False
 
     def in_workspace(self, xy: np.ndarray, margin: float = 1.25) -> bool:
         """Whether a table point lies within the arm's workspace, widened by ``margin``."""

@@ -175,3 +175,16 @@ def test_home_data_is_scratch_physics_at_home(lift: ProtegeEnv) -> None:
     grip = lift.model.actuator("robot/" + lift.robot.gripper.actuator).id
     assert (home.ctrl[grip], closed.ctrl[grip]) == (lift.robot.gripper.open, lift.robot.gripper.closed)
     assert np.allclose(home.site_xpos[lift.ee_site], lift.ee_pose()[0])  # reset puts the arm at home too
+
+
+@pytest.mark.parametrize("where", ["beyond the edge", "below the top"])
+def test_an_object_that_leaves_the_table_ends_the_episode_as_a_failure(where: str) -> None:
+    env = ProtegeEnv(task="lift", cameras=(), terminate_on_success=False)  # as the teleop windows run it
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(np.zeros(7))
+    assert not terminated and not info["object_lost"], "a cube resting on the table is not lost"
+    x, y, z = env.task.object_pos(env.data, 0)
+    env.task.set_object_pose(env.data, 0, np.array([0.9, y, z] if where == "beyond the edge" else [x, y, -0.1]))
+    _, _, terminated, truncated, info = env.step(np.zeros(7))
+    assert terminated and info["object_lost"] and not info["success"] and not truncated
+    env.close()
