@@ -137,8 +137,9 @@ def plot_dagger(dagger: DaggerLog, path: Path) -> Path | None:
                 axes.annotate(f"round {record.round}", (x, record.success_rate),
                               textcoords="offset points", xytext=(4, 6), fontsize=8)
     axes.set(xlabel="labelled frames", ylabel="success rate", ylim=(-0.03, 1.05),
-             title=f"DAgger on {dagger.task} ({dagger.expert} expert"
-                   + (f", disturbed: {dagger.disturb})" if dagger.disturb else ")"))
+             title=f"DAgger on {dagger.task} ({dagger.expert} expert)"
+                   + (f"\nevaluated under {dagger.disturb.replace(',', ', ')}" if dagger.disturb else ""))
+    axes.margins(x=0.08)  # room for the last round's label
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     return _save(figure, path)
