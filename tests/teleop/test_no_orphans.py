@@ -59,7 +59,8 @@ def start_and_kill(argv: list[str], out: Path, sig: int, ready: int, deadline_s:
                    ) -> tuple[subprocess.Popen, set[int]]:
     """Start ``protege argv``, wait for ``ready`` processes below it and a saved episode, send ``sig``."""
     proc = subprocess.Popen([sys.executable, "-m", "protege.launch.cli", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
     start = time.monotonic()
     children: set[int] = set()
     while len(children) < ready or not saved(out):
@@ -69,6 +70,16 @@ def start_and_kill(argv: list[str], out: Path, sig: int, ready: int, deadline_s:
         children |= descendants(proc.pid)
     proc.send_signal(sig)
     return proc, children
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str, str]:
+    """Wait for the killed command; one still running after ``timeout`` fails with every thread's stack."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"the command did not stop within {timeout} s:\n{err[-6000:]}") from None
 
 
 def assert_all_gone(children: set[int], within_s: float = 10.0) -> None:
@@ -107,7 +118,7 @@ def test_killing_the_parent_leaves_no_worker(run_dir: Path, tmp_path: Path, comm
     out = tmp_path / ("d.zarr" if command == "record" else "r.zarr")
     # two workers plus the multiprocessing resource tracker
     proc, children = start_and_kill(COMMANDS[command](tmp_path), out, sig, ready=3)
-    _, err = proc.communicate(timeout=60)
+    _, err = finish(proc)
     assert_all_gone(children)
     if sig == signal.SIGTERM:  # a clean stop like Ctrl-C: one line, every saved episode kept and valid
         assert proc.returncode == 143 and err.splitlines()[-1] == f"protege {command}: terminated", err

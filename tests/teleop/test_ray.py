@@ -63,7 +63,14 @@ def test_evaluating_on_ray_gives_the_local_numbers_and_recording(local_ray, tmp_
 def _worker_pids() -> list[int]:
     import psutil
 
-    return [p.pid for p in psutil.Process().children(recursive=True) if "_Actor" in " ".join(p.cmdline())]
+    pids = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "_Actor" in " ".join(child.cmdline()):
+                pids.append(child.pid)
+        except psutil.Error:  # gone, or a zombie an earlier test left unreaped
+            continue
+    return pids
 
 
 def test_a_killed_worker_loses_and_repeats_no_episode(local_ray, pool_demos):
