@@ -4,7 +4,10 @@ Workers are spawned (each makes its own GL context). On Linux each asks the kern
 its parent dies (``PR_SET_PDEATHSIG``), elsewhere a thread watches the parent; so ``kill -9`` of
 the command leaves no worker behind, and with the workers gone the multiprocessing resource tracker
 exits too. When the parent stops on an exception (Ctrl-C, SIGTERM turned into KeyboardInterrupt by
-the command line) the pool kills its workers at once instead of waiting for their queued episodes.
+the command line) the pool cancels the queued episodes and lets the few in flight finish: a worker
+killed while it sends a result leaves half a message in the result pipe, and the executor's manager
+thread then waits for the rest forever. Workers ignore Ctrl-C (the terminal sends it to the whole
+process group) for the same reason: the parent alone decides when they stop.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def _watch_parent(parent: int, initializer: Callable[..., None] | None, initargs
         threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
 
@@ -52,8 +56,6 @@ def worker_pool(
     try:
         yield pool
     except BaseException:
-        for child in multiprocessing.active_children():  # this process's workers: stop now, not after the queue
-            child.kill()
-        pool.shutdown(cancel_futures=True)
+        pool.shutdown(cancel_futures=True)  # the episodes in flight finish; see the module docstring
         raise
     pool.shutdown()
