@@ -217,18 +217,15 @@ def _solve_ee_position(env: Any, target: np.ndarray, iterations: int = 20, toler
     orientation unchanged (damped least squares); whether it got within ``tolerance``."""
     model, data, site = env.model, env.data, env.ee_site
     q_adr, dof_adr = env.arm_qpos_adr, env.arm_dof_adr
-    rotation = data.site_xmat[site].copy()
+    wanted, current, difference, rotation_error = np.empty(4), np.empty(4), np.empty(4), np.empty(3)
+    mujoco.mju_mat2Quat(wanted, data.site_xmat[site])  # the orientation to keep
     jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
     low, high = env.arm_joint_range.T
     for _ in range(iterations):
         mujoco.mj_kinematics(model, data)
         mujoco.mj_comPos(model, data)
         position_error = target - data.site_xpos[site]
-        rotation_error = np.zeros(3)
-        difference = np.empty(4)
-        current, wanted = np.empty(4), np.empty(4)
         mujoco.mju_mat2Quat(current, data.site_xmat[site])
-        mujoco.mju_mat2Quat(wanted, rotation)
         mujoco.mju_negQuat(difference, current)
         mujoco.mju_mulQuat(difference, wanted, difference)
         mujoco.mju_quat2Vel(rotation_error, difference, 1.0)

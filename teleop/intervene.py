@@ -116,9 +116,9 @@ class Intervention:
         self.device = device
         self.writer = writer
         self.takeover = TakeoverPilot(device, env)
-        self.disturber = Disturber(disturb) if disturb else None
         self.loop = ControlLoop(env, [self.takeover, PolicyPilot(policy)], writer=writer, realtime=realtime,
-                                success_hold=success_hold, time_limit=time_limit, disturber=self.disturber)
+                                success_hold=success_hold, time_limit=time_limit,
+                                disturber=Disturber(disturb) if disturb else None)
         self.wait = wait
         self.waiting = wait  # for the person to start the episode
         self.episodes = 0  # to save in this run
@@ -175,11 +175,6 @@ class Intervention:
         }
 
     @property
-    def strikes(self) -> int:
-        """Disturbances that moved something in the episode in progress."""
-        return len(self.disturber.applied) if self.disturber is not None else 0
-
-    @property
     def finished(self) -> bool:
         """Whether this run's episodes are all saved."""
         return len(self.results) >= self.episodes
@@ -205,13 +200,13 @@ class Intervention:
     def _step(self) -> None:
         was_driving = self.takeover.driving
         self.window.steer(self.device, self.env.action_space.high[:3])
-        struck = self.strikes
+        struck = len(self.loop.struck)
         step = self.loop.step()
         self.takeover.executed(step.action)
         if self.loop.pilots[step.driver] is self.takeover:
             self.intervened += 1
-        if self.disturber is not None and self.strikes > struck:
-            what = self.disturber.applied[-1]
+        if len(self.loop.struck) > struck:
+            what = self.loop.struck[-1]
             self.message = (f"{_STRUCK[what.name]} {100 * what.magnitude:g} cm"
                             + ("" if self.takeover.driving else f"; hold {self._takeover_name} to recover"))
         elif self.takeover.driving != was_driving:
@@ -262,7 +257,7 @@ class Intervention:
             "success": loop.success,
             "source": loop.source.name.lower(),
             "intervened_frames": self.intervened,
-            "strikes": self.strikes,
+            "strikes": len(loop.struck),
             "late_ticks": late,
         })
         outcome = "success" if loop.success else "the object left the table" if loop.info.get("object_lost") else "no success"

@@ -21,7 +21,7 @@ from protege.teleop.errors import TeleopError
 from protege.teleop.pilots import Pilot
 
 if TYPE_CHECKING:
-    from protege.sim.disturbances import Disturber
+    from protege.sim.disturbances import Disturber, Strike
 
 _SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited: sleep() overshoots by ~0.1-1 ms
 
@@ -271,6 +271,11 @@ class ControlLoop:
     @property
     def success(self) -> bool:
         return bool(self.info.get("success", False))
+
+    @property
+    def struck(self) -> list[Strike]:
+        """The disturber's strikes that moved something in this episode, in order (none without one)."""
+        return self.disturber.applied if self.disturber is not None else []
 
     @property
     def source(self) -> Source:

@@ -139,9 +139,8 @@ class _Worker:
             handover = self.env.unwrapped.max_steps // 2 if spec.expert_handover else None
             pilots.insert(0, MixturePilot(labeller, spec.expert_beta, handover))
         self.buffer = EpisodeBuffer() if spec.record else None
-        self.disturber = Disturber(spec.disturb) if spec.disturb else None
-        self.loop = ControlLoop(self.env, pilots, writer=self.buffer, realtime=False,
-                                success_hold=spec.success_hold, labeller=labeller, disturber=self.disturber)
+        self.loop = ControlLoop(self.env, pilots, writer=self.buffer, realtime=False, success_hold=spec.success_hold,
+                                labeller=labeller, disturber=Disturber(spec.disturb) if spec.disturb else None)
         self._renderer: Any = None
 
     def run(self, index: int, seed: int) -> EpisodeOutcome:
@@ -163,8 +162,7 @@ class _Worker:
         if self.buffer is not None:
             loop.save()
             episode = self.buffer.episodes.pop()
-        strikes = len(self.disturber.applied) if self.disturber is not None else 0
-        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, strikes, video, episode)
+        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, len(loop.struck), video, episode)
 
     def _frame(self) -> np.ndarray:
         if self._renderer is None:

@@ -213,7 +213,7 @@ def test_disturbances_strike_the_window_on_the_evaluation_schedule_and_the_perso
     session = Intervention(env, FixedPolicy(np.zeros(7)), keyboard, EpisodeBuffer(), realtime=False, success_hold=0,
                            time_limit=(last + 10) / env.control_hz, disturb=disturb)
     session.run(episodes=1, max_ticks=last + 1)
-    assert session.strikes == 2 and session.message.endswith("hold Left Shift to recover")
+    assert len(session.loop.struck) == 2 and session.message.endswith("hold Left Shift to recover")
     session.run(episodes=1, script=ScriptedInput().key(0, "left shift", hold=5))  # the person takes over
     data = session.writer.episodes[0].data
     jump = np.linalg.norm(np.diff(data["object_pos"][:, :2], axis=0), axis=1)
