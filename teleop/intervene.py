@@ -260,7 +260,8 @@ class Intervention:
             "strikes": len(loop.struck),
             "late_ticks": late,
         })
-        outcome = "success" if loop.success else "the object left the table" if loop.info.get("object_lost") else "no success"
+        lost = loop.info.get("object_lost")
+        outcome = "success" if loop.success else "the object left the table" if lost else "no success"
         self.message = (f"saved episode {index} ({outcome}, "
                         f"{self.intervened}/{loop.ticks} frames by you)")
         if self.finished:
