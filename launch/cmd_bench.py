@@ -31,6 +31,8 @@ LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from protege.launch.learn_table import DEMO_NOISE
+
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
     add_ray_argument(parser, "record and rollout only")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
@@ -41,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated policies (default: mlp,act,diffusion on state, cnn with cameras on "
                             "lift and push)")
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
+    learn.add_argument("--noise", type=float, default=DEMO_NOISE,
+                       help=f"the demos' expert action noise, DART-labelled (default: {DEMO_NOISE:g})")
     learn.add_argument("--episodes", type=int, default=100,
                        help="evaluation episodes per cell, clean and disturbed each (default: 100)")
     learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: 20000)")
@@ -148,7 +152,7 @@ def _learn(json: bool, args: argparse.Namespace) -> dict:
     disturb = describe(parse_disturb(args.disturb))
     settings = LearnSettings(tasks=tuple(t for t in args.tasks.split(",") if t),
                              policies=tuple(p for p in args.policies.split(",") if p), demos=args.demos,
-                             episodes=args.episodes, steps=args.steps, disturb=disturb)
+                             noise=args.noise, episodes=args.episodes, steps=args.steps, disturb=disturb)
     results = run_table(settings, out, jobs=args.jobs, envs=args.envs, device=args.device,
                         notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
     if not json:

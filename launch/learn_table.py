@@ -34,7 +34,10 @@ CAMERA_POLICY = "cnn"
 CAMERA_TASKS = ("lift", "push")  # the cnn's rows: cameras cost ~10x the env steps
 CAMERAS = ("front", "wrist")
 STEPS = {"mlp": 20_000, "act": 20_000, "diffusion": 20_000, "cnn": 20_000}
-MEASUREMENT = ("demos", "episodes", "steps", "image_size", "disturb", "seed")  # what cells of one table share
+# The demos' expert noise: DART labels at 0.5 of each phase's speed limit beat 0.2 on push and tie on stack
+# (validation seeds, docs/experiments.md); the DAgger comparison's DART baseline uses 0.5 too.
+DEMO_NOISE = 0.5
+MEASUREMENT = ("demos", "noise", "episodes", "steps", "image_size", "disturb", "seed")  # what a table's cells share
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class LearnSettings(Record):
     tasks: tuple[str, ...]
     policies: tuple[str, ...]
     demos: int = 100
+    noise: float = DEMO_NOISE
     episodes: int = 100
     steps: int = 0
     image_size: int = 64
@@ -81,6 +85,8 @@ class LearnSettings(Record):
         for name in ("demos", "episodes", "image_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.noise < 0:
+            raise UserError(f"--noise must be >= 0, got {self.noise}")
         if self.steps < 0:
             raise UserError(f"--steps must be >= 0 (0: each policy's default), got {self.steps}")
         if not self.cells:
@@ -234,7 +240,6 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
 
     from protege.datasets import Dataset, DatasetError
     from protege.sim import EnvSpec
-    from protege.sim.experts import DEMO_NOISE
     from protege.teleop.collect import collect
 
     for demos in dict.fromkeys(cell.demos for cell in settings.cells):
@@ -248,7 +253,7 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
         task = demos.removesuffix("-cameras")
         cameras = CAMERAS if demos.endswith("-cameras") else ()
         collect(EnvSpec.make(task, cameras=cameras, image_size=settings.image_size), str(path), settings.demos,
-                noise=DEMO_NOISE, workers=workers, seed=settings.seed, progress=False, dart=True)
+                noise=settings.noise, workers=workers, seed=settings.seed, progress=False, dart=True)
 
 
 def _percent(figures: dict[str, Any]) -> str:
@@ -298,9 +303,10 @@ def write_table(settings: LearnSettings, results: list[dict[str, Any]], out: Pat
                 html_path: Path | None = None) -> tuple[Path, Path]:
     """The table as OUT/table.html (or ``html_path``) and OUT/table.md; their paths."""
     header, rows = table_rows(settings, results)
-    caption = (f"Success from {settings.demos} scripted demos over {settings.episodes} unseen seeds (from {EVAL_SEED}), "
-               f"clean / under `--disturb {settings.disturb}`, with 95% Wilson intervals; * the best state policy "
-               f"of the task. The cnn sees the front and wrist cameras at {settings.image_size} px.")
+    caption = (f"Success from {settings.demos} scripted demos (expert noise {settings.noise:g}, DART labels) over "
+               f"{settings.episodes} unseen seeds (from {EVAL_SEED}), clean / under `--disturb {settings.disturb}`, "
+               f"with 95% Wilson intervals; * the best state policy of the task. The cnn sees the front and wrist "
+               f"cameras at {settings.image_size} px.")
     markdown = "\n".join([caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                           *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
     (out / "table.md").write_text(markdown)

@@ -182,12 +182,19 @@ class Policy(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        """One action (float64, shape (action_dim,)) for the current observation."""
-        window = self.observe(obs)
+        """One action (float64, shape (action_dim,)) for the current observation; with ``binary_gripper``
+        its gripper command (the last entry) is the nearer of open (0) and closed (1)."""
+        action = self._next_action(self.observe(obs))
+        if self.config.binary_gripper:
+            action[-1] = float(action[-1] >= 0.5)
+        return action
+
+    def _next_action(self, window: Batch) -> np.ndarray:
+        """The current step's action from the queue, refilled with the first ``n_action_steps`` of a new chunk."""
         if not self._queue:
             chunk = self.predict_chunk(window)[0].double().cpu().numpy()  # chunk[0] is for the current step
             self._queue.extend(chunk[: self.config.n_action_steps])
-        return self._queue.popleft()
+        return self._queue.popleft().copy()
 
 
 class _Registry(Mapping[str, type[Policy]]):

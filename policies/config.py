@@ -24,6 +24,10 @@ class PolicyConfig:
     action_norm: str = "minmax"  # "minmax" to [-1, 1] or "meanstd"
     lr: float = 1e-4
     weight_decay: float = 1e-6
+    # The last action is the gripper, which every demonstrator (keys, buttons, scripted experts) opens (0)
+    # or closes (1): act() sends the nearer of the two. A regressed in-between command half-closes the
+    # fingers in the air, where they read like fingers holding a cube (docs/experiments.md).
+    binary_gripper: bool = True
 
     def default_obs_keys(self, kinds: dict[str, str]) -> list[str]:
         """Every low-dim observation, privileged ones included, from a dataset's

@@ -9,7 +9,6 @@ averaged with weights exp(-coeff * i), i = 0 for the oldest prediction.
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -128,12 +127,10 @@ class ACTPolicy(Policy):
         if self.ensembler is not None:
             self.ensembler.reset()
 
-    @torch.no_grad()
-    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _next_action(self, window: Batch) -> np.ndarray:
         if self.ensembler is None:
-            return super().act(obs)
-        chunk = self.predict_chunk(self.observe(obs))[0].double().cpu().numpy()
-        return self.ensembler.update(chunk)
+            return super()._next_action(window)
+        return self.ensembler.update(self.predict_chunk(window)[0].double().cpu().numpy())
 
 
 def _sine_2d(d: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

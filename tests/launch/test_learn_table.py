@@ -22,6 +22,7 @@ def test_a_table_runs_its_cells_writes_markdown_and_html_and_resumes(tmp_path, c
     assert result["disturbed"]["disturb"] == "arm_shove=0.04" and result["disturbed"]["strikes"] >= 1
     markdown = (out / "table.md").read_text()
     assert "| task | mlp |" in markdown and "| reach | " in markdown and "arm_shove=0.04" in markdown
+    assert "expert noise 0.5, DART labels" in markdown
     assert "<table>" in (out / "table.html").read_text()
     capsys.readouterr()
     stamp = (out / "results" / "reach-mlp.json").stat().st_mtime_ns
@@ -38,6 +39,7 @@ def test_a_table_runs_its_cells_writes_markdown_and_html_and_resumes(tmp_path, c
         (["--tasks", "juggle"], "unknown task 'juggle'"),
         (["--policies", "svm"], "unknown policy 'svm'"),
         (["--episodes", "0"], "--episodes must be at least 1"),
+        (["--noise", "-0.1"], "--noise must be >= 0"),
         (["--policies", "cnn", "--tasks", "stack"], "no cell to run"),
         (["--disturb", "flood"], "--disturb: unknown disturbance 'flood'"),
     ],
@@ -65,6 +67,8 @@ def test_a_table_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     (out / "settings.json").write_text(json.dumps(LearnSettings(("reach",), ("mlp",)).to_json()))
     assert cli.main(["bench", "learn", "--out", str(out), "--tasks", "reach", "--policies", "mlp", "--demos", "5"]) == 2
     assert "holds a table with demos=100, not 5" in capsys.readouterr().err
+    assert cli.main(["bench", "learn", "--out", str(out), "--tasks", "reach", "--policies", "mlp", "--noise", "0.2"]) == 2
+    assert "holds a table with noise=0.5, not 0.2" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "file").write_text("x")
     assert cli.main(["bench", "learn", "--out", str(tmp_path / "other")]) == 2

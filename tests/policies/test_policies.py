@@ -125,6 +125,20 @@ def test_act_without_ensembling_uses_the_queue(lowdim_dataset, tiny_config):
     assert actions == [100, 101, 102, 200] and len(calls) == 2
 
 
+@pytest.mark.parametrize("name", ["mlp", "act", "diffusion"])
+@pytest.mark.parametrize("binary", [True, False])
+def test_act_sends_an_open_or_closed_gripper(name, binary, lowdim_dataset, tiny_config):
+    """A regressed gripper command between open and closed goes out as the nearer of the two."""
+    policy, _ = _recording_policy(name, tiny_config, lowdim_dataset, binary_gripper=binary)
+    obs = {"ee_pos": np.zeros(3, dtype=np.float32)}
+    for predicted, sent in ((0.38, 0.0), (0.87, 1.0), (0.5, 1.0)):
+        policy.predict_chunk = lambda window, g=predicted: torch.full((1, policy.config.horizon, 7), g)
+        policy.reset()
+        action = policy.act(obs)
+        assert action[-1] == pytest.approx(sent if binary else predicted)
+        assert action[:-1] == pytest.approx(np.full(6, predicted))  # the arm's command is left as predicted
+
+
 @pytest.mark.parametrize("name", ["mlp", "cnn", "act", "diffusion"])
 def test_every_parameter_gets_a_gradient(name, image_dataset, tiny_config):
     """DistributedDataParallel fails on parameters that the loss does not reach."""
