@@ -204,6 +204,8 @@ def read_settings(out: Path) -> LearnSettings:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a learning table's settings ({exc})") from None
+    if isinstance(raw, dict):
+        raw.setdefault("noise", 0.2)  # tables from before --noise collected their demos at 0.2
     return LearnSettings.from_json(raw, str(path))
 
 

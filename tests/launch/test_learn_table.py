@@ -79,6 +79,16 @@ def test_a_table_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     assert "settings.json: policies: expected a list" in capsys.readouterr().err
 
 
+def test_a_table_from_before_the_noise_setting_reads_as_the_noise_its_demos_had(tmp_path, capsys):
+    out = tmp_path / "t"
+    out.mkdir()
+    old = LearnSettings(("reach",), ("mlp",), demos=2, episodes=3, steps=20, disturb="arm_shove=0.04").to_json()
+    del old["noise"]
+    (out / "settings.json").write_text(json.dumps(old))
+    assert cli.main(["bench", "learn", "--out", str(out), *TINY]) == 2
+    assert "holds a table with noise=0.2, not 0.5" in capsys.readouterr().err
+
+
 def test_each_row_marks_its_best_state_policy_and_the_cnn_only_where_it_runs():
     settings = LearnSettings(("lift", "stack"), ("mlp", "act", "cnn"))
     assert Cell("stack", "cnn") not in settings.cells and Cell("lift", "cnn") in settings.cells
