@@ -31,7 +31,7 @@ LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from protege.launch.learn_table import DEMO_NOISE
+    from protege.launch.learn_table import TABLE_NOISE
 
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
     add_ray_argument(parser, "record and rollout only")
@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated policies (default: mlp,act,diffusion on state, cnn with cameras on "
                             "lift and push)")
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
-    learn.add_argument("--noise", type=float, default=DEMO_NOISE,
-                       help=f"the demos' expert action noise, DART-labelled (default: {DEMO_NOISE:g})")
+    learn.add_argument("--noise", type=float, default=TABLE_NOISE,
+                       help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g})")
     learn.add_argument("--episodes", type=int, default=100,
                        help="evaluation episodes per cell, clean and disturbed each (default: 100)")
     learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: 20000)")
