@@ -51,6 +51,7 @@ _LEGACY_KINDS = {
     **dict.fromkeys(("object_pos", "object_quat", "goal_pos"), "privileged"),
 }
 QUAT_SUFFIX = "_quat"  # observation keys holding one or more unit quaternions (w, x, y, z)
+VEL_SUFFIX = "_vel"  # observation keys holding velocities (zero: at rest)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from protege.datasets.schema import QUAT_SUFFIX
+from protege.datasets.schema import QUAT_SUFFIX, VEL_SUFFIX
 from protege.policies import POLICY_NAMES
 from protege.policies.config import IMAGE_PREFIX, PolicyConfig
 from protege.policies.errors import PolicyError
@@ -49,6 +49,10 @@ class Spec:
         """Low-dim keys holding unit quaternions (w, x, y, z), one or more per key."""
         return [k for k in self.lowdim_keys
                 if k.endswith(QUAT_SUFFIX) and len(self.obs_shapes[k]) == 1 and self.obs_shapes[k][0] % 4 == 0]
+
+    @property
+    def velocity_keys(self) -> list[str]:
+        return [k for k in self.lowdim_keys if k.endswith(VEL_SUFFIX)]
 
     @property
     def lowdim_dim(self) -> int:
@@ -125,6 +129,8 @@ class Policy(nn.Module):
         super().__init__()
         if not 1 <= config.n_action_steps <= config.horizon:
             raise PolicyError(f"n_action_steps={config.n_action_steps} must be in [1, horizon={config.horizon}]")
+        if not 0 <= config.velocity_dropout <= 1:
+            raise PolicyError(f"velocity_dropout must be in [0, 1], got {config.velocity_dropout}")
         self.config = config
         self.spec = spec
         self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm, spec.quaternion_keys)
@@ -138,12 +144,21 @@ class Policy(nn.Module):
 
     # -- shared helpers ---------------------------------------------------------------------------
     def lowdim_features(self, batch: Batch) -> torch.Tensor:
-        """Normalised low-dim observations concatenated: (B, T, lowdim_dim)."""
+        """Normalised low-dim observations concatenated: (B, T, lowdim_dim). In training, a
+        ``velocity_dropout`` share of the samples read zero velocities."""
+        if self.training and self.config.velocity_dropout > 0 and self.spec.velocity_keys:
+            batch = self._drop_velocities(batch)
         parts = [self.normalizer.normalize(k, batch[k]).flatten(2) for k in self.spec.lowdim_keys]
         if not parts:  # images only
             ref = batch[self.spec.image_keys[0]]
             return torch.zeros(*ref.shape[:2], 0, device=ref.device)
         return torch.cat(parts, dim=-1)
+
+    def _drop_velocities(self, batch: Batch) -> Batch:
+        """``batch`` with the velocities of a ``velocity_dropout`` share of its samples (whole windows) zeroed."""
+        first = batch[self.spec.velocity_keys[0]]
+        moving = torch.rand(first.shape[0], 1, 1, device=first.device) >= self.config.velocity_dropout
+        return {**batch, **{k: batch[k] * moving.to(batch[k].dtype) for k in self.spec.velocity_keys}}
 
     @staticmethod
     def masked_mean(error: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -28,6 +28,11 @@ class PolicyConfig:
     # or closes (1): act() sends the nearer of the two. A regressed in-between command half-closes the
     # fingers in the air, where they read like fingers holding a cube (docs/experiments.md).
     binary_gripper: bool = True
+    # Share of training samples whose velocities (``*_vel`` keys) read zero, as if the arm were at rest.
+    # An expert's motion is smooth, so its velocity predicts its next action: a policy that sees
+    # velocities copies its own motion and, once it slows where no demo stood still, stays put
+    # (the copycat problem; docs/experiments.md).
+    velocity_dropout: float = 0.0
 
     def default_obs_keys(self, kinds: dict[str, str]) -> list[str]:
         """Every low-dim observation, privileged ones included, from a dataset's

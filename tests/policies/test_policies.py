@@ -206,3 +206,38 @@ def test_mlp_loss_picks_the_mean_or_the_median_of_two_modes(loss, expected):
 def test_mlp_refuses_an_unknown_loss():
     with pytest.raises(PolicyError, match="unknown mlp loss 'huber'"):
         MLPPolicy(MLPConfig(loss="huber"), *_unit_spec())
+
+
+def _moving_arm(samples: int, steps: int) -> tuple[MLPPolicy, dict[str, torch.Tensor]]:
+    """An mlp (velocity_dropout 0.5) over joint positions and velocities, and a batch where every
+    position reads 1 and every velocity 2."""
+    spec = Spec({"joint_pos": (2,), "joint_vel": (2,)}, 1)
+    stats = {"joint_pos": {"mean": np.zeros(2), "std": np.ones(2)},
+             "joint_vel": {"mean": np.zeros(2), "std": np.ones(2)},
+             "action": {"mean": np.zeros(1), "std": np.ones(1), "min": -np.ones(1), "max": np.ones(1)}}
+    policy = MLPPolicy(MLPConfig(n_obs_steps=steps, hidden=[8], velocity_dropout=0.5), spec, stats)
+    batch = {"joint_pos": torch.ones(samples, steps, 2), "joint_vel": torch.full((samples, steps, 2), 2.0)}
+    return policy, batch
+
+
+def test_velocity_dropout_shows_a_share_of_training_samples_an_arm_at_rest():
+    """Half the training samples read zero velocities over their whole window; positions are untouched."""
+    torch.manual_seed(0)
+    policy, batch = _moving_arm(samples=4000, steps=2)
+    features = policy.train().lowdim_features(batch)  # (B, T, [pos, pos, vel, vel])
+    velocities = features[..., 2:]
+    at_rest = (velocities == 0).all(-1).all(-1)
+    assert at_rest.float().mean().item() == pytest.approx(0.5, abs=0.03)
+    assert torch.all(velocities[~at_rest] == 2.0)  # a window is dropped whole or not at all
+    assert torch.all(features[..., :2] == 1.0)
+
+
+def test_velocity_dropout_leaves_what_the_policy_sees_when_it_acts():
+    policy, batch = _moving_arm(samples=100, steps=1)
+    assert torch.all(policy.eval().lowdim_features(batch)[..., 2:] == 2.0)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_velocity_dropout_outside_zero_to_one_is_refused(share):
+    with pytest.raises(PolicyError, match=f"velocity_dropout must be in \\[0, 1\\], got {share}"):
+        MLPPolicy(MLPConfig(velocity_dropout=share), *_unit_spec())
