@@ -1,6 +1,6 @@
 """`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|learn`: each capability's figures.
 
-`protege bench learn --out DIR` runs the learning table (:mod:`protege.launch.learn_table`); a rerun
+`protege bench learn --out DIR` runs the learning table (:mod:`protege.launch.experiments.learn_table`); a rerun
 with the same settings resumes it.
 """
 
@@ -31,7 +31,7 @@ LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from protege.launch.learn_table import TABLE_NOISE
+    from protege.launch.experiments.learn_table import TABLE_NOISE
 
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
     add_ray_argument(parser, "record and rollout only")
@@ -92,8 +92,8 @@ def _rollout(json: bool, ray: str | None = None) -> dict:
     from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
     from protege.sim import EnvSpec
-    from protege.teleop.collect import collect
-    from protege.teleop.rollout import RolloutSpec, run_rollouts
+    from protege.teleop.runtime.collect import collect
+    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     env = EnvSpec.make("lift", cameras=())
     result: dict = {"task": "lift", "policy": "mlp", "episodes": ROLLOUT_EPISODES, "cpus": os.cpu_count(), "envs": []}
@@ -141,7 +141,7 @@ def _learn(json: bool, args: argparse.Namespace) -> dict:
 
     from protege.launch.cmd_rollout import parse_disturb
     from protege.launch.errors import UserError
-    from protege.launch.learn_table import LearnSettings, run_cell, run_table
+    from protege.launch.experiments.learn_table import LearnSettings, run_cell, run_table
     from protege.sim.disturbances import describe
 
     if args.out is None:

@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
     from protege.launch.cmd_rollout import parse_disturb
-    from protege.launch.dagger import DaggerConfig, run_dagger
+    from protege.launch.experiments.dagger import DaggerConfig, run_dagger
 
     config = DaggerConfig(
         task=args.task, out=args.out, expert=args.expert, demos_dataset=args.demos_dataset, bindings=args.bindings,

@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     from protege.sim import EnvSpec
     from protege.sim.experts import DEMO_NOISE
-    from protege.teleop.collect import collect
+    from protege.teleop.runtime.collect import collect
     from protege.teleop.errors import TeleopError
-    from protege.teleop.loop import first_seed
+    from protege.teleop.runtime.loop import first_seed
 
     if args.episodes < 1 or args.workers < 1:
         raise TeleopError("--episodes and --workers must be at least 1")
@@ -92,7 +92,7 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     from protege.sim import EnvSpec, ProtegeEnv
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
-    from protege.teleop.loop import check_dataset, first_seed, person_time_limit
+    from protege.teleop.runtime.loop import check_dataset, first_seed, person_time_limit
     from protege.teleop.recorder import Recorder
 
     require_display("record")

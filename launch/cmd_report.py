@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from protege.launch.cli import emit_json
-    from protege.launch.learn_table import is_table, rewrite_table
+    from protege.launch.experiments.learn_table import is_table, rewrite_table
     from protege.launch.report import write_report
 
     if is_table(Path(args.run)):

@@ -98,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
     from protege.launch.cli import emit_json
     from protege.launch.errors import UserError
     from protege.policies.checkpoint import read_run
-    from protege.teleop.collect import make_env
-    from protege.teleop.loop import first_seed
-    from protege.teleop.rollout import RolloutSpec, run_rollouts
+    from protege.teleop.runtime.collect import make_env
+    from protege.teleop.runtime.loop import first_seed
+    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     if args.episodes < 1 or args.envs < 1:
         raise UserError(f"--episodes and --envs must be at least 1 (got {args.episodes} and {args.envs})")
@@ -152,11 +152,11 @@ def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any,
     from protege.datasets import EpisodeWriter
     from protege.launch.errors import UserError
     from protege.sim.disturbances import describe
-    from protege.teleop.collect import make_env
+    from protege.teleop.runtime.collect import make_env
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
     from protege.teleop.intervene import run_intervention
-    from protege.teleop.loop import check_dataset, person_time_limit
+    from protege.teleop.runtime.loop import check_dataset, person_time_limit
 
     if not args.record:
         raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")

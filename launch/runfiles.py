@@ -47,7 +47,7 @@ class EvalRecord(Record):
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any], checkpoint: str, step: int) -> EvalRecord:
-        """The record of a rollout ``summary`` (:func:`protege.teleop.rollout.summarize`), stamped with the time."""
+        """The record of a rollout ``summary`` (:func:`protege.teleop.runtime.rollout.summarize`), stamped with the time."""
         time = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         return cls.from_json({**summary, "checkpoint": checkpoint, "step": step, "time": time}, "rollout summary")
 

@@ -53,7 +53,7 @@ def bench_recorder(directory: Path) -> dict[str, Any]:
 
 def bench_collect(directory: Path, workers: int, ray: str | None = None) -> dict[str, Any]:
     from protege.sim import EnvSpec
-    from protege.teleop.collect import collect
+    from protege.teleop.runtime.collect import collect
 
     result = collect(EnvSpec.make("lift", cameras=("front", "wrist")), str(directory / f"collect{workers}{ray}.zarr"),
                      COLLECT_EPISODES, noise=0.2, workers=workers, progress=False, ray=ray)
@@ -89,7 +89,7 @@ def bench_replay(episodes: int = 1, browser_frames: int = 120) -> dict[str, Any]
     drawing time per displayed frame (two 128x128 cameras, SDL dummy driver)."""
     from protege.datasets import Dataset
     from protege.sim import EnvSpec
-    from protege.teleop.collect import collect
+    from protege.teleop.runtime.collect import collect
     from protege.teleop.replay import MODES, make_replay_env, replay_episode
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ import pygame
 from protege.teleop.browser import BrowserModel
 from protege.teleop.display import open_window
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import Clock
+from protege.teleop.runtime.loop import Clock
 from protege.teleop.window import BACKGROUND, BLUE, FONT_SIZE, GREEN, GREY, ORANGE, RED, WHITE, YELLOW, Colour
 
 LIST_WIDTH = 300
@@ -56,7 +56,7 @@ def _scale_series(action: np.ndarray, scale: list[float] | None) -> np.ndarray:
 class RewindOptions:
     """How to correct from the browser: the device a person drives, an optional policy that resumes
     after the correction, the dataset the takes go to (None: the browsed one), a robot spec, the
-    person's time limit per take in seconds (0: none; None: :func:`~protege.teleop.loop.person_time_limit`)."""
+    person's time limit per take in seconds (0: none; None: :func:`~protege.teleop.runtime.loop.person_time_limit`)."""
 
     device: str = "keyboard"
     policy: Any = None
@@ -391,7 +391,7 @@ class BrowserApp:
         from protege.datasets import DatasetError
         from protege.sim import SimError
         from protege.teleop.correct import CorrectionSession, Rewinder, make_corrector
-        from protege.teleop.loop import person_time_limit
+        from protege.teleop.runtime.loop import person_time_limit
 
         model = self.model
         if self.rewind is None:

@@ -27,8 +27,8 @@ import yaml
 from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Source
 from protege.datasets.schema import user_attrs
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import ControlLoop, check_dataset
-from protege.teleop.pilots import ExpertPilot, Pilot, PolicyPilot
+from protege.teleop.runtime.loop import ControlLoop, check_dataset
+from protege.teleop.runtime.pilots import ExpertPilot, Pilot, PolicyPilot
 from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, make_replay_env, restore
 
 SOURCES = ("keyboard", "gamepad", "expert")

@@ -34,8 +34,8 @@ from protege.teleop.devices import Command, Device
 from protege.teleop.devices.base import TAKEOVER, TAKEOVER_ROW
 from protege.teleop.devices.bindings import target_label
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import ControlLoop, FrameSink
-from protege.teleop.pilots import PolicyPilot
+from protege.teleop.runtime.loop import ControlLoop, FrameSink
+from protege.teleop.runtime.pilots import PolicyPilot
 from protege.teleop.scripted_input import ScriptedInput
 from protege.teleop.window import BLUE, GREEN, GREY, ORANGE, WHITE, YELLOW, Window, recent_rate
 

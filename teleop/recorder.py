@@ -19,7 +19,7 @@ import pygame
 
 from protege.datasets import EpisodeWriter
 from protege.teleop.devices import Command, Device
-from protege.teleop.loop import ControlLoop
+from protege.teleop.runtime.loop import ControlLoop
 from protege.teleop.scripted_input import ScriptedInput
 from protege.teleop.window import BLUE, GREEN, GREY, RED, WHITE, YELLOW, Window, recent_rate
 

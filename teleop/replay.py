@@ -241,7 +241,7 @@ class ReplayWindow:
     KEYS = "Space play/pause  Left/Right step  L loop  Esc close"
 
     def __init__(self, env: Any, title: str, fps: float, frames: int) -> None:
-        from protege.teleop.loop import Clock
+        from protege.teleop.runtime.loop import Clock
         from protege.teleop.window import Window
 
         self.env = env

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pygame
 
-from protege.teleop.loop import Clock
+from protege.teleop.runtime.loop import Clock
 from protege.teleop.window import GREEN, GREY, WHITE, Window
 
 KEYS = "R reset  N next seed  Esc quit"

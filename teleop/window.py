@@ -14,7 +14,7 @@ import numpy as np
 import pygame
 
 from protege.teleop.display import desktop_size, open_window, require_display
-from protege.teleop.loop import Clock
+from protege.teleop.runtime.loop import Clock
 from protege.teleop.main_view import MainView
 
 Colour = tuple[int, int, int]

@@ -39,7 +39,7 @@ def view_to_base(motion: np.ndarray, view_yaw: float) -> np.ndarray:
 
 
 class Device(ABC):
-    """A person's input: consumes pygame events, and as a :class:`~protege.teleop.pilots.Pilot`
+    """A person's input: consumes pygame events, and as a :class:`~protege.teleop.runtime.pilots.Pilot`
     proposes ``(dx, dy, dz, droll, dpitch, dyaw, gripper)`` every tick.
 
     ``scale`` is the action space's largest step per tick for the six motion axes; a full input

@@ -10,7 +10,7 @@ import torch
 
 from protege.datasets import Dataset, Source
 from protege.launch import cli
-from protege.launch.dagger import DaggerConfig, run_dagger
+from protege.launch.experiments.dagger import DaggerConfig, run_dagger
 from protege.launch.errors import UserError
 from protege.launch.report import write_report
 from protege.sim import EnvSpec
@@ -43,7 +43,7 @@ def test_each_round_adds_exactly_its_labelled_rollouts(dagger_run):
 
 def test_labels_are_the_experts_actions_on_the_policys_states(dagger_run):
     from protege.sim.experts import make_expert
-    from protege.teleop.collect import make_env
+    from protege.teleop.runtime.collect import make_env
 
     out, _ = dagger_run
     ds = Dataset(str(out / "data.zarr"))
@@ -58,7 +58,7 @@ def test_labels_are_the_experts_actions_on_the_policys_states(dagger_run):
 
 def test_handover_mixing_labels_policy_roll_ins_and_expert_roll_outs(tmp_path):
     from protege.sim.experts import make_expert
-    from protege.teleop.collect import make_env
+    from protege.teleop.runtime.collect import make_env
 
     torch.set_num_threads(1)
     out = tmp_path / "run"

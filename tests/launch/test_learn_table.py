@@ -8,7 +8,7 @@ import json
 import pytest
 
 from protege.launch import cli
-from protege.launch.learn_table import Cell, LearnSettings, table_rows
+from protege.launch.experiments.learn_table import Cell, LearnSettings, table_rows
 
 TINY = ["--tasks", "reach", "--policies", "mlp", "--demos", "2", "--episodes", "3", "--steps", "20",
         "--disturb", "arm_shove"]

@@ -64,7 +64,7 @@ def add_eval(run: Path, videos: list[str], success: list[bool], step: int = 20) 
 
 
 def summary(success: list[bool], disturb: str = "") -> dict[str, object]:
-    """A rollout summary (protege.teleop.rollout.summarize) of episodes with these outcomes."""
+    """A rollout summary (protege.teleop.runtime.rollout.summarize) of episodes with these outcomes."""
     return {"episodes": len(success), "successes": sum(success), "success_rate": sum(success) / len(success),
             "ci95": [0.1, 0.9], "mean_length": 30.0, "mean_return": 1.0, "disturb": disturb,
             "strikes": len(success) if disturb else 0, "seed": 100_000, "envs": 1, "seconds": 1.0,

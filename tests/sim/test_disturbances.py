@@ -129,7 +129,7 @@ def _hold_still() -> _HoldStill:
 
 
 def test_disturbed_rollouts_are_the_same_for_any_number_of_workers():
-    from protege.teleop.rollout import RolloutSpec, run_rollouts
+    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     spec = RolloutSpec(EnvSpec.make("push", cameras=()), functools.partial(_hold_still),
                        disturb=parse_disturbances("default,obs_noise"))

@@ -12,11 +12,11 @@ from protege.launch.cli import main
 from protege.sim import EnvSpec
 from protege.teleop.browser import BrowserModel, segments
 from protege.teleop.browser_view import BrowserApp, BrowserView, RewindOptions
-from protege.teleop.collect import collect, make_env
+from protege.teleop.runtime.collect import collect, make_env
 from protege.teleop.correct import Rewinder, parse_corrections, run_script
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import ControlLoop
-from protege.teleop.pilots import PolicyPilot
+from protege.teleop.runtime.loop import ControlLoop
+from protege.teleop.runtime.pilots import PolicyPilot
 from protege.teleop.window import ORANGE
 
 SPEC = EnvSpec.make("lift", cameras=("front",), image_size=32)

@@ -6,9 +6,9 @@ import numpy as np
 
 from protege.datasets import Dataset, EpisodeBuffer, Source
 from protege.sim import EnvSpec
-from protege.teleop.collect import collect
-from protege.teleop.loop import Clock, ControlLoop
-from protege.teleop.pilots import PolicyPilot
+from protege.teleop.runtime.collect import collect
+from protege.teleop.runtime.loop import Clock, ControlLoop
+from protege.teleop.runtime.pilots import PolicyPilot
 
 
 def test_clock_holds_the_rate_and_counts_late_ticks():
@@ -62,7 +62,7 @@ def test_human_takeover_over_a_policy_is_marked_intervention(env):
 
 def test_expert_episode_ends_once_success_has_held(env):
     from protege.sim.experts import make_expert
-    from protege.teleop.pilots import ExpertPilot
+    from protege.teleop.runtime.pilots import ExpertPilot
 
     loop = ControlLoop(env, [ExpertPilot(make_expert(env))], realtime=False, success_hold=5)
     result = loop.run_episode(seed=1)
@@ -84,7 +84,7 @@ def test_two_workers_collect_the_same_dataset_as_one(tmp_path):
 def test_dart_demos_record_the_noise_free_expert_action(tmp_path):
     """DART: the noisy expert drives, and each frame's label is the clean expert's action for its state."""
     from protege.sim.experts import make_expert
-    from protege.teleop.collect import make_env
+    from protege.teleop.runtime.collect import make_env
 
     spec = EnvSpec.make("push", cameras=())
     collect(spec, str(tmp_path / "noisy.zarr"), 1, noise=0.5, progress=False, dart=True)

@@ -16,9 +16,9 @@ from rollout_policies import make_reach_policy
 from protege.datasets import Dataset
 from protege.launch import cli
 from protege.sim import EnvSpec
-from protege.teleop import ray_pool
-from protege.teleop.collect import collect, collect_worker
-from protege.teleop.rollout import RolloutSpec, run_rollouts
+from protege.teleop.runtime import ray_pool
+from protege.teleop.runtime.collect import collect, collect_worker
+from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
 ray = pytest.importorskip("ray")
 
@@ -115,7 +115,7 @@ def test_without_ray_the_flag_names_the_extra(monkeypatch, tmp_path, capsys):
 def test_dagger_on_ray_aggregates_the_local_runs_data(local_ray, tmp_path):
     import torch
 
-    from protege.launch.dagger import DaggerConfig, run_dagger
+    from protege.launch.experiments.dagger import DaggerConfig, run_dagger
 
     torch.set_num_threads(1)
     runs = {}

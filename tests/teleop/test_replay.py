@@ -9,9 +9,9 @@ import pytest
 from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Source
 from protege.launch.cli import main
 from protege.sim import EnvSpec
-from protege.teleop.collect import collect, make_env
-from protege.teleop.loop import ControlLoop
-from protege.teleop.pilots import ExpertPilot
+from protege.teleop.runtime.collect import collect, make_env
+from protege.teleop.runtime.loop import ControlLoop
+from protege.teleop.runtime.pilots import ExpertPilot
 from protege.teleop.replay import deviation, replay, replay_episode
 
 SPEC = EnvSpec.make("lift", cameras=("front",), image_size=32)

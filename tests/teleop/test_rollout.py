@@ -8,10 +8,10 @@ from rollout_policies import make_reach_policy
 
 from protege.datasets import Dataset, Source
 from protege.sim import EnvSpec
-from protege.teleop.collect import make_env
+from protege.teleop.runtime.collect import make_env
 from protege.teleop.errors import TeleopError
-from protege.teleop.pilots import MixturePilot
-from protege.teleop.rollout import RolloutSpec, run_rollouts, wilson_interval
+from protege.teleop.runtime.pilots import MixturePilot
+from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts, wilson_interval
 
 ENV = EnvSpec.make("lift", cameras=(), image_size=64)
 

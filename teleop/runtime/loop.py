@@ -18,7 +18,7 @@ import numpy as np
 
 from protege.datasets import Source
 from protege.teleop.errors import TeleopError
-from protege.teleop.pilots import Pilot
+from protege.teleop.runtime.pilots import Pilot
 
 if TYPE_CHECKING:
     from protege.sim.disturbances import Disturber, Strike

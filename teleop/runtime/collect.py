@@ -1,7 +1,7 @@
 """Scripted collection: the scripted expert drives the control loop headlessly, in parallel processes.
 
 Each worker is a plain function of (env spec, expert settings, seeds), run by a local process pool or,
-with ``ray``, by Ray actors (:mod:`protege.teleop.ray_pool`). Episode k uses seed ``seed + k`` and
+with ``ray``, by Ray actors (:mod:`protege.teleop.runtime.ray_pool`). Episode k uses seed ``seed + k`` and
 episodes are written in seed order by the parent, so a dataset is the same whatever runs the workers.
 """
 
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
-from protege.teleop import ray_pool
-from protege.teleop.loop import ControlLoop, check_dataset
-from protege.teleop.pilots import ExpertPilot
-from protege.teleop.workers import worker_pool
+from protege.teleop.runtime import ray_pool
+from protege.teleop.runtime.loop import ControlLoop, check_dataset
+from protege.teleop.runtime.pilots import ExpertPilot
+from protege.teleop.runtime.workers import worker_pool
 
 if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec

@@ -165,7 +165,7 @@ def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
     from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
     from protege.sim.disturbances import parse_disturbances
-    from protege.teleop.rollout import RolloutSpec, run_rollouts
+    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     settings = read_settings(out)
     cell = next((c for c in settings.cells if c.name == name), None)
@@ -242,7 +242,7 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
 
     from protege.datasets import Dataset, DatasetError
     from protege.sim import EnvSpec
-    from protege.teleop.collect import collect
+    from protege.teleop.runtime.collect import collect
 
     for demos in dict.fromkeys(cell.demos for cell in settings.cells):
         path = out / "demos" / f"{demos}.zarr"

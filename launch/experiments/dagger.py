@@ -51,9 +51,9 @@ from protege.launch.plots import plot_dagger
 from protege.launch.runfiles import DaggerLog, DaggerPoint, DaggerRound, write_dagger
 from protege.sim.disturbances import describe
 from protege.teleop.browser import segments
-from protege.teleop.collect import collect, make_env
-from protege.teleop.loop import first_seed
-from protege.teleop.rollout import RolloutSpec, run_rollouts
+from protege.teleop.runtime.collect import collect, make_env
+from protege.teleop.runtime.loop import first_seed
+from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
 if TYPE_CHECKING:
     from protege.sim.disturbances import Disturbance
@@ -303,7 +303,7 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
     """A person watches round r-1's policy and takes over; their segments join RUN/data.zarr. Frames added."""
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.intervene import run_intervention
-    from protege.teleop.loop import person_time_limit
+    from protege.teleop.runtime.loop import person_time_limit
 
     env = make_env(_env(config))
     device = make_device(config.expert, load_bindings(config.bindings), env.action_space.high[:6])

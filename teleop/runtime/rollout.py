@@ -3,7 +3,7 @@
 The policy drives the control loop headlessly. A worker is a plain function of (spec, seeds) that
 builds its env and its policy once per process (each spawned process owns its GL context, so
 rendering in parallel is safe); with ``ray`` Ray actors run the same workers
-(:mod:`protege.teleop.ray_pool`). Episode k runs with seed ``seed + k`` whichever worker gets it, and
+(:mod:`protege.teleop.runtime.ray_pool`). Episode k runs with seed ``seed + k`` whichever worker gets it, and
 results come back in seed order: the numbers do not depend on the number or kind of workers.
 
 For DAgger, ``expert`` adds the scripted expert: it labels every visited state (the recorded
@@ -27,12 +27,12 @@ from tqdm import tqdm
 from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
 from protege.datasets.video import open_mp4
 from protege.sim.disturbances import Disturber, describe
-from protege.teleop import ray_pool
-from protege.teleop.collect import make_env
+from protege.teleop.runtime import ray_pool
+from protege.teleop.runtime.collect import make_env
 from protege.teleop.errors import TeleopError
-from protege.teleop.loop import ControlLoop, check_dataset
-from protege.teleop.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
-from protege.teleop.workers import worker_pool
+from protege.teleop.runtime.loop import ControlLoop, check_dataset
+from protege.teleop.runtime.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
+from protege.teleop.runtime.workers import worker_pool
 
 if TYPE_CHECKING:
     from protege.sim.disturbances import Disturbance

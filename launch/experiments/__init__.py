@@ -1,0 +1,1 @@
+"""Experiments built on the commands: DAgger rounds and the learning table, each with a frozen config."""
