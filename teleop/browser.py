@@ -2,7 +2,7 @@
 
 Pure state without pixels: :mod:`protege.teleop.browser_view` draws it in a pygame window, and
 tests drive it directly. It reads any protege dataset; keys it does not find (images,
-``intervention``, ``gripper``, ``sim_state``) are simply not shown.
+``intervention``, ``gripper``, ``sim_state``, from which the scene is shown) are simply not shown.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class BrowserModel:
         self.episode = index
         frames = self.ds.episode_slice(index)
         self._start = frames.start
-        self.series = {key: self.ds[key][frames] for key in ("action", "gripper", "timestamp", "intervention")
+        self.series = {key: self.ds[key][frames] for key in ("action", "gripper", "timestamp", "intervention", "sim_state")
                        if key in self.ds}
         self._blocks: dict[str, tuple[int, np.ndarray]] = {}
         self.frame = min(self.frame, self.length - 1) if keep_frame else 0
@@ -179,6 +179,11 @@ class BrowserModel:
             return float(self.series["timestamp"][self.frame])
         return self.frame / self.fps
 
+    @property
+    def sim_state(self) -> np.ndarray | None:
+        """The current frame's recorded physics state (None where the dataset has no ``sim_state``)."""
+        return self.series["sim_state"][self.frame] if "sim_state" in self.series else None
+
     def images(self) -> dict[str, np.ndarray]:
         """Camera name -> the current frame's image."""
         return {camera: self._image(f"image_{camera}") for camera in self.cameras}
@@ -193,5 +198,5 @@ class BrowserModel:
         return block[index - first]
 
     def frame_values(self) -> dict[str, np.ndarray]:
-        """The current frame's low-dimensional values (action, gripper, ...)."""
+        """The current frame's low-dimensional values (action, gripper, sim_state, ...)."""
         return {key: values[self.frame] for key, values in self.series.items()}

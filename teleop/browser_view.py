@@ -1,12 +1,16 @@
 """The episode browser's pygame view, and rewind-and-correct from inside it.
 
-Left: the episode list (source, success, length; a correction names its parent). Right: the
-current frame's camera views, a plot of the episode's actions (motion axes divided by the action
-scale) and gripper (command and measured), and the timeline with the frames where someone took over
-from a policy within the episode in orange. Below: a heads-up display. Press C (with the device) or
-X (with the scripted expert) on a frame to restore the sim there and drive on (a device's take, and
-its time limit, start at its first input); Enter hands back to the policy (``--checkpoint``) or ends
-the take, Y saves it as a new episode, N or Esc drops it.
+Left: the episode list (source, success, length; a correction names its parent). Right: the main view
+of every window (:class:`~protege.teleop.window.SceneView`: orbit, pan, zoom, drop line, height),
+showing the scene in the recorded state of the current frame, with the recorded cameras as thumbnails
+beside it; below it a plot of the episode's actions (motion axes divided by the action scale) and
+gripper (command and measured), and the timeline with the frames where someone took over from a policy
+within the episode in orange. Below: a heads-up display. Press C (with the device) or X (with the
+scripted expert) on a frame to restore the sim there and drive on, watching the scene live in the main
+view while the timeline's cursor follows the take (a device's take, and its time limit, start at its
+first input); Enter hands back to the policy (``--checkpoint``) or ends the take, Y saves it as a new
+episode, N or Esc drops it. A dataset without ``sim_state`` (or whose env cannot be built) shows its
+recorded cameras in place of the scene.
 """
 
 from __future__ import annotations
@@ -19,11 +23,33 @@ from typing import Any
 import numpy as np
 import pygame
 
+from protege.datasets import DatasetError
+from protege.sim import SimError
 from protege.teleop.browser import BrowserModel
-from protege.teleop.display import open_window
+from protege.teleop.correct import CorrectionSession, Rewinder, make_corrector, open_writer, write_takes
+from protege.teleop.devices import Command, Device
+from protege.teleop.display import desktop_size, open_window, require_display
 from protege.teleop.errors import TeleopError
-from protege.teleop.runtime.loop import Clock
-from protege.teleop.window import BACKGROUND, BLUE, FONT_SIZE, GREEN, GREY, ORANGE, RED, WHITE, YELLOW, Colour
+from protege.teleop.runtime.loop import Clock, person_time_limit
+from protege.teleop.window import (
+    BACKGROUND,
+    BLUE,
+    FONT_SIZE,
+    GREEN,
+    GREY,
+    MAIN_VIEW,
+    ORANGE,
+    RED,
+    THUMB_WIDTH,
+    WHITE,
+    YELLOW,
+    Colour,
+    SceneView,
+    blit_image,
+    draw_parts,
+    draw_text,
+    fit_view,
+)
 
 LIST_WIDTH = 300
 ROW_HEIGHT = 18
@@ -31,7 +57,7 @@ PLOT_HEIGHT = 150
 TIMELINE_HEIGHT = 26
 HUD_HEIGHT = 78
 MARGIN = 10
-CAMERA_HEIGHT = 384  # camera views are scaled to this height (or less, to fit the width)
+BELOW_VIEW = MARGIN + PLOT_HEIGHT + TIMELINE_HEIGHT + HUD_HEIGHT  # the plot, timeline and HUD under the main view
 BROWSE_HZ = 30.0  # display rate while browsing; a correction runs at the dataset's rate
 SOURCE_COLOURS: dict[str, Colour] = {"human": BLUE, "expert": GREEN, "policy": WHITE, "intervention": ORANGE}
 AXIS_COLOURS: tuple[Colour, ...] = ((230, 90, 90), (90, 200, 90), (90, 140, 240), (220, 140, 220), (90, 210, 210),
@@ -68,12 +94,17 @@ class RewindOptions:
 
 
 class BrowserView:
-    """Draws a :class:`BrowserModel` on ``surface`` (a window, or an offscreen surface)."""
+    """Draws a :class:`BrowserModel` on ``surface`` (a window, or an offscreen surface): the scene through
+    ``scene`` where there is one (at its place in the window), else the recorded cameras, with
+    ``no_scene`` saying why."""
 
-    def __init__(self, model: BrowserModel, surface: pygame.Surface) -> None:
+    def __init__(self, model: BrowserModel, surface: pygame.Surface, scene: SceneView | None = None,
+                 no_scene: str = "") -> None:
         pygame.font.init()
         self.model = model
         self.surface = surface
+        self.scene = scene
+        self.no_scene = no_scene
         self.font = pygame.font.Font(None, FONT_SIZE)
         self.small = pygame.font.Font(None, FONT_SIZE - 3)
         self._layout()
@@ -82,27 +113,19 @@ class BrowserView:
     # -- layout --------------------------------------------------------------------------------
 
     @staticmethod
-    def window_size(model: BrowserModel) -> tuple[int, int]:
-        """A size that shows every camera at up to CAMERA_HEIGHT pixels high."""
-        aspect = sum(model.ds.shape(f"image_{c}")[2] / model.ds.shape(f"image_{c}")[1] for c in model.cameras)
-        width = LIST_WIDTH + max(640, min(1100, round(aspect * CAMERA_HEIGHT)))
-        height = (CAMERA_HEIGHT if model.cameras else 0) + PLOT_HEIGHT * (1 if model.cameras else 2)
-        return width, height + TIMELINE_HEIGHT + HUD_HEIGHT + 2 * MARGIN
+    def window_size(view: tuple[int, int], thumbnails: bool) -> tuple[int, int]:
+        """The window around a main view of ``view`` pixels (with the thumbnails' column, if asked)."""
+        return LIST_WIDTH + view[0] + (THUMB_WIDTH if thumbnails else 0), view[1] + BELOW_VIEW
 
     def _layout(self) -> None:
         width, height = self.surface.get_size()
+        self.view_rect = self.scene.rect if self.scene else pygame.Rect(LIST_WIDTH, 0, width - LIST_WIDTH,
+                                                                        height - BELOW_VIEW)
         right = width - LIST_WIDTH - MARGIN
-        camera_height = 0
-        if self.model.cameras:
-            camera_height = height - (PLOT_HEIGHT + TIMELINE_HEIGHT + HUD_HEIGHT + 2 * MARGIN)
-        top = MARGIN
-        self.camera_rect = pygame.Rect(LIST_WIDTH, top, right, camera_height)
-        plot_top = top + camera_height
-        plot_height = height - plot_top - TIMELINE_HEIGHT - HUD_HEIGHT - MARGIN
-        self.plot_rect = pygame.Rect(LIST_WIDTH, plot_top, right, plot_height)
+        self.plot_rect = pygame.Rect(LIST_WIDTH, self.view_rect.bottom + MARGIN, right, PLOT_HEIGHT)
         self.timeline_rect = pygame.Rect(LIST_WIDTH, self.plot_rect.bottom + 4, right, TIMELINE_HEIGHT - 8)
-        self.list_rect = pygame.Rect(MARGIN, top + 2 * ROW_HEIGHT, LIST_WIDTH - 2 * MARGIN,
-                                     self.timeline_rect.bottom - top - 2 * ROW_HEIGHT)
+        self.list_rect = pygame.Rect(MARGIN, MARGIN + 2 * ROW_HEIGHT, LIST_WIDTH - 2 * MARGIN,
+                                     self.timeline_rect.bottom - MARGIN - 2 * ROW_HEIGHT)
         self.hud_top = self.timeline_rect.bottom + 8
 
     # -- input helpers -------------------------------------------------------------------------
@@ -127,25 +150,28 @@ class BrowserView:
     # -- drawing -------------------------------------------------------------------------------
 
     def draw(self, images: dict[str, np.ndarray] | None = None, hud: list[tuple[str, Colour]] | None = None,
-             border: Colour | None = None) -> None:
-        """One frame: the model's current frame, or ``images``/``hud`` of a correction in progress."""
+             border: Colour | None = None, cursor: int | None = None) -> None:
+        """One frame: the model's current frame, or the ``images``, ``hud`` and timeline ``cursor`` (a
+        frame) of a correction in progress. The scene shows whatever state its env is in."""
         self.surface.fill(BACKGROUND)
         self._draw_list()
-        self._draw_cameras(self.model.images() if images is None else images, border)
+        images = self.model.images() if images is None else images
+        if self.scene is not None:
+            self.scene.draw(self.surface, {f"image_{camera}": image for camera, image in images.items()}, border)
+        else:
+            self._draw_cameras(images, border)
         self._draw_static()
-        self._draw_cursor()
+        self._draw_cursor(self.model.frame if cursor is None else cursor, WHITE if cursor is None else ORANGE)
         self._draw_hud(hud)
 
     def _text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE, font: pygame.font.Font | None = None) -> int:
-        surface = (font or self.font).render(text, True, colour)
-        self.surface.blit(surface, pos)
-        return pos[0] + surface.get_width()
+        return draw_text(self.surface, font or self.font, text, pos, colour)
 
     def _draw_list(self) -> None:
         model = self.model
         counts = "  ".join(f"{name} {n}" for name, n in model.sources.items())
         self._text(f"{len(model.episodes)} episodes", (MARGIN, MARGIN))
-        self._text(counts, (MARGIN, MARGIN + ROW_HEIGHT), GREY, self.small)
+        draw_parts(self.surface, self.small, [(counts, GREY)], (MARGIN, MARGIN + ROW_HEIGHT), LIST_WIDTH - MARGIN)
         first = self._first_row()
         visible = self.list_rect.height // ROW_HEIGHT
         for row, entry in enumerate(model.episodes[first:first + visible]):
@@ -161,20 +187,21 @@ class BrowserView:
                 self._text(f"<{entry.parent[0]}@{entry.parent[1]}", (MARGIN + 225, y), ORANGE, self.small)
 
     def _draw_cameras(self, images: dict[str, np.ndarray], border: Colour | None) -> None:
-        rect = self.camera_rect
-        if not images or rect.height <= 0:
-            return
-        widths = [image.shape[1] / image.shape[0] for image in images.values()]
-        height = min(rect.height - 4, int((rect.width - 4 * len(images)) / sum(widths)))
-        x = rect.left
-        for (camera, image), aspect in zip(images.items(), widths, strict=True):
-            size = (round(aspect * height), height)
-            view = pygame.image.frombuffer(np.ascontiguousarray(image).data, (image.shape[1], image.shape[0]), "RGB")
-            self.surface.blit(pygame.transform.smoothscale(view, size), (x, rect.top))
-            self._text(camera, (x + 6, rect.top + 4), GREY, self.small)
-            if border is not None:
-                pygame.draw.rect(self.surface, border, (x, rect.top, *size), 3)
-            x += size[0] + 4
+        """The recorded cameras side by side in place of the scene, and why there is no scene."""
+        rect = self.view_rect
+        if images:
+            widths = [image.shape[1] / image.shape[0] for image in images.values()]
+            height = min(rect.height - 4, int((rect.width - 4 * len(images)) / sum(widths)))
+            x = rect.left
+            for (camera, image), aspect in zip(images.items(), widths, strict=True):
+                size = (round(aspect * height), height)
+                blit_image(self.surface, image, (x, rect.top), size)
+                self._text(camera, (x + 6, rect.top + 4), GREY, self.small)
+                if border is not None:
+                    pygame.draw.rect(self.surface, border, (x, rect.top, *size), 3)
+                x += size[0] + 4
+        draw_parts(self.surface, self.small, [(f"no scene to show: {self.no_scene}", GREY)],
+                   (rect.left + 6, rect.bottom - 20), rect.right - MARGIN)
 
     def _x(self, frame: float) -> int:
         rect = self.timeline_rect
@@ -232,45 +259,73 @@ class BrowserView:
             pygame.draw.rect(surface, ORANGE, (left, bar.top, max(2, right - left), bar.height))
         return surface
 
-    def _draw_cursor(self) -> None:
-        x = self._x(self.model.frame)
-        pygame.draw.line(self.surface, WHITE, (x, self.plot_rect.top + 4), (x, self.timeline_rect.bottom), 2)
+    def _draw_cursor(self, frame: int, colour: Colour) -> None:
+        x = self._x(frame)
+        pygame.draw.line(self.surface, colour, (x, self.plot_rect.top + 4), (x, self.timeline_rect.bottom), 2)
 
     def _draw_hud(self, hud: list[tuple[str, Colour]] | None) -> None:
+        """Three lines, each cut to the window's width: the episode (and, browsing, the frame and
+        playback); a correction's ``hud`` (or the model's message); the keys."""
         model, entry = self.model, self.model.entry
-        y = self.hud_top
-        x = self._text(f"episode {entry.index}", (MARGIN, y)) + 18
-        x = self._text(entry.source, (x, y), SOURCE_COLOURS.get(entry.source, GREY)) + 18
-        x = self._text("success" if entry.success else "no success", (x, y), GREEN if entry.success else RED) + 18
-        x = self._text(f"seed {entry.seed}", (x, y), GREY) + 18
-        x = self._text(f"frame {model.frame}/{model.length - 1}   {model.timestamp:6.2f} s", (x, y)) + 18
-        state = "playing" if model.playing else "paused"
-        x = self._text(f"{state} {model.speed:g}x", (x, y), YELLOW if model.playing else GREY) + 18
+        right = self.surface.get_width() - MARGIN
+        status = [(f"episode {entry.index}", WHITE), (entry.source, SOURCE_COLOURS.get(entry.source, GREY)),
+                  ("success" if entry.success else "no success", GREEN if entry.success else RED),
+                  (f"seed {entry.seed}", GREY)]
+        if hud is None:
+            state = "playing" if model.playing else "paused"
+            status += [(f"frame {model.frame}/{model.length - 1}   {model.timestamp:6.2f} s", WHITE),
+                       (f"{state} {model.speed:g}x", YELLOW if model.playing else GREY)]
         segments = model.intervention_segments()
         if segments:
-            self._text(f"interventions {', '.join(f'{a}-{b - 1}' for a, b in segments[:4])}"
-                       + (" ..." if len(segments) > 4 else ""), (x, y), ORANGE)
-        line2 = hud or [(model.message, WHITE)]
-        x = MARGIN
-        for text, colour in line2:
-            x = self._text(text, (x, y + 22), colour) + 18
+            status.append((f"interventions {', '.join(f'{a}-{b - 1}' for a, b in segments[:4])}"
+                           + (" ..." if len(segments) > 4 else ""), ORANGE))
+        y = self.hud_top
+        draw_parts(self.surface, self.font, status, (MARGIN, y), right)
+        draw_parts(self.surface, self.font, hud or [(model.message, WHITE)], (MARGIN, y + 22), right)
         help_line = KEYS_HELP if model.can_rewind else KEYS_HELP.replace("  C correct  X expert", "")
-        self._text(CORRECT_HELP if hud else help_line, (MARGIN, y + 44), GREY, self.small)
+        draw_parts(self.surface, self.small, [(CORRECT_HELP if hud else help_line, GREY)], (MARGIN, y + 44), right)
 
 
 class BrowserApp:
-    """The browser window: browsing, and rewind-and-correct when ``rewind`` options are given."""
+    """The browser window: browsing with the scene in the main view, and rewind-and-correct when
+    ``rewind`` options are given. ``view_size`` is the main view's (default: 960x720, or less to fit
+    the desktop)."""
 
-    def __init__(self, model: BrowserModel, rewind: RewindOptions | None = None, size: tuple[int, int] | None = None) -> None:
-        screen = open_window(size or BrowserView.window_size(model), f"protege browse: {Path(model.path).name}", "browse")
+    def __init__(self, model: BrowserModel, rewind: RewindOptions | None = None,
+                 view_size: tuple[int, int] | None = None) -> None:
         self.model = model
-        self.view = BrowserView(model, screen)
         self.rewind = rewind
-        self.rewinder: Any = None
-        self.session: Any = None
+        require_display("browse")
+        self.rewinder, no_scene = self._open_env()
+        thumbnails = self.rewinder is not None and bool(self.rewinder.env.cameras)
+        size = view_size or fit_view(MAIN_VIEW, desktop_size(),
+                                     (LIST_WIDTH + (THUMB_WIDTH if thumbnails else 0), BELOW_VIEW))
+        self.scene = SceneView(self.rewinder.env, size, (LIST_WIDTH, 0)) if self.rewinder is not None else None
+        screen = open_window(BrowserView.window_size(size, thumbnails), f"protege browse: {Path(model.path).name}",
+                             "browse")
+        self.view = BrowserView(model, screen, self.scene, no_scene)
+        self.session: CorrectionSession | None = None
         self.saved: list[int] = []
         self.running = False
         self._dragging = False
+        self._shown: tuple[int, int] | None = None  # (episode, frame) the scene's env is in, None: unknown
+
+    def _open_env(self) -> tuple[Rewinder | None, str]:
+        """The env that shows the scene and runs corrections, or None and why there is none."""
+        if not self.model.can_rewind:
+            return None, "the dataset was recorded without sim_state"
+        try:
+            return Rewinder(self.model.ds, robot=self.rewind.robot if self.rewind else None), ""
+        except (TeleopError, SimError, DatasetError) as exc:
+            self.model.message = str(exc)
+            return None, str(exc)
+
+    def close(self) -> None:
+        """Release the scene's renderers and env."""
+        if self.scene is not None:
+            self.scene.close()
+        if self.rewinder is not None:
+            self.rewinder.close()
 
     # -- main loop -----------------------------------------------------------------------------
 
@@ -287,7 +342,7 @@ class BrowserApp:
             if self.session is None:
                 self.model.advance(now - last)
             elif not self.session.ended:
-                self.session.step()
+                self.step_correction()
             last = now
             self.draw()
             pygame.display.flip()
@@ -297,12 +352,20 @@ class BrowserApp:
                 clock = Clock(BROWSE_HZ)
             clock.tick()
             frames += 1
-        if self.rewinder is not None:
-            self.rewinder.close()
+        self.close()
         return {"saved": list(self.saved)}
+
+    def step_correction(self) -> None:
+        """One tick of the correction; a device is first told the view's heading and the gripper drag."""
+        assert self.session is not None and self.rewinder is not None
+        corrector = self.session.hand_over.pilot
+        if self.scene is not None and isinstance(corrector, Device):
+            self.scene.steer(corrector, self.rewinder.env.action_space.high[:3])
+        self.session.step()
 
     def draw(self) -> None:
         if self.session is None:
+            self._show_frame()
             self.view.draw()
             return
         session = self.session
@@ -320,12 +383,25 @@ class BrowserApp:
                (status, YELLOW if session.ended or session.waiting else GREEN), (f"{loop.ticks} ticks", WHITE),
                ("no time limit" if left is None else f"{left:.1f} s left", WHITE),
                ("success" if loop.success else "no success", GREEN if loop.success else GREY)]
-        if hasattr(corrector, "gripper"):
+        if isinstance(corrector, Device):
             hud += [("gripper closed" if corrector.gripper >= 0.5 else "gripper open", WHITE),
                     (corrector.status(), GREY)]
         if session.hand_over.active:
             hud.append(("Enter: hand back", GREY))
-        self.view.draw(images=images, hud=hud, border=ORANGE)
+        cursor = min(session.frame + loop.ticks, self.model.length - 1)
+        self.view.draw(images=images, hud=hud, border=ORANGE, cursor=cursor)
+
+    def _show_frame(self) -> None:
+        """Put the scene's env in the recorded state of the current frame (restoring the episode, seed
+        first, when the episode changed)."""
+        model = self.model
+        if self.rewinder is None or self._shown == (model.episode, model.frame):
+            return
+        if self._shown is not None and self._shown[0] == model.episode:
+            self.rewinder.env.set_state(model.sim_state)
+        else:
+            self.rewinder.restore(model.episode, model.frame)
+        self._shown = (model.episode, model.frame)
 
     def screenshot(self, path: str | Path) -> None:
         pygame.image.save(self.view.surface, str(path))
@@ -334,8 +410,10 @@ class BrowserApp:
 
     def handle(self, event: pygame.event.Event) -> None:
         if event.type == pygame.QUIT:
-            self._drop("quit")
+            self._end_correction("quit")
             self.running = False
+        elif self.scene is not None and self.scene.handle(event):
+            return
         elif self.session is not None:
             self._handle_correcting(event)
         elif event.type == pygame.KEYDOWN:
@@ -388,11 +466,6 @@ class BrowserApp:
 
     def start_correction(self, source: str) -> bool:
         """Restore the current frame and let ``source`` drive; on bad input say why and keep browsing."""
-        from protege.datasets import DatasetError
-        from protege.sim import SimError
-        from protege.teleop.correct import CorrectionSession, Rewinder, make_corrector
-        from protege.teleop.runtime.loop import person_time_limit
-
         model = self.model
         if self.rewind is None:
             model.message = "rewind is off in this browser"
@@ -400,10 +473,10 @@ class BrowserApp:
         if not model.can_rewind:
             model.message = "rewind needs sim_state: this dataset was recorded without it"
             return False
+        if self.rewinder is None:
+            return False  # the message says why the env could not be built
         model.playing = False
         try:
-            if self.rewinder is None:
-                self.rewinder = Rewinder(model.ds, robot=self.rewind.robot, display=True)
             corrector = make_corrector(source, self.rewinder.env, self.rewind.bindings)
             self.session = CorrectionSession(self.rewinder, model.episode, model.frame, corrector,
                                              policy=self.rewind.policy, success_hold=self.rewind.success_hold,
@@ -412,12 +485,14 @@ class BrowserApp:
         except (TeleopError, SimError, DatasetError) as exc:
             model.message = str(exc)
             return False
+        if self.scene is not None:
+            self.scene.view.drop_drag()  # a Ctrl-drag made while browsing moves nothing
+        self._shown = None
         pygame.event.clear()
         return True
 
     def _handle_correcting(self, event: pygame.event.Event) -> None:
-        from protege.teleop.devices import Command, Device
-
+        assert self.session is not None
         session = self.session
         corrector = session.hand_over.pilot
         command = corrector.handle(event) if isinstance(corrector, Device) else None
@@ -432,13 +507,11 @@ class BrowserApp:
         elif command is Command.SAVE:
             self.save_correction()
         elif command in (Command.DISCARD, Command.QUIT, Command.RESET):
-            self._drop("correction discarded")
+            self._end_correction("correction discarded")
 
     def save_correction(self) -> int | None:
         """Write the take as a new episode; show it when it went to the browsed dataset."""
-        from protege.datasets import DatasetError
-        from protege.teleop.correct import open_writer, write_takes
-
+        assert self.session is not None
         try:
             take = self.session.take()
             with open_writer(self.model.ds, self.rewind.out if self.rewind else None) as writer:
@@ -448,17 +521,19 @@ class BrowserApp:
             return None
         self.saved.append(index)
         parent = (self.session.episode, self.session.frame)
-        self.session = None
         if self.rewind is None or self.rewind.out is None:
             self.model.reload()
+            if self.rewinder is not None:
+                self.rewinder.ds = self.model.ds  # corrections of the new episode rewind into it
             self.model.select(index)
-            self.model.message = f"saved correction of episode {parent[0]} at frame {parent[1]} as episode {index}"
+            self._end_correction(f"saved correction of episode {parent[0]} at frame {parent[1]} as episode {index}")
         else:
-            self.model.message = f"saved correction as episode {index} of {self.rewind.out}"
+            self._end_correction(f"saved correction as episode {index} of {self.rewind.out}")
         return index
 
-    def _drop(self, why: str) -> None:
+    def _end_correction(self, why: str) -> None:
+        """Back to browsing (if correcting), saying ``why``; the scene shows the recorded frame again."""
         if self.session is not None:
             self.session = None
+            self._shown = None
             self.model.message = why
-

@@ -169,6 +169,10 @@ class MainView:
         self._pending -= step
         return step
 
+    def drop_drag(self) -> None:
+        """Forget gripper motion dragged but not taken (dragged while nothing drove the arm)."""
+        self._pending[:] = 0.0
+
     # -- drawing ---------------------------------------------------------------------------------
 
     @property

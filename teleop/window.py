@@ -1,7 +1,8 @@
 """The pygame window the recorder, the intervention view, replay and the scene viewer share: the main
 view on the left (a free camera the person moves with the mouse, never recorded; see
 :mod:`protege.teleop.main_view`), the recorded cameras as live thumbnails on the right, a heads-up
-display of three text lines below, and a key map drawn over the view on request.
+display of three text lines below, and a key map drawn over the view on request. The scene part (main
+view and thumbnails, :class:`SceneView`) and the text helpers also serve the episode browser's window.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 import pygame
 
 from protege.teleop.display import desktop_size, open_window, require_display
-from protege.teleop.runtime.loop import Clock
 from protege.teleop.main_view import MainView
+from protege.teleop.runtime.loop import Clock
 
 Colour = tuple[int, int, int]
 
@@ -54,6 +55,96 @@ def fit_view(size: tuple[int, int], desktop: tuple[int, int] | None, extra: tupl
     return max(320, round(size[0] * scale)), max(240, round(size[1] * scale))
 
 
+def draw_text(surface: pygame.Surface, font: pygame.font.Font, text: str, pos: tuple[int, int],
+              colour: Colour = WHITE) -> int:
+    """Draw ``text`` at ``pos``; return the x where it ends."""
+    rendered = font.render(text, True, colour)
+    surface.blit(rendered, pos)
+    return pos[0] + rendered.get_width()
+
+
+def draw_parts(surface: pygame.Surface, font: pygame.font.Font, parts: Sequence[tuple[str, Colour]],
+               pos: tuple[int, int], right: int) -> int:
+    """Draw text parts left to right from ``pos``, GAP apart, within ``right``: the first part that does
+    not fit is shortened to end in "..." and the rest are left out. Returns where the text ends."""
+    x, y = pos
+    for i, (text, colour) in enumerate(parts):
+        x += GAP if i else 0
+        if x + font.size(text)[0] > right:
+            while text and x + font.size(text + "...")[0] > right:
+                text = text[:-1]
+            return draw_text(surface, font, text + "...", (x, y), colour) if text else x
+        x = draw_text(surface, font, text, (x, y), colour)
+    return x
+
+
+def blit_image(surface: pygame.Surface, image: np.ndarray, pos: tuple[int, int], size: tuple[int, int] | None = None,
+               smooth: bool = True) -> None:
+    """Draw an RGB ``image`` at ``pos``, scaled to ``size`` if given."""
+    image = np.ascontiguousarray(image)
+    rendered = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
+    if size is not None and rendered.get_size() != size:
+        rendered = (pygame.transform.smoothscale if smooth else pygame.transform.scale)(rendered, size)
+    surface.blit(rendered, pos)
+
+
+class SceneView:
+    """What a window shows of the scene: the main view on ``env`` (``size`` pixels, its top left at
+    ``origin`` in the window) with the gripper's height and the mouse help over it, and the recorded
+    cameras as labelled thumbnails (THUMB_WIDTH wide) in a column to its right."""
+
+    def __init__(self, env: Any, size: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> None:
+        self.cameras = tuple(env.cameras)
+        self.rect = pygame.Rect(origin, size)
+        self.view = MainView(env, size, budget_s=VIEW_BUDGET / env.control_hz)
+        self.view.render()  # the first frame (GL set-up) before any control loop starts its clock
+        pygame.font.init()
+        self.font = pygame.font.Font(None, FONT_SIZE)
+
+    def handle(self, event: pygame.event.Event) -> bool:
+        """Let the main view take a mouse or view-key event; True if it did."""
+        return self.view.handle(event, self.rect)
+
+    def steer(self, device: Any, max_step: np.ndarray) -> None:
+        """Hand ``device`` what the view knows before a tick: its heading (for view-relative motion) and
+        this tick's share of the gripper drag, at most ``max_step`` metres per axis."""
+        device.view_yaw = self.view.yaw
+        motion = self.view.take_drag(max_step)
+        if motion.any():
+            device.nudge(motion)
+
+    def draw(self, screen: pygame.Surface, obs: Mapping[str, np.ndarray], border: Colour | None = None) -> None:
+        """Draw the main view (framed in ``border``) and each recorded camera's image from ``obs``
+        (``image_<camera>`` keys) as a thumbnail."""
+        left, top = self.rect.topleft
+        blit_image(screen, self.view.render(), (left, top), self.rect.size, smooth=False)
+        height, _ = self.view.height_above_surface()
+        reduced = f"   (view at {self.view.scale:.0%}: the machine is busy)" if self.view.scale < 1 else ""
+        self._overlay(screen, f"gripper {100 * height:4.1f} cm above the surface{reduced}", (left + 8, top + 6))
+        self._overlay(screen, VIEW_HELP, (left + 8, self.rect.bottom - 24), GREY)
+        y = top
+        for i, camera in enumerate(self.cameras):
+            image = obs[f"image_{camera}"]
+            size = (THUMB_WIDTH, round(THUMB_WIDTH * image.shape[0] / image.shape[1]))
+            blit_image(screen, image, (self.rect.right, y), size)
+            draw_text(screen, self.font, f"{i + 1} {camera}", (self.rect.right + 6, y + 4), GREY)
+            y += size[1] + 4
+        if border is not None:
+            pygame.draw.rect(screen, border, self.rect, 4)
+
+    def _overlay(self, screen: pygame.Surface, text: str, pos: tuple[int, int], colour: Colour = WHITE) -> None:
+        """``text`` on a dark band, readable over the main view, cut at the view's right edge."""
+        width = min(self.font.size(text)[0], self.rect.right - 4 - pos[0])
+        band = pygame.Surface((width + 8, self.font.get_height() + 4), pygame.SRCALPHA)
+        band.fill((0, 0, 0, 150))
+        screen.blit(band, (pos[0] - 4, pos[1] - 2))
+        draw_parts(screen, self.font, [(text, colour)], pos, self.rect.right - 4)
+
+    def close(self) -> None:
+        """Release the main view's renderers."""
+        self.view.close()
+
+
 class Window:
     """A window on ``env``: the main view, the recorded cameras' thumbnails and a HUD.
 
@@ -68,9 +159,8 @@ class Window:
         thumbs = THUMB_WIDTH if self.cameras else 0
         require_display(what)
         self.view_size = fit_view(main_size, desktop_size(), (thumbs, HUD_HEIGHT))
-        self.view_rect = pygame.Rect((0, 0), self.view_size)
-        self.view = MainView(env, self.view_size, budget_s=VIEW_BUDGET / env.control_hz)
-        self.view.render()  # the first frame (GL set-up) before any control loop starts its clock
+        self.scene = SceneView(env, self.view_size)
+        self.view = self.scene.view
         self.screen = open_window((max(self.view_size[0] + thumbs, 640), self.view_size[1] + HUD_HEIGHT), title, what)
         self.font = pygame.font.Font(None, FONT_SIZE)
 
@@ -80,49 +170,22 @@ class Window:
 
     def handle(self, event: pygame.event.Event) -> bool:
         """Let the main view take a mouse or view-key event; True if it did."""
-        return self.view.handle(event, self.view_rect)
+        return self.scene.handle(event)
 
     def steer(self, device: Any, max_step: np.ndarray) -> None:
-        """Hand ``device`` what the window knows before a tick: the view's heading (for view-relative
-        motion) and this tick's share of the gripper drag, at most ``max_step`` metres per axis."""
-        device.view_yaw = self.view.yaw
-        motion = self.view.take_drag(max_step)
-        if motion.any():
-            device.nudge(motion)
+        """Hand ``device`` the view's heading and this tick's share of the gripper drag (:meth:`SceneView.steer`)."""
+        self.scene.steer(device, max_step)
 
     def draw_views(self, obs: Mapping[str, np.ndarray], border: Colour | None = None) -> None:
         """Clear the window, draw the main view (framed in ``border``) and each recorded camera's image
         from ``obs`` as a labelled thumbnail."""
         self.screen.fill(BACKGROUND)
-        self._blit(self.view.render(), self.view_rect.topleft, self.view_size, smooth=False)
-        height, _ = self.view.height_above_surface()
-        reduced = f"   (view at {self.view.scale:.0%}: the machine is busy)" if self.view.scale < 1 else ""
-        self.overlay(f"gripper {100 * height:4.1f} cm above the surface{reduced}", (8, 6))
-        self.overlay(VIEW_HELP, (8, self.view_size[1] - 24), GREY)
-        y = 0
-        for i, camera in enumerate(self.cameras):
-            image = obs[f"image_{camera}"]
-            size = (THUMB_WIDTH, round(THUMB_WIDTH * image.shape[0] / image.shape[1]))
-            self._blit(image, (self.view_size[0], y), size)
-            self.text(f"{i + 1} {camera}", (self.view_size[0] + 6, y + 4), GREY)
-            y += size[1] + 4
-        if border is not None:
-            pygame.draw.rect(self.screen, border, self.view_rect, 4)
-
-    def _blit(self, image: np.ndarray, pos: tuple[int, int], size: tuple[int, int] | None = None,
-              smooth: bool = True) -> None:
-        image = np.ascontiguousarray(image)
-        surface = pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "RGB")
-        if size is not None and surface.get_size() != size:
-            surface = (pygame.transform.smoothscale if smooth else pygame.transform.scale)(surface, size)
-        self.screen.blit(surface, pos)
+        self.scene.draw(self.screen, obs, border)
 
     def line(self, row: int, parts: Sequence[tuple[str, Colour]], x: int = 10) -> int:
-        """Draw text parts left to right on HUD line ``row`` (0-2) from ``x``; return where they end."""
-        y = self.view_size[1] + _LINE_Y[row]
-        for i, (text, colour) in enumerate(parts):
-            x = self.text(text, (x + (GAP if i else 0), y), colour)
-        return x
+        """Draw text parts left to right on HUD line ``row`` (0-2) from ``x``, within the window (see
+        :func:`draw_parts`); return where they end."""
+        return draw_parts(self.screen, self.font, parts, (x, self.view_size[1] + _LINE_Y[row]), self.width - 10)
 
     def line_right(self, row: int, text: str, colour: Colour = GREY) -> None:
         """Draw ``text`` at the right end of HUD line ``row``."""
@@ -164,26 +227,16 @@ class Window:
         if key_map is not None:
             self.key_map(key_map)
 
-    def overlay(self, text: str, pos: tuple[int, int], colour: Colour = WHITE) -> None:
-        """``text`` on a dark band, readable over the main view."""
-        surface = self.font.render(text, True, colour)
-        band = pygame.Surface((surface.get_width() + 8, surface.get_height() + 4), pygame.SRCALPHA)
-        band.fill((0, 0, 0, 150))
-        self.screen.blit(band, (pos[0] - 4, pos[1] - 2))
-        self.screen.blit(surface, pos)
-
     def text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE) -> int:
         """Draw ``text`` at ``pos``; return the x where it ends."""
-        surface = self.font.render(text, True, colour)
-        self.screen.blit(surface, pos)
-        return pos[0] + surface.get_width()
+        return draw_text(self.screen, self.font, text, pos, colour)
 
     def flip(self) -> None:
         pygame.display.flip()
 
     def close(self) -> None:
-        """Release the main view's renderer (the window itself closes with pygame)."""
-        self.view.close()
+        """Release the main view's renderers (the window itself closes with pygame)."""
+        self.scene.close()
 
     def screenshot(self, path: str | Path) -> None:
         pygame.image.save(self.screen, str(path))

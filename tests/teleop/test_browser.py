@@ -1,5 +1,6 @@
 """Episode browser and rewind-and-correct: exact restore, scripted corrections, the model over mixed sources."""
 
+import itertools
 import shutil
 
 import numpy as np
@@ -12,15 +13,16 @@ from protege.launch.cli import main
 from protege.sim import EnvSpec
 from protege.teleop.browser import BrowserModel, segments
 from protege.teleop.browser_view import BrowserApp, BrowserView, RewindOptions
-from protege.teleop.runtime.collect import collect, make_env
 from protege.teleop.correct import Rewinder, parse_corrections, run_script
 from protege.teleop.errors import TeleopError
+from protege.teleop.runtime.collect import collect, make_env
 from protege.teleop.runtime.loop import ControlLoop
 from protege.teleop.runtime.pilots import PolicyPilot
-from protege.teleop.window import ORANGE
+from protege.teleop.window import BACKGROUND, ORANGE
 
 SPEC = EnvSpec.make("lift", cameras=("front",), image_size=32)
 TAKEOVER = (5, 10)  # frames a person drove in the policy episode
+VIEW = (240, 180)  # the browser's main view in these tests: small, fast
 
 
 class Hold:
@@ -173,25 +175,91 @@ def test_browser_window_corrects_with_the_expert_and_shows_the_new_episode(datas
     model = BrowserModel(dataset)
     model.select(3)
     model.scrub(6)
-    app = BrowserApp(model, RewindOptions(), size=(900, 640))
+    app = BrowserApp(model, RewindOptions(), view_size=VIEW)
     post_key(app, pygame.K_x)
     assert app.session is not None and app.session.driver == "expert"
     for _ in range(4):
-        app.session.step()
+        app.step_correction()
     app.draw()
     post_key(app, pygame.K_y)
     assert app.session is None and app.saved == [4]
     assert model.episode == 4 and model.entry.source == "intervention" and model.entry.parent == (3, 6)
     assert model.entry.length == 4
+    app.draw()  # the new episode's scene
+    np.testing.assert_array_equal(app.rewinder.env.get_state(), Dataset(dataset)["sim_state"][-4])
+    post_key(app, pygame.K_x)  # a correction of the correction
+    assert app.session is not None and app.session.episode == 4
+    app.close()
+
+
+def view_pixels(app):
+    return pygame.surfarray.array3d(app.view.surface.subsurface(app.view.view_rect)).copy()
+
+
+def test_the_main_view_shows_the_recorded_state_of_each_frame(mixed):
+    ds = Dataset(mixed)
+    model = BrowserModel(mixed)
+    app = BrowserApp(model, RewindOptions(), view_size=VIEW)
+    assert app.view.view_rect == app.scene.rect and app.scene.cameras == ("front",)
+    shown = []
+    for episode, frame in ((0, 0), (0, 12), (1, 12), (1, 13)):
+        model.select(episode)
+        model.scrub(frame)
+        app.draw()
+        np.testing.assert_array_equal(app.rewinder.env.get_state(), ds["sim_state"][ds.episode_slice(episode).start + frame])
+        shown.append(view_pixels(app))
+    assert shown[0].mean() > 40 and shown[0].std() > 15, "the main view is dark or flat"
+    steps = [np.abs(a.astype(int) - b).mean() for a, b in itertools.pairwise(shown)]
+    assert min(steps) > 0.5, f"every frame shows its own state: {steps}"
+    app.close()
+
+
+def test_the_timeline_cursor_follows_a_correction_and_the_status_fits(dataset):
+    model = BrowserModel(dataset)
+    model.select(3)
+    model.scrub(2)
+    app = BrowserApp(model, RewindOptions(), view_size=VIEW)
+    post_key(app, pygame.K_c)  # the keyboard: the take waits for the first key
+    before = view_pixels(app.draw() or app)
+    app.session.hand_over.pilot.handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r, mod=0, unicode="", scancode=0))
+    for _ in range(5):
+        app.step_correction()
+    app.draw()
+    assert app.session.loop.ticks == 5
+    surface, view = app.view.surface, app.view
+    assert tuple(surface.get_at((view._x(7), view.plot_rect.top + 10)))[:3] == ORANGE
+    assert np.abs(view_pixels(app).astype(int) - before).mean() > 0.5, "driving moves the arm in the main view"
+    hud = pygame.surfarray.array3d(surface)[-10:, view.hud_top:]  # the window's right margin, HUD rows
+    assert (hud == BACKGROUND).all(), "the status lines must end inside the window"
+    app.close()
+
+
+def test_a_dataset_whose_env_cannot_be_built_shows_its_cameras_and_says_why(tmp_path, mixed):
+    ds = Dataset(mixed)
+    path = tmp_path / "ghost.zarr"
+    attrs = {**user_attrs(ds.attrs), "robot": "ghost_arm", "robot_source": "ghost_arm"}
+    with EpisodeWriter(path, attrs=attrs) as writer:
+        writer.add_episode(Episode({k: ds[k][ds.episode_slice(0)] for k in ds.keys}, seed=3, success=True,
+                                   source=Source.EXPERT))
+    model = BrowserModel(path)
+    app = BrowserApp(model, RewindOptions(), view_size=VIEW)
+    assert app.scene is None and "unknown robot 'ghost_arm'" in model.message
+    app.draw()
+    post_key(app, pygame.K_x)
+    assert app.session is None
+    app.close()
 
 
 def test_browser_window_without_sim_state_says_so_and_keeps_browsing(nostate):
     model = BrowserModel(nostate)
-    app = BrowserApp(model, RewindOptions(), size=(900, 640))
+    app = BrowserApp(model, RewindOptions(), view_size=VIEW)
+    assert app.scene is None
+    app.draw()
     post_key(app, pygame.K_c)
     assert app.session is None and "rewind needs sim_state" in model.message
     post_key(app, pygame.K_RIGHT)
     assert model.frame == 1
+    app.close()
 
 
 def test_view_draws_state_plots_and_coloured_segments_without_images(tmp_path, mixed):
@@ -204,7 +272,7 @@ def test_view_draws_state_plots_and_coloured_segments_without_images(tmp_path, m
                                    success=False, source=Source.INTERVENTION))
     model = BrowserModel(path)
     assert model.cameras == []
-    view = BrowserView(model, pygame.Surface(BrowserView.window_size(model)))
+    view = BrowserView(model, pygame.Surface(BrowserView.window_size(VIEW, False)))
     view.draw()
     bar = view.timeline_rect
     middle = view._x((TAKEOVER[0] + TAKEOVER[1] - 1) / 2)
