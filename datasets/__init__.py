@@ -6,7 +6,14 @@ concatenated on axis 0, ``meta/episode_ends`` (exclusive cumulative ends) and on
 """
 
 from protege.datasets.episode import Episode, EpisodeBuffer
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import (
+    CorruptDatasetError,
+    DatasetError,
+    DatasetLockedError,
+    DatasetNotFoundError,
+    IncompatibleDatasetError,
+    MissingExtraError,
+)
 from protege.datasets.reader import Dataset, FrameArray
 from protege.datasets.sampler import SequenceSampler, split_episodes
 from protege.datasets.schema import SCHEMA_VERSION, Source
@@ -15,12 +22,17 @@ from protege.datasets.writer import EpisodeWriter
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CorruptDatasetError",
     "Dataset",
     "DatasetError",
+    "DatasetLockedError",
+    "DatasetNotFoundError",
     "Episode",
     "EpisodeBuffer",
     "EpisodeWriter",
     "FrameArray",
+    "IncompatibleDatasetError",
+    "MissingExtraError",
     "SequenceSampler",
     "Source",
     "compute_stats",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from protege.datasets.episode import Episode
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import MissingExtraError
 from protege.datasets.reader import Dataset
 from protege.datasets.sampler import SequenceSampler
 from protege.datasets.schema import Source
@@ -112,7 +112,7 @@ def _bench_exchange(root: Path) -> dict[str, float | None]:
             import_dataset(out, name, root / f"back_{name}.zarr", progress=False)
             rates[f"export_{name}_frames_per_s"] = frames / (exported - start)
             rates[f"import_{name}_frames_per_s"] = frames / (time.perf_counter() - exported)
-        except DatasetError:  # the interop extra is not installed
+        except MissingExtraError:  # the interop extra is not installed
             rates[f"export_{name}_frames_per_s"] = rates[f"import_{name}_frames_per_s"] = None
     return rates
 

@@ -6,7 +6,7 @@ layouts protege writes on local disks (one Blosc compressor; format 2 chunks, or
 with the index at the end) frames are read straight from the files. ``ChunkReader.for_array``
 returns None for any other layout, which zarr then reads. A chunk missing from the frames
 ``Layout.checked_from`` on (episodes written with checksums, whose every chunk is stored) is damage:
-it raises DatasetError rather than reading as the fill value.
+it raises CorruptDatasetError rather than reading as the fill value.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.storage import LocalStore
 
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import CorruptDatasetError
 from protege.datasets.layout import Layout, damage
 
 _EMPTY_CHUNK = 2**64 - 1
@@ -117,7 +117,7 @@ class ChunkReader:
         try:
             return np.frombuffer(self._codec.decode(data), dtype=self._dtype).reshape(self._chunk_shape)
         except Exception as exc:  # blosc reports damage as RuntimeError, a wrong size as ValueError
-            raise DatasetError(f"chunk {key} is damaged ({damage(exc)})") from None
+            raise CorruptDatasetError(f"chunk {key} is damaged ({damage(exc)})") from None
 
     def _check_missing(self, key: Path, chunk: int) -> None:
         if self._layout is None or self._checked_from is None:
@@ -125,7 +125,9 @@ class ChunkReader:
         first, frames = chunk * self._chunk_shape[0], self._layout.num_frames
         if first + self._chunk_shape[0] > self._checked_from and first < frames:
             where = self._layout.episodes_of(first, min(first + self._chunk_shape[0], frames) - 1)
-            raise DatasetError(f"chunk {key} is missing ({where}); `protege dataset validate` checks them all")
+            raise CorruptDatasetError(
+                f"chunk {key} is missing ({where}); `protege dataset validate` checks them all"
+            )
 
     def _key(self, coordinate: int) -> Path:
         return self._directory / self._metadata.encode_chunk_key((coordinate,) + (0,) * (len(self._chunk_shape) - 1))
@@ -151,7 +153,7 @@ class ChunkReader:
                 index = np.frombuffer(tail[:-_CHECKSUM_BYTES], dtype="<u8").reshape(-1, 2)
             except (OSError, ValueError) as exc:  # a shard shorter than its index
                 os.close(fd)
-                raise DatasetError(f"shard {key} is damaged ({damage(exc)})") from None
+                raise CorruptDatasetError(f"shard {key} is damaged ({damage(exc)})") from None
             shards[shard] = (fd, index)
         fd, index = shards[shard]
         offset, nbytes = (int(v) for v in index[inner])

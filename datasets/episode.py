@@ -13,11 +13,13 @@ from protege.datasets.schema import Source
 
 @dataclass(frozen=True)
 class Episode:
-    """Frames stacked per key (key -> (T, ...) array) with the episode's seed, success, source and extra meta.
+    """Frames stacked per key (key -> (T, ...) array) with the episode's seed, success, source and extra meta:
+    what the writer takes and the reader (``Dataset.episode``) returns.
 
     ``meta`` values (ints, bools, floats) become ``meta/episode_<name>`` arrays (-1 or NaN for
-    episodes without them). The writer keeps the arrays, not copies of them, until the episode is
-    committed: do not change them after adding it.
+    episodes without them). ``duration`` (seconds) is the stored one when read; when None the writer
+    measures it from ``timestamp`` (else frames / fps). The writer keeps the arrays, not copies of
+    them, until the episode is committed: do not change them after adding it.
     """
 
     data: Mapping[str, np.ndarray]
@@ -25,9 +27,11 @@ class Episode:
     success: bool
     source: Source | int
     meta: Mapping[str, Any] = field(default_factory=dict)
+    duration: float | None = None
 
     def __len__(self) -> int:
-        return len(self.data["action"])
+        """Frames in the episode (0 without data)."""
+        return len(next(iter(self.data.values()), ()))
 
 
 class EpisodeBuffer:

@@ -13,7 +13,7 @@ from zarr.core.sync import collect_aiterator
 from zarr.errors import ZarrUserWarning
 
 from protege.datasets import schema
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import CorruptDatasetError, DatasetNotFoundError
 from protege.datasets.storage import is_local, object_names, open_store, rows_per_object, stored_objects
 
 # What zarr raises on a damaged metadata file (not JSON, a shape of strings, a missing field).
@@ -26,15 +26,17 @@ def damage(exc: BaseException) -> str:
 
 
 def open_root(path: str, read_only: bool = True) -> zarr.Group:
-    """The root group of the dataset at ``path`` (format 2 or 3), or DatasetError."""
+    """The root group of the dataset at ``path`` (format 2 or 3); DatasetNotFoundError if there is none,
+    CorruptDatasetError if its root metadata is damaged."""
     if is_local(path) and not os.path.isdir(path):
-        raise DatasetError(f"{path} is a file, not a dataset" if os.path.exists(path) else f"no dataset at {path}")
+        problem = f"{path} is a file, not a dataset" if os.path.exists(path) else f"no dataset at {path}"
+        raise DatasetNotFoundError(problem)
     try:
         return zarr.open_group(open_store(path, read_only=read_only), mode="r" if read_only else "r+")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
-        raise DatasetError(f"no zarr dataset at {path}") from None
+        raise DatasetNotFoundError(f"no zarr dataset at {path}") from None
     except METADATA_ERRORS as exc:
-        raise DatasetError(f"{path}: the root metadata is damaged ({damage(exc)})") from None
+        raise CorruptDatasetError(f"{path}: the root metadata is damaged ({damage(exc)})") from None
 
 
 @dataclass
@@ -125,9 +127,10 @@ class Layout:
         return f"episode {lo}" if lo == hi else f"episodes {lo}-{hi}"
 
     def raise_if_broken(self) -> None:
+        """CorruptDatasetError naming the first problem found, if any."""
         if self.errors:
             more = f" (and {len(self.errors) - 1} more problems)" if len(self.errors) > 1 else ""
-            raise DatasetError(f"{self.path}: {self.errors[0]}{more}")
+            raise CorruptDatasetError(f"{self.path}: {self.errors[0]}{more}")
 
 
 def episode_list(episodes: list[int]) -> str:

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import DatasetLockedError
 from protege.datasets.storage import is_local
 
 LOCK_NAME = ".protege.lock"
@@ -102,7 +102,7 @@ class WriterLock:
 
     @classmethod
     def acquire(cls, path: str) -> WriterLock:
-        """Take the lock or raise DatasetError naming the dataset and the holder's pid."""
+        """Take the lock or raise DatasetLockedError naming the dataset and the holder's pid."""
         token = uuid.uuid4().hex
         if is_local(path):
             return cls._acquire_local(path, token)
@@ -117,7 +117,7 @@ class WriterLock:
         except BlockingIOError:
             info = _parse(os.pread(fd, 4096, 0))
             os.close(fd)
-            raise DatasetError(_describe(path, info)) from None
+            raise DatasetLockedError(_describe(path, info)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(_holder_info(token)).encode(), 0)
         return cls(path, fd, token)
@@ -128,10 +128,10 @@ class WriterLock:
         if fs.exists(lock_path):
             info = _parse(fs.cat_file(lock_path))
             if not _is_stale(info):
-                raise DatasetError(_describe(path, info))
+                raise DatasetLockedError(_describe(path, info))
         fs.pipe_file(lock_path, json.dumps(_holder_info(token)).encode())
         if (_parse(fs.cat_file(lock_path)) or {}).get("token") != token:
-            raise DatasetError(_describe(path, _parse(fs.cat_file(lock_path))))
+            raise DatasetLockedError(_describe(path, _parse(fs.cat_file(lock_path))))
         return cls(path, None, token)
 
     def refresh(self) -> None:

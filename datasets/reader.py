@@ -11,18 +11,25 @@ import zarr
 
 from protege.datasets import schema
 from protege.datasets.chunks import ChunkReader
-from protege.datasets.errors import DatasetError
+from protege.datasets.episode import Episode
+from protege.datasets.errors import CorruptDatasetError, DatasetError
 from protege.datasets.layout import Layout, altered_problem, damage, inspect_layout, open_root
+from protege.datasets.schema import Source
 from protege.datasets.storage import normalize_path, rows_per_object
 
 Selection = int | slice | Sequence[int] | np.ndarray
 
 
+def _is_fill(value: float) -> bool:
+    """Whether an extra per-episode value is the fill value of episodes saved without it (-1, NaN)."""
+    return value == -1 if isinstance(value, int) else bool(np.isnan(value))
+
+
 class FrameArray:
     """One data key limited to the committed frames: supports ints, slices and integer arrays on axis 0.
 
-    With the dataset's ``layout``, a chunk missing among the committed frames raises DatasetError instead of
-    reading as fill values, and so does a slice that holds whole episodes not matching their checksums.
+    With the dataset's ``layout``, a chunk missing among the committed frames raises CorruptDatasetError instead
+    of reading as fill values, and so does a slice that holds whole episodes not matching their checksums.
     """
 
     def __init__(self, array: zarr.Array, num_frames: int, layout: Layout | None = None) -> None:
@@ -76,8 +83,8 @@ class FrameArray:
         if self._layout is not None:
             altered = self._layout.altered(self._array.path, start, values)
             if altered:
-                raise DatasetError(f"{self._layout.path}: {altered_problem(self._array.path, altered)}; "
-                                   "`protege dataset validate` names the damaged chunks")
+                raise CorruptDatasetError(f"{self._layout.path}: {altered_problem(self._array.path, altered)}; "
+                                          "`protege dataset validate` names the damaged chunks")
         return values
 
     def _zarr(self, array: Any, selection: tuple[Any, ...], frames: np.ndarray) -> np.ndarray:
@@ -90,11 +97,11 @@ class FrameArray:
                 first, stop = max(block * per, checked_from), min((block + 1) * per, len(self))
                 problem = layout.missing_chunk(self._array, first, stop)
                 if problem:
-                    raise DatasetError(f"{layout.path}: {problem}; `protege dataset validate` checks them all")
+                    raise CorruptDatasetError(f"{layout.path}: {problem}; `protege dataset validate` checks them all")
         try:
             return np.asarray(array[selection])
         except Exception as exc:  # codecs and stores raise anything on damaged bytes
-            raise DatasetError(f"{self._array.store_path} is damaged ({damage(exc)})") from None
+            raise CorruptDatasetError(f"{self._array.store_path} is damaged ({damage(exc)})") from None
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
         data = self[:]
@@ -174,9 +181,22 @@ class Dataset:
         ends = self._layout.episode_ends
         return slice(int(ends[i - 1]) if i else 0, int(ends[i]))
 
-    def episode(self, index: int, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        frames = self.episode_slice(index)
-        return {key: self[key][frames] for key in (self.keys if keys is None else keys)}
+    def episode(self, index: int, keys: Sequence[str] | None = None) -> Episode:
+        """Episode ``index`` as the writer takes it: its frames (all keys, or ``keys``), seed, success, source,
+        duration and extra per-episode values (those it has: fill values -1 and NaN left out)."""
+        i = self._episode_index(index)
+        frames = self.episode_slice(i)
+        data = {key: self[key][frames] for key in (self.keys if keys is None else keys)}
+        meta = {name: self._meta_values(name)[i].item() for name in self.meta_names if name not in schema.BUILTIN_META}
+        code = int(self._meta_values("source")[i])
+        return Episode(
+            data,
+            seed=int(self._meta_values("seed")[i]),
+            success=bool(self._meta_values("success")[i]),
+            source=Source(code) if code in schema.SOURCE_CODES.values() else code,
+            meta={name: value for name, value in meta.items() if not _is_fill(value)},
+            duration=float(self._meta_values("duration")[i]),
+        )
 
     def _array(self, key: str) -> zarr.Array:
         try:
@@ -208,23 +228,27 @@ class Dataset:
             return self.episode_ends
         if key not in self._layout.meta:
             raise DatasetError(f"{self.path} has no meta/episode_{key}; it has {', '.join(self.meta_names)}")
+        return self._meta_values(key).copy()
+
+    def _meta_values(self, key: str) -> np.ndarray:
+        """meta/episode_<key>'s committed values, read once (callers must not change them)."""
         if key not in self._meta:
             self._meta[key] = self._read_meta(key)
-        return self._meta[key].copy()
+        return self._meta[key]
 
     def _read_meta(self, key: str) -> np.ndarray:
         """meta/episode_<key>'s committed values, every chunk present and each value matching its checksum."""
         layout, node, array = self._layout, f"meta/{schema.META_PREFIX}{key}", self._layout.meta[key]
         problem = layout.missing_chunk(array, layout.checked_from(node), self.num_episodes)
         if problem:
-            raise DatasetError(f"{self.path}: {problem}")
+            raise CorruptDatasetError(f"{self.path}: {problem}")
         try:
             values = np.asarray(array[: self.num_episodes])
         except Exception as exc:  # codecs raise anything on damaged bytes
-            raise DatasetError(f"{self.path}: {node} is damaged ({damage(exc)})") from None
+            raise CorruptDatasetError(f"{self.path}: {node} is damaged ({damage(exc)})") from None
         altered = layout.altered(node, 0, values)
         if altered:
-            raise DatasetError(f"{self.path}: {altered_problem(node, altered)}")
+            raise CorruptDatasetError(f"{self.path}: {altered_problem(node, altered)}")
         return values
 
     def load(self, key: str) -> np.ndarray:

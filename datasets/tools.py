@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from protege.datasets import schema
-from protege.datasets.episode import Episode
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import DatasetError, IncompatibleDatasetError
 from protege.datasets.layout import inspect_layout, open_root
 from protege.datasets.lock import WriterLock
 from protege.datasets.reader import Dataset
@@ -122,7 +121,7 @@ def _extra_meta_dtypes(ds: Dataset) -> dict[str, str]:
 
 
 def check_mergeable(datasets: Sequence[Dataset]) -> None:
-    """DatasetError naming every difference that makes the datasets' episodes incomparable."""
+    """IncompatibleDatasetError naming every difference that makes the datasets' episodes incomparable."""
     first = datasets[0]
     for other in datasets[1:]:
         problems = [
@@ -138,7 +137,7 @@ def check_mergeable(datasets: Sequence[Dataset]) -> None:
         ma, mb = _extra_meta_dtypes(first), _extra_meta_dtypes(other)
         problems += [f"meta episode_{n} is {ma[n]} vs {mb[n]}" for n in sorted(ma.keys() & mb.keys()) if ma[n] != mb[n]]
         if problems:
-            raise DatasetError(f"cannot merge {first.path} and {other.path}: {'; '.join(problems)}")
+            raise IncompatibleDatasetError(f"cannot merge {first.path} and {other.path}: {'; '.join(problems)}")
 
 
 def _output_exists(path: str) -> bool:
@@ -148,10 +147,6 @@ def _output_exists(path: str) -> bool:
 
     fs, root = fsspec.core.url_to_fs(path)
     return bool(fs.exists(root))
-
-
-def _is_fill(value: Any) -> bool:
-    return bool(value == -1) if isinstance(value, int) else bool(np.isnan(value))
 
 
 def copy_episodes(
@@ -176,7 +171,8 @@ def copy_episodes(
     try:
         with EpisodeWriter(target, attrs, format=zarr_format or first.zarr_format) as writer:
             for ds, ids in selections:
-                _copy_from(ds, ids, writer)
+                for index in ids.tolist():
+                    writer.add_episode(ds.episode(index))
             episodes = writer.num_episodes
         if target != out:
             os.rename(target, out)
@@ -184,20 +180,6 @@ def copy_episodes(
         if target != out:
             shutil.rmtree(target, ignore_errors=True)
     return {"output": out, "episodes": episodes, "frames": Dataset(out).num_frames, "inputs": inputs}
-
-
-def _copy_from(ds: Dataset, ids: np.ndarray, writer: EpisodeWriter) -> None:
-    meta = {name: ds.meta(name) for name in ds.meta_names}
-    extra = [name for name in meta if name not in schema.BUILTIN_META]
-    for index in ids.tolist():
-        values = {name: meta[name][index].item() for name in extra}
-        writer.add_episode(Episode(
-            ds.episode(index),
-            seed=int(meta["seed"][index]),
-            success=bool(meta["success"][index]),
-            source=int(meta["source"][index]),
-            meta={name: value for name, value in values.items() if not _is_fill(value)},
-        ))
 
 
 def merge_datasets(inputs: Sequence[str], out: str, zarr_format: int | None = None) -> dict[str, Any]:

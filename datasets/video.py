@@ -48,7 +48,7 @@ def export_video(ds: Dataset, episode: int, out: str | os.PathLike[str], fps: fl
     keys = camera_keys(ds)
     if not keys:
         raise DatasetError(f"{ds.path} has no camera images (image_<camera> keys)")
-    images = ds.episode(episode, keys)  # whole, so each camera's frames are checked against their checksum
+    images = ds.episode(episode, keys).data  # whole, so each camera's frames are checked against their checksum
     height = max(ds.shape(key)[1] for key in keys)
     width = sum(round(ds.shape(key)[2] * height / ds.shape(key)[1]) for key in keys)
     out = Path(out)

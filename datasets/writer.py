@@ -29,7 +29,7 @@ import numpy as np
 import zarr
 from protege.datasets import schema
 from protege.datasets.episode import Episode, EpisodeBuffer
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import CorruptDatasetError, DatasetError, DatasetNotFoundError, IncompatibleDatasetError
 from protege.datasets.layout import Layout, damage, inspect_layout, open_root
 from protege.datasets.lock import WriterLock
 from protege.datasets.schema import Source
@@ -133,7 +133,7 @@ def _exists(path: str) -> bool:
             return any(entries)
     try:
         open_root(path)
-    except DatasetError:
+    except DatasetNotFoundError:
         return False
     return True
 
@@ -149,7 +149,7 @@ def _check_compatible(path: str, attrs: dict[str, Any]) -> None:
         if attrs.get(name) != stored.get(name)
     ]
     if mismatches:
-        raise DatasetError(f"{path}: attrs disagree with the stored dataset: {'; '.join(mismatches)}")
+        raise IncompatibleDatasetError(f"{path}: attrs disagree with the stored dataset: {'; '.join(mismatches)}")
 
 
 def _meta_value(name: str, value: Any) -> tuple[np.dtype, Any]:
@@ -305,7 +305,7 @@ class EpisodeWriter:
         try:
             array[first : self._num_frames]
         except Exception as exc:  # codecs raise anything on damaged bytes
-            raise DatasetError(
+            raise CorruptDatasetError(
                 f"{self.path}: cannot append, the chunk of data/{key} holding frames {first}-{self._num_frames - 1} "
                 f"is damaged ({damage(exc)})"
             ) from None
@@ -335,11 +335,13 @@ class EpisodeWriter:
             return
         if spec.keys() != self._spec.keys():
             missing, extra = sorted(self._spec.keys() - spec.keys()), sorted(spec.keys() - self._spec.keys())
-            raise DatasetError(f"frame keys disagree with the dataset: missing {missing}, unexpected {extra}")
+            raise IncompatibleDatasetError(
+                f"frame keys disagree with the dataset: missing {missing}, unexpected {extra}"
+            )
         for key, (shape, dtype) in spec.items():
             if (shape, dtype) != self._spec[key]:
                 stored_shape, stored_dtype = self._spec[key]
-                raise DatasetError(
+                raise IncompatibleDatasetError(
                     f"frame key {key!r} is {dtype} of shape {shape}, "
                     f"the dataset stores {stored_dtype} of shape {stored_shape}"
                 )
@@ -420,7 +422,11 @@ class EpisodeWriter:
         clash = sorted(set(extra) & (set(schema.BUILTIN_META) | {"ends"}))
         if clash:
             raise DatasetError(f"episode meta {clash} clash with built-in per-episode values")
-        if "timestamp" in data:
+        if episode.duration is not None:
+            if isinstance(episode.duration, bool) or not isinstance(episode.duration, (int, float, np.number)):
+                raise DatasetError(f"duration must be a number of seconds, got {episode.duration!r}")
+            duration = float(episode.duration)
+        elif "timestamp" in data:
             duration = float(data["timestamp"][-1] - data["timestamp"][0])
         else:
             duration = len(data["action"]) / float(cast(float, self._root.attrs["fps"]))
@@ -433,7 +439,9 @@ class EpisodeWriter:
         for name, value in extra.items():
             dtype, fill = _meta_value(name, value)
             if self._meta_dtypes.setdefault(name, dtype) != dtype:
-                raise DatasetError(f"episode meta {name!r} is stored as {self._meta_dtypes[name]}, got {value!r}")
+                raise IncompatibleDatasetError(
+                    f"episode meta {name!r} is stored as {self._meta_dtypes[name]}, got {value!r}"
+                )
             meta[name] = (dtype, fill, value)
         return meta
 

@@ -134,7 +134,7 @@ def _inference_bench(json: bool) -> dict[str, Any]:
             ds = Dataset(make_dataset(Path(tmp) / f"{i}.zarr", episodes=2, steps=10, cameras=cameras,
                                       image_size=case.image_size))
             stats = compute_stats(ds, ["ee_pos", "joint_pos", "gripper", "object_pos", "action"])
-            frame = {k: v[0] for k, v in ds.episode(0).items()}
+            frame = {k: v[0] for k, v in ds.episode(0).data.items()}
             config = POLICIES[name].config_class()
             lowdim = ["joint_pos", "ee_pos", "gripper"] if cameras else config.default_obs_keys(ds.observation_kinds)
             keys = [f"image_{c}" for c in cameras] + lowdim

@@ -13,12 +13,13 @@ from types import ModuleType
 from typing import Any
 
 from protege.datasets import schema
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import DatasetError, DatasetNotFoundError, MissingExtraError
 from protege.datasets.reader import Dataset
 from protege.datasets.storage import is_local, normalize_path
 
 FORMATS = ("lerobot", "robomimic")
-INSTALL_HINT = "pip install 'protege[interop]'"
+EXTRA = "interop"  # the protege extra that installs the exchange formats' dependencies
+INSTALL_HINT = f"pip install 'protege[{EXTRA}]'"
 # Observation keys that describe the arm itself (LeRobot's observation.state by default).
 STATE_KEYS = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper")
 # Keys the control loop adds beside the observation: never part of a state vector.
@@ -26,11 +27,11 @@ FRAME_KEYS = ("action", "timestamp", "intervention", "sim_state")
 
 
 def require(module: str) -> ModuleType:
-    """Import one of the extra's modules, or DatasetError naming the extra to install."""
+    """Import one of the extra's modules, or MissingExtraError naming the extra to install."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DatasetError(f"{module} is missing: exchanging datasets needs {INSTALL_HINT}") from None
+        raise MissingExtraError(f"{module} is missing: exchanging datasets needs {INSTALL_HINT}", EXTRA) from None
 
 
 def observation_keys(ds: Dataset) -> list[str]:
@@ -102,7 +103,7 @@ def import_dataset(
     destination = check_new_output(out)
     src = Path(normalize_path(source))
     if not src.exists():
-        raise DatasetError(f"{src} does not exist")
+        raise DatasetNotFoundError(f"{src} does not exist")
     return module.import_(src, destination, **options)
 
 

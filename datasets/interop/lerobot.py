@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from protege.datasets import schema
 from protege.datasets.episode import Episode
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import CorruptDatasetError, DatasetNotFoundError, IncompatibleDatasetError
 from protege.datasets.interop.common import require, split_state_keys, staged
 from protege.datasets.interop.video import FrameReader, VideoFile, pick_encoder, video_info
 from protege.datasets.reader import Dataset
@@ -196,7 +196,9 @@ class _RollingVideo:
 def _integer_fps(ds: Dataset) -> int:
     fps = ds.fps
     if fps != round(fps):
-        raise DatasetError(f"{ds.path} runs at {fps:g} fps; LeRobot datasets need a whole number of frames per second")
+        raise IncompatibleDatasetError(
+            f"{ds.path} runs at {fps:g} fps; LeRobot datasets need a whole number of frames per second"
+        )
     return int(round(fps))
 
 
@@ -283,7 +285,7 @@ def export(
             for e in tqdm(range(ds.num_episodes), unit="ep", desc="export lerobot", disable=not progress):
                 frames = ds.episode_slice(e)
                 length = frames.stop - frames.start
-                data = ds.episode(e, keys=low_dim)
+                data = ds.episode(e, keys=low_dim).data
                 columns: dict[str, np.ndarray] = {}
                 for name, keys in ((STATE, state), (ENV_STATE, env)):
                     if keys:
@@ -383,32 +385,33 @@ def _write_json(path: Path, value: Any) -> None:
 
 
 def read_info(src: Path) -> dict[str, Any]:
-    """meta/info.json of a LeRobot v3.0 folder, or DatasetError saying why ``src`` is not one."""
+    """meta/info.json of a LeRobot v3.0 folder; DatasetNotFoundError, CorruptDatasetError or
+    IncompatibleDatasetError saying why ``src`` is not one."""
     path = src / "meta" / "info.json"
     if not src.is_dir() or not path.is_file():
-        raise DatasetError(f"{src} is not a LeRobot dataset (no meta/info.json)")
+        raise DatasetNotFoundError(f"{src} is not a LeRobot dataset (no meta/info.json)")
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path} is unreadable: {exc}") from None
+        raise CorruptDatasetError(f"{path} is unreadable: {exc}") from None
     version = info.get("codebase_version") if isinstance(info, dict) else None
     if version != CODEBASE_VERSION:
         hint = ""
         if isinstance(version, str) and version.startswith("v2"):
             hint = "; convert it with LeRobot's own converter: " + CONVERTER.format(repo=src.name, root=src)
-        raise DatasetError(
+        raise IncompatibleDatasetError(
             f"{src} is a LeRobot dataset of codebase version {version!r}, protege reads {CODEBASE_VERSION}{hint}"
         )
     for name in ("fps", "features", "total_episodes"):
         if name not in info:
-            raise DatasetError(f"{path} lacks {name!r}")
+            raise CorruptDatasetError(f"{path} lacks {name!r}")
     return info
 
 
 def _read_parquets(src: Path, folder: str) -> list[Path]:
     paths = sorted((src / folder).glob("chunk-*/file-*.parquet"))
     if not paths:
-        raise DatasetError(f"{src} has no {folder}/chunk-*/file-*.parquet")
+        raise CorruptDatasetError(f"{src} has no {folder}/chunk-*/file-*.parquet")
     return paths
 
 
@@ -467,7 +470,7 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
     fps = float(info["fps"])
     episodes = _Episodes(src).rows
     if len(episodes) != info["total_episodes"]:
-        raise DatasetError(
+        raise CorruptDatasetError(
             f"{src}: meta/episodes holds {len(episodes)} episodes, info.json says {info['total_episodes']}"
         )
     tasks = _tasks(src)
@@ -505,13 +508,13 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
                 rows = table.filter(mask)
                 length = rows.num_rows
                 if length != row["length"]:
-                    raise DatasetError(
+                    raise CorruptDatasetError(
                         f"{path}: episode {row['episode_index']} has {length} rows, meta says {row['length']}"
                     )
                 episode: dict[str, np.ndarray] = {}
                 for key, name in columns.items():
                     if name not in rows.column_names:
-                        raise DatasetError(f"{path} has no column {name!r}")
+                        raise CorruptDatasetError(f"{path} has no column {name!r}")
                     values = _numpy(rows.column(name), length)
                     if protege is not None:
                         spec = protege["keys"][key]

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from protege.datasets import schema
 from protege.datasets.episode import Episode
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import CorruptDatasetError, DatasetNotFoundError
 from protege.datasets.interop.common import FRAME_KEYS, require, staged
 from protege.datasets.reader import Dataset
 from protege.datasets.sampler import split_episodes
@@ -58,7 +58,7 @@ def export(ds: Dataset, out: Path, progress: bool = True) -> dict[str, Any]:
     with staged(out) as temp, h5py.File(temp, "w") as f:
         data = f.create_group("data")
         for e in tqdm(range(ds.num_episodes), unit="ep", desc="export robomimic", disable=not progress):
-            episode = ds.episode(e)
+            episode = ds.episode(e).data
             length = len(episode["action"])
             demo = data.create_group(f"demo_{e}")
             demo.attrs["num_samples"] = length
@@ -94,7 +94,7 @@ def export(ds: Dataset, out: Path, progress: bool = True) -> dict[str, Any]:
 def _demo_names(data: Any, src: Path) -> list[str]:
     names = [name for name in data if name.startswith("demo_") and name[5:].isdigit()]
     if not names:
-        raise DatasetError(f"{src} has a data/ group without demo_<i> groups")
+        raise CorruptDatasetError(f"{src} has a data/ group without demo_<i> groups")
     return sorted(names, key=lambda name: int(name[5:]))
 
 
@@ -129,18 +129,18 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
     try:
         f = h5py.File(src, "r")
     except OSError:
-        raise DatasetError(f"{src} is not an HDF5 file") from None
+        raise DatasetNotFoundError(f"{src} is not an HDF5 file") from None
     with f:
         data = f.get("data")
         if not isinstance(data, h5py.Group):
-            raise DatasetError(f"{src} has no data/ group: not a robomimic dataset")
+            raise DatasetNotFoundError(f"{src} has no data/ group: not a robomimic dataset")
         names = _demo_names(data, src)
         protege = _META_ATTR in data.attrs
         env_args = json.loads(data.attrs.get("env_args", "{}"))
         attrs = json.loads(data.attrs[_META_ATTR]) if protege else _foreign_attrs(env_args, src)
         first = data[names[0]]
         if "obs" not in first or "actions" not in first:
-            raise DatasetError(f"{src}: data/{names[0]} lacks obs/ or actions")
+            raise CorruptDatasetError(f"{src}: data/{names[0]} lacks obs/ or actions")
         obs = {key: (key if protege or not _is_image(first["obs"][key]) else _image_name(key)) for key in first["obs"]}
         if not protege:
             attrs["cameras"] = [k[len(schema.IMAGE_PREFIX) :] for k in obs.values() if schema.is_image_key(k)]

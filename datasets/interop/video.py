@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from protege.datasets.errors import DatasetError
+from protege.datasets.errors import CorruptDatasetError, DatasetError
 from protege.datasets.interop.common import require
 
 # Encoder name -> (codec name LeRobot's info.json records, options), in order of preference. g=2 keeps random
@@ -116,7 +116,7 @@ class FrameReader:
         try:
             self._container = av.open(str(path))
         except (OSError, av.error.FFmpegError) as exc:
-            raise DatasetError(f"cannot open video {path}: {exc}") from None
+            raise CorruptDatasetError(f"cannot open video {path}: {exc}") from None
         self.path = path
         self._tolerance = tolerance_s
         self._frames: Iterator[Any] = self._container.decode(video=0)
@@ -137,10 +137,10 @@ class FrameReader:
             self._previous, self._next = self._next, self._advance()
         candidates = [c for c in (self._previous, self._next) if c is not None]
         if not candidates:
-            raise DatasetError(f"{self.path} has no video frames")
+            raise CorruptDatasetError(f"{self.path} has no video frames")
         best = min(candidates, key=lambda c: abs(c[0] - time))
         if abs(best[0] - time) > self._tolerance:
-            raise DatasetError(f"{self.path} has no frame within {self._tolerance:g} s of {time:.4f} s")
+            raise CorruptDatasetError(f"{self.path} has no frame within {self._tolerance:g} s of {time:.4f} s")
         return best[1]
 
     def close(self) -> None:

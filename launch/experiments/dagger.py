@@ -351,7 +351,7 @@ def aggregate_interventions(source: Path, first_episode: int, dest: Path) -> int
     added = 0
     with EpisodeWriter(str(dest), attrs=schema.user_attrs(ds.attrs)) as writer:
         for episode in range(first_episode, ds.num_episodes):
-            frames = ds.episode(episode)
+            frames = ds.episode(episode).data
             for start, end in segments(frames["intervention"]):
                 writer.add_episode(Episode({k: v[start:end] for k, v in frames.items()}, seed=int(seeds[episode]),
                                            success=bool(successes[episode]), source=Source.INTERVENTION,

@@ -68,7 +68,7 @@ def test_merge_concatenates_episodes_and_meta(small_dataset, write, tmp_path, at
     assert merged.zarr_format == 3
     for key in first.keys:
         np.testing.assert_array_equal(merged[key][:5], first[key][:])
-    np.testing.assert_array_equal(merged.episode(2)["action"], Dataset(b).episode(0)["action"])
+    np.testing.assert_array_equal(merged.episode(2).data["action"], Dataset(b).episode(0).data["action"])
     np.testing.assert_array_equal(merged.meta("seed"), [100, 101, 70])
     np.testing.assert_array_equal(merged.meta("source"), [0, 1, 3])
     np.testing.assert_array_equal(merged.meta("parent_episode"), [-1, -1, 1])
@@ -93,7 +93,7 @@ def test_filter_keeps_the_matching_episodes(small_dataset, tmp_path, capsys, arg
     assert filtered.num_episodes == len(kept)
     for new, old in enumerate(kept):
         for key in source.keys:
-            np.testing.assert_array_equal(filtered.episode(new)[key], source.episode(old)[key])
+            np.testing.assert_array_equal(filtered.episode(new).data[key], source.episode(old).data[key])
     np.testing.assert_array_equal(filtered.meta("seed"), [100 + i for i in kept])
 
 
@@ -110,7 +110,7 @@ def test_export_video_puts_cameras_side_by_side(small_dataset, tmp_path, capsys)
         frames.append(ok_frame[1])
     video.release()
     assert len(frames) == 6 and frames[0].shape == (8, 16, 3)
-    front = Dataset(path).episode(1)["image_front"]
+    front = Dataset(path).episode(1).data["image_front"]
     assert abs(float(frames[3][:, :8].mean()) - float(front[3].mean())) < 12  # lossy codec, right camera on the left
 
 

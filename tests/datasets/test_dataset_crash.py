@@ -134,7 +134,7 @@ def test_uncommitted_tail_is_invisible_noted_and_trimmed(small_dataset, attrs, f
         writer.save_episode(seed=102, success=True, source=Source.HUMAN)
     report = validate_dataset(path)
     assert report.valid and not report.notes
-    assert Dataset(path).episode(2)["action"][0, 0] == 2000.0
+    assert Dataset(path).episode(2).data["action"][0, 0] == 2000.0
 
 
 def raw_lengths(path: Path) -> tuple[int, set[int]]:

@@ -73,7 +73,7 @@ def read_back(path: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {"attrs": ds.attrs, "ends": ds.episode_ends, "keys": ds.keys}
     seen.update({f"meta/{name}": ds.meta(name) for name in ds.meta_names})
     for episode in range(ds.num_episodes):
-        seen.update({f"{episode}/{key}": value for key, value in ds.episode(episode).items()})
+        seen.update({f"{episode}/{key}": value for key, value in ds.episode(episode).data.items()})
     sampler = SequenceSampler(Dataset(path), [key for key in ds.keys if key != "action"], n_obs_steps=2, horizon=4)
     seen.update({f"window/{key}": value for key, value in sampler.sample(np.arange(len(sampler))).items()})
     return seen

@@ -156,7 +156,7 @@ def test_altered_data_fails_every_reader_of_its_episode_in_one_line(small_datase
                  lambda: ds["action"][:], lambda: SequenceSampler(ds, [], "action")):
         with pytest.raises(DatasetError, match=message):
             read()
-    assert ds.episode(0)["action"][0, 0] == 0.0 and ds.episode(2, ["action"])["action"].shape == (7, 7)
+    assert ds.episode(0).data["action"][0, 0] == 0.0 and ds.episode(2, ["action"]).data["action"].shape == (7, 7)
     video = tmp_path / "episode.mp4"
     err = one_line_error(capsys, "dataset", "export-video", str(path), "--episode", "1", "--out", str(video))
     assert "data/image_front does not match its checksum in episode 1" in err and not video.exists()

@@ -30,7 +30,10 @@ def test_every_key_round_trips(tmp_path, small_dataset, expected_episode, zarr_f
     assert ds.keys == expected_keys
     for i, length in enumerate(lengths):
         expected = expected_episode(i, length)
-        got = ds.episode(i)
+        episode = ds.episode(i)
+        assert isinstance(episode, Episode) and len(episode) == length
+        assert (episode.seed, episode.success, episode.source, episode.meta) == (100 + i, i % 2 == 0, Source(i), {})
+        got = episode.data
         for key in expected_keys:
             assert got[key].dtype == ds.dtype(key)
             np.testing.assert_array_equal(got[key], expected[key].astype(ds.dtype(key)), err_msg=key)
@@ -52,7 +55,7 @@ def test_frame_array_slicing_stays_within_committed_frames(small_dataset):
     ds = Dataset(small_dataset((5, 3)))
     action = ds["action"]
     assert action.shape == (8, 7) and len(action) == 8
-    np.testing.assert_array_equal(action[-1], ds.episode(1)["action"][-1])
+    np.testing.assert_array_equal(action[-1], ds.episode(1).data["action"][-1])
     np.testing.assert_array_equal(action[[7, 0, 7]][:, 0], [1002.0, 0.0, 1002.0])
     np.testing.assert_array_equal(action[2:4, 1], [3.0, 4.0])
     np.testing.assert_array_equal(np.asarray(action), action[:])
@@ -80,6 +83,32 @@ def test_extra_meta_is_filled_for_episodes_without_it(tmp_path, attrs, frame):
     assert ds.meta_names == ["duration", "parent_episode", "parent_frame", "score", "seed", "source", "success"]
 
 
+def test_read_episodes_append_back_unchanged(tmp_path, attrs, frame):
+    """The reader returns the Episode the writer takes: copied through it, every array and value stays."""
+    source, copy = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    with EpisodeWriter(source, attrs) as writer:
+        for i in range(3):
+            writer.add_frame(frame(i, 0))
+            writer.add_frame(frame(i, 1))
+            extra = {"parent_episode": 4, "score": 0.25} if i == 1 else {}
+            writer.save_episode(seed=7 + i, success=i == 1, source=Source.INTERVENTION, **extra)
+    ds = Dataset(source)
+    episode = ds.episode(1)
+    assert episode.meta == {"parent_episode": 4, "score": 0.25} and ds.episode(0).meta == {}
+    assert episode.source is Source.INTERVENTION and episode.duration == ds.meta("duration")[1]
+    with EpisodeWriter(copy, attrs) as writer:
+        for i in range(ds.num_episodes):
+            writer.add_episode(ds.episode(i))
+    back = Dataset(copy)
+    assert back.meta_names == ds.meta_names
+    for name in ds.meta_names:
+        np.testing.assert_array_equal(back.meta(name), ds.meta(name), err_msg=name)
+    for key in ds.keys:
+        np.testing.assert_array_equal(back[key][:], ds[key][:], err_msg=key)
+    only_action = ds.episode(2, ["action"])
+    assert list(only_action.data) == ["action"] and len(only_action) == 2
+
+
 def test_duration_falls_back_to_frames_over_fps(tmp_path, attrs):
     path = tmp_path / "d.zarr"
     with EpisodeWriter(path, {**attrs, "cameras": []}) as writer:
@@ -94,7 +123,7 @@ def test_appending_reopens_and_checks_attrs(tmp_path, attrs, small_dataset, writ
     write(path, (6,), first_episode=2)
     ds = Dataset(path)
     assert ds.num_episodes == 3 and ds.num_frames == 14
-    assert ds.episode(2)["action"][0, 0] == 2000.0
+    assert ds.episode(2).data["action"][0, 0] == 2000.0
     before = snapshot(path)
     for change in ({"fps": 30}, {"task": "push"}, {"robot": "panda"}, {"action_space": "joint"}):
         with pytest.raises(DatasetError, match=f"{next(iter(change))} .* != "):
@@ -113,7 +142,7 @@ def test_background_writer_commits_in_order(tmp_path, attrs, frame, expected_epi
         assert Dataset(path).num_episodes == 5
     ds = Dataset(path)
     for i in range(5):
-        np.testing.assert_array_equal(ds.episode(i)["image_front"], expected_episode(i, 3 + i)["image_front"])
+        np.testing.assert_array_equal(ds.episode(i).data["image_front"], expected_episode(i, 3 + i)["image_front"])
 
 
 def test_background_errors_surface_on_the_next_call(tmp_path, attrs, frame):
@@ -247,7 +276,7 @@ def test_fsspec_memory_store_round_trip(attrs, frame, expected_episode):
         writer.save_episode(seed=2, success=False, source=Source.POLICY)
     ds = Dataset(url)
     assert ds.num_episodes == 2
-    np.testing.assert_array_equal(ds.episode(0)["image_wrist"], expected_episode(0, 4)["image_wrist"])
+    np.testing.assert_array_equal(ds.episode(0).data["image_wrist"], expected_episode(0, 4)["image_wrist"])
     assert main(["dataset", "validate", url]) == 0
     assert main(["dataset", "info", url]) == 0
 
@@ -274,4 +303,4 @@ def test_add_episode_commits_whole_arrays_and_checks_them(tmp_path, attrs, frame
             writer.add_episode(Episode(expected_episode(1, 3), seed=6, success=True, source=Source.EXPERT))
     ds = Dataset(path)
     assert ds.num_episodes == 1 and ds.meta("score").tolist() == [1.5]
-    np.testing.assert_array_equal(ds.episode(0)["sim_state"], expected_episode(0, 4)["sim_state"])
+    np.testing.assert_array_equal(ds.episode(0).data["sim_state"], expected_episode(0, 4)["sim_state"])

@@ -12,7 +12,7 @@ LENGTHS = (5, 1, 3, 8)
 
 def reference_window(ds: Dataset, episode: int, t: int, key: str, offsets: range) -> np.ndarray:
     """The window written out the slow way: frame t+k of the episode, clamped to its first/last frame."""
-    frames = ds.episode(episode, [key])[key]
+    frames = ds.episode(episode, [key]).data[key]
     return np.stack([frames[min(max(t + k, 0), len(frames) - 1)] for k in offsets])
 
 

@@ -27,7 +27,7 @@ def test_keys_held_on_a_real_display_become_the_recorded_actions(xdisplay, tmp_p
     assert code == 0, err
     ds = Dataset(out)
     assert ds.num_episodes == 1
-    episode = ds.episode(0)
+    episode = ds.episode(0).data
     frames = len(episode["action"])
     assert abs(frames - recorded * ds.fps) <= 6, (frames, recorded)
     action = episode["action"]

@@ -44,7 +44,7 @@ def test_speed_levels_scale_the_step_and_a_10ms_tap_moves_one_tick(xdisplay, tmp
         window.key("y")
 
     run_window(xdisplay, record(out), "protege record", drive)
-    action = Dataset(out).episode(0)["action"]
+    action = Dataset(out).episode(0).data["action"]
     forward = -action[:, 0][action[:, 0] != 0]  # W: forward, -x in the default view
     levels = [forward[0], forward[len(forward) // 2], forward[-1]]
     assert levels == pytest.approx([0.01, 0.0025, 0.005]), forward  # 1x, 0.25x, 0.5x of the 1 cm step
@@ -76,7 +76,7 @@ def test_p_pauses_and_a_take_at_its_time_limit_freezes_until_y_saves_it(xdisplay
     assert changed(grabs[0], grabs[1]) < 0.5, "a take at its time limit must freeze on its last frame"
     ds = Dataset(out)
     assert ds.num_episodes == 1 and ds.num_frames == 40  # 2 s at 20 Hz
-    timestamps = ds.episode(0)["timestamp"]
+    timestamps = ds.episode(0).data["timestamp"]
     assert float(np.diff(timestamps).max()) < 0.3, "the 1 s pause must be left out of the timestamps"
     assert float(timestamps[-1]) < 2.3
 
@@ -107,7 +107,7 @@ def test_a_corrections_leading_idle_ticks_are_not_recorded(xdisplay, lift_demos,
         window.key("y")
 
     run_window(xdisplay, ["browse", lift_demos, "--out", out], "protege browse", drive)
-    episode = Dataset(out).episode(0)
+    episode = Dataset(out).episode(0).data
     action = episode["action"]
     assert action[0, 2] > 0, "the take starts with the person's first input"
     assert len(action) < 20, f"{len(action)} frames: idle ticks before the first input were recorded"

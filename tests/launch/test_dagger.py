@@ -71,7 +71,7 @@ def test_handover_mixing_labels_policy_roll_ins_and_expert_roll_outs(tmp_path):
     expert = make_expert(env, noise=0.0)
     assert ds["intervention"][int(ds.episode_ends[1]):].any()  # the expert took over in some rollout
     for episode in range(2, 5):
-        frames = ds.episode(episode)
+        frames = ds.episode(episode).data
         flags = frames["intervention"]
         first = int(np.argmax(flags)) if flags.any() else len(flags)
         assert not flags[:first].any() and flags[first:].all()  # the policy rolls in, the expert rolls out
@@ -122,7 +122,7 @@ def test_a_persons_takeovers_join_the_aggregate_as_segments(tmp_path):
     assert data.meta("parent_frame")[2:].tolist() == [2, 12] and data.meta("parent_episode")[2:].tolist() == [0, 0]
     assert data.meta("parent_frame")[:2].tolist() == [-1, -1]  # the demos have no parent
     assert rollouts.meta("seed").tolist() == [50002] and data.meta("seed").tolist() == [50000, 50001, 50002, 50002]
-    segment = data.episode(2)
+    segment = data.episode(2).data
     np.testing.assert_array_equal(segment["sim_state"], rollouts["sim_state"][2:7])
     assert segment["intervention"].tolist() == [1] * 5
     assert segment["action"][:, 0].max() < 0  # "w": forward, -x in the front view
@@ -166,7 +166,7 @@ def test_rewind_flow_aggregates_only_the_corrected_frames(tmp_path):
     data, rollouts = Dataset(str(tmp_path / "run" / "data.zarr")), Dataset(str(tmp_path / "run" / "interventions.zarr"))
     assert rollouts.num_episodes == 2 + 1  # the policy's rollouts, then the correction (the policy resumed after it)
     assert data.num_episodes == 2 + 1 and log.rounds[1].added_frames == 5
-    segment = data.episode(2)
+    segment = data.episode(2).data
     np.testing.assert_array_equal(segment["sim_state"][0], rollouts["sim_state"][int(rollouts.episode_ends[0]) + 3])
     assert segment["intervention"].tolist() == [1] * 5
 

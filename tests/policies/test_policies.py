@@ -21,7 +21,7 @@ CASES = [("mlp", "lowdim_dataset", 5.0), ("cnn", "image_dataset", 3.0), ("act", 
 
 
 def _observations(dataset: str, keys: list[str], n: int = 12) -> list[dict[str, np.ndarray]]:
-    episode = Dataset(dataset).episode(0, keys)
+    episode = Dataset(dataset).episode(0, keys).data
     return [{k: v[t] for k, v in episode.items()} for t in range(n)]
 
 
@@ -59,7 +59,7 @@ def test_mlp_imitates_the_expert(lowdim_dataset, tmp_path, tiny_config, train_co
     train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=400, val_ratio=0.0), tiny_config("mlp"))
     policy = load_policy(tmp_path / "run")
     keys = list(policy.spec.obs_shapes)
-    episode = Dataset(lowdim_dataset).episode(0, [*keys, "action"])
+    episode = Dataset(lowdim_dataset).episode(0, [*keys, "action"]).data
     policy.reset()
     predicted = np.stack([policy.act({k: episode[k][t] for k in keys}) for t in range(20)])
     assert np.abs(predicted - episode["action"][:20]).mean() < 0.1

@@ -32,7 +32,7 @@ def test_gripper_key_toggles(env, make_recorder):
     script = ScriptedInput().key(0, "return").key(2, "space").key(30, "space").key(50, "y")
     recorder.run(max_ticks=52, script=script)
     writer.flush()
-    episode = Dataset(writer.path).episode(0)
+    episode = Dataset(writer.path).episode(0).data
     actions, gripper = episode["action"], episode["gripper"][:, 0]
     assert actions[:2, 6].tolist() == [0.0, 0.0]
     assert (actions[2:30, 6] == 1.0).all() and (actions[30:, 6] == 0.0).all()
@@ -61,7 +61,7 @@ def test_episode_keys_produce_exactly_the_expected_episodes(env, make_recorder):
     assert data.meta("source").tolist() == [Source.HUMAN] * 3
     assert not data.meta("success").any()
     assert (data.load("intervention") == 1).all()
-    timestamps = data.episode(1)["timestamp"]
+    timestamps = data.episode(1).data["timestamp"]
     assert timestamps[0] == 0.0 and (np.diff(timestamps) > 0).all()
 
 
@@ -71,7 +71,7 @@ def test_stored_actions_replay_the_recorded_trajectory(env, make_recorder):
     script.key(9, "q", hold=5).key(12, "d", hold=6).key(20, "y")
     recorder.run(max_ticks=21, script=script)
     writer.flush()
-    episode = Dataset(writer.path).episode(0)
+    episode = Dataset(writer.path).episode(0).data
     env.reset(seed=123)  # somewhere else entirely
     env.set_state(episode["sim_state"][0])
     for k, action in enumerate(episode["action"][:-1]):

@@ -89,7 +89,7 @@ def test_dart_demos_record_the_noise_free_expert_action(tmp_path):
     spec = EnvSpec.make("push", cameras=())
     collect(spec, str(tmp_path / "noisy.zarr"), 1, noise=0.5, progress=False, dart=True)
     collect(spec, str(tmp_path / "clean.zarr"), 1, noise=0.0, progress=False)
-    noisy, clean = Dataset(str(tmp_path / "noisy.zarr")).episode(0), Dataset(str(tmp_path / "clean.zarr")).episode(0)
+    noisy, clean = (Dataset(str(tmp_path / f"{name}.zarr")).episode(0).data for name in ("noisy", "clean"))
     assert not np.allclose(noisy["ee_pos"][:20], clean["ee_pos"][:20], atol=1e-3)  # the noise moved the arm
     env = make_env(spec)
     expert = make_expert(env)

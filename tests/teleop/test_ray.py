@@ -85,7 +85,7 @@ def test_a_killed_worker_loses_and_repeats_no_episode(local_ray, pool_demos):
     assert [e.seed for e in episodes] == list(range(EPISODES))
     reference = Dataset(pool_demos)
     for index, episode in enumerate(episodes):
-        np.testing.assert_array_equal(episode.data["action"], reference.episode(index)["action"])
+        np.testing.assert_array_equal(episode.data["action"], reference.episode(index).data["action"])
 
 
 def test_two_nodes_record_the_local_pool_dataset(pool_demos, tmp_path):

@@ -101,7 +101,7 @@ def test_a_handover_expert_rolls_out_what_the_policy_rolled_in(tmp_path):
     half = make_env(ENV).unwrapped.max_steps // 2
     firsts = []
     for episode in range(ds.num_episodes):
-        flags = ds.episode(episode)["intervention"]
+        flags = ds.episode(episode).data["intervention"]
         first = int(np.argmax(flags))
         assert flags[first] == 1 and not flags[:first].any() and flags[first:].all()
         assert first < half
