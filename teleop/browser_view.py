@@ -113,9 +113,10 @@ class BrowserView:
     # -- layout --------------------------------------------------------------------------------
 
     @staticmethod
-    def window_size(view: tuple[int, int], thumbnails: bool) -> tuple[int, int]:
-        """The window around a main view of ``view`` pixels (with the thumbnails' column, if asked)."""
-        return LIST_WIDTH + view[0] + (THUMB_WIDTH if thumbnails else 0), view[1] + BELOW_VIEW
+    def window_size(model: BrowserModel, view: tuple[int, int] = MAIN_VIEW) -> tuple[int, int]:
+        """The window around a main view of ``view`` pixels and, where the dataset has cameras, the
+        thumbnails' column (without a scene, the recorded cameras fill both)."""
+        return LIST_WIDTH + view[0] + (THUMB_WIDTH if model.cameras else 0), view[1] + BELOW_VIEW
 
     def _layout(self) -> None:
         width, height = self.surface.get_size()
@@ -297,11 +298,10 @@ class BrowserApp:
         self.rewind = rewind
         require_display("browse")
         self.rewinder, no_scene = self._open_env()
-        thumbnails = self.rewinder is not None and bool(self.rewinder.env.cameras)
         size = view_size or fit_view(MAIN_VIEW, desktop_size(),
-                                     (LIST_WIDTH + (THUMB_WIDTH if thumbnails else 0), BELOW_VIEW))
+                                     (LIST_WIDTH + (THUMB_WIDTH if model.cameras else 0), BELOW_VIEW))
         self.scene = SceneView(self.rewinder.env, size, (LIST_WIDTH, 0)) if self.rewinder is not None else None
-        screen = open_window(BrowserView.window_size(size, thumbnails), f"protege browse: {Path(model.path).name}",
+        screen = open_window(BrowserView.window_size(model, size), f"protege browse: {Path(model.path).name}",
                              "browse")
         self.view = BrowserView(model, screen, self.scene, no_scene)
         self.session: CorrectionSession | None = None

@@ -91,7 +91,8 @@ def blit_image(surface: pygame.Surface, image: np.ndarray, pos: tuple[int, int],
 class SceneView:
     """What a window shows of the scene: the main view on ``env`` (``size`` pixels, its top left at
     ``origin`` in the window) with the gripper's height and the mouse help over it, and the recorded
-    cameras as labelled thumbnails (THUMB_WIDTH wide) in a column to its right."""
+    cameras as labelled thumbnails in a column to its right (THUMB_WIDTH wide, or narrower where they
+    would not fit the view's height)."""
 
     def __init__(self, env: Any, size: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> None:
         self.cameras = tuple(env.cameras)
@@ -123,9 +124,12 @@ class SceneView:
         self._overlay(screen, f"gripper {100 * height:4.1f} cm above the surface{reduced}", (left + 8, top + 6))
         self._overlay(screen, VIEW_HELP, (left + 8, self.rect.bottom - 24), GREY)
         y = top
+        room = (self.rect.height - 4 * (len(self.cameras) - 1)) // max(1, len(self.cameras))  # height per thumbnail
         for i, camera in enumerate(self.cameras):
             image = obs[f"image_{camera}"]
-            size = (THUMB_WIDTH, round(THUMB_WIDTH * image.shape[0] / image.shape[1]))
+            aspect = image.shape[1] / image.shape[0]
+            height = min(round(THUMB_WIDTH / aspect), room)
+            size = (round(height * aspect), height)
             blit_image(screen, image, (self.rect.right, y), size)
             draw_text(screen, self.font, f"{i + 1} {camera}", (self.rect.right + 6, y + 4), GREY)
             y += size[1] + 4

@@ -272,7 +272,7 @@ def test_view_draws_state_plots_and_coloured_segments_without_images(tmp_path, m
                                    success=False, source=Source.INTERVENTION))
     model = BrowserModel(path)
     assert model.cameras == []
-    view = BrowserView(model, pygame.Surface(BrowserView.window_size(VIEW, False)))
+    view = BrowserView(model, pygame.Surface(BrowserView.window_size(model, VIEW)))
     view.draw()
     bar = view.timeline_rect
     middle = view._x((TAKEOVER[0] + TAKEOVER[1] - 1) / 2)
