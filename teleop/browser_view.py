@@ -201,8 +201,9 @@ class BrowserView:
                 if border is not None:
                     pygame.draw.rect(self.surface, border, (x, rect.top, *size), 3)
                 x += size[0] + 4
-        draw_parts(self.surface, self.small, [(f"no scene to show: {self.no_scene}", GREY)],
-                   (rect.left + 6, rect.bottom - 20), rect.right - MARGIN)
+        if self.no_scene:
+            draw_parts(self.surface, self.small, [(f"no scene to show: {self.no_scene}", GREY)],
+                       (rect.left + 6, rect.bottom - 20), rect.right - MARGIN)
 
     def _x(self, frame: float) -> int:
         rect = self.timeline_rect
@@ -474,7 +475,8 @@ class BrowserApp:
             model.message = "rewind needs sim_state: this dataset was recorded without it"
             return False
         if self.rewinder is None:
-            return False  # the message says why the env could not be built
+            model.message = f"cannot correct: {self.view.no_scene}"
+            return False
         model.playing = False
         try:
             corrector = make_corrector(source, self.rewinder.env, self.rewind.bindings)

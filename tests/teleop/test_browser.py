@@ -246,7 +246,7 @@ def test_a_dataset_whose_env_cannot_be_built_shows_its_cameras_and_says_why(tmp_
     assert app.scene is None and "unknown robot 'ghost_arm'" in model.message
     app.draw()
     post_key(app, pygame.K_x)
-    assert app.session is None
+    assert app.session is None and model.message.startswith("cannot correct: ") and "ghost_arm" in model.message
     app.close()
 
 
