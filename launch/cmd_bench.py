@@ -83,17 +83,15 @@ def _rollout(json: bool, ray: str | None = None) -> dict:
     """Policy rollout throughput with 1 and 4 env processes (and with ``ray``, 4 Ray actors, at most one
     per CPU): an mlp on lift without cameras, episodes running to the time limit (the policy is barely
     trained), process start-up included."""
-    import functools
     import os
     import tempfile
     from pathlib import Path
 
-    from protege.launch.checkpoints import load_for_rollout
+    from protege.launch.runs import open_run
     from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
     from protege.sim import EnvSpec
     from protege.teleop.runtime.collect import collect
-    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     env = EnvSpec.make("lift", cameras=())
     result: dict = {"task": "lift", "policy": "mlp", "episodes": ROLLOUT_EPISODES, "cpus": os.cpu_count(), "envs": []}
@@ -101,11 +99,11 @@ def _rollout(json: bool, ray: str | None = None) -> dict:
         demos, run_dir = str(Path(tmp) / "demos.zarr"), str(Path(tmp) / "run")
         collect(env, demos, 4, noise=0.2, progress=False)
         train(TrainConfig(dataset=demos, out=run_dir, policy="mlp", steps=20, warmup_steps=5, progress=False))
-        spec = RolloutSpec(env, functools.partial(load_for_rollout, run_dir, "cpu", True))
+        run = open_run(run_dir)
         for envs, on in ((1, None), (4, None), *(((4, ray),) if ray else ())):
-            summary = run_rollouts(spec, ROLLOUT_EPISODES, envs=envs, progress=False, ray=on).summary
-            figures = {"envs": envs, "ray": on, "episodes_per_min": summary["episodes_per_min"],
-                       "seconds": summary["seconds"], "steps_per_s": round(sum(summary["lengths"]) / summary["seconds"], 1)}
+            summary = run.evaluate(ROLLOUT_EPISODES, seed=0, envs=envs, progress=False, ray=on).summary
+            figures = {"envs": envs, "ray": on, "episodes_per_min": summary.episodes_per_min,
+                       "seconds": summary.seconds, "steps_per_s": round(sum(summary.lengths) / summary.seconds, 1)}
             result["envs"].append(figures)
             if not json:
                 where = f"{envs} Ray actor(s) at {on}" if on else f"{envs} env(s)"

@@ -11,7 +11,10 @@ Loading a checkpoint needs torch; it happens here, so the teleop package never i
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from protege.policies.base import Policy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,21 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
 
-def _load_policy(run_dir: str, attrs: dict[str, Any], robot: str | None) -> Any:
+def _load_policy(run_dir: str, attrs: dict[str, Any], robot: str | None) -> Policy:
     """The checkpoint's policy, refused unless it was trained in the dataset's env (task, arm, action
     space, rate) and fits its observations."""
-    from protege.launch.checkpoints import check_fits, trained_spec
-    from protege.policies.checkpoint import load_policy
-    from protege.teleop.replay import make_replay_env
+    from protege.launch.runs import open_run
+    from protege.sim import EnvSpec
 
-    policy = load_policy(run_dir)
-    trained = trained_spec(policy.meta, robot)
-    env = make_replay_env(attrs, robot=robot)
-    try:
-        check_fits(policy.meta, trained, env)
-    finally:
-        env.close()
-    return policy
+    return open_run(run_dir, robot=robot, env=EnvSpec.from_attrs(attrs).with_robot(robot).resolved()).make_policy()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
         flow=args.flow, robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
         episodes_per_round=args.episodes_per_round, mixing=args.mixing, beta=args.beta, noise=args.noise,
         steps=args.steps, eval_episodes=args.eval_episodes, envs=args.envs, ray=args.ray, seed=args.seed,
-        cameras=[c for c in args.cameras.split(",") if c], image_size=args.image_size, compare_bc=args.compare_bc,
-        correction_share=args.correction_share, overrides=args.overrides, progress=not args.no_progress,
+        cameras=tuple(c for c in args.cameras.split(",") if c), image_size=args.image_size, compare_bc=args.compare_bc,
+        correction_share=args.correction_share, overrides=tuple(args.overrides), progress=not args.no_progress,
         dart_noise=args.compare_dart, disturb=parse_disturb(args.disturb),
     )
     log = run_dagger(config, notify=lambda line: print(line, flush=True))

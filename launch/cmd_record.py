@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     from protege.sim import EnvSpec
     from protege.sim.experts import DEMO_NOISE
-    from protege.teleop.runtime.collect import collect
     from protege.teleop.errors import TeleopError
+    from protege.teleop.runtime.collect import collect
     from protege.teleop.runtime.loop import first_seed
 
     if args.episodes < 1 or args.workers < 1:
@@ -92,17 +92,17 @@ def _teleoperate(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]
     from protege.sim import EnvSpec, ProtegeEnv
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
-    from protege.teleop.runtime.loop import check_dataset, first_seed, person_time_limit
     from protege.teleop.recorder import Recorder
+    from protege.teleop.runtime.loop import check_dataset, first_seed, person_time_limit
 
     require_display("record")
     bindings = load_bindings(args.bindings)
     spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
-    env = ProtegeEnv.from_spec(spec, terminate_on_success=False)
+    env = ProtegeEnv(spec, terminate_on_success=False)
     device = make_device(args.device, bindings, env.action_space.high[:6])
     time_limit = person_time_limit(env, args.time_limit)
     attrs = spec.to_attrs()
-    check_dataset(args.out, attrs)
+    check_dataset(args.out, spec)
     seed = first_seed(args.out, args.seed)
     with EpisodeWriter(args.out, attrs=attrs, background=True) as writer:
         recorder = Recorder(env, device, writer, seed=seed, success_hold=args.success_hold,

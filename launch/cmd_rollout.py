@@ -14,18 +14,16 @@ MJCF). Every evaluation is appended to RUN/evals.jsonl, which `protege report` p
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
 from protege.launch.cli import add_ray_argument
 from protege.launch.runfiles import EvalRecord, append_eval
+from protege.launch.runs import EVAL_SEED
 
 if TYPE_CHECKING:
+    from protege.launch.runs import OpenRun
     from protege.sim.disturbances import Disturbance
-    from protege.sim.spec import EnvSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,20 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
 
-def env_spec(trained: EnvSpec, meta: dict[str, Any], args: argparse.Namespace) -> EnvSpec:
-    """The env to run a checkpoint in: the one it was trained in, with the command's --task and the
-    policy's cameras (or --cameras, which must include them) and image size."""
-    from protege.launch.errors import UserError
-
-    images = {k.removeprefix("image_"): shape for k, shape in meta["obs_shapes"].items() if k.startswith("image_")}
-    cameras = list(images) if args.cameras is None else [c for c in args.cameras.split(",") if c]
-    missing = sorted(set(images) - set(cameras))
-    if missing:
-        raise UserError(f"the policy observes camera {missing[0]!r}: keep it in --cameras")
-    size = tuple(next(iter(images.values()))[:2]) if images else trained.image_size
-    return dataclasses.replace(trained, task=args.task or trained.task, cameras=tuple(cameras), image_size=size)
-
-
 def parse_disturb(text: str | None) -> tuple[Disturbance, ...]:
     """``--disturb``'s disturbances (none when not given); one line on a bad specification."""
     from protege.launch.errors import UserError
@@ -94,13 +78,10 @@ def parse_disturb(text: str | None) -> tuple[Disturbance, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from protege.launch.checkpoints import check_fits, trained_spec
     from protege.launch.cli import emit_json
     from protege.launch.errors import UserError
-    from protege.policies.checkpoint import read_run
-    from protege.teleop.runtime.collect import make_env
+    from protege.launch.runs import open_run
     from protege.teleop.runtime.loop import first_seed
-    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     if args.episodes < 1 or args.envs < 1:
         raise UserError(f"--episodes and --envs must be at least 1 (got {args.episodes} and {args.envs})")
@@ -112,31 +93,20 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--time-limit is a person's limit: it needs --intervene")
     disturb = parse_disturb(args.disturb)
     args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
-    meta, _ = read_run(args.checkpoint)
-    trained = trained_spec(meta, args.robot)
-    spec = env_spec(trained, meta, args)
-    env = make_env(spec)  # checks the cameras, and gives the shapes to check against
-    check_fits(meta, trained, env)
-    env.close()
-    make_policy = functools.partial(load_for_rollout, str(args.checkpoint), args.device, not args.no_ema)
+    cameras = None if args.cameras is None else [c for c in args.cameras.split(",") if c]
+    run = open_run(args.checkpoint, robot=args.robot, task=args.task, cameras=cameras, device=args.device,
+                   ema=not args.no_ema)
     if args.intervene:
-        result = _intervene(args, spec, make_policy, disturb)
+        result = _intervene(args, run, disturb)
     else:
         if args.video_dir:
             Path(args.video_dir).mkdir(parents=True, exist_ok=True)  # an impossible one fails before any episode
-        rollouts = RolloutSpec(spec, make_policy, success_hold=args.success_hold, record=bool(args.record),
-                           video_dir=args.video_dir,
-                           videos=args.episodes if args.videos is None else args.videos,
-                           video_camera=args.video_camera, disturb=disturb)
-        summary = run_rollouts(rollouts, args.episodes, seed=args.seed, envs=args.envs, record_to=args.record,
-                               progress=not args.no_progress, ray=args.ray).summary
-        low, high = summary["ci95"]
-        under = f" under {summary['disturb']} ({summary['strikes']} strikes)" if disturb else ""
-        print(f"{spec.task}{under}: {summary['successes']}/{summary['episodes']} successful "
-              f"({100 * summary['success_rate']:.1f}%, 95% CI {100 * low:.1f}-{100 * high:.1f}%), "
-              f"mean length {summary['mean_length']}, {summary['episodes_per_min']} episodes/min "
-              f"with {args.envs} env(s)", flush=True)
-        record = EvalRecord.from_summary(summary, str(args.checkpoint), meta["step"])
+        summary = run.evaluate(args.episodes, seed=args.seed, envs=args.envs, disturb=disturb,
+                               success_hold=args.success_hold, record_to=args.record, video_dir=args.video_dir,
+                               videos=args.episodes if args.videos is None else args.videos,
+                               video_camera=args.video_camera, progress=not args.no_progress, ray=args.ray).summary
+        print(summary.line(run.env.task), flush=True)
+        record = EvalRecord.from_summary(summary, str(args.checkpoint), run.meta.step)
         result = record.to_json()
         if not args.no_log:
             append_eval(Path(args.checkpoint), record)
@@ -145,17 +115,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any,
-               disturb: tuple[Disturbance, ...]) -> dict[str, Any]:
+def _intervene(args: argparse.Namespace, run: OpenRun, disturb: tuple[Disturbance, ...]) -> dict[str, Any]:
     """A window shows the policy acting; holding the take-over input hands control to the person (and
     ``disturb`` strikes the scene, for recoveries)."""
     from protege.datasets import EpisodeWriter
     from protege.launch.errors import UserError
     from protege.sim.disturbances import describe
-    from protege.teleop.runtime.collect import make_env
     from protege.teleop.devices import load_bindings, make_device
     from protege.teleop.display import require_display
     from protege.teleop.intervene import run_intervention
+    from protege.teleop.runtime.collect import make_env
     from protege.teleop.runtime.loop import check_dataset, person_time_limit
 
     if not args.record:
@@ -163,13 +132,12 @@ def _intervene(args: argparse.Namespace, spec: EnvSpec, make_policy: Any,
     if args.envs != 1 or args.video_dir or args.ray:
         raise UserError("--intervene runs one env in a window: drop --envs, --video-dir and --ray")
     require_display("rollout")
-    env = make_env(spec)
+    env = make_env(run.env)
     device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])
     time_limit = person_time_limit(env, args.time_limit)
-    attrs = spec.to_attrs()
-    check_dataset(args.record, attrs)
-    with EpisodeWriter(args.record, attrs=attrs, background=True) as writer:
-        result = run_intervention(env, make_policy(), device, writer, args.episodes, args.seed,
+    check_dataset(args.record, run.env)
+    with EpisodeWriter(args.record, attrs=run.env.to_attrs(), background=True) as writer:
+        result = run_intervention(env, run.make_policy(), device, writer, args.episodes, args.seed,
                                   success_hold=args.success_hold, time_limit=time_limit, wait=not args.no_wait,
                                   disturb=disturb)
     env.close()

@@ -71,13 +71,13 @@ def _devices() -> list[str]:
 
 
 def _view(args: argparse.Namespace) -> int:
-    from protege.sim import ProtegeEnv
+    from protege.sim import EnvSpec, ProtegeEnv
     from protege.teleop.display import require_display
     from protege.teleop.scene_viewer import view_scene
 
     require_display("sim view")  # before the scene's renderers reach for the display
     cameras = tuple(c for c in args.cameras.split(",") if c)
-    env = ProtegeEnv(args.task, robot=args.robot, cameras=cameras, terminate_on_success=False)
+    env = ProtegeEnv(EnvSpec.make(args.task, robot=args.robot, cameras=cameras), terminate_on_success=False)
     expert = None
     if args.expert:
         from protege.sim.experts import make_expert

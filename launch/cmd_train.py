@@ -69,10 +69,10 @@ def _launch(args: argparse.Namespace) -> int:
 
     if os.environ.get("RANK"):
         raise UserError("--nproc starts torchrun itself: drop it when launching with torchrun")
-    device = args.device or (checkpoint.read_run(args.resume)[0]["train_config"]["device"] if args.resume else "auto")
+    device = args.device or (checkpoint.read_meta(args.resume).train_config.device if args.resume else "auto")
     distributed.check_nproc(args.nproc, _uses_cuda(device))
     if args.resume:
-        distributed.check_resume(checkpoint.read_run(args.resume)[0], args.nproc)
+        distributed.check_resume(checkpoint.read_meta(args.resume), args.nproc)
     flags = {"--dataset": args.dataset, "--policy": args.policy, "--out": args.out, "--resume": args.resume,
              "--steps": args.steps, "--batch-size": args.batch_size, "--device": args.device, "--seed": args.seed}
     argv = [item for flag, value in flags.items() if value is not None for item in (flag, str(value))]
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from protege.launch.errors import UserError
     from protege.policies import checkpoint
     from protege.policies.base import POLICIES
-    from protege.policies.config import TrainConfig, apply_overrides, from_dict
+    from protege.policies.config import TrainConfig, apply_overrides
     from protege.policies.trainer import train
 
     if args.nproc is not None:
@@ -103,11 +103,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.policy or args.out:
             raise UserError("--resume RUN continues that run: drop --policy and --out")
-        meta, _ = checkpoint.read_run(args.resume)
-        stored = meta["train_config"]
-        config = from_dict(TrainConfig, {**stored, "out": args.resume,
-                                         "dataset": args.dataset or run_dataset(stored["dataset"], args.resume)})
-        policy_config = checkpoint.policy_config(meta)
+        meta = checkpoint.read_meta(args.resume)
+        config = dataclasses.replace(meta.train_config, out=args.resume,
+                                     dataset=args.dataset or run_dataset(meta.train_config.dataset, args.resume))
+        policy_config = meta.policy_config
     else:
         if not args.dataset or not args.out:
             raise UserError("--dataset and --out are required (or --resume RUN)")

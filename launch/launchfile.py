@@ -469,7 +469,7 @@ def run_plan(plan: LaunchPlan, announce: Callable[[str], None] = print, overwrit
     """
     import time
 
-    from protege.launch.cli import user_errors, build_parser
+    from protege.launch.cli import build_parser, user_errors
 
     clear_outputs(plan, overwrite)
     root = build_parser()

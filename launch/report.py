@@ -8,13 +8,14 @@ poster frame). It reads the run files (:mod:`protege.launch.runfiles`), draws th
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protege.launch.errors import UserError
 from protege.launch.plots import (
@@ -27,6 +28,10 @@ from protege.launch.plots import (
 )
 from protege.launch.runfiles import DaggerPoint, DaggerRound, EvalRecord, RunData, Series, read_run
 from protege.launch.videos import VideoAssets, find_video, video_assets
+
+if TYPE_CHECKING:
+    from protege.policies.checkpoint import RunMeta
+    from protege.sim.spec import EnvSpec
 
 
 @dataclass
@@ -62,15 +67,14 @@ def _last(scalars: dict[str, Series], tag: str) -> float | None:
 def figures(data: RunData) -> list[tuple[str, Any]]:
     """The headline numbers: training, data and the latest evaluation."""
     rows: list[tuple[str, Any]] = []
-    config, scalars = data.config or {}, data.scalars
-    if config:
-        dataset = config.get("dataset", {})
-        rows += [("policy", config.get("policy")), ("training steps", config.get("step")),
-                 ("task / robot", f"{dataset.get('task', '?')} / {dataset.get('robot', '?')}"),
-                 ("observations", ", ".join(f"{k} {tuple(v)}" for k, v in config.get("obs_shapes", {}).items())),
-                 ("action", f"{config.get('action_dim')}-D {dataset.get('action_space', '')}".strip())]
-        train_config = config.get("train_config", {})
-        rows.append(("dataset", train_config.get("dataset", "?")))
+    meta, scalars = data.meta, data.scalars
+    if meta is not None:
+        env = _trained_env(meta)
+        rows += [("policy", meta.policy), ("training steps", meta.step),
+                 ("task / robot", f"{env.task} / {env.robot}" if env else "? / ?"),
+                 ("observations", ", ".join(f"{f.key} {f.shape}" for f in meta.inputs)),
+                 ("action", f"{meta.action_dim}-D {env.action_space if env else ''}".strip()),
+                 ("dataset", meta.train_config.dataset)]
     for tag, label in (("train/loss", "final train loss"), ("val/loss", "final validation loss"),
                        ("perf/samples_per_s", "training throughput (samples/s)")):
         value = _last(scalars, tag)
@@ -96,12 +100,19 @@ def figures(data: RunData) -> list[tuple[str, Any]]:
     return rows
 
 
-def _config_tables(config: dict[str, Any], title: str | None = None) -> str:
-    """Collapsible key/value tables: the whole mapping under ``title``, else a run's config.json sections."""
+def _trained_env(meta: RunMeta) -> EnvSpec | None:
+    """The env a run was trained in, None where its dataset's attributes name none (synthetic data)."""
+    from protege.sim import EnvSpec, SimError
+
+    try:
+        return EnvSpec.from_attrs(meta.env)
+    except SimError:
+        return None
+
+
+def _config_tables(sections: list[tuple[dict[str, Any], str]]) -> str:
+    """Collapsible key/value tables, one per (mapping, heading)."""
     parts = []
-    sections = [(config, title)] if title else [(config.get(key), name) for key, name in (
-        ("train_config", "Training configuration"), ("policy_config", "Policy configuration"),
-        ("dataset", "Dataset attributes"))]
     for section, heading in sections:
         if isinstance(section, dict) and section:
             rows = [(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in section.items()]
@@ -191,7 +202,7 @@ def _expert_share(point: DaggerPoint) -> Any:
 
 def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets], base: Path) -> str:
     kind = "DAgger run" if data.dagger else "Training run"
-    policy = (data.config or {}).get("policy") or (data.dagger.policy if data.dagger else "")
+    policy = data.meta.policy if data.meta else data.dagger.policy if data.dagger else ""
     sections = [f"<section><h2>Figures</h2>{_table(figures(data))}</section>"]
     if plots:
         images = "".join(f"<img src='{_url(p, base)}' alt='{_e(t)}' title='{_e(t)}'>" for t, p in plots)
@@ -210,15 +221,18 @@ def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets
         sections.append(f"<section><h2>Evaluations</h2>{_grid(header, rows)}</section>")
     if assets:
         sections.append(f"<section><h2>Rollout videos</h2>{_video_cards(assets, data.evals[-1], base)}</section>")
-    if data.config or data.dagger:
-        tables = _config_tables(data.dagger.config if data.dagger else {}, "DAgger configuration")
-        tables += _config_tables(data.config or {})
+    if data.meta or data.dagger:
+        tables = _config_tables([(data.dagger.config if data.dagger else {}, "DAgger configuration")])
+        if data.meta:
+            tables += _config_tables([(dataclasses.asdict(data.meta.train_config), "Training configuration"),
+                                      (dataclasses.asdict(data.meta.policy_config), "Policy configuration"),
+                                      (dict(data.meta.env), "Dataset attributes")])
         sections.append(f"<section><h2>Configuration</h2>{tables}</section>")
     if data.notes:
         sections.append("<section>" + "".join(f"<p class='note'>note: {_e(n)}</p>" for n in data.notes) + "</section>")
-    dataset = (data.config or {}).get("dataset", {})
-    task = dataset.get("task") or (data.dagger.task if data.dagger else "?")
-    subtitle = f"{kind}, policy {policy}, task {task} on {dataset.get('robot', '?')} · {data.path.resolve()}"
+    env = _trained_env(data.meta) if data.meta else None
+    task = env.task if env else data.dagger.task if data.dagger else "?"
+    subtitle = f"{kind}, policy {policy}, task {task} on {env.robot if env else '?'} · {data.path.resolve()}"
     title = f"protege report: {data.path.name}"
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
             f"<style>{STYLE}</style></head><body><header><h1>{_e(title)}</h1>"

@@ -8,15 +8,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protege.launch.errors import UserError
 from protege.launch.records import Record
+
+if TYPE_CHECKING:
+    from protege.policies.checkpoint import RunMeta
+    from protege.teleop.runtime.rollout import RolloutSummary
 
 Series = tuple[list[int], list[float], list[float]]  # steps, values, wall times
 
@@ -46,10 +51,10 @@ class EvalRecord(Record):
     time: str = ""  # when it was logged, ISO 8601 in UTC
 
     @classmethod
-    def from_summary(cls, summary: dict[str, Any], checkpoint: str, step: int) -> EvalRecord:
-        """The record of a rollout ``summary`` (:func:`protege.teleop.runtime.rollout.summarize`), stamped with the time."""
+    def from_summary(cls, summary: RolloutSummary, checkpoint: str, step: int) -> EvalRecord:
+        """The record of a rollout's ``summary``, stamped with the time."""
         time = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        return cls.from_json({**summary, "checkpoint": checkpoint, "step": step, "time": time}, "rollout summary")
+        return cls(**dataclasses.asdict(summary), checkpoint=checkpoint, step=step, time=time)
 
     @property
     def condition(self) -> str:
@@ -100,7 +105,7 @@ class RunData:
     """What a run directory holds, read once."""
 
     path: Path
-    config: dict[str, Any] | None = None  # config.json of a training run (or of a DAgger run's last round)
+    meta: RunMeta | None = None  # config.json of a training run (or of a DAgger run's last round)
     scalars: dict[str, Series] = field(default_factory=dict)
     evals: list[EvalRecord] = field(default_factory=list)
     dagger: DaggerLog | None = None
@@ -179,15 +184,15 @@ def read_run(path: str | os.PathLike[str]) -> RunData:
         raise UserError(f"{run} is not a protege run: no config.json (protege train) or dagger.json (protege dagger)")
     data = RunData(run)
     if has_config:
-        data.config = read_meta(run)
+        data.meta = read_meta(run)
         data.scalars = read_scalars(run / "tb")
     if has_dagger:
         data.dagger = DaggerLog.from_json(_read_json(run / "dagger.json"), str(run / "dagger.json"))
         for point in data.dagger.rounds:
             data.round_scalars[point.round] = read_scalars(run / point.run / "tb")
         last_dir = run / data.dagger.rounds[-1].run if data.dagger.rounds else run
-        if data.config is None and last_dir != run and (last_dir / "config.json").is_file():
-            data.config = read_meta(last_dir)
+        if data.meta is None and last_dir != run and (last_dir / "config.json").is_file():
+            data.meta = read_meta(last_dir)
             data.evals = read_evals(last_dir / "evals.jsonl")
     data.evals = read_evals(run / "evals.jsonl") or data.evals
     return data

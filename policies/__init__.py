@@ -2,7 +2,7 @@
 
 ``base`` (Policy, POLICIES, Normalizer), ``<name>/`` (config + model per policy: mlp, cnn, act,
 diffusion), ``trainer`` (``train``), ``checkpoint`` (``save_checkpoint``, ``load_policy``,
-``check_compatible``), ``bench``. Importing this package imports no torch.
+``RunMeta``), ``bench``. Importing this package imports no torch.
 """
 
 POLICY_NAMES = ("mlp", "cnn", "act", "diffusion")  # one folder each: policies/<name>/{config,model}.py

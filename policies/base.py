@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from protege.datasets.schema import QUAT_SUFFIX, VEL_SUFFIX
+from protege.datasets.schema import QUAT_SUFFIX, VEL_SUFFIX, is_image_key
 from protege.policies import POLICY_NAMES
-from protege.policies.config import IMAGE_PREFIX, PolicyConfig
+from protege.policies.config import PolicyConfig
 from protege.policies.errors import PolicyError
 
 Stats = dict[str, dict[str, np.ndarray]]
@@ -38,11 +38,11 @@ class Spec:
 
     @property
     def image_keys(self) -> list[str]:
-        return [k for k in self.obs_shapes if k.startswith(IMAGE_PREFIX)]
+        return [k for k in self.obs_shapes if is_image_key(k)]
 
     @property
     def lowdim_keys(self) -> list[str]:
-        return [k for k in self.obs_shapes if not k.startswith(IMAGE_PREFIX)]
+        return [k for k in self.obs_shapes if not is_image_key(k)]
 
     @property
     def quaternion_keys(self) -> list[str]:
@@ -103,7 +103,7 @@ class Normalizer(nn.Module):
             self.register_buffer(f"{key}_scale", torch.as_tensor(scale, dtype=torch.float32), persistent=False)
 
     def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        if key.startswith(IMAGE_PREFIX):  # (..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]
+        if is_image_key(key):  # (..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]
             return x.movedim(-1, -3).float().div_(255.0)
         if key in self.quaternion_keys:
             return quat_to_rot6d(x.float())
@@ -134,7 +134,6 @@ class Policy(nn.Module):
         self.config = config
         self.spec = spec
         self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm, spec.quaternion_keys)
-        self.meta: dict[str, Any] = {}  # the run's config.json once loaded from a checkpoint
         self._history: collections.deque[dict[str, torch.Tensor]] = collections.deque(maxlen=config.n_obs_steps)
         self._queue: collections.deque[np.ndarray] = collections.deque()
 

@@ -1,11 +1,12 @@
 """Run directories: safetensors weights, JSON config and statistics; loading never unpickles.
 
-RUN/model.safetensors   raw weights            RUN/config.json   policy name and config, train config,
-RUN/ema.safetensors     EMA weights (if any)                     observation shapes, action size, dataset attrs, step
+RUN/model.safetensors   raw weights            RUN/config.json   :class:`RunMeta`: policy name and config, train
+RUN/ema.safetensors     EMA weights (if any)                     config, inputs, action size, dataset attrs, step
 RUN/optim.safetensors   optimiser state        RUN/stats.json    normalisation statistics
 
-The dataset's attributes (``dataset`` in config.json) are kept as they are: they hold the env spec
-the policy was trained in, which the sim reads back (``EnvSpec.from_attrs``); policies never do.
+This module is the one place config.json is written and read. The dataset's attributes (``dataset`` in
+config.json, :attr:`RunMeta.env`) are kept as they are: they hold the env spec the policy was trained
+in, which the launch layer reads back as an ``EnvSpec`` (``protege.launch.runs``); policies never do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,112 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from protege.datasets.schema import user_attrs
+from protege.datasets.schema import observation_kinds, user_attrs
 from protege.policies.base import POLICIES, Policy, Spec, Stats, stats_from_json, stats_to_json
 from protege.policies.config import PolicyConfig, TrainConfig, from_dict
-from protege.policies.errors import PolicyError
+from protege.policies.errors import CorruptCheckpointError, IncompatiblePolicyError, PolicyError, RunNotFoundError
 
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One observation a policy reads: its key, kind (``lowdim``, ``image``, ``privileged``) and per-frame shape."""
+
+    key: str
+    kind: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """A training run's config.json, typed.
+
+    ``env`` is the dataset's attributes as recorded (the env spec the policy was trained in, which
+    ``protege.launch.runs`` reads as an ``EnvSpec``); ``optimizer_groups`` the optimiser's param groups.
+    """
+
+    policy: str
+    policy_config: PolicyConfig
+    train_config: TrainConfig
+    inputs: tuple[Feature, ...]
+    action_dim: int
+    env: Mapping[str, Any]
+    step: int
+    world_size: int = 1
+    has_ema: bool = False
+    optimizer_groups: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def spec(self) -> Spec:
+        """The observation shapes and action size the policy is built for."""
+        return Spec({f.key: f.shape for f in self.inputs}, self.action_dim)
+
+    def check_fits(self, obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int) -> None:
+        """Refuse, naming the first problem, an env whose observations or action size the policy does not fit."""
+        for feature in self.inputs:
+            if feature.key not in obs_shapes:
+                raise IncompatiblePolicyError(f"checkpoint needs observation {feature.key!r}, which the env does not "
+                                              "provide")
+            if tuple(obs_shapes[feature.key]) != feature.shape:
+                raise IncompatiblePolicyError(f"observation {feature.key!r}: checkpoint expects shape {feature.shape},"
+                                              f" the env gives {tuple(obs_shapes[feature.key])}")
+        if self.action_dim != int(action_dim):
+            raise IncompatiblePolicyError(f"checkpoint predicts {self.action_dim}-D actions, the env takes "
+                                          f"{action_dim}-D")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "policy": self.policy,
+            "step": self.step,
+            "world_size": self.world_size,
+            "policy_config": dataclasses.asdict(self.policy_config),
+            "train_config": dataclasses.asdict(self.train_config),
+            "inputs": [{"key": f.key, "kind": f.kind, "shape": list(f.shape)} for f in self.inputs],
+            "action_dim": self.action_dim,
+            "dataset": dict(self.env),
+            "has_ema": self.has_ema,
+            "optimizer_groups": list(self.optimizer_groups),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> RunMeta:
+        """The record in a parsed config.json at ``path``; refuses another format or a missing or malformed field.
+        Checkpoints written before ``inputs`` existed (``obs_shapes``) have their kinds inferred from the
+        dataset's attributes."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            found = data.get("format") if isinstance(data, dict) else data
+            raise CorruptCheckpointError(f"{path}: unknown checkpoint format {found!r}")
+        required = ("policy", "step", "policy_config", "train_config", "action_dim")
+        missing = [k for k in required if k not in data] + ([] if {"inputs", "obs_shapes"} & set(data) else ["inputs"])
+        if missing:
+            raise CorruptCheckpointError(f"{path} lacks {', '.join(missing)}")
+        if data["policy"] not in POLICIES:
+            raise CorruptCheckpointError(f"{path}: unknown policy {data['policy']!r}")
+        try:
+            env = dict(data.get("dataset", {}))
+            if "inputs" in data:
+                inputs = tuple(Feature(str(f["key"]), str(f["kind"]), tuple(int(n) for n in f["shape"]))
+                               for f in data["inputs"])
+            else:  # written before inputs were kept: shapes only, kinds from the dataset's attributes
+                shapes = {str(k): tuple(int(n) for n in v) for k, v in data["obs_shapes"].items()}
+                kinds = observation_kinds(env, [*shapes])
+                inputs = tuple(Feature(key, kinds.get(key, "lowdim"), shape) for key, shape in shapes.items())
+            return cls(
+                policy=str(data["policy"]),
+                policy_config=from_dict(POLICIES[data["policy"]].config_class, data["policy_config"]),
+                train_config=from_dict(TrainConfig, data["train_config"]),
+                inputs=inputs,
+                action_dim=int(data["action_dim"]),
+                env=env,
+                step=int(data["step"]),
+                world_size=int(data.get("world_size", 1)),
+                has_ema=bool(data.get("has_ema", False)),
+                optimizer_groups=tuple(data.get("optimizer_groups", ())),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError, PolicyError) as exc:
+            raise CorruptCheckpointError(f"{path}: malformed config ({exc})") from None
 
 
 def _write_atomic(path: Path, write: Any) -> None:
@@ -81,75 +183,61 @@ def save_checkpoint(
         tensors, groups = optimizer_to_flat(optimizer.state_dict())
         _write_tensors(run / "optim.safetensors", tensors)
     _write_json(run / "stats.json", stats_to_json(stats))
-    _write_json(
-        run / "config.json",
-        {
-            "format": FORMAT_VERSION,
-            "policy": policy.name,
-            "step": step,
-            "world_size": world_size,
-            "policy_config": dataclasses.asdict(policy.config),
-            "train_config": dataclasses.asdict(train_config),
-            "obs_shapes": {k: list(v) for k, v in policy.spec.obs_shapes.items()},
-            "action_dim": policy.spec.action_dim,
-            "dataset": user_attrs(dataset_attrs),
-            "has_ema": ema is not None,
-            "optimizer_groups": groups,
-        },
+    env = user_attrs(dataset_attrs)
+    kinds = observation_kinds(env, [*policy.spec.obs_shapes])
+    meta = RunMeta(
+        policy=policy.name,
+        policy_config=policy.config,
+        train_config=train_config,
+        inputs=tuple(Feature(k, kinds.get(k, "lowdim"), tuple(v)) for k, v in policy.spec.obs_shapes.items()),
+        action_dim=policy.spec.action_dim,
+        env=env,
+        step=step,
+        world_size=world_size,
+        has_ema=ema is not None,
+        optimizer_groups=tuple(groups),
     )
+    _write_json(run / "config.json", meta.to_json())
 
 
 def _read_json(path: Path) -> Any:
     if not path.is_file():
-        raise PolicyError(f"{path.parent} is not a protege run: no {path.name}")
+        raise RunNotFoundError(f"{path.parent} is not a protege run: no {path.name}")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"corrupt {path}: {exc}") from None
+        raise CorruptCheckpointError(f"corrupt {path}: {exc}") from None
 
 
 def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load a safetensors file; a missing or corrupt file is a one-line PolicyError."""
+    """Load a safetensors file; a missing or corrupt file is a one-line CorruptCheckpointError."""
     if not path.is_file():
-        raise PolicyError(f"checkpoint file {path} is missing")
+        raise CorruptCheckpointError(f"checkpoint file {path} is missing")
     try:
         return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise PolicyError(f"corrupt checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        raise CorruptCheckpointError(f"corrupt checkpoint {path}: {str(exc).splitlines()[0]}") from None
 
 
-def read_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The run's config.json, checked: its format, and the keys the policy is rebuilt from."""
+def read_meta(run_dir: str | os.PathLike[str]) -> RunMeta:
+    """The run's config.json, checked."""
     path = Path(run_dir) / "config.json"
-    meta = _read_json(path)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        found = meta.get("format") if isinstance(meta, dict) else meta
-        raise PolicyError(f"{path}: unknown checkpoint format {found!r}")
-    required = ("policy", "step", "policy_config", "train_config", "obs_shapes", "action_dim")
-    missing = [k for k in required if k not in meta]
-    if missing:
-        raise PolicyError(f"{path} lacks {', '.join(missing)}")
-    return meta
+    return RunMeta.from_json(_read_json(path), path)
 
 
-def read_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], Stats]:
+def read_run(run_dir: str | os.PathLike[str]) -> tuple[RunMeta, Stats]:
     """The run's config.json (checked) and statistics."""
     run = Path(run_dir)
     meta = read_meta(run)
     try:
         stats = stats_from_json(_read_json(run / "stats.json"))
     except (AttributeError, TypeError, ValueError):
-        raise PolicyError(f"corrupt {run / 'stats.json'}: expected {{key: {{stat: values}}}}") from None
+        raise CorruptCheckpointError(f"corrupt {run / 'stats.json'}: expected {{key: {{stat: values}}}}") from None
     return meta, stats
 
 
-def policy_config(meta: Mapping[str, Any]) -> PolicyConfig:
-    return from_dict(POLICIES[meta["policy"]].config_class, meta["policy_config"])
-
-
-def build_from_meta(meta: Mapping[str, Any], stats: Stats) -> Policy:
-    spec = Spec({k: tuple(v) for k, v in meta["obs_shapes"].items()}, int(meta["action_dim"]))
-    return POLICIES[meta["policy"]](policy_config(meta), spec, stats)
+def build_from_meta(meta: RunMeta, stats: Stats) -> Policy:
+    return POLICIES[meta.policy](meta.policy_config, meta.spec, stats)
 
 
 def load_weights(policy: Policy, path: Path) -> None:
@@ -158,13 +246,13 @@ def load_weights(policy: Policy, path: Path) -> None:
     expected = policy.state_dict()
     for key, value in expected.items():
         if key not in tensors:
-            raise PolicyError(f"{path} lacks tensor {key!r}")
+            raise CorruptCheckpointError(f"{path} lacks tensor {key!r}")
         if tensors[key].shape != value.shape:
             found, expected_shape = tuple(tensors[key].shape), tuple(value.shape)
-            raise PolicyError(f"{path}: tensor {key!r} has shape {found}, expected {expected_shape}")
+            raise CorruptCheckpointError(f"{path}: tensor {key!r} has shape {found}, expected {expected_shape}")
     extra = sorted(set(tensors) - set(expected))
     if extra:
-        raise PolicyError(f"{path} has unexpected tensor {extra[0]!r}")
+        raise CorruptCheckpointError(f"{path} has unexpected tensor {extra[0]!r}")
     policy.load_state_dict(tensors)
 
 
@@ -173,28 +261,7 @@ def load_policy(run_dir: str | os.PathLike[str], device: str | torch.device = "c
     run = Path(run_dir)
     meta, stats = read_run(run)
     policy = build_from_meta(meta, stats).to(device)
-    use_ema = ema and meta.get("has_ema", False)
-    load_weights(policy, run / ("ema.safetensors" if use_ema else "model.safetensors"))
-    policy.meta = dict(meta)
+    load_weights(policy, run / ("ema.safetensors" if ema and meta.has_ema else "model.safetensors"))
     policy.eval()
     policy.reset()
     return policy
-
-
-def check_compatible(
-    policy_meta: Mapping[str, Any],
-    env_obs_space_shapes: Mapping[str, tuple[int, ...]],
-    action_dim: int,
-) -> None:
-    """Raise PolicyError naming the first observation or action size of the checkpoint that does not
-    fit the env (whoever builds the env compares the env spec the policy was trained in)."""
-    for key, shape in policy_meta["obs_shapes"].items():
-        if key not in env_obs_space_shapes:
-            raise PolicyError(f"checkpoint needs observation {key!r}, which the env does not provide")
-        if tuple(env_obs_space_shapes[key]) != tuple(shape):
-            raise PolicyError(
-                f"observation {key!r}: checkpoint expects shape {tuple(shape)},"
-                f" the env gives {tuple(env_obs_space_shapes[key])}"
-            )
-    if int(policy_meta["action_dim"]) != int(action_dim):
-        raise PolicyError(f"checkpoint predicts {policy_meta['action_dim']}-D actions, the env takes {action_dim}-D")

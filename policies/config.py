@@ -10,8 +10,6 @@ from typing import Any
 
 from protege.policies.errors import PolicyError
 
-IMAGE_PREFIX = "image_"
-
 
 @dataclass
 class PolicyConfig:

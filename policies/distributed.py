@@ -10,14 +10,16 @@ with batch b see exactly the batches one process with batch N*b sees.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 
 from protege.policies.errors import PolicyError
+
+if TYPE_CHECKING:
+    from protege.policies.checkpoint import RunMeta
 
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -89,11 +91,11 @@ def global_mean(value: torch.Tensor, world: World) -> float:
     return total.item() / world.size
 
 
-def check_resume(meta: Mapping[str, Any], size: int) -> None:
+def check_resume(meta: RunMeta, size: int) -> None:
     """A run continues with the world size it was trained with: that fixes its global batch."""
-    saved = int(meta.get("world_size", 1))
+    saved = meta.world_size
     if saved != size:
-        batch = int(meta["train_config"]["batch_size"])
+        batch = meta.train_config.batch_size
         raise PolicyError(f"the run was trained by {saved} process(es) (global batch {saved} x {batch}), not {size}:"
                           f" resume it with protege train --nproc {saved}")
 

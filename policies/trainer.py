@@ -17,10 +17,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from protege.datasets import Dataset, SequenceSampler, compute_stats, split_episodes
+from protege.datasets.schema import is_image_key
 from protege.datasets.storage import is_local, normalize_path
 from protege.policies import checkpoint, distributed
 from protege.policies.base import POLICIES, Batch, Policy, Spec, Stats, build_policy
-from protege.policies.config import IMAGE_PREFIX, PolicyConfig, TrainConfig
+from protege.policies.checkpoint import RunMeta
+from protege.policies.config import PolicyConfig, TrainConfig
 from protege.policies.data import DeviceLoader, PrefetchLoader, correction_weights
 from protege.policies.errors import PolicyError
 
@@ -110,14 +112,14 @@ def evaluate(policy: Policy, batches: list[Batch], amp: bool) -> float:
 
 def _data_spec(
     ds: Dataset, config: TrainConfig, pcfg: PolicyConfig, run: Path, resume: bool
-) -> tuple[list[str], Spec, Stats, dict[str, Any]]:
+) -> tuple[list[str], Spec, Stats, RunMeta | None]:
     """Observation keys, spec, statistics and (when resuming) the saved run's config.json."""
     if not resume:
         keys = resolve_obs_keys(ds, config.policy, pcfg)
         spec = Spec({k: tuple(ds.shape(k)[1:]) for k in keys}, int(ds.shape("action")[1]))
-        return keys, spec, compute_stats(ds, [k for k in keys if not k.startswith(IMAGE_PREFIX)] + ["action"]), {}
+        return keys, spec, compute_stats(ds, [k for k in keys if not is_image_key(k)] + ["action"]), None
     meta, stats = checkpoint.read_run(run)
-    spec = Spec({k: tuple(v) for k, v in meta["obs_shapes"].items()}, int(meta["action_dim"]))
+    spec = meta.spec
     keys = resolve_obs_keys(ds, config.policy, dataclasses.replace(pcfg, obs_keys=list(spec.obs_shapes)))
     for key in [*keys, "action"]:
         expected = spec.obs_shapes.get(key, (spec.action_dim,))
@@ -136,16 +138,16 @@ def _optimizer(policy: Policy, pcfg: PolicyConfig, device: torch.device) -> torc
 
 
 def _restore(
-    run: Path, meta: dict[str, Any], policy: Policy, ema: EMA | None, optimizer: torch.optim.Optimizer
+    run: Path, meta: RunMeta, policy: Policy, ema: EMA | None, optimizer: torch.optim.Optimizer
 ) -> None:
     checkpoint.load_weights(policy, run / "model.safetensors")
     if ema is not None:
-        if meta.get("has_ema"):
+        if meta.has_ema:
             checkpoint.load_weights(ema.model, run / "ema.safetensors")
         else:
             ema.model.load_state_dict(policy.state_dict())
     flat = checkpoint.read_tensors(run / "optim.safetensors", policy.device)
-    optimizer.load_state_dict(checkpoint.optimizer_from_flat(flat, meta["optimizer_groups"]))
+    optimizer.load_state_dict(checkpoint.optimizer_from_flat(flat, [dict(g) for g in meta.optimizer_groups]))
 
 
 def _val_batches(ds: Dataset, keys: list[str], pcfg: PolicyConfig, episodes: np.ndarray, config: TrainConfig,
@@ -204,10 +206,10 @@ def _train(
         raise PolicyError(f"{ds.path} has no episodes to train on")
     pcfg = policy_config or POLICIES[config.policy].config_class()
     keys, spec, stats, meta = _data_spec(ds, config, pcfg, run, resume)
-    if resume:
+    if meta is not None:
         distributed.check_resume(meta, world.size)
     pcfg = dataclasses.replace(pcfg, obs_keys=keys)
-    start_step = int(meta.get("step", 0))
+    start_step = meta.step if meta is not None else 0
     seed = config.seed + 7919 * start_step  # a resumed run draws fresh but reproducible batches
     torch.manual_seed(seed)
     policy = build_policy(config.policy, pcfg, spec, stats).to(device)
@@ -215,7 +217,7 @@ def _train(
         torch.manual_seed(seed + 1000 * world.rank)
     ema = EMA(policy, config.ema_decay) if config.ema_decay > 0 and main else None
     optimizer = _optimizer(policy, pcfg, device)
-    if resume:
+    if meta is not None:
         _restore(run, meta, policy, ema, optimizer)
 
     train_ids, val_ids = split_episodes(ds.num_episodes, config.val_ratio, config.seed)

@@ -11,7 +11,7 @@ choose_gl_backend()
 import gymnasium as _gym  # noqa: E402
 
 from protege.sim.env import ProtegeEnv  # noqa: E402
-from protege.sim.errors import SimError  # noqa: E402
+from protege.sim.errors import IncompatibleEnvError, SimError  # noqa: E402
 from protege.sim.robot import BUILTIN_ROBOTS, RobotSpec, load_robot_spec  # noqa: E402
 from protege.sim.spec import EnvSpec  # noqa: E402
 from protege.sim.tasks import TASKS  # noqa: E402
@@ -20,6 +20,6 @@ GYM_IDS = {name: "protege/" + "".join(p.capitalize() for p in name.split("_")) +
 
 for _task, _id in GYM_IDS.items():
     if _id not in _gym.registry:
-        _gym.register(id=_id, entry_point="protege.sim.env:ProtegeEnv", kwargs={"task": _task})
+        _gym.register(id=_id, entry_point="protege.sim.env:make", kwargs={"task": _task})
 
-__all__ = ["BUILTIN_ROBOTS", "GYM_IDS", "EnvSpec", "ProtegeEnv", "RobotSpec", "SimError", "TASKS", "load_robot_spec"]
+__all__ = ["BUILTIN_ROBOTS", "GYM_IDS", "EnvSpec", "IncompatibleEnvError", "ProtegeEnv", "RobotSpec", "SimError", "TASKS", "load_robot_spec"]

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from protege.sim.env import ProtegeEnv
+from protege.sim.spec import EnvSpec
 
 
 def _env_rate(env: ProtegeEnv, steps: int, seed: int) -> float:
@@ -32,7 +33,7 @@ def _raw_rate(env: ProtegeEnv, steps: int) -> float:
 
 def run_bench(task: str = "lift", robot: str = "protege_arm", steps: int = 2000, repeats: int = 5) -> dict:
     """Median over ``repeats`` runs; ratios are taken within each run."""
-    state_only = ProtegeEnv(task, robot=robot, cameras=())
+    state_only = ProtegeEnv(EnvSpec.make(task, robot=robot, cameras=()))
     env_rates, raw_rates, ratios = [], [], []
     for r in range(repeats):
         env_rate = _env_rate(state_only, steps, seed=r)
@@ -50,7 +51,7 @@ def run_bench(task: str = "lift", robot: str = "protege_arm", steps: int = 2000,
         "env_to_raw_ratio": float(np.median(ratios)),
     }
     for cameras in (("front",), ("front", "wrist")):
-        env = ProtegeEnv(task, robot=robot, cameras=cameras, image_size=128)
+        env = ProtegeEnv(EnvSpec.make(task, robot=robot, cameras=cameras, image_size=128))
         rate = float(np.median([_env_rate(env, steps // 10, seed=r) for r in range(repeats)]))
         env.close()
         result[f"cameras_{len(cameras)}_steps_per_s"] = rate

@@ -22,12 +22,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import mujoco
 import numpy as np
 
 from protege.sim.errors import SimError
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class Disturber:
         self._noise = np.random.default_rng()
         self._queue: deque[np.ndarray] = deque()
 
-    def reset(self, env: Any, seed: int) -> None:
+    def reset(self, env: ProtegeEnv, seed: int) -> None:
         """Draw the episode's schedule from ``seed``."""
         env = getattr(env, "unwrapped", env)
         self.strikes, self.applied = [], []
@@ -136,7 +139,7 @@ class Disturber:
         self._queue.append(action)
         return self._queue.popleft() if len(self._queue) > latency.magnitude else self._queue[0]
 
-    def strike(self, env: Any, tick: int) -> bool:
+    def strike(self, env: ProtegeEnv, tick: int) -> bool:
         """Apply the strikes scheduled for ``tick`` (ticks stepped so far); whether the state changed."""
         env = getattr(env, "unwrapped", env)
         moved = False
@@ -171,7 +174,7 @@ def _bodies_clear(model: mujoco.MjModel, data: mujoco.MjData, bodies: set[int]) 
     return True
 
 
-def push_object(env: Any, distance: float, heading: float) -> bool:
+def push_object(env: ProtegeEnv, distance: float, heading: float) -> bool:
     """Slide the task's first object ``distance`` metres horizontally, trying eight directions from
     ``heading``; False (nothing moved) if it is off the table or no direction lands clear."""
     task, model, data = env.task, env.model, env.data
@@ -189,7 +192,7 @@ def push_object(env: Any, distance: float, heading: float) -> bool:
     return False
 
 
-def shove_arm(env: Any, distance: float, heading: float) -> bool:
+def shove_arm(env: ProtegeEnv, distance: float, heading: float) -> bool:
     """Displace the end effector ``distance`` metres horizontally (orientation kept), trying eight
     directions from ``heading``; an object held in the gripper moves with it, and the controller holds
     the new pose. False (nothing moved) if no direction lands clear within the joint limits."""
@@ -212,7 +215,7 @@ def shove_arm(env: Any, distance: float, heading: float) -> bool:
     return False
 
 
-def _solve_ee_position(env: Any, target: np.ndarray, iterations: int = 20, tolerance: float = 5e-4) -> bool:
+def _solve_ee_position(env: ProtegeEnv, target: np.ndarray, iterations: int = 20, tolerance: float = 5e-4) -> bool:
     """Move the arm joints (within their limits) so the end effector reaches ``target`` with its
     orientation unchanged (damped least squares); whether it got within ``tolerance``."""
     model, data, site = env.model, env.data, env.ee_site

@@ -12,9 +12,9 @@ import numpy as np
 from protege.sim.controllers import gripper_opening_fraction, make_controller
 from protege.sim.errors import SimError
 from protege.sim.render import CameraRenderer, check_cameras
-from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl, load_robot_spec
+from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl
 from protege.sim.scene import ROBOT_PREFIX, SceneOptions, build_scene
-from protege.sim.spec import DEFAULT_CAMERAS, IMAGE, EnvSpec
+from protege.sim.spec import DEFAULT_CAMERAS, IMAGE, EnvSpec, image_key
 from protege.sim.tasks import TASKS
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics, controls, mocap and warm start: exact replay
@@ -40,29 +40,25 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``info`` carries ``success``, ``is_success`` and ``object_lost``. Episodes end on success (unless
     ``terminate_on_success=False``) or when an object leaves the table (``object_lost``: a failure), and
     are truncated at the task's time limit. ``env_spec`` is the
-    :class:`~protege.sim.spec.EnvSpec` it was built from (:meth:`from_spec`) or that its arguments make.
+    :class:`~protege.sim.spec.EnvSpec` it was built from, its arm loaded and checked
+    (:meth:`~protege.sim.spec.EnvSpec.resolved`); :func:`make` builds one from settings.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(
         self,
-        task: str = "lift",
-        robot: str | RobotSpec = DEFAULT_ROBOT,
-        cameras: Sequence[str] = DEFAULT_CAMERAS,
-        image_size: int | tuple[int, int] = 128,
-        action_space: str = "ee_delta",
-        control_hz: float = 20.0,
+        spec: EnvSpec,
+        *,
         render_quality: str = "fast",
         terminate_on_success: bool = True,
         render_mode: str | None = None,
-        substeps: int | None = None,
     ) -> None:
         if render_quality not in ("fast", "high"):
             raise SimError(f"unknown render quality {render_quality!r} (fast or high)")
-        self.robot = robot if isinstance(robot, RobotSpec) else load_robot_spec(robot)
-        self.env_spec = EnvSpec.make(task, self.robot, cameras, image_size, control_hz, action_space, substeps)
-        self.task = TASKS[task]()
+        self.robot = spec.load_robot()
+        self.env_spec = spec.resolved(self.robot)
+        self.task = TASKS[spec.task]()
         height, width = self.env_spec.image_size
         high = render_quality == "high"
         scene = build_scene(self.robot, self.task, SceneOptions(width, height, shadows=high, multisample=high))
@@ -90,7 +86,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mujoco.mj_resetDataKeyframe(m, self.data, self._home_key)
         mujoco.mj_kinematics(m, self.data)
         self._home_ee_quat = self._ee_quat()
-        self.controller = make_controller(action_space, self.robot, m.actuator_ctrlrange[self._arm_act])
+        self.controller = make_controller(spec.action_space, self.robot, m.actuator_ctrlrange[self._arm_act])
         self._command = self.data.userdata[: self.controller.command_size]  # view: saved with the state
 
         self.cameras = self.env_spec.cameras
@@ -101,13 +97,6 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.action_space = gym.spaces.Box(self.controller.action_low, self.controller.action_high, dtype=np.float64)
         self.observation_space = self._make_observation_space()
         self._steps = 0
-
-    @classmethod
-    def from_spec(cls, spec: EnvSpec, **options: Any) -> ProtegeEnv:
-        """The env ``spec`` describes (its arm checked by :meth:`EnvSpec.load_robot`); ``options`` are
-        ``render_quality``, ``terminate_on_success`` and ``render_mode``."""
-        return cls(spec.task, spec.load_robot(), spec.cameras, spec.image_size, spec.action_space, spec.control_hz,
-                   substeps=spec.substeps, **options)
 
     # gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -271,7 +260,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs["goal_pos"] = self.task.goal_pos(d)
         if self.cameras:
             for cam, image in self.render_cameras().items():
-                obs[f"image_{cam}"] = image
+                obs[image_key(cam)] = image
         return obs
 
     def _info(self, success: bool | None = None, lost: bool | None = None) -> dict[str, Any]:
@@ -290,3 +279,18 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 low, high = (-1.0, 1.0) if key.endswith("_quat") else (0.0, 1.0) if key == "gripper" else (-np.inf, np.inf)
                 spaces[key] = gym.spaces.Box(low, high, shape, np.float64)
         return gym.spaces.Dict(spaces)
+
+
+def make(
+    task: str = "lift",
+    robot: str | RobotSpec = DEFAULT_ROBOT,
+    cameras: Sequence[str] = DEFAULT_CAMERAS,
+    image_size: int | tuple[int, int] = 128,
+    action_space: str = "ee_delta",
+    control_hz: float = 20.0,
+    substeps: int | None = None,
+    **options: Any,
+) -> ProtegeEnv:
+    """The env of these settings (:meth:`EnvSpec.make <protege.sim.spec.EnvSpec.make>`); ``options`` are
+    :class:`ProtegeEnv`'s. The gymnasium ids' entry point: ``gymnasium.make("protege/Lift-v0", robot="panda")``."""
+    return ProtegeEnv(EnvSpec.make(task, robot, cameras, image_size, control_hz, action_space, substeps), **options)

@@ -17,7 +17,7 @@ placing or pushing), so fine manipulation gets proportionally fine noise.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import mujoco
 import numpy as np
@@ -27,6 +27,9 @@ from protege.sim.errors import SimError
 from protege.sim.spec import EnvSpec
 from protege.sim.tasks.base import CUBE_HALF
 from protege.sim.tasks.slot_push import SLOT_WIDTH, WALL_HALF_LENGTH, WALL_HALF_THICKNESS
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 DEMO_NOISE = 0.2  # default action-noise level for generated demos (fraction of the phase's speed limit)
 
@@ -62,7 +65,7 @@ class ScriptedExpert:
 
     task_name: ClassVar[str]
 
-    def __init__(self, env: Any, noise: float = 0.0, seed: int | None = None) -> None:
+    def __init__(self, env: ProtegeEnv, noise: float = 0.0, seed: int | None = None) -> None:
         env = getattr(env, "unwrapped", env)
         if getattr(env.controller, "name", None) != "ee_delta":
             raise SimError(_NEEDS_EE_DELTA.format(env.controller.name))
@@ -384,7 +387,7 @@ EXPERTS: dict[str, type[ScriptedExpert]] = {
 }
 
 
-def make_expert(env: Any, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
+def make_expert(env: ProtegeEnv, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
     """The scripted expert for ``env``'s task (env: a ProtegeEnv, wrapped or not)."""
     return _expert_class(getattr(env, "unwrapped", env).task.name)(env, noise=noise, seed=seed)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from protege.sim.controllers import ACTION_SPACES, action_scale
-from protege.sim.errors import SimError
+from protege.sim.errors import IncompatibleEnvError, SimError
 from protege.sim.robot import BUILTIN_ROBOTS, DEFAULT_ROBOT, RobotSpec, builtin_spec_path, load_robot_spec, robot_hash
 from protege.sim.scene import TIMESTEP
 from protege.sim.tasks import TASKS
@@ -29,6 +29,18 @@ DEFAULT_IMAGE_SIZE = (128, 128)
 # of itself, camera images, and object or goal state a real robot would not observe.
 LOWDIM, IMAGE, PRIVILEGED = "lowdim", "image", "privileged"
 Observation = tuple[str, str, tuple[int, ...]]  # key, kind, per-frame shape
+ARM_KEYS = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper")  # what the arm measures of itself
+IMAGE_PREFIX = "image_"
+
+
+def image_key(camera: str) -> str:
+    """The observation key of a camera's image."""
+    return IMAGE_PREFIX + camera
+
+
+def camera_of(key: str) -> str | None:
+    """The camera whose image an observation key holds, None for another key."""
+    return key.removeprefix(IMAGE_PREFIX) if key.startswith(IMAGE_PREFIX) else None
 
 
 def default_substeps(control_hz: float) -> int:
@@ -40,11 +52,11 @@ def default_substeps(control_hz: float) -> int:
 def observations(task: str, dof: int, cameras: Sequence[str], image_size: tuple[int, int]) -> tuple[Observation, ...]:
     """Each observation key of an env with this task, arm (``dof`` joints) and cameras, in the env's order."""
     objects, has_goal = len(TASKS[task].objects), TASKS[task].has_goal
-    arm = [("joint_pos", (dof,)), ("joint_vel", (dof,)), ("ee_pos", (3,)), ("ee_quat", (4,)), ("gripper", (1,))]
+    arm = zip(ARM_KEYS, ((dof,), (dof,), (3,), (4,), (1,)), strict=True)
     state = [("object_pos", (3 * objects,)), ("object_quat", (4 * objects,))] if objects else []
     return (*((key, LOWDIM, shape) for key, shape in arm),
             *((key, PRIVILEGED, shape) for key, shape in state + ([("goal_pos", (3,))] if has_goal else [])),
-            *((f"image_{camera}", IMAGE, (*image_size, 3)) for camera in cameras))
+            *((image_key(camera), IMAGE, (*image_size, 3)) for camera in cameras))
 
 
 def source_of(robot: str) -> str:
@@ -118,10 +130,10 @@ class EnvSpec:
                            f"(spec and MJCF hash {robot_hash(arm)}, recorded {self.robot_hash})")
         return arm
 
-    def resolved(self) -> EnvSpec:
-        """This spec with its arm loaded and checked (:meth:`load_robot`) and what older attributes
-        lack (hash, action scale) filled in; builds no env."""
-        return self.make(self.task, self.load_robot(), self.cameras, self.image_size, self.control_hz,
+    def resolved(self, arm: RobotSpec | None = None) -> EnvSpec:
+        """This spec with its arm (``arm``, else :meth:`load_robot`) checked and what older attributes lack
+        (hash, action scale, observations) filled in; builds no env."""
+        return self.make(self.task, arm or self.load_robot(), self.cameras, self.image_size, self.control_hz,
                          self.action_space, self.substeps)
 
     def with_robot(self, robot: str | None) -> EnvSpec:
@@ -172,15 +184,20 @@ class EnvSpec:
             raise SimError(f"malformed env attributes: {exc}") from None
 
 
-def mismatch(trained: EnvSpec, given: EnvSpec) -> str | None:
-    """How ``given`` differs from the env ``trained`` (a policy's or a dataset's) in what a policy
-    or an expert's labels depend on, as "<what> <trained>, not <given>"; None if it does not."""
-    for name, label in (("task", "task"), ("robot", "robot"), ("action_space", "action space")):
-        if getattr(trained, name) != getattr(given, name):
-            return f"{label} {getattr(trained, name)!r}, not {getattr(given, name)!r}"
-    if trained.robot_hash and given.robot_hash and trained.robot_hash != given.robot_hash:
-        return f"another arm named {trained.robot!r} (spec and MJCF hash {trained.robot_hash}, not {given.robot_hash})"
-    if (trained.control_hz, trained.substeps) != (given.control_hz, given.substeps):
-        return (f"rate {trained.control_hz:g} Hz with {trained.substeps} substeps, "
-                f"not {given.control_hz:g} Hz with {given.substeps}")
-    return None
+def check_compatible(expected: EnvSpec, given: EnvSpec, context: str, *, images: bool = False) -> None:
+    """Refuse ``given`` where it differs from ``expected`` (the env a policy was trained in or a dataset
+    recorded) in what a policy's actions or an expert's labels depend on: task, arm, action space, rate
+    and substeps; with ``images`` (episodes joining a dataset) also the cameras and their image size. A policy's
+    observations are checked by shape instead (the checkpoint's inputs). The message reads
+    "<context> <what> <expected>, not <given>", e.g. "checkpoint was trained on task 'lift', not 'push'"."""
+    pairs = [("task", "task"), ("robot", "robot"), ("action_space", "action space")]
+    pairs += [("cameras", "cameras")] + ([("image_size", "image size")] if expected.cameras else []) if images else []
+    for name, label in pairs:
+        if getattr(expected, name) != getattr(given, name):
+            raise IncompatibleEnvError(f"{context} {label} {getattr(expected, name)!r}, not {getattr(given, name)!r}")
+    if expected.robot_hash and given.robot_hash and expected.robot_hash != given.robot_hash:
+        raise IncompatibleEnvError(f"{context} another arm named {expected.robot!r} (spec and MJCF hash {expected.robot_hash}, "
+                                   f"not {given.robot_hash})")
+    if (expected.control_hz, expected.substeps) != (given.control_hz, given.substeps):
+        raise IncompatibleEnvError(f"{context} rate {expected.control_hz:g} Hz with {expected.substeps} substeps, "
+                                   f"not {given.control_hz:g} Hz with {given.substeps}")

@@ -35,12 +35,12 @@ def _script() -> Any:
 def bench_recorder(directory: Path) -> dict[str, Any]:
     import protege.sim  # noqa: F401
     from protege.datasets import EpisodeWriter
-    from protege.sim import ProtegeEnv
+    from protege.sim import EnvSpec, ProtegeEnv
     from protege.teleop.devices import KeyboardDevice, load_bindings
     from protege.teleop.display import display_for_bench
     from protege.teleop.recorder import Recorder
 
-    env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
+    env = ProtegeEnv(EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128), terminate_on_success=False)
     with display_for_bench() as display:
         device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
         with EpisodeWriter(directory / "record.zarr", attrs=env.env_spec.to_attrs(), background=True) as writer:
@@ -89,8 +89,8 @@ def bench_replay(episodes: int = 1, browser_frames: int = 120) -> dict[str, Any]
     drawing time per displayed frame (two 128x128 cameras, SDL dummy driver)."""
     from protege.datasets import Dataset
     from protege.sim import EnvSpec
-    from protege.teleop.runtime.collect import collect
     from protege.teleop.replay import MODES, make_replay_env, replay_episode
+    from protege.teleop.runtime.collect import collect
 
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.zarr")
@@ -150,13 +150,13 @@ def bench_intervention(policy: Any = None, ticks: int = RECORD_TICKS) -> dict[st
     inference)."""
     import protege.sim  # noqa: F401  (headless GL before mujoco)
     from protege.datasets import EpisodeWriter
-    from protege.sim import ProtegeEnv
+    from protege.sim import EnvSpec, ProtegeEnv
     from protege.sim.experts import make_expert
     from protege.teleop.devices import KeyboardDevice, load_bindings
     from protege.teleop.display import display_for_bench
     from protege.teleop.intervene import run_intervention
 
-    env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
+    env = ProtegeEnv(EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128), terminate_on_success=False)
     try:
         with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
             device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])

@@ -19,17 +19,21 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
 from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Source
 from protege.datasets.schema import user_attrs
+from protege.sim.spec import EnvSpec
 from protege.teleop.errors import TeleopError
+from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, make_replay_env, restore
 from protege.teleop.runtime.loop import ControlLoop, check_dataset
 from protege.teleop.runtime.pilots import ExpertPilot, Pilot, PolicyPilot
-from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, make_replay_env, restore
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 SOURCES = ("keyboard", "gamepad", "expert")
 DISPLAY_CAMERA = "front"  # what a person sees while correcting a dataset recorded without cameras
@@ -248,7 +252,7 @@ class CorrectionSession:
 def open_writer(ds: Dataset, out: str | os.PathLike[str] | None = None) -> EpisodeWriter:
     """The writer corrections of ``ds`` go to: ``out`` (created with the attributes of ``ds``) or ``ds`` itself."""
     if out is not None:
-        check_dataset(out, ds.attrs)
+        check_dataset(out, EnvSpec.from_attrs(ds.attrs))
     return EpisodeWriter(out or ds.path, attrs=user_attrs(ds.attrs))
 
 
@@ -259,7 +263,7 @@ def write_takes(takes: Sequence[Take], writer: EpisodeWriter) -> list[int]:
             for take in takes]
 
 
-def make_corrector(source: str, env: Any, bindings: Any = None) -> Pilot:
+def make_corrector(source: str, env: ProtegeEnv, bindings: Any = None) -> Pilot:
     """The pilot a correction source names: a keyboard or gamepad device, or the scripted expert."""
     if source == "expert":
         from protege.sim.experts import make_expert
@@ -308,7 +312,7 @@ def run_script(path: str | os.PathLike[str], corrections: Sequence[Correction], 
     for correction in corrections:
         check_frame(ds, correction.episode, correction.frame)
     if out is not None:
-        check_dataset(out, ds.attrs)
+        check_dataset(out, EnvSpec.from_attrs(ds.attrs))
     rewinder = Rewinder(ds, robot=robot)
     try:
         correctors = [make_corrector(c.source, rewinder.env) for c in corrections]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pygame
@@ -38,6 +38,9 @@ from protege.teleop.runtime.loop import ControlLoop, FrameSink
 from protege.teleop.runtime.pilots import PolicyPilot
 from protege.teleop.scripted_input import ScriptedInput
 from protege.teleop.window import BLUE, GREEN, GREY, ORANGE, WHITE, YELLOW, Window, recent_rate
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 _KEY_MAP_LABELS = {
     TAKEOVER: TAKEOVER_ROW,
@@ -58,7 +61,7 @@ class TakeoverPilot:
 
     kind = "human"
 
-    def __init__(self, device: Device, env: Any) -> None:
+    def __init__(self, device: Device, env: ProtegeEnv) -> None:
         device.enable_takeover()
         self.device = device
         self.env = env
@@ -98,7 +101,7 @@ class Intervention:
 
     def __init__(
         self,
-        env: Any,
+        env: ProtegeEnv,
         policy: Any,
         device: Device,
         writer: FrameSink,
@@ -323,7 +326,7 @@ class Intervention:
 
 
 def run_intervention(
-    env: Any,
+    env: ProtegeEnv,
     policy: Any,
     device: Device,
     writer: FrameSink,

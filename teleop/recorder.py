@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygame
 
@@ -22,6 +22,9 @@ from protege.teleop.devices import Command, Device
 from protege.teleop.runtime.loop import ControlLoop
 from protege.teleop.scripted_input import ScriptedInput
 from protege.teleop.window import BLUE, GREEN, GREY, RED, WHITE, YELLOW, Window, recent_rate
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 
 class Phase(enum.Enum):
@@ -40,7 +43,7 @@ class Recorder:
 
     def __init__(
         self,
-        env: Any,
+        env: ProtegeEnv,
         device: Device,
         writer: EpisodeWriter,
         seed: int = 0,

@@ -24,14 +24,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from protege.datasets import Dataset
 from protege.datasets.schema import QUAT_SUFFIX, is_image_key
 from protege.datasets.video import open_mp4
+from protege.sim.spec import image_key
 from protege.teleop.errors import TeleopError
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 MODES = ("states", "actions")
 FRAME_KEYS = ("action", "timestamp", "intervention", "sim_state")  # what the control loop adds to observations
@@ -39,19 +43,19 @@ STATE_KEYS = ("qpos", "qvel")
 VIDEO_CAMERA = "front"  # what a video shows of a dataset recorded without cameras
 
 
-def make_replay_env(attrs: dict[str, Any], robot: str | None = None, cameras: Sequence[str] | None = None) -> Any:
+def make_replay_env(attrs: dict[str, Any], robot: str | None = None,
+                    cameras: Sequence[str] | None = None) -> ProtegeEnv:
     """The env a dataset was recorded with, from its root attributes. ``robot`` (a spec path or
     built-in name) replaces the recorded arm, which must be the same arm (name, and hash when
     recorded); ``cameras`` replaces the recorded cameras. Success never ends an episode.
     """
-    import protege.sim  # noqa: F401  (picks the headless GL backend before mujoco loads)
     from protege.sim import EnvSpec, ProtegeEnv, SimError
 
     spec = EnvSpec.from_attrs(attrs).with_robot(robot)
     if cameras is not None:
         spec = dataclasses.replace(spec, cameras=tuple(cameras))
     try:
-        return ProtegeEnv.from_spec(spec, terminate_on_success=False)
+        return ProtegeEnv(spec, terminate_on_success=False)
     except SimError as exc:
         hint = "" if robot else " (pass --robot SPEC.yaml for an arm that is not built in)"
         raise SimError(f"cannot build the env of this dataset (task {spec.task!r}, robot {spec.robot!r}): "
@@ -84,7 +88,7 @@ def check_frame(ds: Dataset, episode: int, frame: int) -> None:
         raise TeleopError(f"frame {frame} out of range: episode {episode} has {length} frames (0..{length - 1})")
 
 
-def restore(env: Any, ds: Dataset, episode: int, frame: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def restore(env: ProtegeEnv, ds: Dataset, episode: int, frame: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Put ``env`` exactly in the state of ``frame`` of ``episode``; return the observation and info there.
 
     The env is first reset with the episode's seed (task-side choices), then the recorded physics
@@ -168,7 +172,7 @@ def check_replay(ds: Dataset, episode: int, mode: str) -> None:
         raise TeleopError(f"{ds.path} has no data/sim_state: states mode needs it (try --mode actions)")
 
 
-def replay_episode(ds: Dataset, episode: int, mode: str = "states", env: Any = None,
+def replay_episode(ds: Dataset, episode: int, mode: str = "states", env: ProtegeEnv | None = None,
                    on_frame: FrameCallback | None = None, robot: str | None = None) -> ReplayResult:
     """Replay ``episode`` of ``ds`` in ``env`` (default: one built from the dataset's attributes)
     and measure its deviation; ``on_frame`` sees the env at every replayed frame (video, window)
@@ -205,10 +209,10 @@ def replay_episode(ds: Dataset, episode: int, mode: str = "states", env: Any = N
                         time.perf_counter() - started)
 
 
-def camera_images(env: Any, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def camera_images(env: ProtegeEnv, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The env's camera images: from ``obs`` when it has them, else rendered now."""
-    if env.cameras and all(f"image_{c}" in obs for c in env.cameras):
-        return {c: obs[f"image_{c}"] for c in env.cameras}
+    if env.cameras and all(image_key(c) in obs for c in env.cameras):
+        return {c: obs[image_key(c)] for c in env.cameras}
     return env.render_cameras()
 
 
@@ -220,7 +224,7 @@ class VideoSink:
         self.fps = fps
         self._writer: Any = None
 
-    def __call__(self, frame: int, env: Any, obs: dict[str, np.ndarray]) -> None:
+    def __call__(self, frame: int, env: ProtegeEnv, obs: dict[str, np.ndarray]) -> None:
         image = np.concatenate(list(camera_images(env, obs).values()), axis=1)
         if self._writer is None:
             self._writer = open_mp4(self.path, self.fps, image.shape[1], image.shape[0])
@@ -240,7 +244,7 @@ class ReplayWindow:
 
     KEYS = "Space play/pause  Left/Right step  L loop  Esc close"
 
-    def __init__(self, env: Any, title: str, fps: float, frames: int) -> None:
+    def __init__(self, env: ProtegeEnv, title: str, fps: float, frames: int) -> None:
         from protege.teleop.runtime.loop import Clock
         from protege.teleop.window import Window
 
@@ -255,7 +259,7 @@ class ReplayWindow:
         self.closed = False
         self._advance = False  # paused mid-replay: let the replay compute one more frame
 
-    def __call__(self, frame: int, env: Any, obs: dict[str, np.ndarray]) -> bool:
+    def __call__(self, frame: int, env: ProtegeEnv, obs: dict[str, np.ndarray]) -> bool:
         images = {f"image_{c}": image.copy() for c, image in camera_images(env, obs).items()}
         self.shown.append((env.get_state(), images))
         self.index = len(self.shown) - 1

@@ -7,7 +7,7 @@ the main view. The HUD names the task, seed, tick and whether the task's success
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pygame
@@ -15,10 +15,13 @@ import pygame
 from protege.teleop.runtime.loop import Clock
 from protege.teleop.window import GREEN, GREY, WHITE, Window
 
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
+
 KEYS = "R reset  N next seed  Esc quit"
 
 
-def view_scene(env: Any, expert: Any = None, seed: int = 0, frames: int = 0,
+def view_scene(env: ProtegeEnv, expert: Any = None, seed: int = 0, frames: int = 0,
                screenshot: str | Path | None = None) -> int:
     """Show ``env`` at its control rate until the person quits (or ``frames`` frames, if positive);
     ``expert`` drives if given, else the arm holds still. Saves the last frame to ``screenshot``;
@@ -61,7 +64,7 @@ def view_scene(env: Any, expert: Any = None, seed: int = 0, frames: int = 0,
     return shown
 
 
-def _reset(env: Any, expert: Any, seed: int) -> dict[str, np.ndarray]:
+def _reset(env: ProtegeEnv, expert: Any, seed: int) -> dict[str, np.ndarray]:
     obs, _ = env.reset(seed=seed)
     if expert is not None:
         expert.reset()

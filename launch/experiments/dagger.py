@@ -34,10 +34,9 @@ RUN/dagger.json     per-round figures            RUN/dagger.png success vs label
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +44,10 @@ import numpy as np
 
 from protege.datasets import Dataset, Episode, EpisodeWriter, Source, schema
 from protege.datasets.tools import copy_episodes
-from protege.launch.checkpoints import EVAL_SEED, load_for_rollout
 from protege.launch.errors import UserError
 from protege.launch.plots import plot_dagger
 from protege.launch.runfiles import DaggerLog, DaggerPoint, DaggerRound, write_dagger
+from protege.launch.runs import OpenRun, open_run
 from protege.sim.disturbances import describe
 from protege.teleop.browser import segments
 from protege.teleop.runtime.collect import collect, make_env
@@ -76,7 +75,7 @@ ROUND_SETTINGS = {"cnn": ("n_obs_steps=1", "horizon=1", "n_action_steps=1", "act
 LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0, ...) and eval seeds
 
 
-@dataclass
+@dataclass(frozen=True)
 class DaggerConfig:
     task: str
     out: str
@@ -97,16 +96,16 @@ class DaggerConfig:
     envs: int = 1
     ray: str | None = None  # run rollouts and demo collection as Ray actors at this address ("local": start one)
     seed: int = 0
-    cameras: list[str] = field(default_factory=list)
+    cameras: tuple[str, ...] = ()
     image_size: int = 128
     success_hold: int = 10
     compare_bc: bool = False
     dart_noise: float | None = None  # with compare_bc: also DART-style BC from demos with this expert noise
     disturb: tuple[Disturbance, ...] = ()  # applied to the labelled rollouts and every evaluation
     correction_share: float | None = None  # batch share of the labelled rollouts or interventions (None: by frames)
-    overrides: list[str] = field(default_factory=list)  # train/policy config `key=value`
+    overrides: tuple[str, ...] = ()  # train/policy config `key=value`
     progress: bool = True
-    env: EnvSpec | None = field(default=None, init=False)  # the env of every round, set by run_dagger
+    env: EnvSpec | None = None  # the env of every round: run_dagger sets it (env_spec)
 
     def check(self) -> None:
         if self.expert not in EXPERTS:
@@ -178,17 +177,23 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
     return train(train_config, policy_config).train_loss
 
 
+def _open(config: DaggerConfig, run_dir: Path) -> OpenRun:
+    """A round's (or baseline's) training run, checked against the DAgger run's env."""
+    return open_run(run_dir, robot=config.robot, env=_env(config))
+
+
 def _spec(config: DaggerConfig, run_dir: Path, **kwargs: Any) -> RolloutSpec:
-    make_policy = functools.partial(load_for_rollout, str(run_dir), "cpu", True)
-    return RolloutSpec(_env(config), make_policy, success_hold=config.success_hold, disturb=config.disturb, **kwargs)
+    run = _open(config, run_dir)
+    return RolloutSpec(run.env, run.make_policy, success_hold=config.success_hold, disturb=config.disturb, **kwargs)
 
 
 def _evaluate(config: DaggerConfig, run_dir: Path) -> dict[str, Any]:
     """The evaluation fields of a :class:`DaggerPoint`."""
-    summary = run_rollouts(_spec(config, run_dir), config.eval_episodes, seed=EVAL_SEED, envs=config.envs,
-                           progress=config.progress, ray=config.ray).summary
-    return {"success_rate": summary["success_rate"], "ci95": tuple(summary["ci95"]),
-            "mean_length": summary["mean_length"], "strikes": summary["strikes"]}
+    summary = _open(config, run_dir).evaluate(config.eval_episodes, envs=config.envs, disturb=config.disturb,
+                                              success_hold=config.success_hold, progress=config.progress,
+                                              ray=config.ray).summary
+    return {"success_rate": summary.success_rate, "ci95": summary.ci95, "mean_length": summary.mean_length,
+            "strikes": summary.strikes}
 
 
 def _frames(dataset: Path) -> int:
@@ -217,7 +222,7 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     run = Path(config.out)
     if (run / "dagger.json").exists() or (run / "data.zarr").exists():
         raise UserError(f"{run} already holds a DAgger run: choose a new --out")
-    config.env = env_spec(config)
+    config = dataclasses.replace(config, env=env_spec(config))
     run.mkdir(parents=True, exist_ok=True)
     data = run / "data.zarr"
     log = DaggerLog(task=config.task, policy=config.policy, expert=config.expert, rounds=(), robot=_env(config).robot,
@@ -307,7 +312,7 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
 
     env = make_env(_env(config))
     device = make_device(config.expert, load_bindings(config.bindings), env.action_space.high[:6])
-    policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
+    policy = _open(config, run / f"round_{r - 1}").make_policy()
     rollouts = run / "interventions.zarr"
     first = _episodes(rollouts)
     with EpisodeWriter(str(rollouts), attrs=_env(config).to_attrs(), background=True) as writer:
@@ -327,7 +332,7 @@ def _person_corrections(config: DaggerConfig, run: Path, r: int, corrections: li
     spec = _spec(config, run / f"round_{r - 1}", record=True)
     run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
                  record_to=str(rollouts), progress=config.progress, ray=config.ray)
-    policy = load_for_rollout(str(run / f"round_{r - 1}"), "cpu", True)
+    policy = _open(config, run / f"round_{r - 1}").make_policy()
     if corrections is not None:
         from protege.teleop.correct import run_script
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protege.launch.checkpoints import EVAL_SEED
 from protege.launch.errors import UserError
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
+from protege.launch.runs import EVAL_SEED
 
 STATE_POLICIES = ("mlp", "act", "diffusion")
 CAMERA_POLICY = "cnn"
@@ -156,16 +156,13 @@ def _run_cells(out: Path, pending: list[Cell], running: list[tuple[Cell, subproc
 
 def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
     """Train and evaluate one cell of the table at ``out`` (the ``--cell`` process)."""
-    import functools
-
     import torch
 
-    from protege.launch.checkpoints import load_for_rollout, trained_spec
-    from protege.policies.checkpoint import read_run
+    from protege.launch.runs import open_run
+    from protege.policies.checkpoint import read_meta
     from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
     from protege.sim.disturbances import parse_disturbances
-    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     settings = read_settings(out)
     cell = next((c for c in settings.cells if c.name == name), None)
@@ -177,7 +174,7 @@ def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
     started = time.perf_counter()
     config = TrainConfig(dataset=str(out / "demos" / f"{cell.demos}.zarr"), out=str(run), policy=cell.policy,
                          steps=steps, seed=settings.seed, device=device, progress=False)
-    finished = run.exists() and read_run(run)[0].get("step") == steps
+    finished = (run / "config.json").exists() and read_meta(run).step == steps
     if not finished:
         if run.exists():  # a stopped cell trains again from the start
             import shutil
@@ -185,15 +182,14 @@ def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
             shutil.rmtree(run)
         train(config)
     train_seconds = time.perf_counter() - started
-    meta, _ = read_run(run)
-    spec = trained_spec(meta)
-    make_policy = functools.partial(load_for_rollout, str(run), "cpu", True)
+    trained = open_run(run)
     result: dict[str, Any] = {"task": cell.task, "policy": cell.policy, "cameras": list(cell.cameras), "steps": steps,
                               "demos": settings.demos, "train_seconds": round(train_seconds, 1)}
     for key, disturb in (("clean", ()), ("disturbed", parse_disturbances(settings.disturb))):
-        summary = run_rollouts(RolloutSpec(spec, make_policy, disturb=disturb), settings.episodes, seed=EVAL_SEED,
-                               envs=envs, progress=False).summary
-        result[key] = {k: summary[k] for k in ("successes", "episodes", "success_rate", "ci95", "disturb", "strikes")}
+        summary = trained.evaluate(settings.episodes, envs=envs, disturb=disturb, progress=False).summary
+        result[key] = {"successes": summary.successes, "episodes": summary.episodes,
+                       "success_rate": summary.success_rate, "ci95": list(summary.ci95), "disturb": summary.disturb,
+                       "strikes": summary.strikes}
     write_json(out / "results" / f"{cell.name}.json", result)
     return result
 

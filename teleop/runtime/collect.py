@@ -21,19 +21,20 @@ from protege.teleop.runtime.pilots import ExpertPilot
 from protege.teleop.runtime.workers import worker_pool
 
 if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
     from protege.sim.spec import EnvSpec
 
 
-def make_env(spec: EnvSpec) -> Any:
+def make_env(spec: EnvSpec) -> ProtegeEnv:
     """The env ``spec`` describes, terminating on nothing: the loop ends episodes."""
     import protege.sim  # noqa: F401  (picks the headless GL backend first)
     from protege.sim import ProtegeEnv
 
-    return ProtegeEnv.from_spec(spec, terminate_on_success=False)
+    return ProtegeEnv(spec, terminate_on_success=False)
 
 
 @functools.lru_cache(maxsize=1)
-def _cached_env(spec: EnvSpec) -> Any:
+def _cached_env(spec: EnvSpec) -> ProtegeEnv:
     """One env per worker process and spec: building it (and its GL context) costs more than an episode."""
     return make_env(spec)
 
@@ -82,7 +83,7 @@ def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_
     The dataset is opened first, so a dataset of another task or robot is refused before any work.
     """
     attrs = spec.to_attrs()
-    check_dataset(out, attrs)
+    check_dataset(out, spec)
     started = time.perf_counter()
     successes = frames = 0
     with EpisodeWriter(out, attrs=attrs, background=True) as writer:

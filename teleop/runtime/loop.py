@@ -22,6 +22,8 @@ from protege.teleop.runtime.pilots import Pilot
 
 if TYPE_CHECKING:
     from protege.sim.disturbances import Disturber, Strike
+    from protege.sim.env import ProtegeEnv
+    from protege.sim.spec import EnvSpec
 
 _SPIN_S = 0.0015  # the last stretch before a deadline is busy-waited: sleep() overshoots by ~0.1-1 ms
 
@@ -173,7 +175,7 @@ class ControlLoop:
 
     def __init__(
         self,
-        env: Any,
+        env: ProtegeEnv,
         pilots: Sequence[Pilot],
         arbiter: Arbiter | None = None,
         writer: FrameSink | None = None,
@@ -300,7 +302,7 @@ class ControlLoop:
 PERSON_TIME_FACTOR = 5  # a person's default time limit, in task time limits
 
 
-def person_time_limit(env: Any, given: float | None) -> float:
+def person_time_limit(env: ProtegeEnv, given: float | None) -> float:
     """The time limit (seconds, 0: none) a person gets: ``given``, else :data:`PERSON_TIME_FACTOR`
     times the task's (lift: 40 s); a negative one is refused."""
     if given is not None and given < 0:
@@ -308,12 +310,11 @@ def person_time_limit(env: Any, given: float | None) -> float:
     return PERSON_TIME_FACTOR * float(env.task.time_limit) if given is None else float(given)
 
 
-def check_dataset(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
-    """Refuse an existing dataset recorded with another rate, robot (or another arm of the same name),
-    task, action space, cameras or image size before any work is done; ``attrs`` are the new
-    episodes' (:meth:`~protege.sim.spec.EnvSpec.to_attrs`). The writer checks the first four again."""
+def check_dataset(path: str | os.PathLike[str], spec: EnvSpec) -> None:
+    """Refuse an existing dataset recorded in another env than ``spec`` (its cameras and image size
+    included: :func:`~protege.sim.spec.check_compatible`) before any work is done."""
     from protege.datasets import Dataset, DatasetError
-    from protege.datasets.schema import REQUIRED_ATTRS
+    from protege.sim.spec import EnvSpec, check_compatible
 
     if not os.path.exists(path):
         return
@@ -321,10 +322,7 @@ def check_dataset(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
         stored = Dataset(path).attrs
     except DatasetError:
         return  # not a dataset: the writer says why
-    for name in (*REQUIRED_ATTRS, "robot_hash", "cameras", "image_size"):
-        if stored.get(name) not in (None, "") and stored[name] != attrs.get(name):
-            raise TeleopError(f"{path}: {name} {stored[name]!r} differs from the given {attrs.get(name)!r}; "
-                              "use another --out")
+    check_compatible(EnvSpec.from_attrs(stored), spec, f"{path} holds episodes of", images=True)
 
 
 def first_seed(path: str | os.PathLike[str] | None, given: int | None, start: int = 0) -> int:

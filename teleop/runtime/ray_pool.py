@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from protege.teleop.errors import TeleopError
+from protege.teleop.errors import MissingExtraError
 
 LOCAL = "local"  # start a local Ray instance, or join the one `ray start` left on this machine
 RETRIES = 3  # restarts of a lost actor, and reruns of each call it held
@@ -34,7 +34,7 @@ def connect(address: str) -> Any:
     try:
         import ray
     except ImportError:
-        raise TeleopError("--ray needs Ray: pip install 'protege[ray]'") from None
+        raise MissingExtraError("--ray", "ray") from None
     if not ray.is_initialized():
         ray.init(address=None if address == LOCAL else address, logging_level="WARNING", log_to_driver=False)
     return ray

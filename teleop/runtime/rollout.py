@@ -27,9 +27,9 @@ from tqdm import tqdm
 from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
 from protege.datasets.video import open_mp4
 from protege.sim.disturbances import Disturber, describe
+from protege.teleop.errors import TeleopError
 from protege.teleop.runtime import ray_pool
 from protege.teleop.runtime.collect import make_env
-from protege.teleop.errors import TeleopError
 from protege.teleop.runtime.loop import ControlLoop, check_dataset
 from protege.teleop.runtime.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
 from protege.teleop.runtime.workers import worker_pool
@@ -75,6 +75,62 @@ class EpisodeOutcome:
     episode: Episode | None = None  # the recorded episode when the spec records
 
 
+@dataclass(frozen=True)
+class RolloutSummary:
+    """The figures a rollout reports: success rate with its Wilson 95% interval, lengths, returns, speed,
+    and the disturbances (their specification and how many strikes moved something)."""
+
+    episodes: int
+    successes: int
+    success_rate: float
+    ci95: tuple[float, float]
+    mean_length: float
+    mean_return: float
+    disturb: str  # the disturbances' specification ("": none)
+    strikes: int
+    seed: int  # the first episode's; episode k ran with seed + k
+    envs: int
+    seconds: float
+    episodes_per_min: float
+    lengths: tuple[int, ...]
+    success: tuple[bool, ...]
+    returns: tuple[float, ...]
+    videos: tuple[str, ...]
+
+    @classmethod
+    def of(cls, episodes: list[EpisodeOutcome], seed: int, envs: int, seconds: float,
+           disturb: str = "") -> RolloutSummary:
+        n = len(episodes)
+        successes = sum(e.success for e in episodes)
+        low, high = wilson_interval(successes, n)
+        return cls(
+            episodes=n,
+            successes=successes,
+            success_rate=round(successes / n, 4) if n else 0.0,
+            ci95=(round(low, 4), round(high, 4)),
+            mean_length=round(float(np.mean([e.length for e in episodes])), 2) if n else 0.0,
+            mean_return=round(float(np.mean([e.ret for e in episodes])), 4) if n else 0.0,
+            disturb=disturb,
+            strikes=sum(e.strikes for e in episodes),
+            seed=seed,
+            envs=envs,
+            seconds=round(seconds, 2),
+            episodes_per_min=round(60.0 * n / seconds, 2) if seconds > 0 else 0.0,
+            lengths=tuple(e.length for e in episodes),
+            success=tuple(e.success for e in episodes),
+            returns=tuple(round(e.ret, 4) for e in episodes),
+            videos=tuple(e.video for e in episodes if e.video),
+        )
+
+    def line(self, task: str) -> str:
+        """One line for a person: "<task> [under <disturbances> (n strikes)]: k/n successful (p%, 95% CI ...)"."""
+        low, high = self.ci95
+        under = f" under {self.disturb} ({self.strikes} strikes)" if self.disturb else ""
+        return (f"{task}{under}: {self.successes}/{self.episodes} successful ({100 * self.success_rate:.1f}%, "
+                f"95% CI {100 * low:.1f}-{100 * high:.1f}%), mean length {self.mean_length}, "
+                f"{self.episodes_per_min} episodes/min with {self.envs} env(s)")
+
+
 @dataclass
 class RolloutResult:
     episodes: list[EpisodeOutcome]
@@ -84,8 +140,8 @@ class RolloutResult:
     disturb: str = ""  # the disturbances' specification ("": none)
 
     @property
-    def summary(self) -> dict[str, Any]:
-        return summarize(self.episodes, self.seed, self.envs, self.seconds, self.disturb)
+    def summary(self) -> RolloutSummary:
+        return RolloutSummary.of(self.episodes, self.seed, self.envs, self.seconds, self.disturb)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -96,32 +152,6 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def summarize(episodes: list[EpisodeOutcome], seed: int, envs: int, seconds: float, disturb: str = "") -> dict[str, Any]:
-    """The figures a rollout reports: success rate with its Wilson 95% interval, lengths, returns, speed,
-    and the disturbances (their specification and how many strikes moved something)."""
-    n = len(episodes)
-    successes = sum(e.success for e in episodes)
-    low, high = wilson_interval(successes, n)
-    return {
-        "episodes": n,
-        "successes": successes,
-        "success_rate": round(successes / n, 4) if n else 0.0,
-        "ci95": [round(low, 4), round(high, 4)],
-        "mean_length": round(float(np.mean([e.length for e in episodes])), 2) if n else 0.0,
-        "mean_return": round(float(np.mean([e.ret for e in episodes])), 4) if n else 0.0,
-        "disturb": disturb,
-        "strikes": sum(e.strikes for e in episodes),
-        "seed": seed,
-        "envs": envs,
-        "seconds": round(seconds, 2),
-        "episodes_per_min": round(60.0 * n / seconds, 2) if seconds > 0 else 0.0,
-        "lengths": [e.length for e in episodes],
-        "success": [e.success for e in episodes],
-        "returns": [round(e.ret, 4) for e in episodes],
-        "videos": [e.video for e in episodes if e.video],
-    }
 
 
 class _Worker:
@@ -233,7 +263,7 @@ def run_rollouts(
     writer = None
     if record_to is not None:
         attrs = spec.env.to_attrs()
-        check_dataset(record_to, attrs)
+        check_dataset(record_to, spec.env)
         writer = EpisodeWriter(record_to, attrs=attrs, background=True)
     started = time.perf_counter()
     outcomes: list[EpisodeOutcome] = []

@@ -10,8 +10,8 @@ import torch
 
 from protege.datasets import Dataset, Source
 from protege.launch import cli
-from protege.launch.experiments.dagger import DaggerConfig, run_dagger
 from protege.launch.errors import UserError
+from protege.launch.experiments.dagger import DaggerConfig, run_dagger
 from protege.launch.report import write_report
 from protege.sim import EnvSpec
 

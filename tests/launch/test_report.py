@@ -16,6 +16,7 @@ from protege.launch import cli
 from protege.launch.plots import curves
 from protege.launch.report import write_report
 from protege.launch.runfiles import DaggerLog, EvalRecord, append_eval, read_evals, read_run, write_dagger
+from protege.teleop.runtime.rollout import RolloutSummary
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +64,13 @@ def add_eval(run: Path, videos: list[str], success: list[bool], step: int = 20) 
         f.write(json.dumps(record) + "\n")
 
 
-def summary(success: list[bool], disturb: str = "") -> dict[str, object]:
-    """A rollout summary (protege.teleop.runtime.rollout.summarize) of episodes with these outcomes."""
-    return {"episodes": len(success), "successes": sum(success), "success_rate": sum(success) / len(success),
-            "ci95": [0.1, 0.9], "mean_length": 30.0, "mean_return": 1.0, "disturb": disturb,
-            "strikes": len(success) if disturb else 0, "seed": 100_000, "envs": 1, "seconds": 1.0,
-            "episodes_per_min": 60.0, "lengths": [30] * len(success), "success": success,
-            "returns": [1.0] * len(success), "videos": []}
+def summary(success: list[bool], disturb: str = "") -> RolloutSummary:
+    """A rollout summary of episodes with these outcomes."""
+    return RolloutSummary(episodes=len(success), successes=sum(success), success_rate=sum(success) / len(success),
+                          ci95=(0.1, 0.9), mean_length=30.0, mean_return=1.0, disturb=disturb,
+                          strikes=len(success) if disturb else 0, seed=100_000, envs=1, seconds=1.0,
+                          episodes_per_min=60.0, lengths=(30,) * len(success), success=tuple(success),
+                          returns=(1.0,) * len(success), videos=())
 
 
 def referenced(html_path: Path) -> list[Path]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from protege.launch import cli
+from protege.policies.checkpoint import read_meta
 
 STEPS = 300
 # horizon 1: no padded actions, so the mean of the ranks' mean losses is the global batch's mean loss;
@@ -64,8 +65,8 @@ def test_two_ranks_train_as_one_process_with_the_global_batch(runs):
         assert np.array_equal(one[:, 0], two[:, 0])
         np.testing.assert_allclose(two[:, 1], one[:, 1], rtol=RTOL)
     assert losses(ddp, "train/loss")[-1, 1] < 0.2 * losses(ddp, "train/loss")[0, 1]  # it learnt
-    meta = json.loads((ddp / "config.json").read_text())
-    assert meta["world_size"] == 2 and meta["step"] == STEPS
+    meta = read_meta(ddp)
+    assert meta.world_size == 2 and meta.step == STEPS
 
 
 def test_rank_0_alone_writes_and_prints(runs):
@@ -87,8 +88,8 @@ def test_resume_keeps_the_world_size(runs, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(ddp, run)
     assert cli.main(["train", "--resume", str(run), "--steps", "330", "--nproc", "2", "--no-progress"]) == 0
-    meta = json.loads((run / "config.json").read_text())
-    assert meta["step"] == 330 and meta["world_size"] == 2
+    meta = read_meta(run)
+    assert meta.step == 330 and meta.world_size == 2
     assert cli.main(["train", "--resume", str(run), "--steps", "360", "--no-progress"]) == 2
     assert "trained by 2 process(es)" in capsys.readouterr().err
 

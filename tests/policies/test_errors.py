@@ -7,8 +7,8 @@ import json
 import pytest
 
 from protege.launch import cli
-from protege.policies.checkpoint import check_compatible, load_policy
-from protege.policies.errors import PolicyError
+from protege.policies.checkpoint import load_policy, read_meta
+from protege.policies.errors import CorruptCheckpointError, IncompatiblePolicyError, PolicyError, RunNotFoundError
 from protege.policies.trainer import train
 
 
@@ -35,16 +35,16 @@ def test_dataset_without_the_keys_a_policy_needs(lowdim_dataset, tmp_path, tiny_
 
 
 def test_checkpoint_that_does_not_fit_the_env(run_dir):
-    meta = load_policy(run_dir).meta
-    shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
-    check_compatible(meta, shapes, 7)
-    with pytest.raises(PolicyError, match="checkpoint predicts 7-D actions, the env takes 8-D"):
-        check_compatible(meta, shapes, 8)
+    meta = read_meta(run_dir)
+    shapes = meta.spec.obs_shapes
+    meta.check_fits(shapes, 7)
+    with pytest.raises(IncompatiblePolicyError, match="checkpoint predicts 7-D actions, the env takes 8-D"):
+        meta.check_fits(shapes, 8)
     expected = r"observation 'ee_pos': checkpoint expects shape \(3,\), the env gives \(4,\)"
-    with pytest.raises(PolicyError, match=expected):
-        check_compatible(meta, {**shapes, "ee_pos": (4,)}, 7)
-    with pytest.raises(PolicyError, match="needs observation 'object_pos'"):
-        check_compatible(meta, {k: v for k, v in shapes.items() if k != "object_pos"}, 7)
+    with pytest.raises(IncompatiblePolicyError, match=expected):
+        meta.check_fits({**shapes, "ee_pos": (4,)}, 7)
+    with pytest.raises(IncompatiblePolicyError, match="needs observation 'object_pos'"):
+        meta.check_fits({k: v for k, v in shapes.items() if k != "object_pos"}, 7)
 
 
 def test_corrupt_or_missing_checkpoint_files(run_dir, tmp_path):
@@ -54,16 +54,16 @@ def test_corrupt_or_missing_checkpoint_files(run_dir, tmp_path):
     shutil.copytree(run_dir, broken)
     weights = broken / "ema.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(PolicyError, match="corrupt checkpoint .*ema.safetensors") as info:
+    with pytest.raises(CorruptCheckpointError, match="corrupt checkpoint .*ema.safetensors") as info:
         load_policy(broken)
     assert "\n" not in str(info.value)
     (broken / "ema.safetensors").unlink()
-    with pytest.raises(PolicyError, match="ema.safetensors is missing"):
+    with pytest.raises(CorruptCheckpointError, match="ema.safetensors is missing"):
         load_policy(broken)
     (broken / "config.json").write_text("{not json")
-    with pytest.raises(PolicyError, match="corrupt .*config.json"):
+    with pytest.raises(CorruptCheckpointError, match="corrupt .*config.json"):
         load_policy(broken)
-    with pytest.raises(PolicyError, match="not a protege run: no config.json"):
+    with pytest.raises(RunNotFoundError, match="not a protege run: no config.json"):
         load_policy(tmp_path / "nowhere")
 
 
@@ -75,7 +75,7 @@ def test_weights_of_another_shape(run_dir, tmp_path):
     meta = json.loads((other / "config.json").read_text())
     meta["policy_config"]["hidden"] = [32]
     (other / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(PolicyError, match="has shape \\(16, .*\\), expected \\(32, "):
+    with pytest.raises(CorruptCheckpointError, match="has shape \\(16, .*\\), expected \\(32, "):
         load_policy(other)
 
 

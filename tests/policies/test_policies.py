@@ -10,7 +10,6 @@ from protege.datasets import Dataset, SequenceSampler
 from protege.policies.act.model import TemporalEnsembler
 from protege.policies.base import Spec
 from protege.policies.checkpoint import build_from_meta, load_policy, read_run, save_checkpoint
-from protege.policies.config import TrainConfig, from_dict
 from protege.policies.errors import PolicyError
 from protege.policies.mlp.config import MLPConfig
 from protege.policies.mlp.model import MLPPolicy
@@ -50,8 +49,7 @@ def test_learns_and_reloads_identically(name, dataset_fixture, factor, request, 
     observations = _observations(dataset, keys)
     actions = _rollout(trained, observations)
     assert actions.shape == (len(observations), 7) and actions.dtype == np.float64
-    train_cfg = from_dict(TrainConfig, meta["train_config"])
-    save_checkpoint(tmp_path / "copy", trained, train_cfg, stats, 300, meta["dataset"])
+    save_checkpoint(tmp_path / "copy", trained, meta.train_config, stats, 300, meta.env)
     np.testing.assert_array_equal(_rollout(load_policy(tmp_path / "copy", ema=False), observations), actions)
 
 

@@ -48,7 +48,7 @@ def test_a_bad_specification_is_one_line(text, message):
 
 @pytest.fixture(scope="module")
 def env():
-    return ProtegeEnv("slot_push", cameras=())
+    return ProtegeEnv(EnvSpec.make("slot_push", cameras=()))
 
 
 def test_an_object_push_slides_the_object_by_its_magnitude(env):
@@ -72,7 +72,7 @@ def test_an_arm_shove_displaces_the_end_effector_by_its_magnitude_and_the_arm_st
 
 
 def test_a_held_object_moves_with_the_shoved_arm():
-    env = ProtegeEnv("lift", cameras=())
+    env = ProtegeEnv(EnvSpec.make("lift", cameras=()))
     expert = make_expert(env)
     obs, _ = env.reset(seed=1)
     expert.reset(seed=1)
@@ -88,7 +88,7 @@ def test_a_held_object_moves_with_the_shoved_arm():
 
 def test_an_action_arrives_latency_ticks_late():
     disturber = Disturber(parse_disturbances("latency=2"))
-    disturber.reset(ProtegeEnv("reach", cameras=()), seed=0)
+    disturber.reset(ProtegeEnv(EnvSpec.make("reach", cameras=())), seed=0)
     applied = [float(disturber.delay(np.array([float(t)]))[0]) for t in range(5)]
     assert applied == [0.0, 0.0, 0.0, 1.0, 2.0]
 
@@ -138,4 +138,4 @@ def test_disturbed_rollouts_are_the_same_for_any_number_of_workers():
     assert [e.strikes for e in one.episodes] == [e.strikes for e in two.episodes]
     assert sum(e.strikes for e in one.episodes) >= 4
     assert [e.ret for e in one.episodes] == [e.ret for e in two.episodes]
-    assert one.summary["disturb"] == "object_push=0.04,arm_shove=0.04,obs_noise=0.005"
+    assert one.summary.disturb == "object_push=0.04,arm_shove=0.04,obs_noise=0.005"

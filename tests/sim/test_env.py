@@ -4,12 +4,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from protege.sim import GYM_IDS, TASKS, ProtegeEnv
+from protege.sim import GYM_IDS, TASKS, EnvSpec, ProtegeEnv
 
 
 @pytest.fixture(scope="module")
 def lift() -> ProtegeEnv:
-    return ProtegeEnv("lift", cameras=())
+    return ProtegeEnv(EnvSpec.make("lift", cameras=()))
 
 
 def _rollout(env: ProtegeEnv, seed: int, steps: int) -> list[dict[str, np.ndarray]]:
@@ -24,7 +24,7 @@ def _rollout(env: ProtegeEnv, seed: int, steps: int) -> list[dict[str, np.ndarra
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_observation_matches_space(task: str) -> None:
-    env = ProtegeEnv(task, cameras=())
+    env = ProtegeEnv(EnvSpec.make(task, cameras=()))
     obs, info = env.reset(seed=0)
     assert set(obs) == set(env.observation_space.spaces)
     for key, space in env.observation_space.spaces.items():
@@ -124,7 +124,7 @@ def test_ee_delta_respects_joint_limits(lift: ProtegeEnv) -> None:
 
 
 def test_joint_controller_tracks_joint_targets() -> None:
-    env = ProtegeEnv("reach", cameras=(), action_space="joint")
+    env = ProtegeEnv(EnvSpec.make("reach", cameras=(), action_space="joint"))
     obs, _ = env.reset(seed=0)
     target = obs["joint_pos"] + np.array([0.3, -0.2, 0.2, 0.4, -0.3, 0.5])
     for _ in range(30):
@@ -144,7 +144,7 @@ def test_gripper_command_closes_and_opens(lift: ProtegeEnv) -> None:
 
 
 def test_episode_truncates_at_the_time_limit() -> None:
-    env = ProtegeEnv("reach", cameras=())
+    env = ProtegeEnv(EnvSpec.make("reach", cameras=()))
     env.reset(seed=0)
     for step in range(1, env.max_steps + 1):
         _, _, terminated, truncated, _ = env.step(np.zeros(7))
@@ -154,7 +154,7 @@ def test_episode_truncates_at_the_time_limit() -> None:
 
 
 def test_reaching_the_target_terminates_with_success() -> None:
-    env = ProtegeEnv("reach", cameras=())
+    env = ProtegeEnv(EnvSpec.make("reach", cameras=()))
     obs, _ = env.reset(seed=2)
     for _ in range(env.max_steps):
         delta = np.clip(obs["goal_pos"] - obs["ee_pos"], -0.02, 0.02)
@@ -179,7 +179,7 @@ def test_home_data_is_scratch_physics_at_home(lift: ProtegeEnv) -> None:
 
 @pytest.mark.parametrize("where", ["beyond the edge", "below the top"])
 def test_an_object_that_leaves_the_table_ends_the_episode_as_a_failure(where: str) -> None:
-    env = ProtegeEnv(task="lift", cameras=(), terminate_on_success=False)  # as the teleop windows run it
+    env = ProtegeEnv(EnvSpec.make(task="lift", cameras=()), terminate_on_success=False)  # as the teleop windows run it
     env.reset(seed=0)
     _, _, terminated, _, info = env.step(np.zeros(7))
     assert not terminated and not info["object_lost"], "a cube resting on the table is not lost"

@@ -3,14 +3,13 @@ visited (DAgger), and their action noise is reproducible."""
 
 from __future__ import annotations
 
-import protege.sim  # noqa: F401  (picks the headless GL backend before mujoco loads)
-
 import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
 
-from protege.sim import GYM_IDS, TASKS, ProtegeEnv, SimError
+import protege.sim  # noqa: F401  (picks the headless GL backend before mujoco loads)
+from protege.sim import GYM_IDS, TASKS, EnvSpec, ProtegeEnv, SimError
 from protege.sim.experts import DEMO_NOISE, EXPERTS, ScriptedExpert, make_expert
 from protege.sim.robot import menagerie_dir
 from protege.sim.tasks.base import CUBE_HALF
@@ -26,7 +25,7 @@ def env_for(task: str, robot: str = "protege_arm") -> ProtegeEnv:
     """One env per (task, robot) for the whole module: building the IK model takes a moment."""
     key = (task, robot)
     if key not in _ENVS:
-        _ENVS[key] = ProtegeEnv(task, robot=robot, cameras=())
+        _ENVS[key] = ProtegeEnv(EnvSpec.make(task, robot=robot, cameras=()))
     return _ENVS[key]
 
 
@@ -112,7 +111,7 @@ def test_expert_is_a_function_of_the_sim_state(task):
         fresh = make_expert(env)
         np.testing.assert_allclose(busy.act(), fresh.act(), atol=1e-12)
     # ... and takes over from the last state, in a new env, to success.
-    other = ProtegeEnv(task, cameras=())
+    other = ProtegeEnv(EnvSpec.make(task, cameras=()))
     other.reset(seed=8)
     other.set_state(states[-1])
     expert = make_expert(other)
@@ -163,7 +162,7 @@ def test_expert_accepts_a_gymnasium_wrapped_env():
 
 
 def test_expert_refuses_joint_action_space():
-    env = ProtegeEnv("lift", cameras=(), action_space="joint")
+    env = ProtegeEnv(EnvSpec.make("lift", cameras=(), action_space="joint"))
     with pytest.raises(SimError, match="ee_delta"):
         make_expert(env)
 

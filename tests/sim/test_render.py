@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from protege.sim import ProtegeEnv
+from protege.sim import EnvSpec, ProtegeEnv
 
 
 @pytest.fixture(scope="module")
 def env() -> ProtegeEnv:
-    e = ProtegeEnv("lift", cameras=("front", "wrist"), image_size=(96, 128))
+    e = ProtegeEnv(EnvSpec.make("lift", cameras=("front", "wrist"), image_size=(96, 128)))
     yield e
     e.close()
 

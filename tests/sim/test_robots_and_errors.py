@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from protege.sim import ProtegeEnv, SimError, load_robot_spec
+from protege.sim import EnvSpec, ProtegeEnv, SimError, load_robot_spec
 from protege.sim.robot import builtin_spec_path, menagerie_dir
 
 needs_menagerie = pytest.mark.skipif(menagerie_dir() is None, reason="Menagerie robots not found (PROTEGE_MENAGERIE)")
@@ -17,7 +17,7 @@ needs_menagerie = pytest.mark.skipif(menagerie_dir() is None, reason="Menagerie 
 @needs_menagerie
 @pytest.mark.parametrize("robot,dof", [("panda", 7), ("so_arm100", 5)])
 def test_menagerie_arms_load_and_move_through_their_spec(robot: str, dof: int) -> None:
-    env = ProtegeEnv("lift", robot=robot, cameras=())
+    env = ProtegeEnv(EnvSpec.make("lift", robot=robot, cameras=()))
     obs, _ = env.reset(seed=0)
     assert obs["joint_pos"].shape == (dof,)
     start = obs["ee_pos"].copy()
@@ -32,7 +32,7 @@ def test_menagerie_arms_load_and_move_through_their_spec(robot: str, dof: int) -
 @pytest.mark.parametrize("robot", ["panda", "so_arm100"])
 def test_menagerie_arms_grasp_and_lift_a_cube(robot: str) -> None:
     """Drop the open gripper around the cube, close it, lift: the cube comes along."""
-    env = ProtegeEnv("lift", robot=robot, cameras=(), terminate_on_success=False)
+    env = ProtegeEnv(EnvSpec.make("lift", robot=robot, cameras=()), terminate_on_success=False)
     env.reset(seed=0)
     task, data = env.task, env.data
     ee, rot = env.ee_pose()
@@ -65,13 +65,13 @@ def test_menagerie_specs_with_swapped_gripper_values_are_refused(tmp_path: Path,
 
 def test_unknown_task_and_robot_and_camera_are_named() -> None:
     with pytest.raises(SimError, match="unknown task 'fly'"):
-        ProtegeEnv("fly")
+        ProtegeEnv(EnvSpec.make("fly"))
     with pytest.raises(SimError, match="unknown robot 'r2d2'"):
-        ProtegeEnv("lift", robot="r2d2")
+        ProtegeEnv(EnvSpec.make("lift", robot="r2d2"))
     with pytest.raises(SimError, match="unknown camera nose"):
-        ProtegeEnv("lift", cameras=("front", "nose"))
+        ProtegeEnv(EnvSpec.make("lift", cameras=("front", "nose")))
     with pytest.raises(SimError, match="unknown action space"):
-        ProtegeEnv("lift", cameras=(), action_space="torque")
+        ProtegeEnv(EnvSpec.make("lift", cameras=(), action_space="torque"))
 
 
 def _write_spec(tmp_path: Path, **changes: object) -> Path:

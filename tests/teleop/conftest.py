@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 
 import protege.sim  # noqa: E402,F401  (headless GL before mujoco)
 from protege.datasets import EpisodeWriter  # noqa: E402
-from protege.sim import ProtegeEnv  # noqa: E402
+from protege.sim import EnvSpec, ProtegeEnv  # noqa: E402
 from protege.teleop.devices import KeyboardDevice, load_bindings  # noqa: E402
 from protege.teleop.recorder import Recorder  # noqa: E402
 
@@ -24,7 +24,7 @@ def bindings():
 @pytest.fixture
 def env():
     """Lift on the built-in arm, no cameras (fast), success never ends the episode by itself."""
-    env = ProtegeEnv(task="lift", cameras=(), terminate_on_success=False)
+    env = ProtegeEnv(EnvSpec.make(task="lift", cameras=()), terminate_on_success=False)
     yield env
     env.close()
 

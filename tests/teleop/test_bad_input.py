@@ -8,6 +8,7 @@ import pytest
 
 from protege.datasets import EpisodeWriter
 from protege.launch import cmd_record
+from protege.sim import IncompatibleEnvError
 from protege.teleop.devices import load_bindings
 from protege.teleop.errors import TeleopError
 
@@ -73,22 +74,22 @@ def reach_dataset(tmp_path):
 @pytest.mark.parametrize("who", [("--expert", "scripted"), ("--device", "keyboard")])
 def test_dataset_of_another_task_is_refused_untouched(reach_dataset, who):
     before = digest(reach_dataset)
-    with pytest.raises(TeleopError) as err:
+    with pytest.raises(IncompatibleEnvError) as err:
         record("--task", "lift", *who, "--episodes", "1", "--cameras", "", "--out", str(reach_dataset))
-    assert "task" in str(err.value) and "\n" not in str(err.value)
+    assert "holds episodes of task 'reach', not 'lift'" in str(err.value) and "\n" not in str(err.value)
     assert digest(reach_dataset) == before
 
 
 def test_dataset_with_other_cameras_is_refused_untouched(reach_dataset):
     before = digest(reach_dataset)
-    with pytest.raises(TeleopError) as err:
+    with pytest.raises(IncompatibleEnvError) as err:
         record("--task", "reach", "--expert", "scripted", "--episodes", "1", "--cameras", "front", "--out", str(reach_dataset))
-    assert "cameras" in str(err.value) and "\n" not in str(err.value)
+    assert "holds episodes of cameras (), not ('front',)" in str(err.value) and "\n" not in str(err.value)
     assert digest(reach_dataset) == before
 
 
 def test_dataset_of_another_robot_is_refused(tmp_path):
     out = tmp_path / "other.zarr"
     EpisodeWriter(out, attrs={"fps": 20.0, "robot": "panda", "task": "lift", "action_space": "ee_delta"}).close()
-    with pytest.raises(TeleopError, match="robot 'panda' differs"):
+    with pytest.raises(IncompatibleEnvError, match="holds episodes of robot 'panda', not 'protege_arm'"):
         record("--task", "lift", "--expert", "scripted", "--cameras", "", "--out", str(out))

@@ -10,7 +10,7 @@ import pytest
 from protege.datasets import Dataset, Episode, EpisodeWriter, Source
 from protege.datasets.schema import user_attrs
 from protege.launch.cli import main
-from protege.sim import EnvSpec
+from protege.sim import EnvSpec, IncompatibleEnvError
 from protege.teleop.browser import BrowserModel, segments
 from protege.teleop.browser_view import BrowserApp, BrowserView, RewindOptions
 from protege.teleop.correct import Rewinder, parse_corrections, run_script
@@ -334,7 +334,7 @@ def test_an_out_dataset_of_another_task_is_refused_before_any_work(tmp_path, dat
     out = tmp_path / "push.zarr"
     with EpisodeWriter(out, attrs={**user_attrs(Dataset(dataset).attrs), "task": "push", "cameras": []}) as writer:
         writer.add_episode(Episode({"action": np.zeros((2, 7))}, seed=0, success=False, source=Source.HUMAN))
-    with pytest.raises(TeleopError, match="task 'push' differs"):
+    with pytest.raises(IncompatibleEnvError, match="holds episodes of task 'push', not 'lift'"):
         run_script(dataset, parse_corrections([{"episode": 1, "frame": 3, "ticks": 2}]), out=str(out))
     assert Dataset(out).num_episodes == 1
 

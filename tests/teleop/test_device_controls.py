@@ -9,8 +9,8 @@ from protege.datasets import Dataset
 from protege.teleop.devices import Command, GamepadDevice, KeyboardDevice
 from protege.teleop.devices.base import DEFAULT_VIEW_YAW, view_to_base
 from protege.teleop.errors import TeleopError
-from protege.teleop.runtime.loop import person_time_limit
 from protege.teleop.recorder import Phase
+from protege.teleop.runtime.loop import person_time_limit
 from protege.teleop.scripted_input import ScriptedInput
 
 SCALE = np.array([0.02, 0.02, 0.02, 0.1, 0.1, 0.1])

@@ -5,7 +5,7 @@ import pygame
 import pytest
 
 from protege.datasets import Dataset, EpisodeBuffer, EpisodeWriter, Source
-from protege.sim import ProtegeEnv
+from protege.sim import EnvSpec, ProtegeEnv
 from protege.teleop.devices import Command, GamepadDevice, KeyboardDevice, load_bindings
 from protege.teleop.errors import TeleopError
 from protege.teleop.intervene import Intervention, run_intervention
@@ -171,7 +171,7 @@ def test_takeover_key_comes_from_the_bindings_file(env, tmp_path):
 
 
 def test_intervention_refuses_joint_action_space(keyboard):
-    env = ProtegeEnv(task="reach", cameras=(), action_space="joint")
+    env = ProtegeEnv(EnvSpec.make(task="reach", cameras=(), action_space="joint"))
     with pytest.raises(TeleopError, match="ee_delta"):
         Intervention(env, FixedPolicy(), keyboard, EpisodeBuffer(), realtime=False)
     env.close()

@@ -55,7 +55,7 @@ def test_evaluating_on_ray_gives_the_local_numbers_and_recording(local_ray, tmp_
     on_ray = run_rollouts(spec, EPISODES, seed=5, envs=2, record_to=str(tmp_path / "ray.zarr"), progress=False,
                           ray=ray_pool.LOCAL)
     for key in ("lengths", "returns", "success"):
-        assert local.summary[key] == on_ray.summary[key]
+        assert getattr(local.summary, key) == getattr(on_ray.summary, key)
     assert [o.seed for o in on_ray.episodes] == list(range(5, 5 + EPISODES))
     assert_same_dataset(str(tmp_path / "local.zarr"), str(tmp_path / "ray.zarr"))
 

@@ -9,10 +9,10 @@ import pytest
 from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Source
 from protege.launch.cli import main
 from protege.sim import EnvSpec
+from protege.teleop.replay import deviation, replay, replay_episode
 from protege.teleop.runtime.collect import collect, make_env
 from protege.teleop.runtime.loop import ControlLoop
 from protege.teleop.runtime.pilots import ExpertPilot
-from protege.teleop.replay import deviation, replay, replay_episode
 
 SPEC = EnvSpec.make("lift", cameras=("front",), image_size=32)
 

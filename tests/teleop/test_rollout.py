@@ -8,8 +8,8 @@ from rollout_policies import make_reach_policy
 
 from protege.datasets import Dataset, Source
 from protege.sim import EnvSpec
-from protege.teleop.runtime.collect import make_env
 from protege.teleop.errors import TeleopError
+from protege.teleop.runtime.collect import make_env
 from protege.teleop.runtime.pilots import MixturePilot
 from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts, wilson_interval
 
@@ -33,9 +33,9 @@ def test_same_seed_same_numbers_and_workers_do_not_change_them():
     again = run_rollouts(spec(), 4, seed=7, envs=1, progress=False).summary
     two = run_rollouts(spec(), 4, seed=7, envs=2, progress=False).summary
     for key in ("lengths", "returns", "success"):
-        assert one[key] == again[key] == two[key]
+        assert getattr(one, key) == getattr(again, key) == getattr(two, key)
     other = run_rollouts(spec(), 4, seed=8, envs=1, progress=False).summary
-    assert other["returns"] != one["returns"]
+    assert other.returns != one.returns
 
 
 def test_recorded_rollouts_are_policy_episodes_in_seed_order(tmp_path):
@@ -46,7 +46,7 @@ def test_recorded_rollouts_are_policy_episodes_in_seed_order(tmp_path):
     assert ds.meta("seed").tolist() == [20, 21, 22]
     assert ds.meta("source").tolist() == [int(Source.POLICY)] * 3
     assert int(ds["intervention"][:].sum()) == 0
-    assert np.diff(np.concatenate([[0], ds.episode_ends])).tolist() == result.summary["lengths"]
+    assert np.diff(np.concatenate([[0], ds.episode_ends])).tolist() == list(result.summary.lengths)
 
 
 def test_expert_labels_every_visited_state_and_drives_with_probability_beta(tmp_path):
@@ -114,8 +114,8 @@ def test_videos_have_one_frame_per_observation(tmp_path):
     import cv2
 
     result = run_rollouts(spec(video_dir=str(tmp_path), videos=1, video_size=64), 2, seed=0, progress=False)
-    assert len(result.summary["videos"]) == 1
-    capture = cv2.VideoCapture(result.summary["videos"][0])
+    assert len(result.summary.videos) == 1
+    capture = cv2.VideoCapture(result.summary.videos[0])
     frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     assert frames == result.episodes[0].length + 1
 

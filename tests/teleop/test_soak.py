@@ -13,7 +13,7 @@ import time
 import pytest
 
 from protege.datasets import Dataset, EpisodeWriter
-from protege.sim import ProtegeEnv
+from protege.sim import EnvSpec, ProtegeEnv
 from protege.teleop.devices import KeyboardDevice
 from protege.teleop.recorder import Recorder
 from protege.teleop.scripted_input import ScriptedInput
@@ -34,7 +34,7 @@ def take() -> ScriptedInput:
 
 @pytest.mark.slow
 def test_recorder_soak_keeps_memory_flat_and_ticks_on_time(tmp_path, bindings):
-    env = ProtegeEnv(task="lift", cameras=("front", "wrist"), image_size=128, terminate_on_success=False)
+    env = ProtegeEnv(EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128), terminate_on_success=False)
     writer = EpisodeWriter(tmp_path / "soak.zarr", attrs=env.env_spec.to_attrs(), background=True)  # as `record`
     recorder = Recorder(env, KeyboardDevice(bindings.keyboard, env.action_space.high[:6]), writer, success_hold=0)
     duration = MINUTES * 60.0
