@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
 import pygame
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 HOME_AZIMUTH, HOME_ELEVATION, HOME_DISTANCE = 180.0, -35.0, 1.3  # facing the arm across the table, as the front camera
 HOME_LOOKAT_Z = 0.08
@@ -45,7 +48,7 @@ _SETTLE_RENDERS = 40  # renders at a resolution before a higher one is tried aga
 class MainView:
     """The free camera of a window on ``env``, ``size`` = (width, height) pixels."""
 
-    def __init__(self, env: Any, size: tuple[int, int], budget_s: float | None = None) -> None:
+    def __init__(self, env: ProtegeEnv, size: tuple[int, int], budget_s: float | None = None) -> None:
         self.env = env
         self.size = size
         self.budget_s = budget_s

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pygame
@@ -17,6 +17,9 @@ import pygame
 from protege.teleop.display import desktop_size, open_window, require_display
 from protege.teleop.main_view import MainView
 from protege.teleop.runtime.loop import Clock
+
+if TYPE_CHECKING:
+    from protege.sim.env import ProtegeEnv
 
 Colour = tuple[int, int, int]
 
@@ -94,7 +97,7 @@ class SceneView:
     cameras as labelled thumbnails in a column to its right (THUMB_WIDTH wide, or narrower where they
     would not fit the view's height)."""
 
-    def __init__(self, env: Any, size: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> None:
+    def __init__(self, env: ProtegeEnv, size: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> None:
         self.cameras = tuple(env.cameras)
         self.rect = pygame.Rect(origin, size)
         self.view = MainView(env, size, budget_s=VIEW_BUDGET / env.control_hz)
@@ -158,7 +161,7 @@ class Window:
     ``what`` names the window in the error raised when none can be opened.
     """
 
-    def __init__(self, env: Any, title: str, what: str = "protege", main_size: tuple[int, int] = MAIN_VIEW) -> None:
+    def __init__(self, env: ProtegeEnv, title: str, what: str = "protege", main_size: tuple[int, int] = MAIN_VIEW) -> None:
         self.cameras = tuple(env.cameras)
         thumbs = THUMB_WIDTH if self.cameras else 0
         require_display(what)
