@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from protege.sim.env import ProtegeEnv
 
 SOURCES = ("keyboard", "gamepad", "expert")
-DISPLAY_CAMERA = "front"  # what a person sees while correcting a dataset recorded without cameras
 
 
 @dataclass(frozen=True)
@@ -122,15 +121,11 @@ class HandOver:
 
 
 class Rewinder:
-    """An env built from a dataset's attributes that can be put in the state of any recorded frame.
+    """An env built from a dataset's attributes that can be put in the state of any recorded frame."""
 
-    ``display`` adds a camera to watch when the dataset has none (its images are not recorded).
-    """
-
-    def __init__(self, ds: Dataset, robot: str | None = None, display: bool = False) -> None:
+    def __init__(self, ds: Dataset, robot: str | None = None) -> None:
         self.ds = ds
-        cameras = list(ds.attrs.get("cameras", []))
-        self.env = make_replay_env(ds.attrs, robot=robot, cameras=cameras or ([DISPLAY_CAMERA] if display else []))
+        self.env = make_replay_env(ds.attrs, robot=robot)
         produced = set(self.env.observation_space.spaces) | set(FRAME_KEYS)
         missing = sorted(set(ds.keys) - produced)
         if missing:
