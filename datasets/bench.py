@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zarr
 
 from protege.datasets.episode import Episode
 from protege.datasets.errors import MissingExtraError
@@ -29,6 +31,7 @@ EXCHANGE_EPISODES = 4
 IMAGE_SIZE = 128
 N_OBS_STEPS, HORIZON, BATCH = 2, 16, 256
 CAMERAS = ("front", "wrist")
+ROUNDS = 3  # each sampling figure and its limit are measured alternately this many times; medians reported
 _ATTRS = {"fps": 20, "robot": "default", "task": "bench", "action_space": "ee_delta", "cameras": list(CAMERAS)}
 
 
@@ -80,20 +83,140 @@ def _write_low_dim(path: Path) -> None:
             ))
 
 
-def _samples_per_second(sampler: SequenceSampler, budget_s: float, reuse: bool) -> float:
-    """Random batches for ``budget_s``; each batch is kept until the next one exists, as a trainer would."""
+def _rate(draw: Callable[[np.ndarray], Any], size: int, budget_s: float) -> float:
+    """Windows per second of ``draw(indices)`` on random batches for ``budget_s`` (one warm-up batch first)."""
     rng = np.random.default_rng(2)
-    batch = sampler.sample(rng.integers(0, len(sampler), BATCH))  # warm up
+    draw(rng.integers(0, size, BATCH))
     batches, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < budget_s or batches < 2:
-        batch = sampler.sample(rng.integers(0, len(sampler), BATCH), out=batch if reuse else None)
+        draw(rng.integers(0, size, BATCH))
         batches += 1
     return batches * BATCH / elapsed
 
 
-def _bench_sampling(path: Path, obs_keys: list[str], cache: bool, budget_s: float, reuse: bool = False) -> float:
-    sampler = SequenceSampler(Dataset(path), obs_keys, n_obs_steps=N_OBS_STEPS, horizon=HORIZON, cache=cache)
-    return _samples_per_second(sampler, budget_s, reuse)
+def _sampler_draw(sampler: SequenceSampler, reuse: bool) -> Callable[[np.ndarray], Any]:
+    """Each batch is kept until the next one exists, as a trainer would; with ``reuse`` it is refilled."""
+    batch: dict[str, np.ndarray] | None = None
+
+    def draw(indices: np.ndarray) -> None:
+        nonlocal batch
+        batch = sampler.sample(indices, out=batch if reuse else None)
+
+    return draw
+
+
+class _Windows:
+    """The frames of each window, as a hand-written numpy loader computes them (the limits' index work)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        starts, ends = ds.episode_starts, ds.episode_ends
+        lengths = ends - starts
+        self.frame = np.arange(int(lengths.sum()), dtype=np.int64)
+        self.first, self.last = np.repeat(starts, lengths), np.repeat(ends - 1, lengths)
+
+    def frames(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = self.frame[indices][:, None]
+        obs = np.maximum(t + np.arange(1 - N_OBS_STEPS, 1), self.first[indices][:, None])
+        return obs, np.minimum(t + np.arange(HORIZON), self.last[indices][:, None])
+
+
+def _numpy_draw(ds: Dataset, obs_keys: list[str], reuse: bool) -> Callable[[np.ndarray], Any]:
+    """The limit of the cached sampler: plain numpy fancy indexing of arrays in RAM (``reuse``: ``np.take``
+    into the previous batch's arrays, the limit of the sampler refilling its output)."""
+    arrays = {key: ds.load(key) for key in (*obs_keys, "action")}
+    windows = _Windows(ds)
+    out: dict[str, np.ndarray] = {}
+
+    def draw(indices: np.ndarray) -> None:
+        obs, act = windows.frames(indices)
+        for key, array in arrays.items():
+            frames = act if key == "action" else obs
+            if reuse and key in out:
+                np.take(array, frames, axis=0, out=out[key], mode="clip")
+            else:
+                out[key] = array[frames]
+
+    return draw
+
+
+def _file_read_draw(ds: Dataset, obs_keys: list[str]) -> Callable[[np.ndarray], Any]:
+    """The limit of the disk path: a plain read of the stored chunk files that hold each batch's frames
+    (format 2, the files' bytes only: no decompression, no gathering)."""
+    windows = _Windows(ds)
+    keys = [*obs_keys, "action"]
+    chunk_frames = {key: ds.chunks(key)[0] for key in keys}
+    suffix = {key: ".0" * (len(ds.shape(key)) - 1) for key in keys}
+
+    def draw(indices: np.ndarray) -> None:
+        obs, act = windows.frames(indices)
+        for key in keys:
+            frames = act if key == "action" else obs
+            for chunk in np.unique(frames // chunk_frames[key]).tolist():
+                with open(os.path.join(ds.path, "data", key, f"{chunk}{suffix[key]}"), "rb") as f:
+                    f.read()
+
+    return draw
+
+
+def _paired(first: Callable[[], float], second: Callable[[], float], rounds: int) -> tuple[float, float, float]:
+    """Median of each of two rates measured alternately ``rounds`` times, and the median of their ratios."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(first())
+        b.append(second())
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    return float(np.median(a)), float(np.median(b)), float(np.median(ratios))
+
+
+def _bench_sampling(path: Path, obs_keys: list[str], budget_s: float, rounds: int = ROUNDS) -> dict[str, float]:
+    """Each sampler path beside its limit, alternating, on the dataset at ``path``."""
+    ds = Dataset(path)
+    name = "images" if len(obs_keys) > 1 else "low_dim"
+    cached = SequenceSampler(ds, obs_keys, n_obs_steps=N_OBS_STEPS, horizon=HORIZON, cache=True)
+    disk = SequenceSampler(Dataset(path), obs_keys, n_obs_steps=N_OBS_STEPS, horizon=HORIZON, cache=False)
+    n = len(cached)
+    result: dict[str, float] = {}
+    pairs = {
+        "cache": (_sampler_draw(cached, False), _numpy_draw(ds, obs_keys, False), "numpy_fancy"),
+        "cache_reuse": (_sampler_draw(cached, True), _numpy_draw(ds, obs_keys, True), "numpy_take_out"),
+        "disk": (_sampler_draw(disk, False), _file_read_draw(ds, obs_keys), "file_read"),
+    }
+    for what, (ours, limit, limit_name) in pairs.items():
+        rate, bound, ratio = _paired(lambda ours=ours: _rate(ours, n, budget_s),
+                                     lambda limit=limit: _rate(limit, n, budget_s), rounds)
+        result[f"sample_{name}_{what}_per_s"] = rate
+        result[f"{limit_name}_{name}_per_s"] = bound
+        result[f"sample_{name}_{what}_to_limit"] = ratio
+    return result
+
+
+def _replay_buffer_copy(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
+    """diffusion_policy's ``ReplayBuffer.copy_from_path`` into numpy: every array read whole through zarr."""
+    group = zarr.open_group(str(path), mode="r")
+    return {key: np.asarray(group["data"][key][:]) for key in keys}
+
+
+def _bench_load(path: Path, keys: list[str], rounds: int = ROUNDS) -> dict[str, float]:
+    """Seconds for ``Dataset.load`` of ``keys`` (checksums checked) beside diffusion_policy's ReplayBuffer copy
+    into memory, alternating on the same dataset; medians, and the median ratio of their rates."""
+    def load() -> float:
+        start, ds = time.perf_counter(), Dataset(path)
+        for key in keys:
+            ds.load(key)
+        return 1 / (time.perf_counter() - start)
+
+    def replay_buffer() -> float:
+        start = time.perf_counter()
+        _replay_buffer_copy(path, keys)
+        return 1 / (time.perf_counter() - start)
+
+    ours, limit, ratio = _paired(load, replay_buffer, rounds)
+    return {"load_images_s": 1 / ours, "replay_buffer_copy_s": 1 / limit, "load_to_replay_buffer": ratio}
+
+
+def _bench_disk_format3(path: Path, obs_keys: list[str], budget_s: float) -> float:
+    sampler = SequenceSampler(Dataset(path), obs_keys, n_obs_steps=N_OBS_STEPS, horizon=HORIZON, cache=False)
+    return _rate(_sampler_draw(sampler, False), len(sampler), budget_s)
 
 
 def _bench_exchange(root: Path) -> dict[str, float | None]:
@@ -126,33 +249,38 @@ def run_bench(json: bool = False) -> dict[str, Any]:
         result = {
             "write_frames_per_s": _bench_write(root / "images.zarr", zarr_format=2),
             "write_frames_per_s_format3": _bench_write(root / "images3.zarr", zarr_format=3),
-            "sample_low_dim_cache_per_s": _bench_sampling(root / "low_dim.zarr", ["state"], True, 1.0),
-            "sample_low_dim_disk_per_s": _bench_sampling(root / "low_dim.zarr", ["state"], False, 1.0),
-            "sample_images_cache_per_s": _bench_sampling(root / "images.zarr", image_keys, True, 2.0),
-            "sample_images_cache_reuse_per_s": _bench_sampling(root / "images.zarr", image_keys, True, 2.0, reuse=True),
-            "sample_images_disk_per_s": _bench_sampling(root / "images.zarr", image_keys, False, 2.0),
-            "sample_images_disk_per_s_format3": _bench_sampling(root / "images3.zarr", image_keys, False, 2.0),
+            **_bench_sampling(root / "low_dim.zarr", ["state"], 0.5),
+            **_bench_sampling(root / "images.zarr", image_keys, 1.0),
+            "sample_images_disk_per_s_format3": _bench_disk_format3(root / "images3.zarr", image_keys, 2.0),
+            **_bench_load(root / "images.zarr", [f"image_{camera}" for camera in CAMERAS]),
             **_bench_exchange(root),
         }
-    result = {name: None if value is None else round(value, 1) for name, value in result.items()}
+    result = {name: None if value is None else round(value, 3 if name.endswith(("_s", "_limit", "_buffer")) else 1)
+              for name, value in result.items()}
     if not json:
         _print(result)
-    window = {"n_obs_steps": N_OBS_STEPS, "horizon": HORIZON, "batch": BATCH}
+    window = {"n_obs_steps": N_OBS_STEPS, "horizon": HORIZON, "batch": BATCH, "rounds": ROUNDS}
     return {**result, "window": window, "cpu_count": os.cpu_count()}
 
 
 def _print(r: dict[str, Any]) -> None:
     print(f"write    two {IMAGE_SIZE}x{IMAGE_SIZE} cameras + state/action, frames/s (80 = 4x real time at 20 Hz):")
     print(f"         format 2 {r['write_frames_per_s']:>8,.0f}   format 3 {r['write_frames_per_s_format3']:>8,.0f}")
-    print(f"sample   windows of {N_OBS_STEPS} obs + {HORIZON} actions, batches of {BATCH}, samples/s:")
-    low_dim_cache, low_dim_disk = r["sample_low_dim_cache_per_s"], r["sample_low_dim_disk_per_s"]
-    print(f"         low-dim   cache {low_dim_cache:>12,.0f}   disk {low_dim_disk:>10,.0f}")
-    print(
-        f"         2 cameras cache {r['sample_images_cache_per_s']:>12,.0f}"
-        f"   disk {r['sample_images_disk_per_s']:>10,.0f}"
-        f"   disk, format 3 {r['sample_images_disk_per_s_format3']:>8,.0f}"
+    print(f"sample   windows of {N_OBS_STEPS} obs + {HORIZON} actions, batches of {BATCH}, samples/s, each beside its "
+          f"limit measured in this run (median of {ROUNDS} alternating runs):")
+    rows = (
+        ("cache", "numpy_fancy", "numpy fancy indexing in RAM"),
+        ("cache_reuse", "numpy_take_out", "numpy take into the previous batch"),
+        ("disk", "file_read", "plain read of the chunk files"),
     )
-    print(f"         2 cameras cache, refilling the previous batch (out=) {r['sample_images_cache_reuse_per_s']:,.0f}")
+    for name, label in (("low_dim", "low-dim"), ("images", "2 cameras")):
+        for what, limit, text in rows:
+            shown = f"{label} {what.replace('_', ' ')}"
+            print(f"         {shown:<22} {r[f'sample_{name}_{what}_per_s']:>11,.0f}   limit {r[f'{limit}_{name}_per_s']:>11,.0f}"
+                  f"  ({text}; ratio {r[f'sample_{name}_{what}_to_limit']:.2f})")
+    print(f"         2 cameras disk, format 3 {r['sample_images_disk_per_s_format3']:>11,.0f}")
+    print(f"load     both cameras into RAM: Dataset.load {r['load_images_s']:.2f} s, diffusion_policy's ReplayBuffer copy "
+          f"{r['replay_buffer_copy_s']:.2f} s (load's speed / the copy's: {r['load_to_replay_buffer']:.2f})")
     print("exchange two cameras + state/action, frames/s:")
     for name in ("lerobot", "robomimic"):
         rates = [r[f"{way}_{name}_frames_per_s"] for way in ("export", "import")]

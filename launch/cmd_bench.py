@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
     add_ray_argument(parser, "record and rollout only")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
+    sim = parser.add_argument_group("bench sim")
+    sim.add_argument("--robot", help="the arm: built-in name, Menagerie name or spec file (default: protege_arm)")
     learn = parser.add_argument_group("bench learn (the learning table)")
     learn.add_argument("--out", help="table directory: created, or resumed if it holds the same settings")
     learn.add_argument("--tasks", default=",".join(LEARN_TASKS), help="comma-separated tasks (default: all)")
@@ -63,19 +65,22 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--ray measures {' and '.join(RAY_TARGETS)}, not {args.target}")
     if args.target != "learn" and args.out is not None:
         raise UserError(f"--out and the other learning-table options are for bench learn, not {args.target}")
+    if args.target != "sim" and args.robot is not None:
+        raise UserError(f"--robot is for bench sim, not {args.target}")
     module, function = BENCHES[args.target]
-    extra = {"ray": args.ray} if args.ray else {"args": args} if args.target == "learn" else {}
+    extra = {"ray": args.ray} if args.ray else {"args": args} if args.target in ("learn", "sim") else {}
     result = getattr(importlib.import_module(module), function)(json=args.json, **extra)
     if args.json:
         emit_json(result)
     return 0
 
 
-def _sim(json: bool) -> dict:
+def _sim(json: bool, args: argparse.Namespace) -> dict:
     from protege.sim.bench import format_bench, run_bench
 
-    result = run_bench()
-    print(format_bench(result), flush=True)
+    result = run_bench(robot=args.robot or "protege_arm")
+    if not json:
+        print(format_bench(result), flush=True)
     return result
 
 
