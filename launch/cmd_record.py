@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     from protege.sim import EnvSpec
-    from protege.sim.experts import DEMO_NOISE
+    from protege.sim.experts import DEMO_NOISE, check_expert
     from protege.teleop.errors import TeleopError
     from protege.teleop.runtime.collect import collect
     from protege.teleop.runtime.loop import first_seed
@@ -76,6 +76,7 @@ def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     if noise < 0:
         raise TeleopError(f"--noise must be >= 0, got {noise}")
     spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
+    check_expert(spec)  # an arm the task or its expert cannot use is refused before any episode
     seed = first_seed(args.out, args.seed)
     result = collect(spec, args.out, args.episodes, noise=noise, success_hold=args.success_hold, workers=args.workers,
                      seed=seed, progress=not args.no_progress, ray=args.ray, dart=args.dart)

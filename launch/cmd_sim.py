@@ -1,4 +1,4 @@
-"""`protege sim list` and `protege sim view --task T`."""
+"""`protege sim list`, `protege sim view --task T` and `protege sim check-robot SPEC`."""
 
 from __future__ import annotations
 
@@ -20,11 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--seed", type=int, default=0)
     view.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: until closed)")
     view.add_argument("--screenshot", default=None, help="save the last frame to this PNG")
+    check = sub.add_parser("check-robot", help="run every task's scripted expert on an arm: what works, and why not")
+    check.add_argument("robot", metavar="SPEC", help="built-in robot name or a spec .yaml path")
+    check.add_argument("--tasks", default=None, help="comma-separated tasks (default: all)")
+    check.add_argument("--seeds", type=int, default=20, help="episodes per task (default: 20)")
+    check.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    check.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
+    check.add_argument("--json", action="store_true", help="print one JSON object on the last line")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.sim_command == "list":
         return _list(args.json)
+    if args.sim_command == "check-robot":
+        return _check_robot(args)
     return _view(args)
 
 
@@ -87,4 +96,33 @@ def _view(args: argparse.Namespace) -> int:
         view_scene(env, expert, seed=args.seed, frames=args.frames, screenshot=args.screenshot)
     finally:
         env.close()
+    return 0
+
+
+def _check_robot(args: argparse.Namespace) -> int:
+    """The onboarding table; exit 0 whatever the tasks' outcomes (the report is the product)."""
+    import time
+
+    from protege.launch.errors import UserError
+    from protege.sim import TASKS, load_robot_spec
+    from protege.sim.onboarding import describe_robot, format_table
+    from protege.teleop.runtime.robot_check import check_robot
+
+    if args.seeds < 1 or args.workers < 1:
+        raise UserError(f"--seeds and --workers must be at least 1, got {args.seeds} and {args.workers}")
+    tasks = list(TASKS) if args.tasks is None else [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise UserError(f"unknown task(s) {', '.join(unknown) or 'none given'} (choose from {', '.join(TASKS)})")
+    robot = load_robot_spec(args.robot)
+    print(describe_robot(robot), flush=True)
+    started = time.perf_counter()
+    rows = check_robot(args.robot, tasks, args.seeds, args.workers, args.seed)
+    seconds = time.perf_counter() - started
+    print(format_table(rows))
+    print(f"{args.seeds} seeds per task from seed {args.seed}, {args.workers} worker(s), {seconds:.1f} s", flush=True)
+    if args.json:
+        emit_json({"robot": robot.name, "source": str(robot.source or robot.mjcf), "seeds": args.seeds,
+                   "seed": args.seed, "workers": args.workers, "seconds": round(seconds, 2),
+                   "tasks": [row.to_json() for row in rows]})
     return 0

@@ -23,10 +23,13 @@ import mujoco
 import numpy as np
 
 from protege.sim.controllers import EE_DELTA_SCALE
-from protege.sim.errors import SimError
+from protege.sim.errors import SimError, UnsuitableRobotError
+from protege.sim.robot import RobotSpec
+from protege.sim.scene import ROBOT_PREFIX
 from protege.sim.spec import EnvSpec
+from protege.sim.tasks import TASKS
 from protege.sim.tasks.base import CUBE_HALF
-from protege.sim.tasks.slot_push import SLOT_WIDTH, WALL_HALF_LENGTH, WALL_HALF_THICKNESS
+from protege.sim.tasks.slot_push import SLOT_WIDTH, WALL_HALF_LENGTH, WALL_HALF_THICKNESS, SlotPush
 
 if TYPE_CHECKING:
     from protege.sim.env import ProtegeEnv
@@ -64,6 +67,7 @@ class ScriptedExpert:
     :meth:`plan` from the simulator state alone."""
 
     task_name: ClassVar[str]
+    grips: ClassVar[bool] = True  # whether it grasps or pushes with the fingers
 
     def __init__(self, env: ProtegeEnv, noise: float = 0.0, seed: int | None = None) -> None:
         env = getattr(env, "unwrapped", env)
@@ -78,7 +82,21 @@ class ScriptedExpert:
         self.noise = float(noise)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self._measure_gripper()
+        self.check_robot(env.robot)
+        if self.grips:
+            self._read_gripper()
+
+    @classmethod
+    def check_robot(cls, robot: RobotSpec) -> None:
+        """Refuse an arm that the task cannot use (:meth:`Task.check_robot <protege.sim.tasks.base.Task.check_robot>`)
+        or this expert cannot drive: an expert that grips needs two moving fingers
+        (:class:`~protege.sim.errors.UnsuitableRobotError`)."""
+        TASKS[cls.task_name].check_robot(robot)
+        gripper = robot.geometry.gripper
+        if cls.grips and (gripper is None or len(gripper.fingers) < 2):
+            found = f"one ({gripper.fingers[0]})" if gripper else "none (no collision geom moves between open and closed)"
+            raise UnsuitableRobotError(robot.name, cls.task_name,
+                                       f"the scripted expert grasps and pushes with two moving fingers; it found {found}")
 
     # public API
     def reset(self, seed: int | None = None) -> None:
@@ -104,43 +122,21 @@ class ScriptedExpert:
         raise NotImplementedError
 
     # geometry and state helpers
-    def _measure_gripper(self) -> None:
-        """Finger bodies (jointed bodies below the ee body) and their extent in the ee frame, closed."""
-        m = self.env.model
-        ee_body = int(m.site_bodyid[self.env.ee_site])
-
-        def below(b: int) -> bool:
-            while b > 0:
-                b = int(m.body_parentid[b])
-                if b == ee_body:
-                    return True
-            return False
-
-        self._fingers = [b for b in range(m.nbody) if b != ee_body and below(b) and m.body_jntnum[b] > 0]
-        if len(self._fingers) < 2:
-            raise SimError(f"robot {self.env.robot.name}: cannot find two finger bodies under the ee frame")
-        self._finger_geoms = [
-            g for g in range(m.ngeom) if m.geom_bodyid[g] in self._fingers and (m.geom_contype[g] or m.geom_conaffinity[g])
-        ]
-        # Fingertip depth and closed-finger half widths, at home with the gripper closed (the arm held still).
-        d = self.env.home_data(gripper=1.0, settle_steps=200)
-        site = self.env.ee_site
-        p, r = d.site_xpos[site], d.site_xmat[site].reshape(3, 3)
-        corners = []
-        signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
-        for g in self._finger_geoms:
-            c, h = m.geom_aabb[g, :3], m.geom_aabb[g, 3:]
-            world = d.geom_xpos[g] + (d.geom_xmat[g].reshape(3, 3) @ (c + signs * h).T).T
-            corners.append((world - p) @ r)
-        pts = np.concatenate(corners)
-        self.tip_depth = float(pts[:, 2].max())  # how far the fingertips reach past the ee along the approach
-        # Closed fingers' half extents across (ee x) and along (ee y) the closing axis. Pushes go
-        # along ee y, so the pusher is narrow across the push direction (the Panda's fingers are wide).
-        self.pusher_side = float(np.abs(pts[:, 0]).max())
-        self.pusher_half = float(np.abs(pts[:, 1]).max())
+    def _read_gripper(self) -> None:
+        """The gripper the spec loader measured (:class:`~protege.sim.robot.GripperGeometry`): the finger
+        bodies, the fingertips' depth and the closed fingers' half extents along and across the push.
+        Pushes go with the closing axis along the push (``push_heading`` 0), so the fingers' thickness,
+        narrow on most grippers (the Panda's fingers are wide), crosses the push line."""
+        gripper = self.env.robot.geometry.gripper
+        assert gripper is not None, "check_robot refuses an arm without a gripper"
+        self._fingers = {self.env.model.body(ROBOT_PREFIX + name).id for name in gripper.fingers}
+        self.tip_depth = gripper.tip_depth  # how far the fingertips reach past the ee along the approach
+        self.pusher_half = gripper.width_closed / 2  # along the push
+        self.pusher_side = gripper.thickness / 2  # across it
+        self.push_heading = 0.0  # of the closing axis, relative to the push direction
         self.push_z = self.tip_depth + 0.015  # ee height that pushes a cube at mid height
         self.grasp_clearance = self.tip_depth + 0.005  # lowest ee height above a support while grasping
-        self.home_yaw = self._yaw_of(self.env.home_data().site_xmat[site].reshape(3, 3))
+        self.home_yaw = self._yaw_of(self.env.home_data().site_xmat[self.env.ee_site].reshape(3, 3))
 
     def _yaw_of(self, rot: np.ndarray) -> float:
         """Heading of the ee y axis (the finger closing axis) in the table plane."""
@@ -157,10 +153,11 @@ class ScriptedExpert:
         return best - now
 
     def _push_turn(self, rot: np.ndarray, u: np.ndarray) -> float:
-        """Signed turn that lines the closing axis up with push direction ``u``. Of the two headings
-        that do (the gripper is symmetric), the one in a fixed window [-3pi/4, pi/4) around home: a
-        function of ``u`` alone, so neighbouring states never get labels turning opposite ways."""
-        heading = _wrap(float(np.arctan2(u[1], u[0])) - self.home_yaw + np.pi / 4, np.pi) - np.pi / 4
+        """Signed turn that lines the closing axis up with push direction ``u`` (turned by ``push_heading``).
+        Of the two headings that do (the gripper is symmetric), the one in a fixed window [-3pi/4, pi/4)
+        around home: a function of ``u`` alone, so neighbouring states never get labels turning opposite ways."""
+        along = float(np.arctan2(u[1], u[0])) + self.push_heading
+        heading = _wrap(along - self.home_yaw + np.pi / 4, np.pi) - np.pi / 4
         return heading - _wrap(self._yaw_of(rot) - self.home_yaw, 2 * np.pi)
 
     def _turn_towards(self, rot: np.ndarray, turn: float | None) -> np.ndarray:
@@ -290,6 +287,7 @@ class ScriptedExpert:
 
 class ReachExpert(ScriptedExpert):
     task_name = "reach"
+    grips = False
 
     def plan(self, ee, rot):
         return self.task.goal_pos(self.env.data), None, 0.0, _MAX_STEP
@@ -342,6 +340,14 @@ class PushExpert(ScriptedExpert):
 class SlotPushExpert(ScriptedExpert):
     task_name = "slot_push"
 
+    def __init__(self, env: ProtegeEnv, noise: float = 0.0, seed: int | None = None) -> None:
+        super().__init__(env, noise, seed)
+        if not SlotPush.opening.fits(2 * self.pusher_side):
+            # The fingers' thickness is too wide for the slot (check_robot found the closed width narrow
+            # enough): push with the closing axis across the push, the closed width crossing the slot.
+            self.pusher_half, self.pusher_side = self.pusher_side, self.pusher_half
+            self.push_heading = np.pi / 2
+
     def plan(self, ee, rot):
         data = self.env.data
         block = np.array(self.task.object_pos(data, 0))
@@ -393,10 +399,12 @@ def make_expert(env: ProtegeEnv, noise: float = 0.0, seed: int | None = None) ->
 
 
 def check_expert(spec: EnvSpec) -> None:
-    """Refuse, before any env is built, an env no scripted expert can drive."""
-    _expert_class(spec.task)
+    """Refuse, before any env is built, an env no scripted expert can drive: another action space, or an
+    arm that the task or its expert cannot use (:class:`~protege.sim.errors.UnsuitableRobotError`)."""
+    expert = _expert_class(spec.task)
     if spec.action_space != "ee_delta":
         raise SimError(_NEEDS_EE_DELTA.format(spec.action_space))
+    expert.check_robot(spec.load_robot())
 
 
 def _expert_class(task: str) -> type[ScriptedExpert]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import string
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ from protege.sim.errors import SimError
 
 BUILTIN_ROBOTS = ("protege_arm", "panda", "so_arm100")
 DEFAULT_ROBOT = "protege_arm"
-_GRIPPER_SETTLE_S = 0.2  # physics time the gripper gets to move to each command when a spec is checked
+TIMESTEP = 0.002  # physics step of every model protege builds (seconds)
+_GRIPPER_SETTLE_STEPS = 200  # physics steps the gripper gets to reach each command when the arm is measured
 _FINGER_MOVED_M = 1e-3  # geoms that move this much between open and closed are the fingers
+_BOX_CORNERS = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,33 @@ class Workspace:
 
 
 @dataclass(frozen=True)
+class GripperGeometry:
+    """The gripper as protege's scenes hold it, in the end-effector frame (metres; x across the closing
+    axis, y along it, z along the approach): the collision geoms that move between open and closed,
+    taken as their bounding boxes. Widths are twice the farthest point from the approach axis, so the
+    gripper fits where its width does when it is centred on that axis."""
+
+    fingers: tuple[str, ...]  # the bodies of those geoms (MJCF names)
+    width_open: float  # outer width along the closing axis, open
+    width_closed: float  # outer width along the closing axis, closed
+    thickness: float  # outer extent across the closing axis, closed
+    finger_length: float  # extent along the approach, closed
+    tip_depth: float  # how far the fingertips reach past the end-effector point, closed
+
+
+@dataclass(frozen=True)
+class RobotGeometry:
+    """What the loader measures of an arm at home: its gripper (None where no collision geom moves between
+    open and closed) and its reach, the length of the chain from the first arm joint's anchor
+    (``shoulder``, base frame) through the next joints' anchors to the end-effector point. No point
+    farther than ``reach`` from the shoulder can be reached (for a chain of hinge joints)."""
+
+    gripper: GripperGeometry | None
+    shoulder: tuple[float, float, float]
+    reach: float
+
+
+@dataclass(frozen=True)
 class RobotSpec:
     name: str
     mjcf: Path
@@ -86,6 +116,11 @@ class RobotSpec:
     @property
     def dof(self) -> int:
         return len(self.arm_joints)
+
+    @property
+    def geometry(self) -> RobotGeometry:
+        """The gripper and reach, measured once per spec and process (:func:`measure_robot`)."""
+        return measure_robot(self)
 
 
 def builtin_spec_path(name: str) -> Path:
@@ -118,7 +153,7 @@ def load_robot_spec(name_or_path: str | os.PathLike[str]) -> RobotSpec:
         raise SimError(f"robot spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     spec = _parse(raw, path)
     check_spec_against_model(spec, load_robot_model(spec))
-    check_gripper_direction(spec)
+    measure_robot(spec)
     return spec
 
 
@@ -240,44 +275,87 @@ def check_spec_against_model(spec: RobotSpec, mj: mujoco.MjSpec) -> None:
         raise SimError(f"robot {spec.name}: {len(spec.arm_joints)} arm joints but {len(spec.arm_actuators)} arm actuators")
 
 
-def _geoms_in_ee_frame(model: mujoco.MjModel, data: mujoco.MjData, spec: RobotSpec, ctrl: float) -> np.ndarray:
-    """Geom centres in the end-effector frame after the gripper, starting at home, has had time to reach ``ctrl``."""
-    mujoco.mj_resetDataKeyframe(model, data, model.key(spec.home_keyframe).id)
-    data.ctrl[model.actuator(spec.gripper.actuator).id] = ctrl
-    mujoco.mj_step(model, data, nstep=max(1, round(_GRIPPER_SETTLE_S / model.opt.timestep)))
-    if spec.ee.site is not None:
-        site = model.site(spec.ee.site).id
-        origin, rot = data.site_xpos[site], data.site_xmat[site].reshape(3, 3)
-    else:
-        body = model.body(spec.ee.body).id
-        rot = data.xmat[body].reshape(3, 3)
-        origin = data.xpos[body] + rot @ np.asarray(spec.ee.pos)
-    return np.asarray((data.geom_xpos - origin) @ rot)
+def set_physics_options(option: mujoco.MjOption) -> None:
+    """The physics of every model protege builds: its scenes, the IK model, the arm measured alone."""
+    option.timestep = TIMESTEP
+    option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    option.impratio = 10.0
+
+
+def load_scene_robot(spec: RobotSpec) -> mujoco.MjSpec:
+    """The robot's MJCF as protege's scenes hold it: their physics options, and every body's weight
+    compensated (the arm's controller holds its own weight, as real arm controllers do)."""
+    robot = load_robot_model(spec)
+    set_physics_options(robot.option)
+    for body in robot.bodies:
+        body.gravcomp = 1.0
+    return robot
 
 
 @functools.cache
-def check_gripper_direction(spec: RobotSpec) -> None:
-    """The fingers must be farther apart at ``open`` than at ``closed`` (once per spec and process).
+def measure_robot(spec: RobotSpec) -> RobotGeometry:
+    """Measure the arm alone at home (:class:`RobotGeometry`), once per spec and process: the gripper
+    settles open, then closed, with the arm held still, as the scripted experts find it in a scene.
 
-    The robot alone, without gravity or contacts, settles at home with each command; the geoms
-    that move are the fingers, and their mean distance from the end-effector point is the aperture.
+    Refuses swapped ``open`` and ``closed`` values: the fingers' mean distance from the end-effector
+    point must be larger open than closed.
     """
-    model = load_robot_model(spec).compile()
-    model.opt.gravity[:] = 0.0
-    model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+    mj = load_scene_robot(spec)
+    site = spec.ee.site or "protege_ee_probe"
+    if spec.ee.site is None:
+        mj.body(spec.ee.body).add_site(name=site, pos=spec.ee.pos, quat=spec.ee.quat)
+    model = mj.compile()
     data = mujoco.MjData(model)
-    at_open = _geoms_in_ee_frame(model, data, spec, spec.gripper.open)
-    at_closed = _geoms_in_ee_frame(model, data, spec, spec.gripper.closed)
-    fingers = np.linalg.norm(at_open - at_closed, axis=1) > _FINGER_MOVED_M
-    if not fingers.any():
-        return
-    aperture_open, aperture_closed = (float(np.linalg.norm(g[fingers], axis=1).mean()) for g in (at_open, at_closed))
+    arm = [model.joint(j) for j in spec.arm_joints]
+    at_open, at_closed = (_settled_boxes(model, data, spec, arm, site, ctrl)
+                          for ctrl in (spec.gripper.open, spec.gripper.closed))
+    colliding = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+    moved = np.linalg.norm(at_open.mean(axis=1) - at_closed.mean(axis=1), axis=1) > _FINGER_MOVED_M
+    anchors = [data.xanchor[j.id] for j in arm] + [data.site_xpos[model.site(site).id]]
+    shoulder = (float(anchors[0][0]), float(anchors[0][1]), float(anchors[0][2]))
+    reach = float(sum(np.linalg.norm(b - a) for a, b in itertools.pairwise(anchors)))
+    fingers = np.flatnonzero(moved & colliding)
+    if not len(fingers):
+        return RobotGeometry(None, shoulder, reach)
+    aperture_open, aperture_closed = (float(np.linalg.norm(boxes[fingers].mean(axis=1), axis=1).mean())
+                                      for boxes in (at_open, at_closed))
     if aperture_open < aperture_closed:
         raise SimError(
             f"robot {spec.name}: the gripper closes at open={spec.gripper.open:g} and opens at "
             f"closed={spec.gripper.closed:g} (finger aperture {1000 * aperture_open:.0f} vs "
             f"{1000 * aperture_closed:.0f} mm); swap open and closed in {spec.source or 'the spec'}"
         )
+    opened, closed = at_open[fingers].reshape(-1, 3), at_closed[fingers].reshape(-1, 3)
+    gripper = GripperGeometry(
+        fingers=tuple(dict.fromkeys(model.body(int(model.geom_bodyid[g])).name for g in fingers)),
+        width_open=2 * float(np.abs(opened[:, 1]).max()),
+        width_closed=2 * float(np.abs(closed[:, 1]).max()),
+        thickness=2 * float(np.abs(closed[:, 0]).max()),
+        finger_length=float(np.ptp(closed[:, 2])),
+        tip_depth=float(closed[:, 2].max()),
+    )
+    return RobotGeometry(gripper, shoulder, reach)
+
+
+def _settled_boxes(model: mujoco.MjModel, data: mujoco.MjData, spec: RobotSpec, arm: list[Any], site: str,
+                   ctrl: float) -> np.ndarray:
+    """The corners of every geom's bounding box in the end-effector frame, (ngeom, 8, 3), after the
+    gripper, starting at home with the arm held there, has had time to reach ``ctrl``."""
+    mujoco.mj_resetDataKeyframe(model, data, model.key(spec.home_keyframe).id)
+    data.ctrl[model.actuator(spec.gripper.actuator).id] = ctrl
+    qpos, dofs = [j.qposadr[0] for j in arm], [j.dofadr[0] for j in arm]
+    held = data.qpos[qpos].copy()
+    for _ in range(_GRIPPER_SETTLE_STEPS):
+        mujoco.mj_step(model, data)
+        data.qpos[qpos] = held
+        data.qvel[dofs] = 0.0
+    mujoco.mj_forward(model, data)
+    s = model.site(site).id
+    origin, rot = data.site_xpos[s], data.site_xmat[s].reshape(3, 3)
+    local = model.geom_aabb[:, None, :3] + _BOX_CORNERS[None] * model.geom_aabb[:, None, 3:]
+    world = data.geom_xpos[:, None] + np.einsum("gij,gkj->gki", data.geom_xmat.reshape(-1, 3, 3), local)
+    return (world - origin) @ rot
 
 
 def robot_hash(spec: RobotSpec) -> str:

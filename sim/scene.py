@@ -11,12 +11,11 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from protege.sim.robot import RobotSpec, ee_frame, load_robot_model
+from protege.sim.robot import RobotSpec, ee_frame, load_scene_robot, set_physics_options
 from protege.sim.tasks.base import Task
 
 ROBOT_PREFIX = "robot/"
 CAMERAS = ("front", "wrist", "side", "top")
-TIMESTEP = 0.002
 USERDATA_SIZE = 16
 TABLE_HALF = (0.45, 0.55)  # x, y half extents of the table top
 TABLE_CENTER_X = 0.3
@@ -36,7 +35,7 @@ def build_scene(robot: RobotSpec, task: Task, options: SceneOptions = SceneOptio
     scene = mujoco.MjSpec()
     scene.modelname = f"{task.name}_{robot.name}"
     scene.nuserdata = USERDATA_SIZE  # controller state lives here, so mj_getState saves it
-    _set_physics_options(scene.option)
+    set_physics_options(scene.option)
     scene.visual.global_.offwidth = max(WINDOW_VIEW_MAX[0], options.render_width)  # room for a window's main view
     scene.visual.global_.offheight = max(WINDOW_VIEW_MAX[1], options.render_height)
     scene.visual.quality.shadowsize = 2048 if options.shadows else 0
@@ -67,26 +66,16 @@ def build_scene(robot: RobotSpec, task: Task, options: SceneOptions = SceneOptio
 def build_robot_only(robot: RobotSpec) -> mujoco.MjModel:
     """The robot alone at the origin, with its `ee` site: the model differential IK works on."""
     spec = mujoco.MjSpec()
-    _set_physics_options(spec.option)
+    set_physics_options(spec.option)
     attach_robot(spec, robot)
     return spec.compile()
 
 
 def attach_robot(scene: mujoco.MjSpec, robot: RobotSpec) -> None:
     """Attach the robot at the world origin with the `ee` site and the `wrist` camera."""
-    robot_spec = load_robot_model(robot)
-    _set_physics_options(robot_spec.option)  # the scene's physics options win; no attach conflicts
-    for body in robot_spec.bodies:  # the arm's controller holds its own weight, as real arm controllers do
-        body.gravcomp = 1.0
+    robot_spec = load_scene_robot(robot)  # the scene's physics options: no attach conflicts
     scene.attach(robot_spec, prefix=ROBOT_PREFIX, frame=scene.worldbody.add_frame(pos=[0, 0, 0]))
     _add_ee_site_and_wrist_camera(scene, robot)
-
-
-def _set_physics_options(option: mujoco.MjOption) -> None:
-    option.timestep = TIMESTEP
-    option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
-    option.impratio = 10.0
 
 
 def _add_ee_site_and_wrist_camera(scene: mujoco.MjSpec, robot: RobotSpec) -> None:

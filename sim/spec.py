@@ -19,8 +19,15 @@ from typing import Any
 
 from protege.sim.controllers import ACTION_SPACES, action_scale
 from protege.sim.errors import IncompatibleEnvError, SimError
-from protege.sim.robot import BUILTIN_ROBOTS, DEFAULT_ROBOT, RobotSpec, builtin_spec_path, load_robot_spec, robot_hash
-from protege.sim.scene import TIMESTEP
+from protege.sim.robot import (
+    BUILTIN_ROBOTS,
+    DEFAULT_ROBOT,
+    TIMESTEP,
+    RobotSpec,
+    builtin_spec_path,
+    load_robot_spec,
+    robot_hash,
+)
 from protege.sim.tasks import TASKS
 
 DEFAULT_CAMERAS = ("front", "wrist")

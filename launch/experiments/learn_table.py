@@ -238,9 +238,15 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
 
     from protege.datasets import Dataset, DatasetError
     from protege.sim import EnvSpec
+    from protege.sim.experts import check_expert
     from protege.teleop.runtime.collect import collect
 
-    for demos in dict.fromkeys(cell.demos for cell in settings.cells):
+    specs = {demos: EnvSpec.make(demos.removesuffix("-cameras"), cameras=CAMERAS if demos.endswith("-cameras") else (),
+                                 image_size=settings.image_size)
+             for demos in dict.fromkeys(cell.demos for cell in settings.cells)}
+    for spec in specs.values():  # an arm a task or its expert cannot use is refused before any episode
+        check_expert(spec)
+    for demos, spec in specs.items():
         path = out / "demos" / f"{demos}.zarr"
         try:
             if Dataset(str(path)).num_episodes == settings.demos:
@@ -248,10 +254,8 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
         except DatasetError:
             pass
         shutil.rmtree(path, ignore_errors=True)  # a stopped collection starts again
-        task = demos.removesuffix("-cameras")
-        cameras = CAMERAS if demos.endswith("-cameras") else ()
-        collect(EnvSpec.make(task, cameras=cameras, image_size=settings.image_size), str(path), settings.demos,
-                noise=settings.noise, workers=workers, seed=settings.seed, progress=False, dart=True)
+        collect(spec, str(path), settings.demos, noise=settings.noise, workers=workers, seed=settings.seed,
+                progress=False, dart=True)
 
 
 def _percent(figures: dict[str, Any]) -> str:

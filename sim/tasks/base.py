@@ -7,11 +7,13 @@ goals), so ``mj_getState``/``mj_setState`` restore an episode exactly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 import mujoco
 import numpy as np
 
+from protege.sim.errors import UnsuitableRobotError
 from protege.sim.robot import RobotSpec
 
 CUBE_HALF = 0.02
@@ -21,11 +23,55 @@ CUBE_HALF = 0.02
 CUBE_FRICTION = 0.5
 
 
+OPENING_CLEARANCE = 0.005  # a pusher passing an opening keeps this much from each side (metres)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A gap in the scene that the closed gripper must push through, ``width`` metres across."""
+
+    name: str
+    width: float
+
+    def fits(self, pusher: float) -> bool:
+        """Whether a pusher ``pusher`` metres wide passes, :data:`OPENING_CLEARANCE` from each side."""
+        return pusher <= self.width - 2 * OPENING_CLEARANCE
+
+
 class Task(ABC):
     name: ClassVar[str]
     time_limit: ClassVar[float]  # seconds of simulated time per episode
     objects: ClassVar[tuple[str, ...]] = ()  # free bodies reported as object_pos/object_quat
     has_goal: ClassVar[bool] = False  # whether the observation carries goal_pos
+    grasps: ClassVar[bool] = False  # whether the task is done by picking object 0 up
+    opening: ClassVar[Opening | None] = None  # a gap the closed gripper must push through
+
+    @classmethod
+    def check_robot(cls, robot: RobotSpec) -> None:
+        """Refuse an arm that cannot do this task (:class:`~protege.sim.errors.UnsuitableRobotError`): one
+        whose workspace on the table lies beyond its reach, or, for a task with an :attr:`opening`, whose
+        closed gripper is too wide for it both along and across the closing axis."""
+        geometry = robot.geometry
+        cx, cy = robot.workspace.center
+        hx, hy = robot.workspace.half_extent
+        corners = np.array([[cx + sx * hx, cy + sy * hy, CUBE_HALF] for sx in (-1, 1) for sy in (-1, 1)])
+        distances = np.linalg.norm(corners - geometry.shoulder, axis=1)
+        far = int(np.argmax(distances))
+        if distances[far] > geometry.reach:
+            raise UnsuitableRobotError(robot.name, cls.name, (
+                f"its workspace corner ({corners[far, 0]:.2f}, {corners[far, 1]:.2f}) is {distances[far]:.2f} m "
+                f"from its shoulder, beyond its {geometry.reach:.2f} m reach (workspace in {robot.source or 'the spec'})"))
+        gripper, opening = geometry.gripper, cls.opening
+        if opening is None:
+            return
+        if gripper is None:
+            raise UnsuitableRobotError(robot.name, cls.name, f"it needs a gripper to push through the {opening.name}, "
+                                       "and no collision geom moves between the spec's open and closed")
+        if not (opening.fits(gripper.thickness) or opening.fits(gripper.width_closed)):
+            raise UnsuitableRobotError(robot.name, cls.name, (
+                f"its closed gripper is {100 * gripper.width_closed:.1f} cm wide and {100 * gripper.thickness:.1f} cm "
+                f"thick, wider either way than the {100 * opening.width:.1f} cm {opening.name} it must push through "
+                f"(at most {100 * (opening.width - 2 * OPENING_CLEARANCE):.1f} cm)"))
 
     def __init__(self) -> None:
         self.workspace_center = np.zeros(2)

@@ -16,6 +16,7 @@ class Lift(Task):
     name = "lift"
     time_limit = 8.0
     objects = ("cube",)
+    grasps = True
 
     def add_bodies(self, scene: mujoco.MjSpec) -> None:
         add_cube(scene, "cube", [0.85, 0.2, 0.2, 1])

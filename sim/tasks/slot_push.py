@@ -6,10 +6,12 @@ line or lets the block turn ends against the wall: small errors compound at the 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import mujoco
 import numpy as np
 
-from protege.sim.tasks.base import CUBE_HALF, add_cube, add_goal_marker
+from protege.sim.tasks.base import CUBE_HALF, Opening, add_cube, add_goal_marker
 from protege.sim.tasks.push import Push
 
 SLOT_WIDTH = 0.06
@@ -28,6 +30,7 @@ class SlotPush(Push):
     time_limit = 12.0
     objects = ("block",)
     goal_radius = GOAL_RADIUS
+    opening: ClassVar[Opening] = Opening("slot", SLOT_WIDTH)
 
     def add_bodies(self, scene: mujoco.MjSpec) -> None:
         add_cube(scene, "block", [0.25, 0.4, 0.85, 1])

@@ -17,6 +17,7 @@ class Stack(Task):
     name = "stack"
     time_limit = 12.0
     objects = ("cube", "base_cube")
+    grasps = True
 
     def add_bodies(self, scene: mujoco.MjSpec) -> None:
         add_cube(scene, "cube", [0.85, 0.2, 0.2, 1])
