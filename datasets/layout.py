@@ -120,6 +120,19 @@ class Layout:
         more = f" (and {len(missing) - 1} more chunks of {array.path})" if len(missing) > 1 else ""
         return f"chunk {name} is missing ({where}){more}"
 
+    def missing_chunks(self) -> dict[str, str]:
+        """Each committed array (data/ and per-episode values) with a stored chunk missing -> the problem
+        (:meth:`missing_chunk`): a listing of each array's objects, nothing decoded."""
+        arrays = {**{f"data/{key}": array for key, array in self.data.items()},
+                  **{f"meta/{schema.META_PREFIX}{name}": array for name, array in self.meta.items()}}
+        problems = {}
+        for node, array in sorted(arrays.items()):
+            stop = self.num_frames if node.startswith("data/") else self.num_episodes
+            problem = self.missing_chunk(array, self.checked_from(node), stop)
+            if problem:
+                problems[node] = problem
+        return problems
+
     def episodes_of(self, first: int, last: int) -> str:
         """``episodes 3-5`` (or ``episode 3``): the episodes holding frames ``first``..``last``."""
         lo, hi = np.searchsorted(self.episode_ends, [first, last], side="right")

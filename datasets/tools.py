@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from protege.datasets import schema
-from protege.datasets.errors import DatasetError, IncompatibleDatasetError
+from protege.datasets.errors import CorruptDatasetError, DatasetError, IncompatibleDatasetError
 from protege.datasets.layout import inspect_layout, open_root
 from protege.datasets.lock import WriterLock
 from protege.datasets.reader import Dataset
@@ -25,7 +25,16 @@ _COMPATIBILITY_ATTRS = (*schema.REQUIRED_ATTRS, "action_scale")
 
 
 def dataset_info(ds: Dataset) -> dict[str, Any]:
-    """Summary of a dataset: counts, recording setup, keys with shapes and dtypes, sources, size."""
+    """Summary of a dataset: counts, recording setup, keys with shapes and dtypes, sources, size.
+
+    CorruptDatasetError if a committed chunk is missing (found from a listing of each array's chunks, nothing
+    decoded), as every reader refuses those frames: a summary would hide it.
+    """
+    missing = list(ds._layout.missing_chunks().values())  # the reader's own snapshot of the layout
+    if missing:
+        more = f" (and {len(missing) - 1} more arrays)" if len(missing) > 1 else ""
+        raise CorruptDatasetError(f"{ds.path}: {missing[0]}{more}; `protege dataset validate` names every problem, "
+                                  "`protege dataset filter --episodes` copies the intact episodes")
     sources = Counter(schema.source_name(code) for code in ds.meta("source").tolist())
     success = ds.meta("success")
     attrs = ds.attrs

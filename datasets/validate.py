@@ -79,16 +79,9 @@ def validate_dataset(path: str | os.PathLike[str], deep: bool = True) -> Validat
 
 def _check_chunks(layout: Layout, report: ValidationReport) -> set[str]:
     """Every stored chunk of what was committed with checksums must exist; return the nodes with one missing."""
-    arrays = {**{f"data/{key}": array for key, array in layout.data.items()},
-              **{f"meta/{schema.META_PREFIX}{name}": array for name, array in layout.meta.items()}}
-    broken = set()
-    for node, array in sorted(arrays.items()):
-        stop = layout.num_frames if node.startswith("data/") else layout.num_episodes
-        problem = layout.missing_chunk(array, layout.checked_from(node), stop)
-        if problem:
-            report.errors.append(problem)
-            broken.add(node)
-    return broken
+    missing = layout.missing_chunks()
+    report.errors += missing.values()
+    return set(missing)
 
 
 def _read_all(layout: Layout, key: str, report: ValidationReport, checked: bool) -> np.ndarray | None:

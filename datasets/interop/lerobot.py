@@ -415,6 +415,42 @@ def _read_parquets(src: Path, folder: str) -> list[Path]:
     return paths
 
 
+def _read_table(path: Path) -> Any:
+    """A parquet file as a pyarrow table; CorruptDatasetError if it is missing, truncated or not parquet."""
+    pa, pq = require("pyarrow"), require("pyarrow.parquet")
+    if not path.is_file():
+        raise CorruptDatasetError(f"{path} is missing")
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorruptDatasetError(f"{path} is damaged ({str(exc).splitlines()[0]})") from None
+
+
+def _columns(table: Any, path: Path, names: Sequence[str]) -> None:
+    """CorruptDatasetError naming the first of ``names`` that ``table`` (read from ``path``) lacks."""
+    missing = [name for name in names if name not in table.column_names]
+    if missing:
+        raise CorruptDatasetError(f"{path} has no column {missing[0]!r}")
+
+
+def _read_protege(src: Path) -> dict[str, Any] | None:
+    """meta/protege.json (None if absent: a dataset LeRobot wrote); CorruptDatasetError if it is damaged."""
+    path = src / PROTEGE_META
+    if not path.is_file():
+        return None
+    try:
+        protege = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CorruptDatasetError(f"{path} is unreadable: {exc}") from None
+    fields = {"attrs": dict, "keys": dict, "images": dict}
+    if not isinstance(protege, dict) or any(not isinstance(protege.get(k), t) for k, t in fields.items()):
+        raise CorruptDatasetError(f"{path} is damaged: it needs the objects {', '.join(fields)}")
+    for key, spec in protege["keys"].items():
+        if not isinstance(spec, dict) or not {"column", "dtype", "shape"} <= set(spec):
+            raise CorruptDatasetError(f"{path} is damaged: key {key!r} needs its column, dtype and shape")
+    return protege
+
+
 def _numpy(column: Any, length: int) -> np.ndarray:
     """A parquet column as numpy: scalars (T,), fixed or variable lists (T, n)."""
     pa = require("pyarrow")
@@ -437,24 +473,24 @@ class _Episodes:
     """meta/episodes rows (stats columns left out), in episode order."""
 
     def __init__(self, src: Path) -> None:
-        pq = require("pyarrow.parquet")
         rows: list[dict[str, Any]] = []
         for path in _read_parquets(src, "meta/episodes"):
-            table = pq.read_table(path)
+            table = _read_table(path)
+            _columns(table, path, ("episode_index", "length", "data/chunk_index", "data/file_index"))
             keep = [name for name in table.column_names if not name.startswith("stats/")]
             rows += table.select(keep).to_pylist()
         self.rows = sorted(rows, key=lambda row: row["episode_index"])
 
 
 def _tasks(src: Path) -> list[str]:
-    pq = require("pyarrow.parquet")
     path = src / "meta" / "tasks.parquet"
     if not path.is_file():
         return []
-    table = pq.read_table(path)
+    table = _read_table(path)
     text = next((n for n in table.column_names if n != "task_index"), None)
     if text is None:
         return []
+    _columns(table, path, ("task_index",))
     pairs = sorted(zip(table.column("task_index").to_pylist(), table.column(text).to_pylist(), strict=True))
     return [str(task) for _, task in pairs]
 
@@ -462,10 +498,8 @@ def _tasks(src: Path) -> list[str]:
 def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
     """Build the protege dataset ``out`` from the LeRobot v3.0 folder ``src`` (videos decoded with PyAV)."""
     info = read_info(src)
-    pq = require("pyarrow.parquet")
     require("av")
-    protege_path = src / PROTEGE_META
-    protege = json.loads(protege_path.read_text()) if protege_path.is_file() else None
+    protege = _read_protege(src)
     features: dict[str, dict[str, Any]] = info["features"]
     fps = float(info["fps"])
     episodes = _Episodes(src).rows
@@ -502,7 +536,8 @@ def import_(src: Path, out: Path, progress: bool = True) -> dict[str, Any]:
             for row in tqdm(episodes, unit="ep", desc="import lerobot", disable=not progress):
                 path = src / data_path.format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
                 if path not in tables:
-                    tables = {path: pq.read_table(path)}  # episodes come file by file: keep one
+                    tables = {path: _read_table(path)}  # episodes come file by file: keep one
+                    _columns(tables[path], path, ("episode_index", "timestamp"))
                 table = tables[path]
                 mask = np.asarray(table.column("episode_index").to_numpy(zero_copy_only=False) == row["episode_index"])
                 rows = table.filter(mask)
@@ -556,8 +591,14 @@ def _episode_images(
 
         cells = rows.column(name).to_pylist()
         decoded = [cv2.imdecode(np.frombuffer(cell["bytes"], np.uint8), cv2.IMREAD_COLOR) for cell in cells]
+        if any(image is None for image in decoded):
+            raise CorruptDatasetError(f"{src}: episode {row['episode_index']} has an undecodable {name} image")
         return np.stack([image[..., ::-1] for image in decoded])
     prefix = f"videos/{name}/"
+    fields = ("chunk_index", "file_index", "from_timestamp")
+    if "video_path" not in info or any(prefix + field not in row for field in fields):
+        raise CorruptDatasetError(f"{src}: the metadata does not say where episode {row['episode_index']}'s "
+                                  f"{name} video is")
     path = src / info["video_path"].format(
         video_key=name, chunk_index=row[prefix + "chunk_index"], file_index=row[prefix + "file_index"]
     )
@@ -567,4 +608,8 @@ def _episode_images(
         if current is not None:
             current[1].close()
         readers[name] = current = (path, FrameReader(path, TOLERANCE_S))
-    return np.stack([current[1].frame_at(start + t) for t in timestamps])
+    av = require("av")
+    try:
+        return np.stack([current[1].frame_at(start + t) for t in timestamps])
+    except av.error.FFmpegError as exc:
+        raise CorruptDatasetError(f"{path} is damaged ({exc})") from None
