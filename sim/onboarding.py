@@ -53,14 +53,14 @@ class EpisodeCheck:
 
 @dataclass(frozen=True)
 class TaskCheck:
-    """One task's row: episodes run, successes, mean episode length, failure reasons (most frequent
-    first) or, where the task or its expert refuses the arm, why (no episode ran)."""
+    """One task's row: episodes run, successes, mean episode length, each failure reason with the seeds
+    it failed (most frequent first) or, where the task or its expert refuses the arm, why (no episode ran)."""
 
     task: str
     episodes: int
     successes: int
     mean_seconds: float
-    reasons: tuple[tuple[str, int], ...] = ()
+    reasons: tuple[tuple[str, tuple[int, ...]], ...] = ()
     refused: str | None = None
 
     @property
@@ -70,7 +70,8 @@ class TaskCheck:
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "episodes": self.episodes, "successes": self.successes,
                 "success_rate": round(self.success_rate, 4), "mean_length_s": round(self.mean_seconds, 3),
-                "reasons": dict(self.reasons), "refused": self.refused}
+                "reasons": {reason: len(seeds) for reason, seeds in self.reasons},
+                "failed_seeds": {reason: list(seeds) for reason, seeds in self.reasons}, "refused": self.refused}
 
 
 def refusal(spec: EnvSpec) -> str | None:
@@ -149,10 +150,13 @@ def _touching(env: ProtegeEnv) -> bool:
 
 def summarise(spec: EnvSpec, checks: Sequence[EpisodeCheck], refused: str | None = None) -> TaskCheck:
     """One task's row from its episodes (or its refusal)."""
-    reasons = collections.Counter(c.reason for c in checks if c.reason is not None)
+    failed: dict[str, list[int]] = collections.defaultdict(list)
+    for check in checks:
+        if check.reason is not None:
+            failed[check.reason].append(check.seed)
+    reasons = sorted(((reason, tuple(seeds)) for reason, seeds in failed.items()), key=lambda r: -len(r[1]))
     seconds = float(np.mean([c.ticks for c in checks])) / spec.control_hz if checks else 0.0
-    return TaskCheck(spec.task, len(checks), sum(c.success for c in checks), seconds,
-                     tuple(reasons.most_common()), refused)
+    return TaskCheck(spec.task, len(checks), sum(c.success for c in checks), seconds, tuple(reasons), refused)
 
 
 def describe_robot(robot: RobotSpec) -> str:
@@ -174,9 +178,15 @@ def format_table(rows: Sequence[TaskCheck]) -> str:
             lines.append(f"{row.task:<10} {'refused':>14} {'-':>8}  {row.refused}")
             continue
         success = f"{row.successes}/{row.episodes} {100 * row.success_rate:3.0f}%"
-        why = ", ".join(f"{reason} ({n})" for reason, n in row.reasons)
+        why = ", ".join(f"{reason} ({_seeds(seeds)})" for reason, seeds in row.reasons)
         lines.append(f"{row.task:<10} {success:>14} {row.mean_seconds:>6.1f} s  {why}".rstrip())
     return "\n".join(lines)
+
+
+def _seeds(seeds: tuple[int, ...], shown: int = 3) -> str:
+    """``seed 7``, ``seeds 3, 7, 12`` or ``5 seeds: 3, 7, 12, ...``."""
+    listed = ", ".join(map(str, seeds[:shown])) + (", ..." if len(seeds) > shown else "")
+    return f"seed {listed}" if len(seeds) == 1 else f"seeds {listed}" if len(seeds) <= shown else f"{len(seeds)} seeds: {listed}"
 
 
 __all__ = ["EpisodeCheck", "TaskCheck", "check_seeds", "describe_robot", "format_table", "refusal", "run_episode",
