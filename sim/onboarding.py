@@ -5,9 +5,8 @@ check-robot`, :func:`protege.teleop.runtime.robot_check.check_robot`); a task wh
 does not meet is refused before any episode (:func:`refusal`). A failed episode gets the first
 reason that fits, in this order: the object lost (``info["object_lost"]``); the end effector held
 short of its expert's target, that target beyond the arm's reach (a target out of reach), a joint at
-its limit (joint limits hit), or, making no progress and touching nothing, neither (IK not
-converging); on a task done by a grasp, the gripper closed and never held the object (the gripper
-not closing on the object); else time out.
+its limit (joint limits hit), the arm touching something meanwhile (the arm blocked by it, named), or, making no progress, none of these (IK not converging); on a task done by a grasp, the
+gripper closed and never held the object (the gripper not closing on the object); else time out.
 """
 
 from __future__ import annotations
@@ -29,13 +28,14 @@ from protege.sim.tasks import TASKS
 
 SUCCESS_HOLD = 10  # ticks success must hold to end an episode, as `protege record` ends a demo
 STALL_TICKS = 20  # an end effector farther than STALL_FAR from its expert's target over this many last ticks ...
-STALL_FAR = 0.025  # (metres) was held back: by the target's distance, a joint limit, or, if it came less than
-STALL_MOVE = 0.01  # this much closer and touched nothing, the IK
+STALL_FAR = 0.025  # (metres) was held back: by the target's distance, a joint limit, a contact or, if it came
+STALL_MOVE = 0.01  # less than this much closer, the IK
 AT_LIMIT = 0.02  # this close to a joint's limit (radians, or metres) is at it
 
 OBJECT_LOST = "the object lost"
 JOINT_LIMITS = "joint limits hit"
 OUT_OF_REACH = "a target out of reach"
+BLOCKED = "the arm blocked by"
 IK_STALLED = "IK not converging"
 NO_GRASP = "the gripper not closing on the object"
 TIME_OUT = "time out"
@@ -101,7 +101,7 @@ def run_episode(env: ProtegeEnv, expert: ScriptedExpert, seed: int) -> EpisodeCh
     object lost or the time limit; success is the task's at the end."""
     obs, info = env.reset(seed=seed)
     expert.reset()
-    trail: collections.deque[np.ndarray] = collections.deque(maxlen=STALL_TICKS + 1)
+    trail: collections.deque[tuple[np.ndarray, set[str]]] = collections.deque(maxlen=STALL_TICKS + 1)
     held = ticks = 0
     closed = grasped = False
     ended = False
@@ -110,7 +110,7 @@ def run_episode(env: ProtegeEnv, expert: ScriptedExpert, seed: int) -> EpisodeCh
         obs, _, terminated, truncated, info = env.step(action)
         ticks += 1
         held = held + 1 if info["success"] else 0
-        trail.append(obs["ee_pos"])
+        trail.append((obs["ee_pos"], _touched(env)))
         if env.task.grasps:
             closed |= bool(action[-1] > 0.5)
             grasped |= env.holds(0)
@@ -120,13 +120,13 @@ def run_episode(env: ProtegeEnv, expert: ScriptedExpert, seed: int) -> EpisodeCh
     return EpisodeCheck(seed, False, ticks, _diagnose(env, expert, info, list(trail), closed and not grasped))
 
 
-def _diagnose(env: ProtegeEnv, expert: ScriptedExpert, info: dict[str, Any], trail: list[np.ndarray],
-              closed_on_nothing: bool) -> str:
+def _diagnose(env: ProtegeEnv, expert: ScriptedExpert, info: dict[str, Any],
+              trail: list[tuple[np.ndarray, set[str]]], closed_on_nothing: bool) -> str:
     if info["object_lost"]:
         return OBJECT_LOST
     ee, rot = env.ee_pose()
     target = np.asarray(expert.plan(ee, rot)[0], float)
-    distances = [float(np.linalg.norm(target - p)) for p in trail]
+    distances = [float(np.linalg.norm(target - p)) for p, _ in trail]
     if len(trail) > STALL_TICKS and min(distances) > STALL_FAR:  # short of the target all along
         geometry = env.robot.geometry
         if float(np.linalg.norm(target - geometry.shoulder)) > geometry.reach:
@@ -136,16 +136,24 @@ def _diagnose(env: ProtegeEnv, expert: ScriptedExpert, info: dict[str, Any], tra
                     if x < low + AT_LIMIT or x > high - AT_LIMIT]
         if at_limit:
             return f"{JOINT_LIMITS} ({', '.join(at_limit)})"
-        if distances[0] - distances[-1] < STALL_MOVE and not _touching(env):
+        touched = set().union(*(names for _, names in trail))
+        if touched:
+            return f"{BLOCKED} {', '.join(sorted(touched))}"
+        if distances[0] - distances[-1] < STALL_MOVE:
             return IK_STALLED
     return NO_GRASP if closed_on_nothing else TIME_OUT
 
 
-def _touching(env: ProtegeEnv) -> bool:
-    """Whether the arm touches anything but itself (what stops it then is the contact, not the IK)."""
-    robot = set(env.robot_bodies)
-    bodies = env.model.geom_bodyid
-    return any((bodies[c.geom1] in robot) != (bodies[c.geom2] in robot) for c in env.data.contact[: env.data.ncon])
+def _touched(env: ProtegeEnv) -> set[str]:
+    """What the arm touches but itself: bodies by name, the world's geoms (the table) by theirs."""
+    model, robot = env.model, set(env.robot_bodies)
+    names = set()
+    for contact in env.data.contact[: env.data.ncon]:
+        for mine, other in ((contact.geom1, contact.geom2), (contact.geom2, contact.geom1)):
+            body = int(model.geom_bodyid[other])
+            if model.geom_bodyid[mine] in robot and body not in robot:
+                names.add(model.body(body).name if body else model.geom(other).name)
+    return names
 
 
 def summarise(spec: EnvSpec, checks: Sequence[EpisodeCheck], refused: str | None = None) -> TaskCheck:

@@ -12,7 +12,7 @@ import pytest
 from protege.sim import EnvSpec, ProtegeEnv, load_robot_spec
 from protege.sim.errors import UnsuitableRobotError
 from protege.sim.experts import check_expert, make_expert
-from protege.sim.onboarding import JOINT_LIMITS, NO_GRASP, OUT_OF_REACH, check_seeds, run_episode
+from protege.sim.onboarding import BLOCKED, JOINT_LIMITS, NO_GRASP, OUT_OF_REACH, check_seeds, run_episode
 
 WIDE = Path(__file__).parents[1] / "robots" / "wide_gripper" / "wide_gripper.yaml"
 
@@ -88,3 +88,11 @@ def test_a_target_beyond_the_reach_is_named() -> None:
     env.task.reset = lambda data, rng: data.mocap_pos.__setitem__(0, [1.2, 0.0, 0.3])
     check = run_episode(env, expert, 0)
     assert (check.success, check.reason) == (False, OUT_OF_REACH)
+
+
+def test_a_contact_that_holds_the_arm_back_is_named() -> None:
+    env = ProtegeEnv(EnvSpec.make("reach", cameras=()), terminate_on_success=False)
+    expert = make_expert(env)
+    env.task.reset = lambda data, rng: data.mocap_pos.__setitem__(0, [0.42, 0.0, -0.05])  # under the table top
+    check = run_episode(env, expert, 0)
+    assert (check.success, check.reason) == (False, f"{BLOCKED} table")
