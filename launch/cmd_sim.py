@@ -108,8 +108,9 @@ def _check_robot(args: argparse.Namespace) -> int:
     from protege.sim.onboarding import describe_robot, format_table
     from protege.teleop.runtime.robot_check import check_robot
 
-    if args.seeds < 1 or args.workers < 1:
-        raise UserError(f"--seeds and --workers must be at least 1, got {args.seeds} and {args.workers}")
+    if args.seeds < 1 or args.workers < 1 or args.seed < 0:
+        raise UserError(f"--seeds and --workers must be at least 1 and --seed at least 0, got {args.seeds}, "
+                        f"{args.workers} and {args.seed}")
     tasks = list(TASKS) if args.tasks is None else [t for t in args.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:

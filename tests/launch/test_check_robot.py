@@ -44,7 +44,7 @@ def test_a_spec_that_does_not_load_is_one_line_and_exit_2(capsys, tmp_path: Path
     assert cli.main(["sim", "check-robot", missing]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == f"protege sim: error: robot spec file not found: {missing}\n"
-    for bad in (["--seeds", "0"], ["--tasks", "juggle"]):
+    for bad in (["--seeds", "0"], ["--seed", "-1"], ["--workers", "0"], ["--tasks", "juggle"]):
         assert cli.main(["sim", "check-robot", "protege_arm", *bad]) == 2
         assert len(capsys.readouterr().err.splitlines()) == 1
 
