@@ -13,7 +13,7 @@ from zarr.core.sync import collect_aiterator
 from zarr.errors import ZarrUserWarning
 
 from protege.datasets import schema
-from protege.datasets.errors import CorruptDatasetError, DatasetNotFoundError
+from protege.datasets.errors import CorruptDatasetError, DatasetError, DatasetNotFoundError
 from protege.datasets.storage import is_local, object_names, open_store, rows_per_object, stored_objects
 
 # What zarr raises on a damaged metadata file (not JSON, a shape of strings, a missing field).
@@ -32,7 +32,11 @@ def open_root(path: str, read_only: bool = True) -> zarr.Group:
         problem = f"{path} is a file, not a dataset" if os.path.exists(path) else f"no dataset at {path}"
         raise DatasetNotFoundError(problem)
     try:
-        return zarr.open_group(open_store(path, read_only=read_only), mode="r" if read_only else "r+")
+        store = open_store(path, read_only=read_only)
+    except (ImportError, ValueError) as exc:  # fsspec: an unknown protocol, or its backend's package missing
+        raise DatasetError(f"{path}: {exc}") from None
+    try:
+        return zarr.open_group(store, mode="r" if read_only else "r+")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
         raise DatasetNotFoundError(f"no zarr dataset at {path}") from None
     except METADATA_ERRORS as exc:

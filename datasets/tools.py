@@ -154,7 +154,10 @@ def _output_exists(path: str) -> bool:
         return os.path.exists(path)
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(path)
+    try:
+        fs, root = fsspec.core.url_to_fs(path)
+    except (ImportError, ValueError) as exc:  # an unknown protocol, or its backend's package missing
+        raise DatasetError(f"{path}: {exc}") from None
     return bool(fs.exists(root))
 
 

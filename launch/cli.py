@@ -22,6 +22,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+SEEDS = range(2**32)  # episode seeds a command takes: numpy's classic seed range
+IMAGE_SIDES = range(1, 2049)  # camera image side, pixels: beyond what a policy takes; a take's frames stay in memory
+PROCESSES_PER_CPU = 4  # local worker processes (--envs, --workers) per CPU at most
+
 # name -> (module, one-line help). Modules are imported only to build their own parser.
 COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("protege.launch.cmd_sim", "list tasks, robots, cameras and devices; view a scene"),
@@ -62,6 +66,57 @@ def add_ray_argument(parser: argparse.ArgumentParser, workers: str) -> None:
         help=f"run the workers ({workers} of them) as Ray actors: a local Ray instance (started, or the one `ray start` left), "
              "or the cluster at ADDRESS (auto, ray://HOST:10001); needs pip install 'protege[ray]'",
     )
+
+
+def parse_cameras(text: str, flag: str = "--cameras") -> tuple[str, ...]:
+    """A comma-separated camera list (``""``: none); one line on a camera no scene has, or one named twice."""
+    from protege.launch.errors import UserError
+    from protege.sim.scene import CAMERAS
+
+    cameras = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in cameras if c not in CAMERAS]
+    if unknown:
+        raise UserError(f"{flag}: unknown camera {unknown[0]} (choose from {', '.join(CAMERAS)})")
+    twice = sorted({c for c in cameras if cameras.count(c) > 1})
+    if twice:
+        raise UserError(f"{flag}: camera {twice[0]!r} is named twice")
+    return cameras
+
+
+def check_range(flag: str, value: float, allowed: range, why: str = "") -> None:
+    """One line unless ``value``, given with ``flag``, is within ``allowed`` (``why`` says why it is bounded)."""
+    from protege.launch.errors import UserError
+
+    if not allowed.start <= value < allowed.stop:
+        raise UserError(f"{flag} must be {allowed.start} to {allowed.stop - 1}{why}, got {value:g}")
+
+
+def check_processes(flag: str, count: int, ray: str | None) -> None:
+    """One line if ``count`` worker processes, run locally (Ray places its actors itself), are more than
+    :data:`PROCESSES_PER_CPU` per CPU: each builds an env and a GL context of its own."""
+    from protege.launch.errors import UserError
+
+    cpus = os.cpu_count() or 1
+    if ray is None and count > PROCESSES_PER_CPU * cpus:
+        raise UserError(f"{flag} {count}: more than {PROCESSES_PER_CPU} processes per CPU ({cpus} CPUs here), each "
+                        "with an env and a GL context of its own; --ray runs more on a cluster")
+
+
+def check_suffix(flag: str, path: str, suffix: str) -> None:
+    """One line unless ``path``, given with ``flag``, ends in ``suffix`` (the type of file written there)."""
+    from protege.launch.errors import UserError
+
+    if not path.lower().endswith(suffix):
+        raise UserError(f"{flag} {path}: writes a {suffix} file; give a path ending in {suffix}")
+
+
+def connect_ray(address: str | None) -> None:
+    """Join ``--ray``'s cluster now, when given: an address that is malformed or where nothing answers is
+    refused in one line before anything is written (the pools then find Ray joined)."""
+    if address is not None:
+        from protege.teleop.runtime.ray_pool import connect
+
+        connect(address)
 
 
 def emit_json(result: dict[str, Any]) -> None:

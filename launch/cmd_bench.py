@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from protege.launch.cli import add_ray_argument, emit_json
+from protege.launch.cli import add_ray_argument, connect_ray, emit_json
 
 # target -> (module, function); each function takes json: bool and returns a dict of figures.
 BENCHES: dict[str, tuple[str, str]] = {
@@ -28,6 +28,8 @@ ROLLOUT_EPISODES = 48
 
 RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
 LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
+LEARN_OPTIONS = ("out", "tasks", "policies", "demos", "noise", "episodes", "steps", "disturb", "jobs", "envs", "device",
+                 "cell")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,16 +65,26 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ray and args.target not in RAY_TARGETS:
         raise UserError(f"--ray measures {' and '.join(RAY_TARGETS)}, not {args.target}")
-    if args.target != "learn" and args.out is not None:
-        raise UserError(f"--out and the other learning-table options are for bench learn, not {args.target}")
+    learn_options = _learn_options_given(args)
+    if args.target != "learn" and learn_options:
+        raise UserError(f"{', '.join(learn_options)}: for bench learn only, not bench {args.target}")
     if args.target != "sim" and args.robot is not None:
         raise UserError(f"--robot is for bench sim, not {args.target}")
+    connect_ray(args.ray)
     module, function = BENCHES[args.target]
     extra = {"ray": args.ray} if args.ray else {"args": args} if args.target in ("learn", "sim") else {}
     result = getattr(importlib.import_module(module), function)(json=args.json, **extra)
     if args.json:
         emit_json(result)
     return 0
+
+
+def _learn_options_given(args: argparse.Namespace) -> list[str]:
+    """The learning-table options ``args`` gives a value other than their default."""
+    from protege.launch.cli import build_parser
+
+    defaults = build_parser().parse_args(["bench", args.target])
+    return [f"--{name}" for name in LEARN_OPTIONS if getattr(args, name) != getattr(defaults, name)]
 
 
 def _sim(json: bool, args: argparse.Namespace) -> dict:
@@ -142,13 +154,17 @@ def _replay(json: bool) -> dict:
 def _learn(json: bool, args: argparse.Namespace) -> dict:
     from pathlib import Path
 
+    from protege.launch.cli import check_processes
     from protege.launch.cmd_rollout import parse_disturb
     from protege.launch.errors import UserError
     from protege.launch.experiments.learn_table import LearnSettings, run_cell, run_table
+    from protege.policies.trainer import resolve_device
     from protege.sim.disturbances import describe
 
     if args.out is None:
         raise UserError("bench learn needs --out DIR (the table's directory)")
+    resolve_device(args.device, 0)  # an unknown or absent device before any cell
+    check_processes("--jobs x --envs", args.jobs * args.envs, None)
     out = Path(args.out)
     if args.cell:
         return run_cell(out, args.cell, args.envs, args.device)

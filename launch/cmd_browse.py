@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.success_hold < 0 or (args.time_limit or 0) < 0:
         raise TeleopError("--success-hold and --time-limit must be >= 0")
+    window_only = [flag for flag, given in (("--device", args.device != "keyboard"), ("--bindings", args.bindings))
+                   if given]
+    if args.script and window_only:
+        raise TeleopError(f"{', '.join(window_only)}: for the window; a --script names each correction's source")
     if args.script:
         import os
 

@@ -68,20 +68,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from protege.launch.cli import emit_json
+    from protege.launch import cli
     from protege.launch.cmd_rollout import parse_disturb
     from protege.launch.experiments.dagger import DaggerConfig, run_dagger
 
+    cli.check_range("--seed", args.seed, cli.SEEDS)
+    cli.check_range("--image-size", args.image_size, cli.IMAGE_SIDES)
+    cli.check_processes("--envs", args.envs, args.ray)
     config = DaggerConfig(
         task=args.task, out=args.out, expert=args.expert, demos_dataset=args.demos_dataset, bindings=args.bindings,
         flow=args.flow, robot=args.robot, policy=args.policy, rounds=args.rounds, demos=args.demos,
         episodes_per_round=args.episodes_per_round, mixing=args.mixing, beta=args.beta, noise=args.noise,
         steps=args.steps, eval_episodes=args.eval_episodes, envs=args.envs, ray=args.ray, seed=args.seed,
-        cameras=tuple(c for c in args.cameras.split(",") if c), image_size=args.image_size, compare_bc=args.compare_bc,
+        cameras=cli.parse_cameras(args.cameras), image_size=args.image_size, compare_bc=args.compare_bc,
         correction_share=args.correction_share, overrides=tuple(args.overrides), progress=not args.no_progress,
         dart_noise=args.compare_dart, disturb=parse_disturb(args.disturb),
     )
+    cli.connect_ray(args.ray)
     log = run_dagger(config, notify=lambda line: print(line, flush=True))
     if args.json:
-        emit_json(log.to_json())
+        cli.emit_json(log.to_json())
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+MAX_VIDEO_FPS = 65535  # mp4v counts its time base in 16 bits
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
@@ -173,7 +175,12 @@ def _wrote(result: dict[str, Any]) -> str:
 def _export_video(args: argparse.Namespace) -> int:
     from protege.datasets import Dataset
     from protege.datasets.video import export_video
+    from protege.launch.cli import check_suffix
+    from protege.launch.errors import UserError
 
+    check_suffix("--out", args.out, ".mp4")
+    if args.fps is not None and not 0 < args.fps <= MAX_VIDEO_FPS:
+        raise UserError(f"--fps must be > 0 and at most {MAX_VIDEO_FPS} (mp4v's time base), got {args.fps:g}")
     result = export_video(Dataset(args.dataset), args.episode, args.out, args.fps)
     size = f"{result['width']}x{result['height']}"
     line = f"wrote {result['frames']} frames ({size}, {', '.join(result['cameras'])}) to {result['path']}"

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from protege.launch.launchfile import find_launch_file, load_launch_file, run_plan, shipped_launch_files
 
     if args.list:
+        if args.file:
+            raise UserError(f"--list lists the shipped launch files: drop {args.file!r}, or drop --list to run it")
         return _list(shipped_launch_files())
     if not args.file:
         raise UserError("name a launch file (e.g. quickstart) or pass --list")

@@ -9,9 +9,14 @@ Heavy imports (mujoco, pygame, zarr) happen inside ``run`` so that ``protege --h
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from protege.launch.cli import add_ray_argument
+
+# Options of one way of recording, with their defaults: another value given with the other way is refused.
+TELEOP_ONLY: dict[str, Any] = {"bindings": None, "time_limit": None, "auto_save": False}
+SCRIPTED_ONLY: dict[str, Any] = {"workers": 1, "ray": None, "noise": None, "dart": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from protege.launch.cli import emit_json
+    from protege.launch.cli import IMAGE_SIDES, SEEDS, check_range, emit_json, parse_cameras
+    from protege.sim.robot import TIMESTEP
     from protege.teleop.errors import TeleopError
 
-    cameras = [c for c in args.cameras.split(",") if c]
-    if args.fps <= 0 or args.image_size <= 0 or args.success_hold < 0:
-        raise TeleopError("--fps and --image-size must be positive and --success-hold >= 0")
+    cameras = list(parse_cameras(args.cameras))
+    if not 1 <= args.fps <= 1 / TIMESTEP:
+        raise TeleopError(f"--fps must be 1 to {1 / TIMESTEP:g} Hz (the physics rate), got {args.fps:g}")
+    if args.success_hold < 0:
+        raise TeleopError("--success-hold must be >= 0")
+    check_range("--image-size", args.image_size, IMAGE_SIDES)
+    if args.seed is not None:
+        check_range("--seed", args.seed, SEEDS)
+    _check_mode(args)
     if args.expert:
         result = _collect(args, cameras)
     else:
@@ -63,7 +75,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_mode(args: argparse.Namespace) -> None:
+    """TeleopError naming the options of the other way of recording, which it would ignore."""
+    from protege.teleop.errors import TeleopError
+
+    other = TELEOP_ONLY if args.expert else SCRIPTED_ONLY
+    given = [f"--{name.replace('_', '-')}" for name, default in other.items() if getattr(args, name) != default]
+    if given:
+        only = "--device (scripted collection keeps the task's time limit)" if args.expert else "--expert scripted"
+        raise TeleopError(f"{', '.join(given)}: only with {only}")
+
+
 def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
+    from protege.launch.cli import check_processes, connect_ray
     from protege.sim import EnvSpec
     from protege.sim.experts import DEMO_NOISE, check_expert
     from protege.teleop.errors import TeleopError
@@ -72,12 +96,14 @@ def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
 
     if args.episodes < 1 or args.workers < 1:
         raise TeleopError("--episodes and --workers must be at least 1")
+    check_processes("--workers", args.workers, args.ray)
     noise = DEMO_NOISE if args.noise is None else args.noise
-    if noise < 0:
-        raise TeleopError(f"--noise must be >= 0, got {noise}")
+    if not 0 <= noise < math.inf:
+        raise TeleopError(f"--noise must be >= 0 and finite, got {noise}")
     spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
     check_expert(spec)  # an arm the task or its expert cannot use is refused before any episode
     seed = first_seed(args.out, args.seed)
+    connect_ray(args.ray)
     result = collect(spec, args.out, args.episodes, noise=noise, success_hold=args.success_hold, workers=args.workers,
                      seed=seed, progress=not args.no_progress, ray=args.ray, dart=args.dart)
     print(f"collected {result['episodes']} {args.task} episodes (seeds {seed}..{seed + args.episodes - 1}), "

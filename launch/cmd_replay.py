@@ -23,9 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from protege.launch.cli import emit_json
+    from protege.launch.cli import check_suffix, emit_json
     from protege.teleop.replay import replay
 
+    if args.video:
+        check_suffix("--video", args.video, ".mp4")
     if args.window:
         from protege.teleop.display import require_display
 

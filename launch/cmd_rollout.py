@@ -24,6 +24,7 @@ from protege.launch.runs import EVAL_SEED
 if TYPE_CHECKING:
     from protege.launch.runs import OpenRun
     from protege.sim.disturbances import Disturbance
+    from protege.sim.spec import EnvSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,42 +64,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
 
-def parse_disturb(text: str | None) -> tuple[Disturbance, ...]:
-    """``--disturb``'s disturbances (none when not given); one line on a bad specification."""
+def parse_disturb(text: str | None, env: EnvSpec | None = None) -> tuple[Disturbance, ...]:
+    """``--disturb``'s disturbances (none when not given), checked against ``env`` when given (a latency or
+    a displacement that cannot make sense there); one line on a bad specification."""
     from protege.launch.errors import UserError
     from protege.sim import SimError
-    from protege.sim.disturbances import parse_disturbances
+    from protege.sim.disturbances import check_disturbances, parse_disturbances
 
     if text is None:
         return ()
     try:
-        return parse_disturbances(text)
+        disturb = parse_disturbances(text)
+        if env is not None:
+            check_disturbances(disturb, env)
     except SimError as exc:
         raise UserError(f"--disturb: {exc}") from None
+    return disturb
 
 
 def run(args: argparse.Namespace) -> int:
-    from protege.launch.cli import emit_json
+    from protege.launch.cli import SEEDS, check_processes, check_range, connect_ray, emit_json, parse_cameras
     from protege.launch.errors import UserError
     from protege.launch.runs import open_run
+    from protege.policies.trainer import resolve_device
     from protege.teleop.runtime.loop import first_seed
 
     if args.episodes < 1 or args.envs < 1:
         raise UserError(f"--episodes and --envs must be at least 1 (got {args.episodes} and {args.envs})")
+    check_processes("--envs", args.envs, args.ray)
     if args.success_hold < 0:
         raise UserError(f"--success-hold must be >= 0 (got {args.success_hold})")
     if args.videos is not None and (args.videos < 0 or not args.video_dir):
         raise UserError("--videos needs --video-dir and must be >= 0")
-    if args.time_limit is not None and not args.intervene:
-        raise UserError("--time-limit is a person's limit: it needs --intervene")
-    disturb = parse_disturb(args.disturb)
+    person = [flag for flag, given in (("--time-limit", args.time_limit is not None), ("--bindings", args.bindings),
+                                       ("--no-wait", args.no_wait)) if given]
+    if person and not args.intervene:
+        raise UserError(f"{', '.join(person)}: a person's settings, only with --intervene")
+    if args.seed is not None:
+        check_range("--seed", args.seed, SEEDS)
+    if len(parse_cameras(args.video_camera, "--video-camera")) != 1:
+        raise UserError(f"--video-camera takes one camera, got {args.video_camera!r}")
+    cameras = None if args.cameras is None else list(parse_cameras(args.cameras))
+    device = str(resolve_device(args.device, 0))
     args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
-    cameras = None if args.cameras is None else [c for c in args.cameras.split(",") if c]
-    run = open_run(args.checkpoint, robot=args.robot, task=args.task, cameras=cameras, device=args.device,
+    run = open_run(args.checkpoint, robot=args.robot, task=args.task, cameras=cameras, device=device,
                    ema=not args.no_ema)
+    disturb = parse_disturb(args.disturb, run.env)
     if args.intervene:
         result = _intervene(args, run, disturb)
     else:
+        connect_ray(args.ray)
         if args.video_dir:
             Path(args.video_dir).mkdir(parents=True, exist_ok=True)  # an impossible one fails before any episode
         summary = run.evaluate(args.episodes, seed=args.seed, envs=args.envs, disturb=disturb,

@@ -91,7 +91,7 @@ def _uses_cuda(device: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from protege.launch.cli import emit_json
+    from protege.launch.cli import SEEDS, check_range, emit_json
     from protege.launch.errors import UserError
     from protege.policies import checkpoint
     from protege.policies.base import POLICIES
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if fixed:
         raise UserError(f"--set {fixed[0]}: choose the policy and run directory with --policy and --out")
     apply_overrides([config, policy_config], args.overrides)
+    check_range("--seed", config.seed, SEEDS)
     summary = train(config, policy_config, resume=bool(args.resume))
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process reports
         return 0

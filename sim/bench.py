@@ -3,17 +3,16 @@ same run on the same trajectories.
 
 The limit of a state-only step is raw ``mj_step`` for the same substeps; the limit of a step with cameras is
 raw ``mj_step`` plus MuJoCo's own ``mujoco.Renderer`` drawing the same cameras (same size and render flags).
-Both replay the controls the env applied, from the same start states, so they simulate exactly the env's
-trajectories (contacts included). Env and limit runs alternate, and every figure is the median over the
-repeats of its own run; the ratios are taken within each repeat, which keeps them honest on a shared,
-noisy machine.
+Both replay the controls the env applied, from the same states, so they simulate exactly the env's
+trajectories (contacts included). Env and limit take turns every few steps, and every figure is the median
+over the repeats; the ratios are taken within each repeat, which keeps them honest on a shared, noisy
+machine.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -21,13 +20,7 @@ import numpy as np
 from protege.sim.env import STATE_SPEC, ProtegeEnv
 from protege.sim.spec import EnvSpec
 
-
-@dataclass
-class _Segment:
-    """One episode of a benchmark run: the state it starts from and the controls applied at each step."""
-
-    start: np.ndarray
-    ctrl: list[np.ndarray]
+BLOCK = 20  # control steps run by the env, then by the limit, in turn
 
 
 def _actions(env: ProtegeEnv, steps: int, seed: int) -> np.ndarray:
@@ -36,50 +29,42 @@ def _actions(env: ProtegeEnv, steps: int, seed: int) -> np.ndarray:
     return rng.uniform(low, high, (steps, env.action_space.shape[0])) * 0.3
 
 
-def _record(env: ProtegeEnv, actions: np.ndarray, seed: int) -> list[_Segment]:
-    """The controls the env applies for ``actions`` (untimed), cut into episodes at its resets."""
+def _interleaved(env: ProtegeEnv, actions: np.ndarray, seed: int, renderer: mujoco.Renderer | None = None,
+                 cameras: Sequence[str] = (), option: mujoco.MjvOption | None = None) -> tuple[float, float]:
+    """Seconds of ``env`` stepping through ``actions`` (resetting with ``seed`` when an episode ends), and
+    seconds of the limit replaying the controls the env applied, from the same states, on a data of its own:
+    bare ``mj_step`` for the same substeps (with ``renderer``: then ``mj_forward`` and the cameras drawn).
+    They take turns every :data:`BLOCK` steps, so both see the same load on a shared machine."""
+    model, raw = env.model, mujoco.MjData(env.model)
     env.reset(seed=seed)
-    segments = [_Segment(env.get_state(), [])]
-    for action in actions:
-        _, _, terminated, truncated, _ = env.step(action)
-        segments[-1].ctrl.append(env.data.ctrl.copy())
-        if terminated or truncated:
-            env.reset(seed=seed)
-            segments.append(_Segment(env.get_state(), []))
-    return segments
-
-
-def _env_rate(env: ProtegeEnv, actions: np.ndarray, seed: int) -> float:
-    env.reset(seed=seed)
-    start = time.perf_counter()
-    for action in actions:
-        _, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            env.reset(seed=seed)
-    return len(actions) / (time.perf_counter() - start)
-
-
-def _raw_rate(model: mujoco.MjModel, data: mujoco.MjData, segments: Sequence[_Segment], substeps: int,
-              renderer: mujoco.Renderer | None = None, cameras: Sequence[str] = (),
-              option: mujoco.MjvOption | None = None) -> float:
-    """Control steps per second of bare ``mj_step`` (and, with ``renderer``, the cameras drawn after each step)
-    along the recorded trajectories."""
-    steps, elapsed = 0, 0.0
-    for segment in segments:
-        mujoco.mj_setState(model, data, segment.start, STATE_SPEC)
-        mujoco.mj_forward(model, data)
-        start = time.perf_counter()
-        for ctrl in segment.ctrl:
-            data.ctrl[:] = ctrl
-            mujoco.mj_step(model, data, nstep=substeps)
+    start = env.get_state()
+    env_s = raw_s = 0.0
+    for first in range(0, len(actions), BLOCK):
+        ctrls: list[np.ndarray] = []
+        restarts: dict[int, np.ndarray] = {0: start}  # where the limit restarts from, by position in ctrls
+        t = time.perf_counter()
+        for action in actions[first : first + BLOCK]:
+            _, _, terminated, truncated, _ = env.step(action)
+            ctrls.append(env.data.ctrl.copy())
+            if terminated or truncated:
+                env.reset(seed=seed)
+                restarts[len(ctrls)] = env.get_state()
+        env_s += time.perf_counter() - t
+        for i, ctrl in enumerate(ctrls):
+            if i in restarts:
+                mujoco.mj_setState(model, raw, restarts[i], STATE_SPEC)
+                mujoco.mj_forward(model, raw)
+            t = time.perf_counter()
+            raw.ctrl[:] = ctrl
+            mujoco.mj_step(model, raw, nstep=env.n_substeps)
             if renderer is not None:
-                mujoco.mj_forward(model, data)  # the scene of the new state, as the env draws it
+                mujoco.mj_forward(model, raw)  # the scene of the new state, as the env draws it
                 for camera in cameras:
-                    renderer.update_scene(data, camera=camera, scene_option=option)
+                    renderer.update_scene(raw, camera=camera, scene_option=option)
                     renderer.render()
-        elapsed += time.perf_counter() - start
-        steps += len(segment.ctrl)
-    return steps / elapsed
+            raw_s += time.perf_counter() - t
+        start = restarts.get(len(ctrls), env.get_state())
+    return env_s, raw_s
 
 
 def _plain_renderer(env: ProtegeEnv) -> tuple[mujoco.Renderer, mujoco.MjvOption]:
@@ -96,19 +81,15 @@ def _plain_renderer(env: ProtegeEnv) -> tuple[mujoco.Renderer, mujoco.MjvOption]
 
 
 def _pair(env: ProtegeEnv, steps: int, repeats: int, cameras: Sequence[str] = ()) -> dict[str, float]:
-    """Median env rate, median limit rate and median ratio over ``repeats`` alternating runs."""
-    scratch = mujoco.MjData(env.model)
+    """Median env rate, median limit rate and median ratio over ``repeats`` interleaved runs."""
     renderer, option = _plain_renderer(env) if cameras else (None, None)
     env_rates, raw_rates, ratios = [], [], []
     try:
         for r in range(repeats):
-            actions = _actions(env, steps, seed=r)
-            segments = _record(env, actions, seed=r)
-            env_rate = _env_rate(env, actions, seed=r)
-            raw_rate = _raw_rate(env.model, scratch, segments, env.n_substeps, renderer, cameras, option)
-            env_rates.append(env_rate)
-            raw_rates.append(raw_rate)
-            ratios.append(env_rate / raw_rate)
+            env_s, raw_s = _interleaved(env, _actions(env, steps, seed=r), r, renderer, cameras, option)
+            env_rates.append(steps / env_s)
+            raw_rates.append(steps / raw_s)
+            ratios.append(raw_s / env_s)
     finally:
         if renderer is not None:
             renderer.close()

@@ -15,12 +15,15 @@ recorded ``sim_state`` stays the true state).
   with it.
 - ``obs_noise`` (m): Gaussian noise of this standard deviation on ``object_pos``, every tick.
 - ``latency`` (ticks): each action is applied this many ticks after it was chosen.
+
+:func:`check_disturbances` refuses magnitudes that cannot make sense in an env: a latency of the whole
+episode, a displacement or noise wider than the arm's workspace.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +34,7 @@ from protege.sim.errors import SimError
 
 if TYPE_CHECKING:
     from protege.sim.env import ProtegeEnv
+    from protege.sim.spec import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,23 @@ def parse_disturbances(text: str) -> tuple[Disturbance, ...]:
     if not parsed:
         raise SimError("no disturbance given (NAME[=MAGNITUDE],...)")
     return tuple(parsed.values())
+
+
+def check_disturbances(disturbances: Sequence[Disturbance], spec: EnvSpec) -> None:
+    """One-line :class:`SimError` on a magnitude that cannot make sense in ``spec``'s env: a latency of the
+    whole episode or more (its time limit at its control rate), or a push, shove or noise wider than the
+    arm's workspace (the diagonal of the rectangle its task objects spawn in)."""
+    from protege.sim.tasks import TASKS
+
+    ticks = int(round(TASKS[spec.task].time_limit * spec.control_hz))
+    span = 2.0 * float(np.hypot(*spec.load_robot().workspace.half_extent))
+    for disturbance in disturbances:
+        unit = KINDS[disturbance.name].unit
+        if unit == "ticks" and disturbance.magnitude >= ticks:
+            raise SimError(f"disturbance {disturbance}: a delay of the whole episode or more ({spec.task} runs "
+                           f"{ticks} ticks at {spec.control_hz:g} Hz)")
+        if unit == "m" and disturbance.magnitude > span:
+            raise SimError(f"disturbance {disturbance}: wider than the {spec.robot} workspace ({span:.2f} m across)")
 
 
 def describe(disturbances: tuple[Disturbance, ...]) -> str:

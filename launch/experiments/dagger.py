@@ -48,7 +48,8 @@ from protege.launch.errors import UserError
 from protege.launch.plots import plot_dagger
 from protege.launch.runfiles import DaggerLog, DaggerPoint, DaggerRound, write_dagger
 from protege.launch.runs import OpenRun, open_run
-from protege.sim.disturbances import describe
+from protege.sim.disturbances import check_disturbances, describe
+from protege.sim.errors import SimError
 from protege.teleop.browser import segments
 from protege.teleop.runtime.collect import collect, make_env
 from protege.teleop.runtime.loop import first_seed
@@ -125,19 +126,35 @@ class DaggerConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.beta <= 1.0:
             raise UserError(f"--beta must be in [0, 1], got {self.beta}")
-        if self.noise < 0:
-            raise UserError(f"--noise must be >= 0, got {self.noise}")
-        if self.dart_noise is not None and (self.dart_noise <= 0 or not self.compare_bc):
+        if self.beta != DaggerConfig.beta and self.mixing != "tick":
+            raise UserError(f"--beta {self.beta:g}: only with --mixing tick (the expert's share of each tick)")
+        person_only = [flag for flag, given in (("--bindings", self.bindings is not None),
+                                                ("--flow", self.flow != DaggerConfig.flow)) if given]
+        if person_only and self.expert == "scripted":
+            raise UserError(f"{', '.join(person_only)}: only with a person as the expert (--expert keyboard|gamepad)")
+        if not 0 <= self.noise < math.inf:
+            raise UserError(f"--noise must be >= 0 and finite, got {self.noise}")
+        if self.dart_noise is not None and (not 0 < self.dart_noise < math.inf or not self.compare_bc):
             raise UserError(f"--compare-dart takes a noise > 0 and needs --compare-bc, got {self.dart_noise}")
         if self.correction_share is not None and not 0.0 < self.correction_share < 1.0:
             raise UserError(f"--correction-share must be in (0, 1), got {self.correction_share}")
+        self._check_overrides()
+
+    def _check_overrides(self) -> None:
+        """``--set``'s keys, values and the training counts they give, refused before round 0 collects demos."""
+        from protege.policies.base import POLICIES
+        from protege.policies.config import TrainConfig, apply_overrides
+
+        train_config = TrainConfig(steps=self.steps)
+        apply_overrides([train_config, POLICIES[self.policy].config_class()], list(self.overrides))
+        train_config.check()
 
 
 def env_spec(config: DaggerConfig) -> EnvSpec:
     """The env every round runs in: the demo set's (task, arm, rate, cameras, image size, action space),
     refused in one line if it is not ``config``'s task or arm, or the scripted expert cannot drive it;
     else ``config``'s at 20 Hz."""
-    from protege.sim import EnvSpec, SimError
+    from protege.sim import EnvSpec
     from protege.sim.experts import check_expert
     from protege.sim.robot import DEFAULT_ROBOT
 
@@ -220,9 +237,15 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
 
         require_display("dagger")  # before round 0 trains, not after
     run = Path(config.out)
-    if (run / "dagger.json").exists() or (run / "data.zarr").exists():
-        raise UserError(f"{run} already holds a DAgger run: choose a new --out")
+    if run.is_dir() and any(run.iterdir()):
+        held = ("a DAgger run" if (run / "dagger.json").exists() or (run / "data.zarr").exists()
+                else "a training run" if (run / "config.json").exists() else "other files")
+        raise UserError(f"{run} already holds {held}: choose a new --out")
     config = dataclasses.replace(config, env=env_spec(config))
+    try:
+        check_disturbances(config.disturb, _env(config))
+    except SimError as exc:
+        raise UserError(f"--disturb: {exc}") from None
     run.mkdir(parents=True, exist_ok=True)
     data = run / "data.zarr"
     log = DaggerLog(task=config.task, policy=config.policy, expert=config.expert, rounds=(), robot=_env(config).robot,

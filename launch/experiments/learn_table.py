@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import math
 import os
 import subprocess
 import sys
@@ -76,6 +77,8 @@ class LearnSettings(Record):
         from protege.policies import POLICY_NAMES
         from protege.sim.tasks import TASKS
 
+        if not self.tasks or not self.policies:
+            raise UserError("--tasks and --policies must each name one at least")
         for task in self.tasks:
             if task not in TASKS:
                 raise UserError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
@@ -85,12 +88,25 @@ class LearnSettings(Record):
         for name in ("demos", "episodes", "image_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.noise < 0:
-            raise UserError(f"--noise must be >= 0, got {self.noise}")
+        if not 0 <= self.noise < math.inf:
+            raise UserError(f"--noise must be >= 0 and finite, got {self.noise}")
         if self.steps < 0:
             raise UserError(f"--steps must be >= 0 (0: each policy's default), got {self.steps}")
         if not self.cells:
             raise UserError("no cell to run: the cnn runs on lift and push only")
+        self._check_disturb()
+
+    def _check_disturb(self) -> None:
+        """The disturbed evaluation's ``--disturb``, refused in one line if it cannot make sense on a task."""
+        from protege.sim import EnvSpec, SimError
+        from protege.sim.disturbances import check_disturbances, parse_disturbances
+
+        try:
+            disturb = parse_disturbances(self.disturb)
+            for task in self.tasks:
+                check_disturbances(disturb, EnvSpec.make(task, cameras=()))
+        except SimError as exc:
+            raise UserError(f"--disturb: {exc}") from None
 
     @property
     def cells(self) -> list[Cell]:

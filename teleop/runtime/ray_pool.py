@@ -9,13 +9,17 @@ is restarted and its calls rerun there, so each call's result comes back exactly
 
 from __future__ import annotations
 
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from protege.teleop.errors import MissingExtraError
+from protege.teleop.errors import MissingExtraError, TeleopError
 
 LOCAL = "local"  # start a local Ray instance, or join the one `ray start` left on this machine
+AUTO = "auto"  # the cluster RAY_ADDRESS or the last `ray start` names
+CLIENT_PREFIX = "ray://"  # a Ray client address; without it, host:port is the cluster's GCS
+PROBE_TIMEOUT_S = 10.0  # an address that accepts no connection in this time is refused
 RETRIES = 3  # restarts of a lost actor, and reruns of each call it held
 
 
@@ -30,14 +34,34 @@ class _Actor:
 
 
 def connect(address: str) -> Any:
-    """The ray module, connected to ``address`` (``local``, ``auto``, ``ray://host:port`` or ``host:port``)."""
+    """The ray module, connected to ``address`` (``local``, ``auto``, ``ray://host:port`` or ``host:port``);
+    one-line TeleopError if it is malformed, nothing answers there (:func:`probe`) or Ray finds no cluster."""
     try:
         import ray
     except ImportError:
         raise MissingExtraError("--ray", "ray") from None
     if not ray.is_initialized():
-        ray.init(address=None if address == LOCAL else address, logging_level="WARNING", log_to_driver=False)
+        if address not in (LOCAL, AUTO):
+            probe(address)
+        try:
+            ray.init(address=None if address == LOCAL else address, logging_level="WARNING", log_to_driver=False)
+        except ConnectionError as exc:
+            raise TeleopError(f"--ray {address}: {exc}") from None
     return ray
+
+
+def probe(address: str) -> None:
+    """One-line TeleopError unless ``address`` (``host:port`` or ``ray://host:port``) accepts a connection
+    within :data:`PROBE_TIMEOUT_S`: Ray itself retries an address where nothing answers for minutes."""
+    host, _, port = address.removeprefix(CLIENT_PREFIX).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise TeleopError(f"--ray {address}: not an address; give local, auto, HOST:PORT or {CLIENT_PREFIX}HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise TeleopError(f"--ray {address}: nothing answers there ({reason}); start the cluster (ray start --head) "
+                          "or check the address") from None
 
 
 def ordered_map(make: Callable[[], Callable[..., Any]], calls: Sequence[tuple[Any, ...]], actors: int,
