@@ -18,6 +18,12 @@ from protege.sim.spec import DEFAULT_CAMERAS, IMAGE, EnvSpec, image_key
 from protege.sim.tasks import TASKS
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics, controls, mocap and warm start: exact replay
+_OBS_ORDER = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper", "object_pos", "object_quat", "goal_pos")
+# What the position- and velocity-dependent stages of mj_forward read from the data: while it is unchanged since
+# the env's last mj_forward, a step may skip recomputing them (mj_step2 for its first substep).
+_FORWARD_INPUTS = (mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL | mujoco.mjtState.mjSTATE_ACT
+                   | mujoco.mjtState.mjSTATE_MOCAP_POS | mujoco.mjtState.mjSTATE_MOCAP_QUAT
+                   | mujoco.mjtState.mjSTATE_EQ_ACTIVE)
 
 
 def quat_near(quat: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -53,6 +59,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_quality: str = "fast",
         terminate_on_success: bool = True,
         render_mode: str | None = None,
+        ik: str | None = None,
     ) -> None:
         if render_quality not in ("fast", "high"):
             raise SimError(f"unknown render quality {render_quality!r} (fast or high)")
@@ -86,8 +93,13 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mujoco.mj_resetDataKeyframe(m, self.data, self._home_key)
         mujoco.mj_kinematics(m, self.data)
         self._home_ee_quat = self._ee_quat()
-        self.controller = make_controller(spec.action_space, self.robot, m.actuator_ctrlrange[self._arm_act])
+        self.controller = make_controller(spec.action_space, self.robot, m.actuator_ctrlrange[self._arm_act], ik)
         self._command = self.data.userdata[: self.controller.command_size]  # view: saved with the state
+        self._gripper = self.robot.gripper
+        self._grip_length = self._gripper_lengths()
+        # The forward inputs as the env's last mj_forward saw them (see _advance); b"": no forward yet.
+        self._forwarded, self._forward_check = b"", np.empty(mujoco.mj_stateSize(m, _FORWARD_INPUTS))
+        self._obs_slices = self._observation_layout()
 
         self.cameras = self.env_spec.cameras
         self._image_shape = (height, width, 3)
@@ -96,6 +108,10 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         check_cameras(m, self.cameras)  # fail early on a bad camera name, before any GL context exists
         self.action_space = gym.spaces.Box(self.controller.action_low, self.controller.action_high, dtype=np.float64)
         self.observation_space = self._make_observation_space()
+        self._action_shape = self.action_space.shape
+        self._qpos_span = _span(self._qpos_adr)
+        arm_span = _span(self._arm_act)
+        self._arm_ctrl = arm_span if arm_span is not None else self._arm_act
         self._steps = 0
 
     # gymnasium API
@@ -105,26 +121,56 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.data.ctrl[:] = self._home_ctrl
         self.data.ctrl[self._grip_act] = self.robot.gripper.ctrl(0.0)  # episodes start with the gripper open
         self.task.reset(self.data, self.np_random)
-        mujoco.mj_forward(self.model, self.data)
+        self._forward()
         self.controller.reset_command(self.data.qpos[self._qpos_adr], self._command)
         self._steps = 0
         return self._observation(), self._info()
 
     def step(self, action: np.ndarray):
         action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape:
-            raise SimError(f"action has shape {action.shape}, expected {self.action_space.shape}")
+        if action.shape != self._action_shape:
+            raise SimError(f"action has shape {action.shape}, expected {self._action_shape}")
         d = self.data
-        d.ctrl[self._arm_act] = self.controller.arm_targets(d.qpos[self._qpos_adr], action, self._command)
-        d.ctrl[self._grip_act] = self.robot.gripper.ctrl(action[-1])
-        mujoco.mj_step(self.model, d, nstep=self.n_substeps)
-        mujoco.mj_forward(self.model, d)  # kinematics of the new state: what set_state(get_state()) observes
+        q_arm = d.qpos[self._qpos_span] if self._qpos_span is not None else d.qpos[self._qpos_adr]
+        d.ctrl[self._arm_ctrl] = self.controller.arm_targets(q_arm, action, self._command)
+        d.ctrl[self._grip_act] = self._gripper.ctrl(action[-1])
+        self._advance()
         self._steps += 1
-        success = self.task.is_success(d)
-        lost = self.task.object_lost(d)
+        task = self.task
+        success = task.is_success(d)
+        lost = task.object_lost(d)
         terminated = (success and self.terminate_on_success) or lost
         truncated = self._steps >= self.max_steps
-        return self._observation(), self.task.reward(d), terminated, truncated, self._info(success, lost)
+        info = {"success": success, "is_success": success, "object_lost": lost, "step": self._steps}
+        return self._observation(), task.reward(d), terminated, truncated, info
+
+    def _forward(self) -> None:
+        """mj_forward, remembering the inputs it saw (so the next step may start from its results)."""
+        mujoco.mj_forward(self.model, self.data)
+        mujoco.mj_getState(self.model, self.data, self._forward_check, _FORWARD_INPUTS)
+        self._forwarded = self._forward_check.tobytes()
+
+    def _advance(self) -> None:
+        """``n_substeps`` physics steps with the controls set, then mj_forward at the new state (what
+        set_state(get_state()) observes: positions, contacts, sensors).
+
+        mj_step begins with mj_forward of the state it is given; when the data is still as the env's last
+        mj_forward left it (the usual case: nothing moved the state since the last step or reset), the first
+        substep reuses those results and computes only what the new controls change (mj_step2: actuation,
+        acceleration, constraint solve, integration): the same numbers, one forward pass fewer per step.
+        Anything else that changed the state since (a disturbance, a caller writing ``data``) gets a plain
+        mj_step. The model itself must not change between steps.
+        """
+        m, d = self.model, self.data
+        check = self._forward_check
+        mujoco.mj_getState(m, d, check, _FORWARD_INPUTS)
+        if check.tobytes() == self._forwarded:
+            mujoco.mj_step2(m, d)
+            if self.n_substeps > 1:
+                mujoco.mj_step(m, d, nstep=self.n_substeps - 1)
+        else:
+            mujoco.mj_step(m, d, nstep=self.n_substeps)
+        self._forward()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -151,7 +197,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if state.shape != (expected,):
             raise SimError(f"sim state has shape {state.shape}, this env needs ({expected},)")
         mujoco.mj_setState(self.model, self.data, state, STATE_SPEC)
-        mujoco.mj_forward(self.model, self.data)
+        self._forward()
         self._steps = int(round(self.data.time * self.control_hz))
 
     def hold_pose(self) -> None:
@@ -230,8 +276,15 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._command[4:7].copy() if self.controller.command_size == 7 else None
 
     def gripper_state(self) -> float:
-        g = self.robot.gripper
+        g = self._gripper
         return gripper_opening_fraction(self.model, self.data, self._grip_act, g.open, g.closed)
+
+    def _gripper_lengths(self) -> tuple[float, float]:
+        """The gripper actuator's lengths when open and closed (see :func:`gripper_opening_fraction`)."""
+        m, g, a = self.model, self._gripper, self._grip_act
+        gain, bias = m.actuator_gainprm[a, 0], m.actuator_biasprm[a, 1]
+        to_length = gain / -bias if bias != 0 else 1.0
+        return float(g.open * to_length), float(g.closed * to_length)
 
     def render_cameras(self) -> dict[str, np.ndarray]:
         if self._renderer is None:  # the GL context belongs to the process that renders
@@ -243,21 +296,65 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mujoco.mju_mat2Quat(quat, self.data.site_xmat[self._ee_site])
         return quat
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        d = self.data
-        obs = {
-            "joint_pos": d.qpos[self._qpos_adr].copy(),
-            "joint_vel": d.qvel[self._qvel_adr].copy(),
-            "ee_pos": d.site_xpos[self._ee_site].copy(),
-            "ee_quat": quat_near(self._ee_quat(), self._home_ee_quat),
-            "gripper": np.array([self.gripper_state()]),
-        }
-        n = len(self.task.objects)
+    def _observation_layout(self) -> list[tuple[str, slice]]:
+        """Where each low-dimensional observation lies in the one array a step's observations are views of.
+
+        The arm's joint positions and, where the task's accessors are views of ``qpos`` (as the base task's
+        are), the objects' poses come first, gathered from ``qpos`` in one take (``self._qpos_take``)."""
+        d, task = self.data, self.task
+        n = len(task.objects)
+        objects = [task.object_pos(d, i) for i in range(n)] + [task.object_quat(d, i) for i in range(n)]
+        offsets = [_qpos_offset(d.qpos, view) for view in objects]
+        self._objects_in_qpos = n > 0 and None not in offsets
+        sizes = {"joint_pos": len(self._qpos_adr)}
+        take = list(self._qpos_adr)
         if n:
-            obs["object_pos"] = np.concatenate([self.task.object_pos(d, i) for i in range(n)])
-            obs["object_quat"] = np.concatenate([self.task.object_quat(d, i) for i in range(n)])
-        if self.task.has_goal:
-            obs["goal_pos"] = self.task.goal_pos(d)
+            sizes["object_pos"], sizes["object_quat"] = 3 * n, 4 * n
+            if self._objects_in_qpos:
+                for offset, view in zip(offsets, objects, strict=True):
+                    take += range(offset, offset + len(view))
+        sizes.update({"joint_vel": len(self._qvel_adr), "ee_pos": 3, "ee_quat": 4, "gripper": 1})
+        if task.has_goal:
+            sizes["goal_pos"] = 3
+        where, at = {}, 0
+        for key, size in sizes.items():
+            where[key] = slice(at, at + size)
+            at += size
+        self._qpos_take = np.array(take, dtype=np.int64)
+        self._take_span = slice(0, len(take))
+        self._obs_size = at
+        self._slices = (where["joint_vel"], where["ee_pos"], where["ee_quat"], where["gripper"].start)
+        self._object_slices = (where["object_pos"], where["object_quat"]) if n else None
+        self._goal_slice = where.get("goal_pos")
+        self._qvel_span = _span(self._qvel_adr)
+        return [(key, where[key]) for key in _OBS_ORDER if key in where]  # the keys in their documented order
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        """This state's observations: the low-dimensional ones are views of one array made for this call (a
+        caller may keep them: the next step never writes into them), the images arrays of their own."""
+        d, task = self.data, self.task
+        values = np.empty(self._obs_size)
+        joint_vel, ee_pos, ee_quat, gripper = self._slices
+        np.take(d.qpos, self._qpos_take, out=values[self._take_span])
+        if self._qvel_span is None:
+            np.take(d.qvel, self._qvel_adr, out=values[joint_vel])
+        else:
+            values[joint_vel] = d.qvel[self._qvel_span]
+        values[ee_pos] = d.site_xpos[self._ee_site]
+        quat = values[ee_quat]
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._ee_site])
+        if not float(quat.dot(self._home_ee_quat)) >= 0.0:  # quat_near(quat, home)
+            np.negative(quat, out=quat)
+        length_open, length_closed = self._grip_length
+        frac = (float(d.actuator_length[self._grip_act]) - length_open) / (length_closed - length_open)
+        values[gripper] = min(max(frac, 0.0), 1.0)  # gripper_opening_fraction
+        if self._object_slices is not None and not self._objects_in_qpos:
+            (pos, quats), n = self._object_slices, len(task.objects)
+            values[pos] = np.concatenate([task.object_pos(d, i) for i in range(n)])
+            values[quats] = np.concatenate([task.object_quat(d, i) for i in range(n)])
+        if self._goal_slice is not None:
+            values[self._goal_slice] = task.goal_pos(d)
+        obs = {key: values[where] for key, where in self._obs_slices}
         if self.cameras:
             for cam, image in self.render_cameras().items():
                 obs[image_key(cam)] = image
@@ -279,6 +376,23 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 low, high = (-1.0, 1.0) if key.endswith("_quat") else (0.0, 1.0) if key == "gripper" else (-np.inf, np.inf)
                 spaces[key] = gym.spaces.Box(low, high, shape, np.float64)
         return gym.spaces.Dict(spaces)
+
+
+def _qpos_offset(qpos: np.ndarray, view: np.ndarray) -> int | None:
+    """Where ``view`` starts in ``qpos`` if it is a contiguous view of it, else None."""
+    if not isinstance(view, np.ndarray) or view.base is None or not np.shares_memory(qpos, view):
+        return None
+    if view.dtype != qpos.dtype or view.ndim != 1 or view.strides != qpos.strides:
+        return None
+    offset, rest = divmod(view.__array_interface__["data"][0] - qpos.__array_interface__["data"][0], qpos.itemsize)
+    return offset if rest == 0 and 0 <= offset <= len(qpos) - len(view) else None
+
+
+def _span(index: np.ndarray) -> slice | None:
+    """``index`` as a slice where it is a contiguous run, else None."""
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return None
 
 
 def make(
