@@ -1,4 +1,4 @@
-"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|learn`: each capability's figures.
+"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|gate|learn`: each capability's figures.
 
 `protege bench learn --out DIR` runs the learning table (:mod:`protege.launch.experiments.learn_table`); a rerun
 with the same settings resumes it.
@@ -7,6 +7,7 @@ with the same settings resumes it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 
 from protege.launch.cli import add_ray_argument, connect_ray, emit_json
@@ -21,9 +22,11 @@ BENCHES: dict[str, tuple[str, str]] = {
     "rollout": ("protege.launch.cmd_bench", "_rollout"),
     "intervene": ("protege.launch.cmd_bench", "_intervene"),
     "replay": ("protege.launch.cmd_bench", "_replay"),
+    "gate": ("protege.launch.cmd_bench", "_gate"),
     "learn": ("protege.launch.cmd_bench", "_learn"),
 }
 ROLLOUT_EPISODES = 48
+GATE_EPISODES, GATE_SEED = 50, 200_000  # validation seeds: apart from demos (0, ...) and evaluation (100000, ...)
 
 
 RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
@@ -40,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     sim = parser.add_argument_group("bench sim")
     sim.add_argument("--robot", help="the arm: built-in name, Menagerie name or spec file (default: protege_arm)")
+    gate = parser.add_argument_group("bench gate (the policy's doubt against the operator's deviation gate)")
+    gate.add_argument("--checkpoint", metavar="RUN",
+                      help="an mlp trained with --set heads=K (default: one trained here: 30 slot_push demos, 4,000 "
+                           "steps, 5 heads)")
     learn = parser.add_argument_group("bench learn (the learning table)")
     learn.add_argument("--out", help="table directory: created, or resumed if it holds the same settings")
     learn.add_argument("--tasks", default=",".join(LEARN_TASKS), help="comma-separated tasks (default: all)")
@@ -70,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(learn_options)}: for bench learn only, not bench {args.target}")
     if args.target != "sim" and args.robot is not None:
         raise UserError(f"--robot is for bench sim, not {args.target}")
+    if args.target != "gate" and args.checkpoint is not None:
+        raise UserError(f"--checkpoint is for bench gate, not {args.target}")
     connect_ray(args.ray)
     module, function = BENCHES[args.target]
-    extra = {"ray": args.ray} if args.ray else {"args": args} if args.target in ("learn", "sim") else {}
+    extra = {"ray": args.ray} if args.ray else {"args": args} if args.target in ("learn", "sim", "gate") else {}
     result = getattr(importlib.import_module(module), function)(json=args.json, **extra)
     if args.json:
         emit_json(result)
@@ -148,6 +157,57 @@ def _replay(json: bool) -> dict:
     result = bench_replay()
     if not json:
         print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+    return result
+
+
+def _gate(json: bool, args: argparse.Namespace) -> dict:
+    """Precision and recall of the doubt gate's firings against the deviation gate's over the same rollouts
+    (the policy driving alone under --disturb default, the expert watching), at thresholds from the
+    doubt's own distribution."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from protege.launch.errors import UserError
+    from protege.launch.runs import open_run
+    from protege.policies.config import TrainConfig
+    from protege.policies.mlp.config import MLPConfig
+    from protege.policies.trainer import train
+    from protege.sim import EnvSpec
+    from protege.sim.disturbances import parse_disturbances
+    from protege.teleop.runtime.collect import collect
+    from protege.teleop.runtime.gate import GateConfig, compare_gates, watch
+
+    with tempfile.TemporaryDirectory(prefix="protege-bench-gate-") as tmp:
+        run_dir = args.checkpoint
+        if run_dir is None:
+            demos, run_dir = str(Path(tmp) / "demos.zarr"), str(Path(tmp) / "run")
+            collect(EnvSpec.make("slot_push", cameras=()), demos, 30, noise=0.2, progress=False)
+            train(TrainConfig(dataset=demos, out=run_dir, policy="mlp", steps=4000, val_ratio=0.0, progress=False),
+                  MLPConfig(heads=5))
+        run = open_run(run_dir)
+        if getattr(run.meta.policy_config, "heads", 1) < 2:
+            raise UserError(f"{run_dir} has no doubt to measure: train an mlp with --set heads=5")
+        config = GateConfig()
+        watcher = watch(run.env, run.make_policy, GATE_EPISODES, GATE_SEED, parse_disturbances("default"))
+    doubts = np.concatenate(watcher.doubts)
+    thresholds = [float(q) for q in np.percentile(doubts, np.arange(10, 95, 5))]
+    window = round(0.5 * run.env.control_hz)
+    rows = compare_gates(watcher, config, thresholds, window)
+    best = max(rows, key=lambda r: (r.precision >= 0.6, r.recall, r.precision))
+    result = {"task": run.env.task, "episodes": GATE_EPISODES, "window_ticks": window,
+              "deviation_threshold": config.threshold, "deviation_firings": rows[0].deviation_firings,
+              "rows": [dataclasses.asdict(r) for r in rows], "best": dataclasses.asdict(best)}
+    if not json:
+        print(f"gate: {GATE_EPISODES} {run.env.task} episodes under --disturb default, the deviation gate "
+              f"(> {config.threshold} of a step for {config.deviation_ticks} ticks) fired {best.deviation_firings} "
+              f"times; doubt gate matched within {window} ticks:", flush=True)
+        for r in rows:
+            print(f"  doubt > {r.doubt:.4f}: {r.firings:4d} firings, precision {r.precision:.3f}, "
+                  f"recall {r.recall:.3f}", flush=True)
+        print(f"best with precision >= 0.6: doubt > {best.doubt:.4f}, precision {best.precision:.3f}, "
+              f"recall {best.recall:.3f}", flush=True)
     return result
 
 

@@ -1,11 +1,13 @@
 """`protege dagger`: learn from an expert's labels on the policy's own states, round after round.
 
     protege dagger --task slot_push --expert scripted --rounds 4 --out runs/dagger --compare-bc
+    protege dagger --task slot_push --expert gated --compare-dagger --compare-bc --out runs/hg-gated
     protege dagger --task lift --expert keyboard --demos-dataset demos.zarr --rounds 3 --out runs/hg-dagger
     protege dagger --task lift --expert keyboard --flow rewind --demos-dataset demos.zarr --out runs/rewind
 
 With the scripted expert every visited state is labelled (DAgger); with a keyboard or gamepad a
-person takes over live when the policy goes wrong and only those segments are labelled (HG-DAgger).
+person takes over live when the policy goes wrong and only those segments are labelled (HG-DAgger);
+``gated`` is a simulated person: the scripted expert steps in when its gates fire.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import argparse
 
 from protege.launch.cli import add_ray_argument
 from protege.policies import POLICY_NAMES
+from protege.teleop.runtime.gate import DEFAULT_GATES, GATES, GateConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task (see `protege sim list`)")
-    parser.add_argument("--expert", required=True, choices=("scripted", "keyboard", "gamepad"),
-                        help="who labels: the scripted expert, or a person taking over live")
+    parser.add_argument("--expert", required=True, choices=("scripted", "gated", "keyboard", "gamepad"),
+                        help="who labels: the scripted expert (every state), a gated operator (the scripted expert "
+                             "stepping in when needed), or a person taking over live")
     parser.add_argument("--rounds", type=int, default=4, help="rounds including the initial BC round (default: 4)")
     parser.add_argument("--out", required=True, help="run directory to create")
     parser.add_argument("--robot", help="robot name or spec file (default: the arm of --demos-dataset, else "
@@ -55,6 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-dart", type=float, metavar="NOISE",
                         help="with --compare-bc: also DART-style BC at the same budget, from demos driven with this "
                              "expert action noise and labelled with the noise-free actions (e.g. 1.0)")
+    parser.add_argument("--gate", default=",".join(DEFAULT_GATES), metavar="GATE,...",
+                        help=f"with --expert gated: when the operator steps in, any of {', '.join(GATES)} "
+                             f"(default: {','.join(DEFAULT_GATES)}; doubt trains the mlp as an ensemble of heads)")
+    parser.add_argument("--doubt-threshold", type=float, default=GateConfig.doubt, metavar="D",
+                        help="the doubt gate fires when the policy's doubt (its heads' spread, in standardised "
+                             f"action units) stays above D (default: {GateConfig.doubt})")
+    parser.add_argument("--gate-threshold", type=float, default=GateConfig.threshold, metavar="D",
+                        help="the policy departs from the operator's action by more than D (in some dimension, "
+                             f"in units of its largest step) for {GateConfig.deviation_ticks} ticks: the deviation gate fires; the "
+                             f"operator hands back after {GateConfig.agree_ticks} ticks within D (default: "
+                             f"{GateConfig.threshold})")
+    parser.add_argument("--reaction-time", type=float, default=GateConfig.reaction_s, metavar="SECONDS",
+                        help=f"the operator's reaction time after a gate fires (default: {GateConfig.reaction_s})")
+    parser.add_argument("--compare-dagger", action="store_true",
+                        help="with --expert gated: also full-labelling DAgger from the same demos, on the same effort axis")
     parser.add_argument("--disturb", metavar="NAME[=MAG],...",
                         help="seeded disturbances for the labelled rollouts and every evaluation (see protege rollout "
                              "--disturb; 'default' is object_push,arm_shove); the demos stay undisturbed")
@@ -82,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, eval_episodes=args.eval_episodes, envs=args.envs, ray=args.ray, seed=args.seed,
         cameras=cli.parse_cameras(args.cameras), image_size=args.image_size, compare_bc=args.compare_bc,
         correction_share=args.correction_share, overrides=tuple(args.overrides), progress=not args.no_progress,
-        dart_noise=args.compare_dart, disturb=parse_disturb(args.disturb),
+        dart_noise=args.compare_dart, disturb=parse_disturb(args.disturb), compare_dagger=args.compare_dagger,
+        gate=GateConfig(gates=tuple(g for g in args.gate.split(",") if g), threshold=args.gate_threshold,
+                        doubt=args.doubt_threshold, reaction_s=args.reaction_time),
     )
     cli.connect_ray(args.ray)
     log = run_dagger(config, notify=lambda line: print(line, flush=True))

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intervene", choices=("keyboard", "gamepad"),
                         help="show a window and let a person take over live with this device (HG-DAgger)")
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (with --intervene)")
+    parser.add_argument("--request-help", type=float, metavar="DOUBT",
+                        help="with --intervene: the policy pauses and asks the person to take over when its doubt "
+                             "(an mlp trained with --set heads=5: its heads' spread) passes DOUBT")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="with --intervene: time per episode, shown as time left; 0: none "
                              "(default: 5 times the task's, lift: 40 s)")
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if args.videos is not None and (args.videos < 0 or not args.video_dir):
         raise UserError("--videos needs --video-dir and must be >= 0")
     person = [flag for flag, given in (("--time-limit", args.time_limit is not None), ("--bindings", args.bindings),
-                                       ("--no-wait", args.no_wait)) if given]
+                                       ("--no-wait", args.no_wait), ("--request-help", args.request_help is not None))
+              if given]
     if person and not args.intervene:
         raise UserError(f"{', '.join(person)}: a person's settings, only with --intervene")
     if args.seed is not None:
@@ -146,6 +150,9 @@ def _intervene(args: argparse.Namespace, run: OpenRun, disturb: tuple[Disturbanc
         raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")
     if args.envs != 1 or args.video_dir or args.ray:
         raise UserError("--intervene runs one env in a window: drop --envs, --video-dir and --ray")
+    if args.request_help is not None and getattr(run.meta.policy_config, "heads", 1) < 2:
+        raise UserError(f"--request-help reads the policy's doubt: {run.path} is a {run.meta.policy} without an "
+                        "ensemble of heads (train an mlp with --set heads=5)")
     require_display("rollout")
     env = make_env(run.env)
     device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])
@@ -154,7 +161,7 @@ def _intervene(args: argparse.Namespace, run: OpenRun, disturb: tuple[Disturbanc
     with EpisodeWriter(args.record, attrs=run.env.to_attrs(), background=True) as writer:
         result = run_intervention(env, run.make_policy(), device, writer, args.episodes, args.seed,
                                   success_hold=args.success_hold, time_limit=time_limit, wait=not args.no_wait,
-                                  disturb=disturb)
+                                  disturb=disturb, request_help=args.request_help)
     env.close()
     timing = result["timing"]
     under = f" under {describe(disturb)} ({sum(e['strikes'] for e in result['episodes'])} strikes)" if disturb else ""

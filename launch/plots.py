@@ -119,12 +119,14 @@ def plot_success_per_checkpoint(evals: list[EvalRecord], path: Path) -> Path | N
 
 
 def plot_dagger(dagger: DaggerLog, path: Path) -> Path | None:
-    """Success rate after each DAgger round against the labelled frames so far (and the BC and DART baselines)."""
+    """Success rate after each DAgger round against the operator's effort so far, its labelled frames (and
+    full-labelling DAgger's, the BC and DART baselines')."""
     if not dagger.rounds:
         return None
     figure = _figure()
     axes = figure.subplots()
-    methods = (("DAgger", dagger.rounds, "o-"), ("behaviour cloning", dagger.bc, "s--"),
+    methods = (("HG-DAgger, gated operator" if dagger.expert == "gated" else "DAgger", dagger.rounds, "o-"),
+               ("DAgger, every state labelled", dagger.full, "D-."), ("behaviour cloning", dagger.bc, "s--"),
                ("DART-style BC", dagger.dart, "^:"))
     for name, records, style in methods:
         if not records:
@@ -132,12 +134,14 @@ def plot_dagger(dagger: DaggerLog, path: Path) -> Path | None:
         frames = [r.labelled_frames for r in records]
         axes.errorbar(frames, [r.success_rate for r in records], yerr=_interval(records), fmt=style, capsize=4,
                       label=name)
-        if name == "DAgger":
-            for x, record in zip(frames, records):
-                axes.annotate(f"round {record.round}", (x, record.success_rate),
+        if records is dagger.rounds:
+            for x, record in zip(frames, dagger.rounds):
+                takeovers = f", {record.takeovers:.1f} takeovers/ep" if record.takeovers is not None else ""
+                axes.annotate(f"round {record.round}{takeovers}", (x, record.success_rate),
                               textcoords="offset points", xytext=(4, 6), fontsize=8)
-    axes.set(xlabel="labelled frames", ylabel="success rate", ylim=(-0.03, 1.05),
-             title=f"DAgger on {dagger.task} ({dagger.expert} expert)"
+    axes.set(xlabel="operator effort (labelled frames)", ylabel="success rate", ylim=(-0.03, 1.05),
+             title=(f"HG-DAgger on {dagger.task} (gated operator)" if dagger.expert == "gated"
+                    else f"DAgger on {dagger.task} ({dagger.expert} expert)")
                    + (f"\nevaluated under {dagger.disturb.replace(',', ', ')}" if dagger.disturb else ""))
     axes.margins(x=0.08)  # room for the last round's label
     axes.grid(alpha=0.3)

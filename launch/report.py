@@ -200,6 +200,11 @@ def _expert_share(point: DaggerPoint) -> Any:
     return "hand-over" if point.beta is None else point.beta
 
 
+def _takeovers(point: DaggerPoint) -> Any:
+    """The gated operator's take-overs per episode in a round's labelling rollouts ("" elsewhere)."""
+    return point.takeovers if isinstance(point, DaggerRound) and point.takeovers is not None else ""
+
+
 def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets], base: Path) -> str:
     kind = "DAgger run" if data.dagger else "Training run"
     policy = data.meta.policy if data.meta else data.dagger.policy if data.dagger else ""
@@ -209,10 +214,12 @@ def _page(data: RunData, plots: list[tuple[str, Path]], assets: list[VideoAssets
         sections.append(f"<section><h2>Plots</h2><div class='plots'>{images}</div></section>")
     if data.dagger and data.dagger.rounds:
         points: list[tuple[str, DaggerPoint]] = [("DAgger", r) for r in data.dagger.rounds]
+        points += [("full DAgger", r) for r in data.dagger.full]
         points += [("BC", r) for r in data.dagger.bc] + [("DART", r) for r in data.dagger.dart]
-        rows = [[name, r.round, r.labelled_frames, r.episodes, _expert_share(r), _pct(r.success_rate, r.ci95),
-                 r.mean_length, r.run] for name, r in points]
-        header = ["method", "round", "labelled frames", "episodes", "expert share", "success", "mean length", "run"]
+        rows = [[name, r.round, r.labelled_frames, r.episodes, _expert_share(r), _takeovers(r),
+                 _pct(r.success_rate, r.ci95), r.mean_length, r.run] for name, r in points]
+        header = ["method", "round", "operator effort (labelled frames)", "episodes", "expert share",
+                  "takeovers per episode", "success", "mean length", "run"]
         sections.append(f"<section><h2>DAgger rounds</h2>{_grid(header, rows)}</section>")
     if data.evals:
         rows = [[e.time, "" if e.step is None else e.step, e.condition, e.episodes, _pct(e.success_rate, e.ci95),

@@ -83,6 +83,7 @@ class DaggerRound(DaggerPoint):
 
     added_frames: int = 0  # frames this round labelled
     beta: float | None = 1.0  # the expert's per-tick share of control; None: it took over at a random tick
+    takeovers: float | None = None  # the gated operator's take-overs per labelled episode (expert gated)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class DaggerLog(Record):
     rounds: tuple[DaggerRound, ...]
     bc: tuple[DaggerPoint, ...] = ()  # the BC baseline (--compare-bc)
     dart: tuple[DaggerPoint, ...] = ()  # the DART-style BC baseline (--compare-dart)
+    full: tuple[DaggerPoint, ...] = ()  # full-labelling DAgger beside the gated operator (--compare-dagger)
     disturb: str = ""  # the disturbances of the labelled rollouts and every evaluation, "" for none
     robot: str | None = None  # None in older runs that kept the default arm
     config: dict[str, Any] = field(default_factory=dict)  # the DaggerConfig, as given

@@ -134,6 +134,7 @@ class Policy(nn.Module):
         self.config = config
         self.spec = spec
         self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm, spec.quaternion_keys)
+        self.doubt: float | None = None  # the policy's own uncertainty about its last prediction (None: it has none)
         self._history: collections.deque[dict[str, torch.Tensor]] = collections.deque(maxlen=config.n_obs_steps)
         self._queue: collections.deque[np.ndarray] = collections.deque()
 
@@ -174,9 +175,10 @@ class Policy(nn.Module):
 
     # -- control loop --------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the observation history and any queued actions (call at each episode start)."""
+        """Forget the observation history, any queued actions and the last doubt (call at each episode start)."""
         self._history.clear()
         self._queue.clear()
+        self.doubt = None
 
     def observe(self, obs: Mapping[str, np.ndarray]) -> Batch:
         """Push one observation into the history; return the window (1, n_obs_steps, ...) on device."""

@@ -15,6 +15,12 @@ sim freezes, the window stays live); reset (discard the episode in progress, dra
 quit / Esc (abort: the episode in progress is discarded, saved ones stay); help (key map). With
 ``wait``, the window stays open on a summary after the last episode until Esc or start.
 
+A policy that knows its doubt (an ensemble's spread, :attr:`PolicyPilot.doubt
+<protege.teleop.runtime.pilots.PolicyPilot.doubt>`) shows it as a meter in the HUD. With
+``request_help`` the policy asks for help (ThriftyDAgger): when its doubt passes that threshold the
+sim pauses and the window says why, until the person takes over (the take-over input) or lets it go
+on (pause); it asks again only after its doubt has fallen below the threshold.
+
 Disturbances (:mod:`protege.sim.disturbances`, as ``protege rollout --disturb``) strike the scene on
 the same seeded schedule as in headless evaluation; the HUD says what was struck, so the person can
 practise taking over to recover and the recovery is recorded.
@@ -111,15 +117,22 @@ class Intervention:
         time_limit: float | None = None,
         wait: bool = False,
         disturb: tuple[Disturbance, ...] = (),
+        request_help: float | None = None,
     ) -> None:
         if env.controller.name != "ee_delta":
             raise TeleopError(f"live intervention drives ee_delta actions; this env's action space is "
                               f"{env.controller.name!r}")
+        if request_help is not None and not request_help > 0:
+            raise TeleopError(f"--request-help takes a doubt threshold > 0, got {request_help:g}")
         self.env = env
         self.device = device
         self.writer = writer
         self.takeover = TakeoverPilot(device, env)
-        self.loop = ControlLoop(env, [self.takeover, PolicyPilot(policy)], writer=writer, realtime=realtime,
+        self.policy = PolicyPilot(policy)
+        self.request_help = request_help
+        self.asking = False  # paused: the policy asked for help
+        self._may_ask = True  # its doubt fell below the threshold since it last asked
+        self.loop = ControlLoop(env, [self.takeover, self.policy], writer=writer, realtime=realtime,
                                 success_hold=success_hold, time_limit=time_limit,
                                 disturber=Disturber(disturb) if disturb else None)
         self.wait = wait
@@ -159,6 +172,8 @@ class Intervention:
             if script is not None:
                 script.post(tick)
             self._handle_events()
+            if self.asking and self.device.taking_over:  # the person answers by taking over
+                self._resume(f"you drive: let go of {self._takeover_name} to hand back")
             if self.finished:
                 if not self.wait:
                     break
@@ -208,6 +223,8 @@ class Intervention:
         self.takeover.executed(step.action)
         if self.loop.pilots[step.driver] is self.takeover:
             self.intervened += 1
+        if self.loop.pilots[step.driver] is self.policy:
+            self._ask_for_help()
         if len(self.loop.struck) > struck:
             what = self.loop.struck[-1]
             self.message = (f"{_STRUCK[what.name]} {100 * what.magnitude:g} cm"
@@ -217,6 +234,29 @@ class Intervention:
                             else f"the policy drives again: hold {self._takeover_name} to take over")
         if self.loop.ended:
             self._save()
+
+    def _ask_for_help(self) -> None:
+        """With ``request_help``: pause and ask the person when the policy's doubt passes the threshold."""
+        doubt = self.policy.doubt
+        if self.request_help is None or doubt is None:
+            return
+        if doubt <= self.request_help:
+            self._may_ask = True
+        elif self._may_ask and not self.loop.ended:
+            self.asking, self._may_ask = True, False
+            self._pause()
+            self.message = (f"the policy asks for help (doubt {doubt:.3f} > {self.request_help:g}): hold "
+                            f"{self._takeover_name} to take over, {self.device.key_for(Command.PAUSE) or 'pause'} "
+                            "lets it go on")
+
+    def _pause(self) -> None:
+        self.paused, self._paused_at = True, time.perf_counter()
+
+    def _resume(self, message: str) -> None:
+        """End a pause; the pause is not part of the episode's timestamps."""
+        self.paused = self.asking = False
+        self.loop.skip_time(time.perf_counter() - self._paused_at)
+        self.message = message
 
     # -- episodes ------------------------------------------------------------------------------
 
@@ -228,13 +268,11 @@ class Intervention:
             self.waiting = False
             self.message = self._episode_prompt()
         elif command in (Command.PAUSE, Command.START_STOP):
-            self.paused = not self.paused
             if self.paused:
-                self._paused_at = time.perf_counter()
-            else:  # the pause is not part of the episode's timestamps
-                self.loop.skip_time(time.perf_counter() - self._paused_at)
-            self.message = (f"paused: the sim is frozen; {self.device.key_for(Command.PAUSE) or 'pause'} goes on"
-                            if self.paused else "running")
+                self._resume("running")
+            else:
+                self._pause()
+                self.message = f"paused: the sim is frozen; {self.device.key_for(Command.PAUSE) or 'pause'} goes on"
         elif command is Command.RESET:
             self._drop()
             self._new_episode()
@@ -297,6 +335,18 @@ class Intervention:
         return [(name, _KEY_MAP_LABELS.get(target) or target_label(target)) for name, target in self.device.inputs()
                 if target not in _UNUSED_COMMANDS]
 
+    def _doubt_meter(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """The policy's doubt as a ten-cell meter scaled to twice the help threshold (or 1), coloured
+        by how near it is to asking; nothing for a policy without doubt."""
+        doubt = self.policy.doubt
+        if doubt is None:
+            return []
+        full = 2 * self.request_help if self.request_help else 1.0
+        cells = min(10, round(10 * doubt / full))
+        near = doubt > self.request_help if self.request_help else doubt > 0.5
+        colour = ORANGE if near else YELLOW if cells >= 3 else GREY
+        return [(f"doubt [{'#' * cells}{'.' * (10 - cells)}] {doubt:.3f}", colour)]
+
     def _draw(self) -> None:
         window, loop, clock = self.window, self.loop, self.loop.clock
         human = self.device.taking_over
@@ -304,6 +354,8 @@ class Intervention:
         x = window.badge(0, "HUMAN" if human else "POLICY", ORANGE if human else BLUE)
         if self.finished:
             x = window.badge(0, "DONE", GREEN, x)
+        elif self.asking:
+            x = window.badge(0, "HELP?", ORANGE, x)
         elif self.paused or self.waiting:
             x = window.badge(0, "PAUSED" if self.paused else "READY?", YELLOW, x)
         success = bool(loop.info.get("success", False))
@@ -319,7 +371,7 @@ class Intervention:
         closed = (self.device.gripper if human else self.takeover.gripper_in_effect) >= 0.5
         x = window.badge(1, "GRIPPER CLOSED" if closed else "GRIPPER OPEN", BLUE if closed else GREY)
         counts = f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   discarded {self.discarded}"
-        window.line(1, [(self.device.status(), WHITE), (counts, GREY)], x)
+        window.line(1, [*self._doubt_meter(), (self.device.status(), WHITE), (counts, GREY)], x)
         window.footer(self.message, self.device.key_for(Command.HELP),
                       self.key_map() if self.show_help else None)
         window.flip()
@@ -339,12 +391,14 @@ def run_intervention(
     max_ticks: int | None = None,
     wait: bool = False,
     disturb: tuple[Disturbance, ...] = (),
+    request_help: float | None = None,
 ) -> dict[str, Any]:
     """Run ``policy`` on ``env`` with a person ready to take over through ``device``, until ``episodes``
     episodes are saved to ``writer`` (source ``intervention`` where the person drove any frame, else
     ``policy``), the person aborts, or ``max_ticks`` loop ticks pass; an unfinished episode is dropped.
     With ``wait`` each episode starts on the person's start input and the window ends on a summary.
-    ``disturb`` strikes each episode on its seeded schedule.
+    ``disturb`` strikes each episode on its seeded schedule. ``request_help`` (a doubt threshold) lets
+    the policy pause and ask the person to take over (:class:`Intervention`).
 
     Returns ``episodes`` (per saved episode: index, seed, ticks, success, source, intervened_frames,
     strikes, late_ticks), ``saved``, ``discarded``, ``aborted``, ``intervened_frames``, ``frames`` and the loop
@@ -354,7 +408,8 @@ def run_intervention(
         raise TeleopError(f"episodes must be at least 1, got {episodes}")
     pygame.event.clear()
     session = Intervention(env, policy, device, writer, seed=seed, realtime=realtime,
-                           success_hold=success_hold, time_limit=time_limit, wait=wait, disturb=disturb)
+                           success_hold=success_hold, time_limit=time_limit, wait=wait, disturb=disturb,
+                           request_help=request_help)
     try:
         return session.run(episodes, max_ticks=max_ticks, script=script)
     finally:

@@ -10,6 +10,11 @@ policy on all of it. Every round's policy is evaluated on the same held-out seed
   time limit and the expert drives from there to the end (roll in with the policy, roll out with the
   expert: the expert never alternates with the policy, so it leaves the states where the policy
   stalls by one plan, not by a tick-by-tick mix of two).
+- Gated operator (HG-DAgger, simulated): the scripted expert watches the policy drive and steps in only
+  when its gates fire (``gate``, :mod:`protege.teleop.runtime.gate`), drives until the policy is back
+  on its path and hands back; only the frames it drove are labelled, as a person's. With
+  ``compare_dagger``, full-labelling DAgger (the scripted expert, every state labelled) runs beside
+  it from the same demos, so both stand on one axis of operator effort.
 - A person (HG-DAgger), ``flow="live"``: the policy drives in a window and the person takes over
   live when it goes wrong (``protege.teleop.intervene``). ``flow="rewind"``: the policy's rollouts
   are recorded headlessly, then the person browses them, rewinds to where one went wrong and
@@ -17,7 +22,9 @@ policy on all of it. Every round's policy is evaluated on the same held-out seed
   the frames the person drove are labelled: each intervention segment joins the aggregate as an
   episode of its own (source intervention, its parent episode and frame in RUN/interventions.zarr).
 
-The behavioural-cloning baseline (``compare_bc``) gets the same budget of expert-labelled frames as
+Labelled frames are the operator's effort: every demo frame, every frame the scripted expert labels,
+and every frame a person or the gated operator drives. The behavioural-cloning baseline
+(``compare_bc``) gets the same budget of expert-labelled frames as
 plain demonstrations: after round r it clones as many demo frames as DAgger has labelled by then.
 ``dart_noise`` adds a second baseline at the same budget, DART-style: demos driven by the expert with
 that action noise and labelled with its noise-free actions. ``disturb`` applies seeded disturbances
@@ -28,6 +35,7 @@ RUN/data.zarr       the aggregate dataset        RUN/round_K/   the policy train
 RUN/interventions.zarr   a person's full intervention rollouts (HG-DAgger)
 RUN/bc.zarr         the baseline's demos         RUN/bc_K/      the baseline at round K's budget
 RUN/dart.zarr       DART's noisy demos           RUN/dart_K/    DART-style BC at round K's budget
+RUN/full.zarr       full-labelling DAgger's data RUN/full_K/    its policy after round K (compare_dagger)
 RUN/dagger.json     per-round figures            RUN/dagger.png success vs labelled frames
 """
 
@@ -52,6 +60,7 @@ from protege.sim.disturbances import check_disturbances, describe
 from protege.sim.errors import SimError
 from protege.teleop.browser import segments
 from protege.teleop.runtime.collect import collect, make_env
+from protege.teleop.runtime.gate import GateConfig
 from protege.teleop.runtime.loop import first_seed
 from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
@@ -60,7 +69,8 @@ if TYPE_CHECKING:
     from protege.sim.spec import EnvSpec
     from protege.teleop.scripted_input import ScriptedInput
 
-EXPERTS = ("scripted", "keyboard", "gamepad")
+EXPERTS = ("scripted", "gated", "keyboard", "gamepad")
+PERSONS = ("keyboard", "gamepad")
 FLOWS = ("live", "rewind")
 MIXINGS = ("tick", "handover")
 
@@ -72,6 +82,7 @@ MIXINGS = ("tick", "handover")
 #   in demos, and the policy's error on it, integrated every tick, tilts the gripper (on slot_push
 #   the round-1 aggregate gave 4-19% success min-max scaled, 58% standardised).
 # - No validation split: labelled frames are the budget being compared; success in the sim judges.
+DOUBT_HEADS = 5  # the mlp's heads when the gated operator's doubt gate needs the policy's doubt
 ROUND_SETTINGS = {"cnn": ("n_obs_steps=1", "horizon=1", "n_action_steps=1", "action_norm=meanstd")}
 LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0, ...) and eval seeds
 
@@ -102,6 +113,8 @@ class DaggerConfig:
     success_hold: int = 10
     compare_bc: bool = False
     dart_noise: float | None = None  # with compare_bc: also DART-style BC from demos with this expert noise
+    gate: GateConfig = GateConfig()  # the gated operator's gates (expert gated)
+    compare_dagger: bool = False  # with expert gated: full-labelling DAgger beside it
     disturb: tuple[Disturbance, ...] = ()  # applied to the labelled rollouts and every evaluation
     correction_share: float | None = None  # batch share of the labelled rollouts or interventions (None: by frames)
     overrides: tuple[str, ...] = ()  # train/policy config `key=value`
@@ -117,10 +130,14 @@ class DaggerConfig:
             raise UserError(f"unknown mixing {self.mixing!r} (choose from {', '.join(MIXINGS)})")
         if self.mixing is not None and self.expert != "scripted":
             raise UserError(f"--mixing {self.mixing} needs the scripted expert (a person takes over when they choose)")
-        if self.expert != "scripted" and self.demos_dataset is None:
+        if self.expert in PERSONS and self.demos_dataset is None:
             raise UserError(f"--expert {self.expert} starts from recorded demos: give them with --demos-dataset D.zarr")
-        if self.expert != "scripted" and self.compare_bc:
-            raise UserError("--compare-bc needs the scripted expert (it records as many demo frames as DAgger labels)")
+        if self.expert in PERSONS and self.compare_bc:
+            raise UserError("--compare-bc needs a scripted expert (it records as many demo frames as DAgger labels)")
+        if "doubt" in self.gate.gates and (self.expert != "gated" or self.policy != "mlp"):
+            raise UserError("the doubt gate reads the mlp's heads: it needs --expert gated and --policy mlp")
+        if self.compare_dagger and self.expert != "gated":
+            raise UserError("--compare-dagger compares the gated operator with full labelling: it needs --expert gated")
         for name in ("rounds", "demos", "episodes_per_round", "steps", "eval_episodes", "envs"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -130,7 +147,7 @@ class DaggerConfig:
             raise UserError(f"--beta {self.beta:g}: only with --mixing tick (the expert's share of each tick)")
         person_only = [flag for flag, given in (("--bindings", self.bindings is not None),
                                                 ("--flow", self.flow != DaggerConfig.flow)) if given]
-        if person_only and self.expert == "scripted":
+        if person_only and self.expert not in PERSONS:
             raise UserError(f"{', '.join(person_only)}: only with a person as the expert (--expert keyboard|gamepad)")
         if not 0 <= self.noise < math.inf:
             raise UserError(f"--noise must be >= 0 and finite, got {self.noise}")
@@ -165,7 +182,7 @@ def env_spec(config: DaggerConfig) -> EnvSpec:
             spec = EnvSpec.from_attrs(Dataset(config.demos_dataset).attrs).with_robot(config.robot).resolved()
             if spec.task != config.task:
                 raise UserError(f"{config.demos_dataset} holds task {spec.task!r}, not {config.task!r}")
-        if config.expert == "scripted":
+        if config.expert not in PERSONS:
             check_expert(spec)
     except SimError as exc:
         raise UserError(f"{config.demos_dataset or 'dagger'}: {exc}") from None
@@ -188,6 +205,8 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
                                seed=config.seed, progress=config.progress)
     policy_config = POLICIES[config.policy].config_class()
     defaults = ["val_ratio=0", *ROUND_SETTINGS.get(config.policy, ())]
+    if config.expert == "gated" and "doubt" in config.gate.gates:
+        defaults.append(f"heads={DOUBT_HEADS}")
     if config.correction_share is not None and np.isin(Dataset(str(dataset)).meta("source"), ON_POLICY_SOURCES).any():
         defaults.append(f"correction_share={config.correction_share}")
     apply_overrides([train_config, policy_config], [*defaults, *config.overrides])
@@ -232,7 +251,7 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     round starts and each round's figures as it ends.
     """
     config.check()
-    if config.expert != "scripted" and scripts is None:
+    if config.expert in PERSONS and scripts is None:
         from protege.teleop.display import require_display
 
         require_display("dagger")  # before round 0 trains, not after
@@ -262,10 +281,12 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
     for r in range(config.rounds):
         notify(f"round {r} of {config.rounds - 1}: " + ("training on the demos" if r == 0 else
                                                         "labelling rollouts, training, evaluating"))
-        added = 0
+        added, takeovers = 0, None
         if r > 0:
             if config.expert == "scripted":
-                added = _expert_labels(config, run, r)
+                added = _expert_labels(config, run / f"round_{r - 1}", data, r)
+            elif config.expert == "gated":
+                added, takeovers = _gated_labels(config, run, r)
             elif config.flow == "live":
                 added = _person_labels(config, run, r, scripts(r) if scripts else None)
             else:
@@ -274,7 +295,8 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
             episodes = _episodes(data)
         loss = _train(config, data, run / f"round_{r}")
         point = DaggerRound(round=r, labelled_frames=labelled, episodes=episodes, run=f"round_{r}", train_loss=loss,
-                            added_frames=added, beta=_round_beta(config, r), **_evaluate(config, run / f"round_{r}"))
+                            added_frames=added, beta=_round_beta(config, r), takeovers=takeovers,
+                            **_evaluate(config, run / f"round_{r}"))
         log = dataclasses.replace(log, rounds=(*log.rounds, point))
         write_dagger(run, log)
         if config.compare_bc:
@@ -285,6 +307,9 @@ def run_dagger(config: DaggerConfig, scripts: Callable[[int], Any] | None = None
             dart = _bc_point(config, run, r, labelled, None, "dart", config.dart_noise)
             log = dataclasses.replace(log, dart=(*log.dart, dart))
             write_dagger(run, log)
+        if config.compare_dagger:
+            log = dataclasses.replace(log, full=(*log.full, _full_point(config, run, r, log.rounds[0])))
+            write_dagger(run, log)
         plot_dagger(log, run / "dagger.png")
         notify(round_line(log, r))
     return log
@@ -294,7 +319,9 @@ def round_line(log: DaggerLog, r: int) -> str:
     """Round r's figures in one line: DAgger's success and labels, and the baselines' at that budget."""
     point = log.rounds[r]
     line = f"round {r}: {point.labelled_frames} labelled frames, success {100 * point.success_rate:.1f}%"
-    for points, name in ((log.bc, "BC"), (log.dart, "DART")):
+    if point.takeovers is not None:
+        line += f" ({point.takeovers:.2f} takeovers per episode)"
+    for points, name in ((log.full, "full DAgger"), (log.bc, "BC"), (log.dart, "DART")):
         other = next((p for p in points if p.round == r), None)
         if other is not None:
             line += f"; {name} with {other.labelled_frames} frames: {100 * other.success_rate:.1f}%"
@@ -317,14 +344,41 @@ def _round_beta(config: DaggerConfig, r: int) -> float | None:
     return beta_schedule(config.beta, r) if config.mixing == "tick" else None  # None: hand-over mixing
 
 
-def _expert_labels(config: DaggerConfig, run: Path, r: int) -> int:
-    """Roll out round r-1's policy with the scripted expert labelling every state; frames added."""
+def _expert_labels(config: DaggerConfig, policy_run: Path, data: Path, r: int) -> int:
+    """Roll out ``policy_run``'s policy (round r-1's) with the scripted expert labelling every state into
+    ``data``; frames added."""
     handover = config.mixing != "tick"
-    spec = _spec(config, run / f"round_{r - 1}", record=True,
+    spec = _spec(config, policy_run, record=True,
                  expert_beta=0.0 if handover else beta_schedule(config.beta, r), expert_handover=handover)
     rollouts = run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
-                            record_to=str(run / "data.zarr"), progress=config.progress, ray=config.ray)
+                            record_to=str(data), progress=config.progress, ray=config.ray)
     return sum(e.length for e in rollouts.episodes)
+
+
+def _gated_labels(config: DaggerConfig, run: Path, r: int) -> tuple[int, float]:
+    """The gated operator watches round r-1's policy in RUN/interventions.zarr; the segments it drove join
+    RUN/data.zarr. Frames added and take-overs per episode."""
+    rollouts = run / "interventions.zarr"
+    first = _episodes(rollouts)
+    spec = _spec(config, run / f"round_{r - 1}", record=True, gate=config.gate)
+    result = run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
+                          record_to=str(rollouts), progress=config.progress, ray=config.ray)
+    takeovers = sum(e.takeovers for e in result.episodes) / len(result.episodes)
+    return aggregate_interventions(rollouts, first, run / "data.zarr"), round(takeovers, 3)
+
+
+def _full_point(config: DaggerConfig, run: Path, r: int, first: DaggerRound) -> DaggerPoint:
+    """Full-labelling DAgger from the gated run's demos (``first``: its round 0, which stands for this
+    arm's), round r: RUN/full.zarr and RUN/full_r."""
+    if r == 0:
+        return DaggerPoint(**{f.name: getattr(first, f.name) for f in dataclasses.fields(DaggerPoint)})
+    data = run / "full.zarr"
+    if not data.exists():
+        copy_episodes([(Dataset(str(run / "data.zarr")), np.arange(first.episodes))], str(data), "full DAgger demos")
+    _expert_labels(config, run / ("round_0" if r == 1 else f"full_{r - 1}"), data, r)
+    loss = _train(config, data, run / f"full_{r}")
+    return DaggerPoint(round=r, labelled_frames=_frames(data), episodes=_episodes(data), run=f"full_{r}",
+                       train_loss=loss, **_evaluate(config, run / f"full_{r}"))
 
 
 def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInput | None) -> int:

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from protege.datasets import Source
 from protege.teleop.errors import TeleopError
 from protege.teleop.runtime.pilots import Pilot
 
 if TYPE_CHECKING:
+    from protege.datasets import Source
     from protege.sim.disturbances import Disturber, Strike
     from protege.sim.env import ProtegeEnv
     from protege.sim.spec import EnvSpec
@@ -125,6 +125,9 @@ class Arbiter:
     Every pilot is asked every tick, so stateful policies and labelling experts see every observation.
     """
 
+    def reset(self, seed: int | None = None) -> None:
+        """A new episode starts (an arbiter with state of its own, e.g. a gated operator's, starts afresh)."""
+
     def choose(self, pilots: Sequence[Pilot], obs: dict[str, np.ndarray]) -> Decision:
         proposals = [pilot.act(obs) for pilot in pilots]
         for i, action in enumerate(proposals):
@@ -154,6 +157,8 @@ class EpisodeResult:
 
 def episode_source(kinds: set[str]) -> Source:
     """Who an episode came from, given the kinds of pilot that drove its frames."""
+    from protege.datasets import Source  # here: the loop's module stays light for the command line's parsers
+
     if "policy" in kinds:
         return Source.INTERVENTION if kinds - {"policy"} else Source.POLICY
     return Source.HUMAN if "human" in kinds else Source.EXPERT
@@ -213,6 +218,7 @@ class ControlLoop:
             self.obs = self.disturber.observe(self.obs)
         for pilot in self._all_pilots():
             pilot.reset(seed=seed)
+        self.arbiter.reset(seed=seed)
         self.ticks = 0
         self.success_ticks = 0
         self.ended = False

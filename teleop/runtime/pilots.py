@@ -52,6 +52,12 @@ class PolicyPilot:
         action = self.policy.act(obs)
         return None if action is None else np.asarray(action, dtype=np.float64)
 
+    @property
+    def doubt(self) -> float | None:
+        """The policy's own uncertainty about its last action, where it has one (e.g. an ensemble's spread)."""
+        doubt = getattr(self.policy, "doubt", None)
+        return None if doubt is None else float(doubt)
+
 
 class MixturePilot:
     """Lets ``pilot`` drive each tick with probability ``beta`` (DAgger's beta mixture), else proposes None.

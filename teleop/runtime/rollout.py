@@ -6,9 +6,11 @@ rendering in parallel is safe); with ``ray`` Ray actors run the same workers
 (:mod:`protege.teleop.runtime.ray_pool`). Episode k runs with seed ``seed + k`` whichever worker gets it, and
 results come back in seed order: the numbers do not depend on the number or kind of workers.
 
-For DAgger, ``expert`` adds the scripted expert: it labels every visited state (the recorded
-``action`` is its action) and drives each tick with probability ``beta``. ``disturb`` applies seeded
-disturbances (:mod:`protege.sim.disturbances`) to every episode.
+For DAgger, ``expert_beta`` adds the scripted expert: it labels every visited state (the recorded
+``action`` is its action) and drives each tick with probability ``beta``. For HG-DAgger, ``gate``
+adds a gated operator instead (:mod:`protege.teleop.runtime.gate`): it steps in when its gates fire
+and only the frames it drives are marked. ``disturb`` applies seeded disturbances
+(:mod:`protege.sim.disturbances`) to every episode.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from protege.sim.disturbances import Disturber, describe
 from protege.teleop.errors import TeleopError
 from protege.teleop.runtime import ray_pool
 from protege.teleop.runtime.collect import make_env
+from protege.teleop.runtime.gate import GateConfig, GatedArbiter
 from protege.teleop.runtime.loop import ControlLoop, check_dataset
 from protege.teleop.runtime.pilots import ExpertPilot, MixturePilot, Pilot, PolicyPilot
 from protege.teleop.runtime.workers import worker_pool
@@ -61,6 +64,7 @@ class RolloutSpec:
     # With expert_beta: the expert also takes over for good at a tick drawn from the first half of the time limit.
     expert_handover: bool = False
     disturb: tuple[Disturbance, ...] = ()
+    gate: GateConfig | None = None  # a gated operator (the scripted expert) watches and steps in when needed
 
 
 @dataclass
@@ -69,8 +73,9 @@ class EpisodeOutcome:
     success: bool
     length: int
     ret: float
-    expert_ticks: int  # ticks the expert drove (DAgger mixture)
+    expert_ticks: int  # ticks the expert drove (DAgger mixture, or the gated operator)
     strikes: int = 0  # disturbances that moved the object or the arm
+    takeovers: int = 0  # times the gated operator took over
     video: str | None = None
     episode: Episode | None = None  # the recorded episode when the spec records
 
@@ -162,15 +167,18 @@ class _Worker:
         self.env = make_env(spec.env)
         pilots: list[Pilot] = [PolicyPilot(spec.make_policy())]
         labeller = None
-        if spec.expert_beta is not None:
-            from protege.sim.experts import make_expert
-
-            labeller = ExpertPilot(make_expert(self.env, noise=0.0))  # stateless: it also drives in the mixture
+        disturber = Disturber(spec.disturb) if spec.disturb else None
+        self.gated: GatedArbiter | None = None
+        if spec.gate is not None:  # the operator drives when its gates say so; only its frames are labelled
+            pilots.insert(0, self._expert())
+            self.gated = GatedArbiter(self.env, spec.gate, disturber)
+        elif spec.expert_beta is not None:  # the expert labels every frame and drives in the mixture
+            labeller = self._expert()
             handover = self.env.unwrapped.max_steps // 2 if spec.expert_handover else None
             pilots.insert(0, MixturePilot(labeller, spec.expert_beta, handover))
         self.buffer = EpisodeBuffer() if spec.record else None
-        self.loop = ControlLoop(self.env, pilots, writer=self.buffer, realtime=False, success_hold=spec.success_hold,
-                                labeller=labeller, disturber=Disturber(spec.disturb) if spec.disturb else None)
+        self.loop = ControlLoop(self.env, pilots, arbiter=self.gated, writer=self.buffer, realtime=False,
+                                success_hold=spec.success_hold, labeller=labeller, disturber=disturber)
         self._renderer: Any = None
 
     def run(self, index: int, seed: int) -> EpisodeOutcome:
@@ -192,7 +200,15 @@ class _Worker:
         if self.buffer is not None:
             loop.save()
             episode = self.buffer.episodes.pop()
-        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, len(loop.struck), video, episode)
+        takeovers = self.gated.takeovers if self.gated is not None else 0
+        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, len(loop.struck), takeovers, video,
+                              episode)
+
+    def _expert(self) -> ExpertPilot:
+        """The scripted expert, noise-free; stateless, so one pilot can both label and drive."""
+        from protege.sim.experts import make_expert
+
+        return ExpertPilot(make_expert(self.env, noise=0.0))
 
     def _frame(self) -> np.ndarray:
         if self._renderer is None:

@@ -63,6 +63,28 @@ def test_mlp_imitates_the_expert(lowdim_dataset, tmp_path, tiny_config, train_co
     assert np.abs(predicted - episode["action"][:20]).mean() < 0.1
 
 
+def test_an_ensemble_of_heads_doubts_more_off_the_data_and_one_head_has_no_doubt(lowdim_dataset, tmp_path, tiny_config,
+                                                                               train_config):
+    train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=400, val_ratio=0.0), tiny_config("mlp", heads=5))
+    policy = load_policy(tmp_path / "run")
+    keys = list(policy.spec.obs_shapes)
+    episode = Dataset(lowdim_dataset).episode(0, [*keys, "action"]).data
+    policy.reset()
+    assert policy.doubt is None
+    seen = []
+    for t in range(20):
+        policy.act({k: episode[k][t] for k in keys})
+        seen.append(policy.doubt)
+    policy.act({k: episode[k][0] + 5.0 * np.std(episode[k], axis=0) + 1.0 for k in keys})  # far from every demo
+    assert policy.doubt > 3 * np.median(seen) > 0
+    policy.reset()
+    assert policy.doubt is None
+    spec, stats = _unit_spec()
+    single = MLPPolicy(MLPConfig(hidden=[16]), spec, stats).eval()
+    single.act({"joint_pos": np.zeros(2)})
+    assert single.doubt is None
+
+
 def test_temporal_ensembler_weights_older_predictions_more():
     ensembler = TemporalEnsembler(coeff=1.0, chunk=3)
     assert ensembler.update(np.array([[1.0], [2.0], [3.0]]))[0] == 1.0

@@ -222,3 +222,38 @@ def test_disturbances_strike_the_window_on_the_evaluation_schedule_and_the_perso
     shove = np.linalg.norm(np.diff(data["ee_pos"], axis=0), axis=1)[ticks["arm_shove"] - 1]
     assert shove == pytest.approx(0.04, abs=0.01)
     assert session.results[0]["strikes"] == 2 and data["intervention"].tolist() == [0] * (last + 1) + [1] * 5 + [0] * 4
+
+
+class DoubtfulPolicy(FixedPolicy):
+    """A fixed action with a doubt that jumps to 0.9 from ``tick`` on (calls counted from 1)."""
+
+    def __init__(self, tick):
+        super().__init__()
+        self.tick, self.doubt = tick, None
+
+    def act(self, obs):
+        action = super().act(obs)
+        self.doubt = 0.9 if self.calls >= self.tick else 0.1
+        return action
+
+
+def test_a_doubtful_policy_pauses_and_asks_until_the_person_takes_over(env, keyboard):
+    """The policy's 6th action is doubtful: the sim stays paused while the person waits (ticks 6-14), then
+    the take-over at tick 15 answers, the person drives 4 ticks, and the policy, still doubtful, drives on
+    without asking again (its doubt never fell back below the threshold)."""
+    policy = DoubtfulPolicy(tick=6)
+    script = ScriptedInput().key(15, "left shift", hold=4)
+    result, buffer = intervene(env, keyboard, script, policy, max_steps=14, request_help=0.5)
+    flags = buffer.episodes[0].data["intervention"]
+    assert len(flags) == 14 and np.flatnonzero(flags).tolist() == [6, 7, 8, 9]
+    assert result["intervened_frames"] == 4
+
+
+def test_without_request_help_doubt_only_shows(env, keyboard):
+    _, buffer = intervene(env, keyboard, ScriptedInput(), DoubtfulPolicy(tick=2), max_steps=10)
+    assert len(buffer.episodes[0].data["intervention"]) == 10 and not buffer.episodes[0].data["intervention"].any()
+
+
+def test_a_help_threshold_that_is_not_positive_is_refused(env, keyboard):
+    with pytest.raises(TeleopError, match="--request-help takes a doubt threshold > 0"):
+        intervene(env, keyboard, ScriptedInput(), request_help=0.0)
