@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,3 +55,32 @@ def train_tiny_mlp(root: Path, robot: str = "protege_arm", episodes: int = 4, st
     run = root / "run"
     train(TrainConfig(dataset=demos, out=str(run), policy="mlp", steps=steps, warmup_steps=5, progress=False))
     return run
+
+
+def demos_and_run(root: Path, record: list[str]) -> tuple[Path, Path]:
+    """A 2-episode dataset recorded with the ``protege record`` arguments ``record`` and a 2-step mlp
+    trained on it, under ``root``: seconds, for tests of what commands refuse."""
+    import torch
+
+    from protege.launch import cli
+    from protege.policies.config import TrainConfig
+    from protege.policies.trainer import train
+
+    torch.set_num_threads(1)
+    demos, run = root / "d.zarr", root / "run"
+    assert cli.main([*record, "--episodes", "2", "--out", str(demos)]) == 0
+    train(TrainConfig(dataset=str(demos), out=str(run), steps=2, warmup_steps=1, progress=False))
+    return demos, run
+
+
+def one_line(capsys: Any, argv: list[str], *expected: str) -> str:
+    """Run ``protege argv`` and check it ends in one line on standard error naming each of ``expected``,
+    exit status 2; the line."""
+    from protege.launch import cli
+
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"protege {argv[0]}: error: "), err
+    assert "Traceback" not in err and all(text in err for text in expected), err
+    return err

@@ -9,11 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from helpers import demos_and_run, one_line
 
-from protege.launch import cli
-from protege.policies.config import TrainConfig
-from protege.policies.trainer import train
 from protege.sim import EnvSpec, SimError
 from protege.sim.disturbances import check_disturbances, parse_disturbances
 from protege.sim.tasks import TASKS
@@ -24,22 +21,7 @@ RECORD = ["record", "--task", "lift", "--expert", "scripted", "--cameras", "", "
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A 2-episode lift dataset without cameras and a tiny mlp trained on it."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("edges")
-    demos = root / "d.zarr"
-    assert cli.main([*RECORD, "--episodes", "2", "--out", str(demos)]) == 0
-    run = root / "run"
-    train(TrainConfig(dataset=str(demos), out=str(run), steps=2, warmup_steps=1, progress=False))
-    return demos, run
-
-
-def one_line(capsys: pytest.CaptureFixture[str], argv: list[str], *expected: str) -> str:
-    code = cli.main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith(f"protege {argv[0]}: error: "), err
-    assert "Traceback" not in err and all(text in err for text in expected), err
-    return err
+    return demos_and_run(tmp_path_factory.mktemp("edges"), RECORD)
 
 
 def free_port() -> int:

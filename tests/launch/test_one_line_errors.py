@@ -8,11 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
+from helpers import demos_and_run, one_line
 
 from protege.launch import cli
-from protege.policies.config import TrainConfig
-from protege.policies.trainer import train
 
 RECORD = ["record", "--task", "lift", "--expert", "scripted", "--cameras", "front", "--image-size", "32",
           "--no-progress"]
@@ -21,22 +19,7 @@ RECORD = ["record", "--task", "lift", "--expert", "scripted", "--cameras", "fron
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A 2-episode lift dataset with a front camera and a tiny mlp trained on it."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("one_line")
-    demos = root / "d.zarr"
-    assert cli.main([*RECORD, "--episodes", "2", "--out", str(demos)]) == 0
-    run = root / "run"
-    train(TrainConfig(dataset=str(demos), out=str(run), steps=2, warmup_steps=1, progress=False))
-    return demos, run
-
-
-def one_line(capsys: pytest.CaptureFixture[str], argv: list[str], *expected: str) -> str:
-    code = cli.main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith(f"protege {argv[0]}: error: "), err
-    assert "Traceback" not in err and all(text in err for text in expected), err
-    return err
+    return demos_and_run(tmp_path_factory.mktemp("one_line"), RECORD)
 
 
 def files(dataset: Path) -> list[tuple[Path, int]]:
