@@ -14,7 +14,7 @@ from torch import nn
 
 from protege.datasets.schema import QUAT_SUFFIX, VEL_SUFFIX, is_image_key
 from protege.policies import POLICY_NAMES
-from protege.policies.config import PolicyConfig
+from protege.policies.config import PolicyConfig, check_policy_config
 from protege.policies.errors import PolicyError
 
 Stats = dict[str, dict[str, np.ndarray]]
@@ -129,8 +129,7 @@ class Policy(nn.Module):
         super().__init__()
         if not 1 <= config.n_action_steps <= config.horizon:
             raise PolicyError(f"n_action_steps={config.n_action_steps} must be in [1, horizon={config.horizon}]")
-        if not 0 <= config.velocity_dropout <= 1:
-            raise PolicyError(f"velocity_dropout must be in [0, 1], got {config.velocity_dropout}")
+        check_policy_config(config)
         self.config = config
         self.spec = spec
         self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm, spec.quaternion_keys)

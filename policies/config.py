@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +37,25 @@ class PolicyConfig:
         """Every low-dim observation, privileged ones included, from a dataset's
         :attr:`~protege.datasets.Dataset.observation_kinds` (key -> kind, in recorded order)."""
         return [k for k, kind in kinds.items() if kind in ("lowdim", "privileged")]
+
+
+def check_policy_config(config: PolicyConfig) -> None:
+    """Refuse, in one line, a setting no training can use: a learning rate that is not a positive number,
+    a negative weight decay, a dropout outside [0, 1), a window or layer width below 1."""
+    for f in dataclasses.fields(config):
+        name, value = f.name, getattr(config, f.name)
+        if name == "lr" and not (math.isfinite(value) and value > 0):
+            raise PolicyError(f"lr must be a positive number, got {value}")
+        if name == "weight_decay" and not (math.isfinite(value) and value >= 0):
+            raise PolicyError(f"weight_decay must be >= 0, got {value}")
+        if name == "velocity_dropout" and not 0 <= value <= 1:  # 1: every sample reads zero velocities
+            raise PolicyError(f"velocity_dropout must be in [0, 1], got {value}")
+        if name == "dropout" and not 0 <= value < 1:
+            raise PolicyError(f"dropout must be in [0, 1), got {value}")
+        if name in ("n_obs_steps", "horizon", "n_action_steps") and value < 1:
+            raise PolicyError(f"{name} must be at least 1, got {value}")
+        if name == "hidden" and (not value or any(not isinstance(w, int) or w < 1 for w in value)):
+            raise PolicyError(f"hidden must list layer widths of at least 1, got {value}")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -98,3 +99,17 @@ def test_command_line_trains_and_resumes(monkeypatch, capsys, lowdim_dataset, tm
     assert _protege(monkeypatch, "--resume", out, "--steps", "15", "--json") == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert result["steps"] == 15 and result["policy"] == "mlp"
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("lr=nan", "lr must be a positive number, got nan"),
+    ("lr=-1", "lr must be a positive number, got -1"),
+    ("dropout=2", r"dropout must be in \[0, 1\), got 2"),
+    ("hidden=0", "hidden must list layer widths of at least 1"),
+    ("hidden=64,0", "hidden must list layer widths of at least 1"),
+    ("weight_decay=-0.1", "weight_decay must be >= 0"),
+])
+def test_settings_no_training_can_use_are_one_line(setting, message, monkeypatch, capsys, lowdim_dataset, tmp_path):
+    assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--out", str(tmp_path / "r"), "--set", setting) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err) and not (tmp_path / "r").exists()
