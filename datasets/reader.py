@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,19 @@ from protege.datasets.schema import Source
 from protege.datasets.storage import normalize_path, rows_per_object
 
 Selection = int | slice | Sequence[int] | np.ndarray
+# Whole-array loads go through the decode pool in pieces of about this many bytes, whole episodes each.
+_LOAD_PIECE_BYTES = 8 * 1024 * 1024
+_DECODE_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id
+
+
+def decode_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """This process's chunk-decoding threads, one per CPU (Blosc decodes outside the GIL in threads other than
+    the main one; a forked child gets a pool of its own)."""
+    pid = os.getpid()
+    if pid not in _DECODE_POOLS:
+        _DECODE_POOLS[pid] = concurrent.futures.ThreadPoolExecutor(
+            max(2, os.cpu_count() or 2), thread_name_prefix="protege-decode")
+    return _DECODE_POOLS[pid]
 
 
 def _is_fill(value: float) -> bool:
@@ -42,6 +56,12 @@ class FrameArray:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    @property
+    def direct(self) -> bool:
+        """Whether frames are read straight from the chunk files (local stores in protege's layouts), which
+        threads may do side by side."""
+        return self._reader is not None
 
     def __getitem__(self, selection: Selection | tuple[Any, ...]) -> np.ndarray:
         first, rest = (selection[0], selection[1:]) if isinstance(selection, tuple) else (selection, ())
@@ -252,10 +272,41 @@ class Dataset:
         return values
 
     def load(self, key: str) -> np.ndarray:
-        """All committed frames of ``key`` in memory, read once and shared by every caller."""
+        """All committed frames of ``key`` in memory, read once and shared by every caller.
+
+        Large arrays are read in pieces of whole episodes by the decode pool (each piece checked against the
+        episodes' checksums, as a whole-array read is)."""
         if key not in self._memory:
-            self._memory[key] = self[key][:]
+            self._memory[key] = self._read_whole(key)
         return self._memory[key]
+
+    def _read_whole(self, key: str) -> np.ndarray:
+        array = self[key]
+        frame_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize)
+        pieces = self.episode_pieces(max(1, _LOAD_PIECE_BYTES // frame_bytes)) if array.direct else []
+        if len(pieces) < 2:
+            return array[:]
+        out = np.empty(array.shape, array.dtype)
+
+        def read(start: int, stop: int) -> None:
+            out[start:stop] = array[start:stop]
+
+        futures = [decode_pool().submit(read, start, stop) for start, stop in pieces]
+        for future in futures:
+            future.result()  # the first failure (a damaged chunk, a checksum) is raised here
+        return out
+
+    def episode_pieces(self, frames: int) -> list[tuple[int, int]]:
+        """The committed frames cut into runs of whole episodes of at least ``frames`` frames each (the last
+        one may be shorter)."""
+        pieces, start = [], 0
+        for end in self._layout.episode_ends.tolist():
+            if end - start >= frames:
+                pieces.append((start, int(end)))
+                start = int(end)
+        if start < self.num_frames:
+            pieces.append((start, self.num_frames))
+        return pieces
 
     def cached_attr(self, name: str) -> Any:
         """A cache entry kept in root attrs (see ``cache_attr``), or None."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 import numpy as np
 
 from protege.datasets.errors import DatasetError
-from protege.datasets.reader import Dataset
+from protege.datasets.reader import Dataset, FrameArray, decode_pool
+
+# Frames read per decode job when a batch needs frames its disk sampler has not cached yet.
+_MISS_JOB_FRAMES = 32
 
 
 def split_episodes(num_episodes: int, val_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -21,14 +26,112 @@ def split_episodes(num_episodes: int, val_ratio: float, seed: int) -> tuple[np.n
     return np.sort(order[num_val:]).astype(np.int64), np.sort(order[:num_val]).astype(np.int64)
 
 
+def default_warm_bytes() -> int:
+    """The disk sampler's default cache budget: half the memory available now (Linux), else 2 GiB."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except (OSError, ValueError, IndexError):
+        pass
+    return 2 << 30
+
+
+class WarmingFrames:
+    """One key's frames read from the store as batches first need them, kept in RAM: a cache that warms as
+    training runs.
+
+    A batch's frames that are cached are gathered from RAM; the others are decoded at once by the decode pool
+    (chunk reads side by side), and every episode they belong to is read whole in the background (chunk-aligned,
+    checked against its checksums) into the cache, until ``budget`` bytes are spent; episodes beyond the budget
+    are read from the store whenever they are needed. Thread-safe for one sampling thread.
+    """
+
+    def __init__(self, ds: Dataset, key: str, budget: int) -> None:
+        self.array: FrameArray = ds[key]
+        n, frame_shape = ds.num_frames, ds.shape(key)[1:]
+        frame_bytes = max(1, int(np.prod(frame_shape, dtype=np.int64)) * self.array.dtype.itemsize)
+        self.capacity = int(min(n, max(0, budget) // frame_bytes))
+        self.frames = np.empty((self.capacity, *frame_shape), self.array.dtype)  # pages commit as they are written
+        self.slot = np.full(n, -1, np.int64)  # cache row of each frame, -1: none (yet)
+        self.ready = np.zeros(n, bool)  # rows written
+        self.starts, self.ends = ds.episode_starts, ds.episode_ends
+        self._episode = np.repeat(np.arange(len(self.ends)), self.ends - self.starts)
+        self._scheduled = np.zeros(len(self.ends), bool)
+        self._next_row = 0
+        self._lock = threading.Lock()
+        self._parallel = self.array.direct
+        self.pending: list[Future[None]] = []  # background episode reads in flight
+
+    @property
+    def warm(self) -> bool:
+        """Whether every frame is in RAM."""
+        return bool(self.ready.all())
+
+    def gather(self, frames: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """``frames`` (any shape of frame indices) -> ``(*frames.shape, *frame_shape)``, into ``out`` if given."""
+        flat = frames.reshape(-1)
+        ready = self.ready[flat]
+        if ready.all():
+            rows = self.slot[frames]
+            return np.take(self.frames, rows, axis=0, out=out, mode="clip")
+        result = out if out is not None else np.empty((*frames.shape, *self.frames.shape[1:]), self.frames.dtype)
+        view = result.reshape(len(flat), *self.frames.shape[1:])
+        if ready.any():
+            view[ready] = self.frames[self.slot[flat[ready]]]
+        missing = flat[~ready]
+        unique, inverse = np.unique(missing, return_inverse=True)
+        view[~ready] = self._read(unique)[inverse]
+        self._warm(unique)
+        return result
+
+    def _read(self, frames: np.ndarray) -> np.ndarray:
+        """Sorted unique ``frames`` read from the store (several decode jobs at once where reads are direct)."""
+        if not self._parallel or len(frames) <= _MISS_JOB_FRAMES:
+            return self.array[frames]
+        jobs = [decode_pool().submit(self.array.__getitem__, frames[i : i + _MISS_JOB_FRAMES])
+                for i in range(0, len(frames), _MISS_JOB_FRAMES)]
+        return np.concatenate([job.result() for job in jobs])
+
+    def _warm(self, frames: np.ndarray) -> None:
+        """Schedule the episodes of ``frames`` to be read whole into the cache, while the budget lasts."""
+        for job in [job for job in self.pending if job.done()]:
+            job.result()  # a failed read (damage, a checksum) surfaces in the sampling thread
+            self.pending.remove(job)
+        for episode in np.unique(self._episode[frames]).tolist():
+            if self._scheduled[episode]:
+                continue
+            start, stop = int(self.starts[episode]), int(self.ends[episode])
+            with self._lock:
+                if self._next_row + stop - start > self.capacity:
+                    return  # the budget is spent: later episodes stay on disk
+                rows = slice(self._next_row, self._next_row + stop - start)
+                self._next_row = rows.stop
+            self._scheduled[episode] = True
+            self.pending.append(decode_pool().submit(self._load_episode, start, stop, rows))
+
+    def _load_episode(self, start: int, stop: int, rows: slice) -> None:
+        self.frames[rows] = self.array[start:stop]  # a whole-episode read: checked against its checksum
+        self.slot[start:stop] = np.arange(rows.start, rows.stop)
+        self.ready[start:stop] = True
+
+    def wait(self) -> None:
+        """Block until every scheduled episode is cached (raising the first read's failure)."""
+        while self.pending:
+            self.pending.pop().result()
+
+
 class SequenceSampler:
     """One window per frame t of the selected episodes.
 
     Observations come from frames t-n_obs_steps+1..t and actions from t..t+horizon-1, indices
     clipped to the episode (the first/last frame repeats); ``action_is_pad`` marks actions past the
-    episode end. ``sample`` gathers a whole batch with one fancy index per key, from RAM when
-    ``cache`` is set (images stay uint8, and every sampler of a Dataset shares one copy) or from
-    the store otherwise.
+    episode end. ``sample`` gathers a whole batch with one take per key, from RAM when ``cache`` is
+    set (loaded whole at the start, images uint8, one copy shared by every sampler of a Dataset), or
+    from the store otherwise, through a :class:`WarmingFrames` cache per key that keeps what was read,
+    whole episodes at a time, up to ``warm_bytes`` in all (default: half the available memory; 0:
+    nothing kept, every batch read from the store).
     """
 
     def __init__(
@@ -40,6 +143,7 @@ class SequenceSampler:
         horizon: int = 1,
         episodes: Sequence[int] | None = None,
         cache: bool = True,
+        warm_bytes: int | None = None,
     ) -> None:
         if n_obs_steps < 1 or horizon < 1:
             raise DatasetError(f"n_obs_steps and horizon must be >= 1, got {n_obs_steps} and {horizon}")
@@ -64,7 +168,16 @@ class SequenceSampler:
         self._last = np.repeat(ends - 1, lengths)
         self._obs_offsets = np.arange(1 - n_obs_steps, 1, dtype=np.int64)
         self._action_offsets = np.arange(horizon, dtype=np.int64)
-        self._arrays = {key: ds.load(key) for key in (*self.obs_keys, action_key)} if cache else {}
+        keys = (*self.obs_keys, action_key)
+        self._arrays = {key: ds.load(key) for key in keys} if cache else {}
+        self._warming: dict[str, WarmingFrames] = {}
+        if not cache:
+            budget = default_warm_bytes() if warm_bytes is None else warm_bytes
+            sizes = {key: int(np.prod(ds.shape(key), dtype=np.int64)) * ds.dtype(key).itemsize for key in keys}
+            for key in sorted(keys, key=sizes.__getitem__):  # small keys first: each gets what is left
+                share = min(sizes[key], budget)
+                self._warming[key] = WarmingFrames(ds, key, share)
+                budget -= share
 
     def __len__(self) -> int:
         return len(self._frame)
@@ -78,10 +191,17 @@ class SequenceSampler:
         self._check_out(key, out, (*frames.shape, *self.ds.shape(key)[1:]))
         if self.cache:
             return np.take(self._arrays[key], frames, axis=0, out=out, mode="clip")  # frames are in range
-        if out is None:
-            return self.ds[key][frames]
-        out[...] = self.ds[key][frames]
-        return out
+        return self._warming[key].gather(frames, out)
+
+    @property
+    def warm(self) -> bool:
+        """Whether every frame a batch can need is in RAM (always, with ``cache``)."""
+        return all(frames.warm for frames in self._warming.values())
+
+    def wait_warm(self) -> None:
+        """Block until the episodes scheduled for the disk path's cache are read."""
+        for frames in self._warming.values():
+            frames.wait()
 
     def sample(
         self, indices: np.ndarray | Sequence[int], out: dict[str, np.ndarray] | None = None

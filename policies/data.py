@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,11 +42,16 @@ def correction_weights(ds: Dataset, episodes: np.ndarray, share: float | None) -
 
 
 class PrefetchLoader:
-    """A daemon thread samples and converts the next batches while the model trains on the current one."""
+    """A daemon thread samples and converts the next batches while the model trains on the current one.
+
+    Batches are sampled into a ring of ``depth + 2`` output batches made once (pinned memory on CUDA), not into
+    new arrays: a batch handed out stays as it is until the next call of :meth:`next` (on CUDA, until its copy
+    to the device has been made), then its arrays take a later batch. ``reuse=False`` samples into new arrays.
+    """
 
     def __init__(
         self, sampler: SequenceSampler, batch_size: int, seed: int, device: torch.device, depth: int = 4,
-        weights: np.ndarray | None = None, rank: int = 0, world_size: int = 1,
+        weights: np.ndarray | None = None, rank: int = 0, world_size: int = 1, reuse: bool = True,
     ) -> None:
         self.sampler, self.batch_size, self.device = sampler, batch_size, device
         self._slice = slice(rank * batch_size, (rank + 1) * batch_size)
@@ -53,38 +59,89 @@ class PrefetchLoader:
         self._cdf = None if weights is None else np.cumsum(weights)  # weighted draws by bisection
         self.rng = np.random.default_rng(seed)
         self.wait_s = 0.0
-        self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=depth)
+        self._reuse = reuse
+        self._pin = device.type == "cuda"
+        slots = depth + 2  # the queue, the batch being filled and the one the training step holds
+        self._ring: list[tuple[dict[str, np.ndarray], Batch] | None] = [None] * slots
+        self._copied: list[Any] = [None] * slots  # CUDA events: the slot's copy to the device is done
+        self._free: queue.Queue[int] = queue.Queue()
+        for slot in range(slots):
+            self._free.put(slot)
+        self._held: int | None = None
+        self._queue: queue.Queue[tuple[int, Batch] | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, daemon=True, name="protege-prefetch")
         self._thread.start()
 
+    def _indices(self) -> np.ndarray:
+        if self._cdf is None:
+            return self.rng.integers(0, len(self.sampler), self._draw)[self._slice]
+        u = self.rng.random(self._draw)[self._slice] * self._cdf[-1]
+        return np.minimum(np.searchsorted(self._cdf, u, side="right"), len(self.sampler) - 1)
+
+    def _fill(self, slot: int, idx: np.ndarray) -> Batch:
+        """Sample ``idx`` into ``slot``'s arrays (made on first use), as tensors sharing their memory."""
+        if not self._reuse:
+            batch = {k: torch.from_numpy(v) for k, v in self.sampler.sample(idx).items()}
+            return {k: v.pin_memory() for k, v in batch.items()} if self._pin else batch
+        held = self._ring[slot]
+        if held is None:
+            arrays = self.sampler.sample(idx)
+            tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+            if self._pin:  # sample straight into pinned memory from now on
+                tensors = {k: v.pin_memory() for k, v in tensors.items()}
+                arrays = {k: v.numpy() for k, v in tensors.items()}
+            self._ring[slot] = (arrays, tensors)
+            return tensors
+        event = self._copied[slot]
+        if event is not None:
+            event.synchronize()
+        arrays, tensors = held
+        self.sampler.sample(idx, out=arrays)
+        return tensors
+
     def _work(self) -> None:
-        pin = self.device.type == "cuda"
         try:
             while not self._stop.is_set():
-                if self._cdf is None:
-                    idx = self.rng.integers(0, len(self.sampler), self._draw)[self._slice]
-                else:
-                    u = self.rng.random(self._draw)[self._slice] * self._cdf[-1]
-                    idx = np.minimum(np.searchsorted(self._cdf, u, side="right"), len(self.sampler) - 1)
-                batch = {k: torch.from_numpy(v) for k, v in self.sampler.sample(idx).items()}
-                if pin:
-                    batch = {k: v.pin_memory() for k, v in batch.items()}
+                idx = self._indices()
+                slot = self._take_free()
+                if slot is None:
+                    return
+                batch = self._fill(slot, idx)
                 while not self._stop.is_set():
                     try:
-                        self._queue.put(batch, timeout=0.1)
+                        self._queue.put((slot, batch), timeout=0.1)
                         break
                     except queue.Full:
                         continue
         except BaseException as exc:  # surfaced in the training loop
             self._queue.put(exc)
 
+    def _take_free(self) -> int | None:
+        while not self._stop.is_set():
+            try:
+                return self._free.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
     def next(self) -> Batch:
         start = time.perf_counter()
+        if self._held is not None:  # the training step is done with the previous batch
+            self._free.put(self._held)
+            self._held = None
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in item.items()}
+        slot, host = item
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in host.items()}
+        if self._pin:  # the slot is free once the copy is: the producer waits for this event
+            event = torch.cuda.Event()
+            event.record()
+            self._copied[slot] = event
+            self._free.put(slot)
+        else:  # the batch is the slot's memory: free it when the next batch is asked for
+            self._held = slot
         self.wait_s += time.perf_counter() - start
         return batch
 
