@@ -13,6 +13,7 @@ from helpers import demos_and_run, one_line
 
 from protege.sim import EnvSpec, SimError
 from protege.sim.disturbances import check_disturbances, parse_disturbances
+from protege.sim.robot import menagerie_dir
 from protege.sim.tasks import TASKS
 
 RECORD = ["record", "--task", "lift", "--expert", "scripted", "--cameras", "", "--no-progress"]
@@ -75,6 +76,7 @@ def test_rollout_refuses_a_disturbance_beyond_the_task(made, capsys, text, expec
                       "--disturb", text], f"--disturb: disturbance {expected}")
 
 
+@pytest.mark.skipif(menagerie_dir() is None, reason="Menagerie robots not found (PROTEGE_MENAGERIE)")
 def test_every_arm_and_task_takes_the_default_disturbances_and_the_bound_is_the_arms():
     for robot in ("protege_arm", "panda", "so_arm100"):
         for task in TASKS:
