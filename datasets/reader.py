@@ -21,6 +21,7 @@ from protege.datasets.storage import normalize_path, rows_per_object
 Selection = int | slice | Sequence[int] | np.ndarray
 # Whole-array loads go through the decode pool in pieces of about this many bytes, whole episodes each.
 _LOAD_PIECE_BYTES = 8 * 1024 * 1024
+DECODE_WORKERS = max(2, os.cpu_count() or 2)
 _DECODE_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id
 
 
@@ -29,8 +30,7 @@ def decode_pool() -> concurrent.futures.ThreadPoolExecutor:
     the main one; a forked child gets a pool of its own)."""
     pid = os.getpid()
     if pid not in _DECODE_POOLS:
-        _DECODE_POOLS[pid] = concurrent.futures.ThreadPoolExecutor(
-            max(2, os.cpu_count() or 2), thread_name_prefix="protege-decode")
+        _DECODE_POOLS[pid] = concurrent.futures.ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="protege-decode")
     return _DECODE_POOLS[pid]
 
 

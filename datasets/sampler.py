@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -9,10 +10,10 @@ from concurrent.futures import Future
 import numpy as np
 
 from protege.datasets.errors import DatasetError
-from protege.datasets.reader import Dataset, FrameArray, decode_pool
+from protege.datasets.reader import DECODE_WORKERS, Dataset, FrameArray, decode_pool
 
-# Frames read per decode job when a batch needs frames its disk sampler has not cached yet.
-_MISS_JOB_FRAMES = 32
+# A batch needing fewer uncached frames than this reads them in its own thread.
+_MISS_JOB_FRAMES = 16
 
 
 def split_episodes(num_episodes: int, val_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +63,7 @@ class WarmingFrames:
         self._next_row = 0
         self._lock = threading.Lock()
         self._parallel = self.array.direct
+        self._chunk_frames = max(1, ds.chunks(key)[0])
         self.pending: list[Future[None]] = []  # background episode reads in flight
 
     @property
@@ -87,12 +89,16 @@ class WarmingFrames:
         return result
 
     def _read(self, frames: np.ndarray) -> np.ndarray:
-        """Sorted unique ``frames`` read from the store (several decode jobs at once where reads are direct)."""
-        if not self._parallel or len(frames) <= _MISS_JOB_FRAMES:
+        """Sorted unique ``frames`` read from the store: where reads are direct and the frames span several
+        chunks, in decode jobs side by side, each job whole chunks (no chunk is decoded twice)."""
+        chunks = frames // self._chunk_frames
+        if not self._parallel or chunks[-1] == chunks[0] or len(frames) < _MISS_JOB_FRAMES:
             return self.array[frames]
-        jobs = [decode_pool().submit(self.array.__getitem__, frames[i : i + _MISS_JOB_FRAMES])
-                for i in range(0, len(frames), _MISS_JOB_FRAMES)]
-        return np.concatenate([job.result() for job in jobs])
+        groups = np.split(frames, np.flatnonzero(np.diff(chunks)) + 1)  # the frames of each chunk
+        parts = [np.concatenate(groups[a:b]) for a, b in itertools.pairwise(
+            np.linspace(0, len(groups), min(DECODE_WORKERS, len(groups)) + 1).round().astype(int).tolist()) if b > a]
+        futures = [decode_pool().submit(self.array.__getitem__, part) for part in parts]
+        return np.concatenate([future.result() for future in futures])
 
     def _warm(self, frames: np.ndarray) -> None:
         """Schedule the episodes of ``frames`` to be read whole into the cache, while the budget lasts."""
