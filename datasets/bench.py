@@ -94,6 +94,24 @@ def _rate(draw: Callable[[np.ndarray], Any], size: int, budget_s: float) -> floa
     return batches * BATCH / elapsed
 
 
+def _rates(first: Callable[[np.ndarray], Any], second: Callable[[np.ndarray], Any], size: int,
+           budget_s: float) -> tuple[float, float]:
+    """Windows per second of two draws taking turns batch by batch on the same random batches, for about
+    ``budget_s`` in all (one warm-up batch each first): both see the same load on a shared machine."""
+    rng = np.random.default_rng(2)
+    first(rng.integers(0, size, BATCH))
+    second(rng.integers(0, size, BATCH))
+    spent, batches, start = [0.0, 0.0], 0, time.perf_counter()
+    while time.perf_counter() - start < budget_s or batches < 2:
+        indices = rng.integers(0, size, BATCH)
+        for i, draw in enumerate((first, second)):
+            t = time.perf_counter()
+            draw(indices)
+            spent[i] += time.perf_counter() - t
+        batches += 1
+    return batches * BATCH / spent[0], batches * BATCH / spent[1]
+
+
 def _sampler_draw(sampler: SequenceSampler, reuse: bool) -> Callable[[np.ndarray], Any]:
     """Each batch is kept until the next one exists, as a trainer would; with ``reuse`` it is refilled."""
     batch: dict[str, np.ndarray] | None = None
@@ -168,13 +186,21 @@ def _paired(first: Callable[[], float], second: Callable[[], float], rounds: int
     return float(np.median(a)), float(np.median(b)), float(np.median(ratios))
 
 
-def _bench_sampling(path: Path, obs_keys: list[str], budget_s: float, rounds: int = ROUNDS) -> dict[str, float]:
-    """Each sampler path beside its limit, alternating, on the dataset at ``path``.
+def _paired_batches(ours: Callable[[np.ndarray], Any], limit: Callable[[np.ndarray], Any], size: int, budget_s: float,
+                    rounds: int) -> tuple[float, float, float]:
+    """Medians over ``rounds`` of :func:`_rates` (batch by batch turns) and of their ratios."""
+    runs = [_rates(ours, limit, size, budget_s) for _ in range(rounds)]
+    return (float(np.median([a for a, _ in runs])), float(np.median([b for _, b in runs])),
+            float(np.median([a / b for a, b in runs])))
 
-    Disk paths: ``disk_cold`` keeps nothing (every batch decoded, by the decode pool), ``disk`` is the default disk
-    sampler measured from a cold start for the budget (a new sampler each round: what a run that long sees while
-    the cache warms), ``disk_warm`` the same sampler once its cache holds the dataset. They refill the previous
-    batch, as the trainer does."""
+
+def _bench_sampling(path: Path, obs_keys: list[str], budget_s: float, rounds: int = ROUNDS) -> dict[str, float]:
+    """Each sampler path beside its limit on the dataset at ``path``, taking turns batch by batch (:func:`_rates`).
+
+    Disk paths, refilling the previous batch as the trainer does: ``disk_cold`` keeps nothing (every batch decoded,
+    by the decode pool); ``disk_warm`` is the default disk sampler once its cache holds the dataset; ``disk`` is
+    the default disk sampler from a cold start for the budget (a new one each round, then the plain reads for as
+    long: what a run that long sees while the cache warms)."""
     ds = Dataset(path)
     name = "images" if len(obs_keys) > 1 else "low_dim"
 
@@ -186,27 +212,27 @@ def _bench_sampling(path: Path, obs_keys: list[str], budget_s: float, rounds: in
     warm.sample(np.arange(len(warm)))
     warm.wait_warm()
     n = len(cached)
-
-    def from_cold() -> float:
-        return _rate(_sampler_draw(sampler(cache=False), True), n, budget_s)
-
-    def rate_of(draw: Callable[[np.ndarray], Any]) -> Callable[[], float]:
-        return lambda: _rate(draw, n, budget_s)
-
-    pairs = {
-        "cache": (rate_of(_sampler_draw(cached, False)), _numpy_draw(ds, obs_keys, False), "numpy_fancy"),
-        "cache_reuse": (rate_of(_sampler_draw(cached, True)), _numpy_draw(ds, obs_keys, True), "numpy_take_out"),
-        "disk_cold": (rate_of(_sampler_draw(sampler(cache=False, warm_bytes=0), True)), _file_read_draw(ds, obs_keys),
-                      "file_read"),
-        "disk": (from_cold, _file_read_draw(ds, obs_keys), "file_read"),
-        "disk_warm": (rate_of(_sampler_draw(warm, True)), _numpy_draw(ds, obs_keys, True), "numpy_take_out"),
+    numpy_fresh, numpy_out, files = (_numpy_draw(ds, obs_keys, False), _numpy_draw(ds, obs_keys, True),
+                                     _file_read_draw(ds, obs_keys))
+    turns = {  # path: (its draw, its limit's draw, the limit's name)
+        "cache": (_sampler_draw(cached, False), numpy_fresh, "numpy_fancy"),
+        "cache_reuse": (_sampler_draw(cached, True), numpy_out, "numpy_take_out"),
+        "disk_cold": (_sampler_draw(sampler(cache=False, warm_bytes=0), True), files, "file_read"),
+        "disk_warm": (_sampler_draw(warm, True), numpy_out, "numpy_take_out"),
     }
     result: dict[str, float] = {}
-    for what, (ours, limit, limit_name) in pairs.items():
-        rate, bound, ratio = _paired(ours, rate_of(limit), rounds)
-        result[f"sample_{name}_{what}_per_s"] = rate
-        result[f"{limit_name}_{name}_per_s"] = bound
-        result[f"sample_{name}_{what}_to_limit"] = ratio
+
+    def record(what: str, limit_name: str, figures: tuple[float, float, float]) -> None:
+        result[f"sample_{name}_{what}_per_s"], result[f"{limit_name}_{name}_per_s"] = figures[:2]
+        result[f"sample_{name}_{what}_to_limit"] = figures[2]
+
+    for what, (ours, limit, limit_name) in turns.items():
+        record(what, limit_name, _paired_batches(ours, limit, n, budget_s, rounds))
+
+    def from_cold() -> float:  # a new sampler each round: what a run this long sees while its cache warms
+        return _rate(_sampler_draw(sampler(cache=False), True), n, budget_s)
+
+    record("disk", "file_read_cold", _paired(from_cold, lambda: _rate(files, n, budget_s), rounds))
     return result
 
 
@@ -293,7 +319,7 @@ def _print(r: dict[str, Any]) -> None:
         ("cache", "numpy_fancy", "numpy fancy indexing in RAM"),
         ("cache_reuse", "numpy_take_out", "numpy take into the previous batch"),
         ("disk_cold", "file_read", "plain read of the chunk files; nothing kept"),
-        ("disk", "file_read", "plain read of the chunk files; from cold, cache warming"),
+        ("disk", "file_read_cold", "plain read of the chunk files; from cold, cache warming"),
         ("disk_warm", "numpy_take_out", "numpy take into the previous batch; cache warm"),
     )
     for name, label in (("low_dim", "low-dim"), ("images", "2 cameras")):
