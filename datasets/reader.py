@@ -22,16 +22,18 @@ Selection = int | slice | Sequence[int] | np.ndarray
 # Whole-array loads go through the decode pool in pieces of about this many bytes, whole episodes each.
 _LOAD_PIECE_BYTES = 8 * 1024 * 1024
 DECODE_WORKERS = max(2, os.cpu_count() or 2)
-_DECODE_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id
+_DECODE_POOLS: dict[tuple[int, bool], concurrent.futures.ThreadPoolExecutor] = {}  # by process id, background
 
 
-def decode_pool() -> concurrent.futures.ThreadPoolExecutor:
+def decode_pool(background: bool = False) -> concurrent.futures.ThreadPoolExecutor:
     """This process's chunk-decoding threads, one per CPU (Blosc decodes outside the GIL in threads other than
-    the main one; a forked child gets a pool of its own)."""
-    pid = os.getpid()
-    if pid not in _DECODE_POOLS:
-        _DECODE_POOLS[pid] = concurrent.futures.ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="protege-decode")
-    return _DECODE_POOLS[pid]
+    the main one; a forked child gets pools of its own). ``background``: the pool of work nobody waits for yet
+    (caches warming), half as many threads, so that it never queues ahead of reads a caller is waiting on."""
+    key = (os.getpid(), background)
+    if key not in _DECODE_POOLS:
+        workers = max(1, DECODE_WORKERS // 2) if background else DECODE_WORKERS
+        _DECODE_POOLS[key] = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="protege-decode")
+    return _DECODE_POOLS[key]
 
 
 def _is_fill(value: float) -> bool:

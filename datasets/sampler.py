@@ -84,8 +84,14 @@ class WarmingFrames:
             view[ready] = self.frames[self.slot[flat[ready]]]
         missing = flat[~ready]
         unique, inverse = np.unique(missing, return_inverse=True)
-        view[~ready] = self._read(unique)[inverse]
+        values = self._read(unique)
+        view[~ready] = values[inverse]
         self._warm(unique)
+        rows = self.slot[unique]
+        kept = rows >= 0  # their episodes have rows: keep what was just read (the episode's read checks it)
+        if kept.any():
+            self.frames[rows[kept]] = values[kept]
+            self.ready[unique[kept]] = True
         return result
 
     def _read(self, frames: np.ndarray) -> np.ndarray:
@@ -114,12 +120,12 @@ class WarmingFrames:
                     return  # the budget is spent: later episodes stay on disk
                 rows = slice(self._next_row, self._next_row + stop - start)
                 self._next_row = rows.stop
+            self.slot[start:stop] = np.arange(rows.start, rows.stop)
             self._scheduled[episode] = True
-            self.pending.append(decode_pool().submit(self._load_episode, start, stop, rows))
+            self.pending.append(decode_pool(background=True).submit(self._load_episode, start, stop, rows))
 
     def _load_episode(self, start: int, stop: int, rows: slice) -> None:
         self.frames[rows] = self.array[start:stop]  # a whole-episode read: checked against its checksum
-        self.slot[start:stop] = np.arange(rows.start, rows.stop)
         self.ready[start:stop] = True
 
     def wait(self) -> None:
