@@ -65,18 +65,25 @@ class WarmingFrames:
         self._parallel = self.array.direct
         self._chunk_frames = max(1, ds.chunks(key)[0])
         self.pending: list[Future[None]] = []  # background episode reads in flight
+        self._identity = self.capacity == n  # the whole key fits: frame f is row f
+        self._complete = False
 
     @property
     def warm(self) -> bool:
         """Whether every frame is in RAM."""
-        return bool(self.ready.all())
+        return self._complete or bool(self.ready.all())
 
     def gather(self, frames: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         """``frames`` (any shape of frame indices) -> ``(*frames.shape, *frame_shape)``, into ``out`` if given."""
+        if self._complete:  # every frame cached and checked: the RAM path
+            rows = frames if self._identity else self.slot[frames]
+            return np.take(self.frames, rows, axis=0, out=out, mode="clip")
+        if self.pending:
+            self._poll()
         flat = frames.reshape(-1)
         ready = self.ready[flat]
         if ready.all():
-            rows = self.slot[frames]
+            rows = frames if self._identity else self.slot[frames]
             return np.take(self.frames, rows, axis=0, out=out, mode="clip")
         result = out if out is not None else np.empty((*frames.shape, *self.frames.shape[1:]), self.frames.dtype)
         view = result.reshape(len(flat), *self.frames.shape[1:])
@@ -106,11 +113,18 @@ class WarmingFrames:
         futures = [decode_pool().submit(self.array.__getitem__, part) for part in parts]
         return np.concatenate([future.result() for future in futures])
 
+    def _poll(self) -> None:
+        """Drop the finished background reads, raising the first failure (damage, a checksum) here, in the
+        sampling thread; once every episode is read and checked, the cache is complete."""
+        for job in [job for job in self.pending if job.done()]:
+            job.result()
+            self.pending.remove(job)
+        if not self.pending and self._scheduled.all() and self.ready.all():
+            self._complete = True
+
     def _warm(self, frames: np.ndarray) -> None:
         """Schedule the episodes of ``frames`` to be read whole into the cache, while the budget lasts."""
-        for job in [job for job in self.pending if job.done()]:
-            job.result()  # a failed read (damage, a checksum) surfaces in the sampling thread
-            self.pending.remove(job)
+        self._poll()
         for episode in np.unique(self._episode[frames]).tolist():
             if self._scheduled[episode]:
                 continue
@@ -118,8 +132,8 @@ class WarmingFrames:
             with self._lock:
                 if self._next_row + stop - start > self.capacity:
                     return  # the budget is spent: later episodes stay on disk
-                rows = slice(self._next_row, self._next_row + stop - start)
-                self._next_row = rows.stop
+                rows = slice(start, stop) if self._identity else slice(self._next_row, self._next_row + stop - start)
+                self._next_row += stop - start
             self.slot[start:stop] = np.arange(rows.start, rows.stop)
             self._scheduled[episode] = True
             self.pending.append(decode_pool(background=True).submit(self._load_episode, start, stop, rows))
@@ -130,8 +144,9 @@ class WarmingFrames:
 
     def wait(self) -> None:
         """Block until every scheduled episode is cached (raising the first read's failure)."""
-        while self.pending:
-            self.pending.pop().result()
+        for job in list(self.pending):
+            job.result()
+        self._poll()
 
 
 class SequenceSampler:

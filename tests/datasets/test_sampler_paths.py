@@ -4,6 +4,8 @@ a whole read, and damage found by a background read reaches the sampling thread.
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 import pytest
 import zarr
@@ -21,9 +23,9 @@ def _batches(sampler: SequenceSampler, count: int, size: int = 17):
 
 def _assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
     assert a.keys() == b.keys()
-    for key in a:
-        assert a[key].dtype == b[key].dtype
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    for key, value in a.items():
+        assert value.dtype == b[key].dtype
+        np.testing.assert_array_equal(value, b[key], err_msg=key)
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
@@ -69,13 +71,17 @@ def test_damage_found_by_a_background_read_reaches_the_sampler(small_dataset):
     values[6, 0] = -1.0  # episode 1, behind the writer's back: its checksum stays
     array[:] = values
     disk = SequenceSampler(Dataset(path), ["joint_pos"], cache=False)
-    with pytest.raises(DatasetError, match="data/joint_pos does not match its checksum in episode 1"):
+    message = "data/joint_pos does not match its checksum in episode 1"
+    disk.sample(np.arange(len(disk)))  # read frame by frame (unchecked), then each episode whole (checked)
+    concurrent.futures.wait(disk._warming["joint_pos"].pending)
+    with pytest.raises(DatasetError, match=message):  # the next batch raises the background read's failure
         disk.sample(np.arange(len(disk)))
+    with pytest.raises(DatasetError, match=message):
         disk.wait_warm()
 
 
 def test_load_in_pieces_equals_a_whole_read(small_dataset, monkeypatch):
-    import protege.datasets.reader as reader
+    from protege.datasets import reader
 
     path = small_dataset(LENGTHS, chunk_frames=3)
     monkeypatch.setattr(reader, "_LOAD_PIECE_BYTES", 8 * 8 * 3 * 5)  # a few frames per piece
