@@ -136,7 +136,8 @@ class EEDeltaController(Controller):
         quat_now, turn, vec = self._quat_now, self._turn, self._vec
         mujoco.mju_mat2Quat(quat_now, xmat)
         a, c, p = action.tolist(), command.tolist(), pos_now.tolist()
-        d = [_clip(a[i], -bound, bound) for i, bound in enumerate(EE_DELTA_SCALE)]  # np.clip(action[:6], -s, s)
+        # np.clip(action[:6], -s, s) as numpy computes it (see _clip; -s < s, so below -s gives -s)
+        d = [(x if x < s else s) if x > -s else -s for x, s in zip(a, EE_DELTA_SCALE)]  # noqa: FURB136
         # Integrate the commanded pose, but never let it lead the arm by more than MAX_LEAD.
         lead = [c[4] + d[0] - p[0], c[5] + d[1] - p[1], c[6] + d[2] - p[2]]
         vec[:] = lead
@@ -155,7 +156,8 @@ class EEDeltaController(Controller):
         self._limit_rotation_lead(orientation, quat_now)
         command[4:] = position
         q, step = q_arm.tolist(), self._solver.solve(command).tolist()
-        return np.array([_clip(x + dx, lo, hi) for x, dx, lo, hi in zip(q, step, self._low_list, self._high_list)])
+        return np.array([_clip(x + dx, lo, hi) for x, dx, lo, hi in zip(q, step, self._low_list, self._high_list,
+                                                                          strict=True)])
 
     def _limit_rotation_lead(self, command: np.ndarray, current: np.ndarray) -> None:
         """:func:`_limit_rotation_lead` with MAX_LEAD_ROT, into arrays kept between steps."""
