@@ -410,18 +410,22 @@ class _Scatter:
         self._array[self._index] = values
 
 
-def gripper_opening_fraction(model: mujoco.MjModel, data: mujoco.MjData, actuator: int, open_ctrl: float,
-                             closed_ctrl: float) -> float:
-    """Measured gripper state in [0, 1] (0 open, 1 closed) from the actuator's length.
+def gripper_lengths(model: mujoco.MjModel, actuator: int, open_ctrl: float, closed_ctrl: float) -> tuple[float, float]:
+    """The gripper actuator's lengths when open and when closed.
 
     Position-like actuators (affine bias) hold length = gain * ctrl / -bias1, which maps the spec's
-    open/closed controls to lengths; the measured length is placed between them.
+    open/closed controls to lengths.
     """
     gain, bias = model.actuator_gainprm[actuator, 0], model.actuator_biasprm[actuator, 1]
     to_length = gain / -bias if bias != 0 else 1.0
-    length_open, length_closed = open_ctrl * to_length, closed_ctrl * to_length
-    frac = (data.actuator_length[actuator] - length_open) / (length_closed - length_open)
-    return min(max(float(frac), 0.0), 1.0)
+    return float(open_ctrl * to_length), float(closed_ctrl * to_length)
+
+
+def opening_fraction(length: float, lengths: tuple[float, float]) -> float:
+    """Measured gripper state in [0, 1] (0 open, 1 closed): the actuator's ``length`` placed between its
+    open and closed ``lengths`` (:func:`gripper_lengths`)."""
+    length_open, length_closed = lengths
+    return min(max((float(length) - length_open) / (length_closed - length_open), 0.0), 1.0)
 
 
 def _limit_rotation_lead(command: np.ndarray, current: np.ndarray, max_angle: float) -> None:

@@ -9,7 +9,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from protege.sim.controllers import gripper_opening_fraction, make_controller
+from protege.sim.controllers import gripper_lengths, make_controller, opening_fraction
 from protege.sim.errors import SimError
 from protege.sim.render import CameraRenderer, check_cameras
 from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl
@@ -96,7 +96,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.controller = make_controller(spec.action_space, self.robot, m.actuator_ctrlrange[self._arm_act], ik)
         self._command = self.data.userdata[: self.controller.command_size]  # view: saved with the state
         self._gripper = self.robot.gripper
-        self._grip_length = self._gripper_lengths()
+        self._grip_length = gripper_lengths(m, self._grip_act, self._gripper.open, self._gripper.closed)
         # The forward inputs as the env's last mj_forward saw them (see _advance); b"": no forward yet.
         self._forwarded, self._forward_check = b"", np.empty(mujoco.mj_stateSize(m, _FORWARD_INPUTS))
         self._obs_slices = self._observation_layout()
@@ -276,15 +276,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._command[4:7].copy() if self.controller.command_size == 7 else None
 
     def gripper_state(self) -> float:
-        g = self._gripper
-        return gripper_opening_fraction(self.model, self.data, self._grip_act, g.open, g.closed)
-
-    def _gripper_lengths(self) -> tuple[float, float]:
-        """The gripper actuator's lengths when open and closed (see :func:`gripper_opening_fraction`)."""
-        m, g, a = self.model, self._gripper, self._grip_act
-        gain, bias = m.actuator_gainprm[a, 0], m.actuator_biasprm[a, 1]
-        to_length = gain / -bias if bias != 0 else 1.0
-        return float(g.open * to_length), float(g.closed * to_length)
+        return opening_fraction(self.data.actuator_length[self._grip_act], self._grip_length)
 
     def render_cameras(self) -> dict[str, np.ndarray]:
         if self._renderer is None:  # the GL context belongs to the process that renders
@@ -345,9 +337,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mujoco.mju_mat2Quat(quat, d.site_xmat[self._ee_site])
         if not float(quat.dot(self._home_ee_quat)) >= 0.0:  # quat_near(quat, home)
             np.negative(quat, out=quat)
-        length_open, length_closed = self._grip_length
-        frac = (float(d.actuator_length[self._grip_act]) - length_open) / (length_closed - length_open)
-        values[gripper] = min(max(frac, 0.0), 1.0)  # gripper_opening_fraction
+        values[gripper] = opening_fraction(d.actuator_length[self._grip_act], self._grip_length)
         if self._object_slices is not None and not self._objects_in_qpos:
             (pos, quats), n = self._object_slices, len(task.objects)
             values[pos] = np.concatenate([task.object_pos(d, i) for i in range(n)])
