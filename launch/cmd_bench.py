@@ -187,7 +187,7 @@ def _gate(json: bool, args: argparse.Namespace) -> dict:
             train(TrainConfig(dataset=demos, out=run_dir, policy="mlp", steps=4000, val_ratio=0.0, progress=False),
                   MLPConfig(heads=5))
         run = open_run(run_dir)
-        if getattr(run.meta.policy_config, "heads", 1) < 2:
+        if not run.meta.policy_config.knows_doubt:
             raise UserError(f"{run_dir} has no doubt to measure: train an mlp with --set heads=5")
         config = GateConfig()
         watcher = watch(run.env, run.make_policy, GATE_EPISODES, GATE_SEED, parse_disturbances("default"))

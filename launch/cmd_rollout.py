@@ -150,7 +150,7 @@ def _intervene(args: argparse.Namespace, run: OpenRun, disturb: tuple[Disturbanc
         raise UserError("--intervene records the corrections: give the dataset with --record D.zarr")
     if args.envs != 1 or args.video_dir or args.ray:
         raise UserError("--intervene runs one env in a window: drop --envs, --video-dir and --ray")
-    if args.request_help is not None and getattr(run.meta.policy_config, "heads", 1) < 2:
+    if args.request_help is not None and not run.meta.policy_config.knows_doubt:
         raise UserError(f"--request-help reads the policy's doubt: {run.path} is a {run.meta.policy} without an "
                         "ensemble of heads (train an mlp with --set heads=5)")
     require_display("rollout")

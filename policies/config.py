@@ -33,6 +33,11 @@ class PolicyConfig:
     # (the copycat problem; docs/experiments.md).
     velocity_dropout: float = 0.0
 
+    @property
+    def knows_doubt(self) -> bool:
+        """Whether the policy reports its own uncertainty (``Policy.doubt``); none does by default."""
+        return False
+
     def default_obs_keys(self, kinds: dict[str, str]) -> list[str]:
         """Every low-dim observation, privileged ones included, from a dataset's
         :attr:`~protege.datasets.Dataset.observation_kinds` (key -> kind, in recorded order)."""
