@@ -198,13 +198,16 @@ def check_compatible(expected: EnvSpec, given: EnvSpec, context: str, *, images:
     observations are checked by shape instead (the checkpoint's inputs). The message reads
     "<context> <what> <expected>, not <given>", e.g. "checkpoint was trained on task 'lift', not 'push'"."""
     pairs = [("task", "task"), ("robot", "robot"), ("action_space", "action space")]
-    pairs += [("cameras", "cameras")] + ([("image_size", "image size")] if expected.cameras else []) if images else []
+    if images:
+        pairs.append(("cameras", "cameras"))
+        if expected.cameras:  # without cameras no image size is recorded
+            pairs.append(("image_size", "image size"))
     for name, label in pairs:
         if getattr(expected, name) != getattr(given, name):
             raise IncompatibleEnvError(f"{context} {label} {getattr(expected, name)!r}, not {getattr(given, name)!r}")
     if expected.robot_hash and given.robot_hash and expected.robot_hash != given.robot_hash:
-        raise IncompatibleEnvError(f"{context} another arm named {expected.robot!r} (spec and MJCF hash {expected.robot_hash}, "
-                                   f"not {given.robot_hash})")
+        raise IncompatibleEnvError(f"{context} another arm named {expected.robot!r} (spec and MJCF hash "
+                                   f"{expected.robot_hash}, not {given.robot_hash})")
     if (expected.control_hz, expected.substeps) != (given.control_hz, given.substeps):
         raise IncompatibleEnvError(f"{context} rate {expected.control_hz:g} Hz with {expected.substeps} substeps, "
                                    f"not {given.control_hz:g} Hz with {given.substeps}")

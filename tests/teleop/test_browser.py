@@ -2,6 +2,7 @@
 
 import itertools
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pygame
@@ -234,14 +235,20 @@ def test_the_timeline_cursor_follows_a_correction_and_the_status_fits(dataset):
     app.close()
 
 
-def test_a_dataset_whose_env_cannot_be_built_shows_its_cameras_and_says_why(tmp_path, mixed):
+@pytest.fixture
+def ghost(tmp_path, mixed) -> Path:
+    """One episode of ``mixed`` in a dataset whose arm no spec can be found for."""
     ds = Dataset(mixed)
     path = tmp_path / "ghost.zarr"
     attrs = {**user_attrs(ds.attrs), "robot": "ghost_arm", "robot_source": "ghost_arm"}
     with EpisodeWriter(path, attrs=attrs) as writer:
         writer.add_episode(Episode({k: ds[k][ds.episode_slice(0)] for k in ds.keys}, seed=3, success=True,
                                    source=Source.EXPERT))
-    model = BrowserModel(path)
+    return path
+
+
+def test_a_dataset_whose_env_cannot_be_built_shows_its_cameras_and_says_why(ghost):
+    model = BrowserModel(ghost)
     app = BrowserApp(model, RewindOptions(), view_size=VIEW)
     assert app.scene is None and "unknown robot 'ghost_arm'" in model.message
     app.draw()
@@ -306,19 +313,13 @@ def test_bad_script_is_one_line_and_writes_nothing(tmp_path, dataset, capsys, sc
     assert Dataset(dataset).num_episodes == before
 
 
-def test_robot_not_found_is_one_line_and_writes_nothing(tmp_path, mixed, capsys):
-    ds = Dataset(mixed)
-    path = tmp_path / "ghost.zarr"
-    attrs = {**user_attrs(ds.attrs), "robot": "ghost_arm", "robot_source": "ghost_arm"}
-    with EpisodeWriter(path, attrs=attrs) as writer:
-        writer.add_episode(Episode({k: ds[k][ds.episode_slice(0)] for k in ds.keys}, seed=3, success=True,
-                                   source=Source.EXPERT))
+def test_robot_not_found_is_one_line_and_writes_nothing(tmp_path, ghost, capsys):
     script = tmp_path / "fix.json"
     script.write_text('[{"episode": 0, "frame": 2, "source": "expert", "ticks": 3}]')
-    assert main(["browse", str(path), "--script", str(script)]) == 2
+    assert main(["browse", str(ghost), "--script", str(script)]) == 2
     err = capsys.readouterr().err
     assert "unknown robot 'ghost_arm'" in err and err.count("\n") == 1
-    assert Dataset(path).num_episodes == 1
+    assert Dataset(ghost).num_episodes == 1
 
 
 def test_corrections_go_to_another_dataset_with_out(tmp_path, dataset):
