@@ -137,6 +137,7 @@ def test_bad_settings_are_refused(settings, message):
 
 @pytest.mark.parametrize("flags,message", [
     (("--gate-threshold", "-1"), "thresholds must be > 0"),
+    (("--doubt-threshold", "0"), "thresholds must be > 0"),
     (("--gate", "doubt", "--policy", "cnn"), "the doubt gate reads the mlp's heads"),
     (("--reaction-time", "-0.3"), "reaction time must be in"),
     (("--gate", "deviation,bogus"), "unknown gate 'bogus'"),
@@ -146,6 +147,27 @@ def test_bad_gate_flags_are_one_line(flags, message, tmp_path, capsys):
     assert cli.main(["dagger", "--task", "reach", "--expert", "gated", "--out", str(out), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_compare_dagger_needs_the_gated_operator(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["dagger", "--task", "reach", "--expert", "scripted", "--compare-dagger", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--compare-dagger compares the gated operator" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_request_help_needs_the_window_and_a_policy_with_doubt(tmp_path, capsys):
+    from helpers import train_tiny_mlp
+
+    run = train_tiny_mlp(tmp_path)  # one head: no doubt
+    capsys.readouterr()
+    base = ["rollout", "--checkpoint", str(run), "--request-help", "0.5"]
+    assert cli.main(base) == 2
+    assert "--request-help: a person's settings, only with --intervene" in capsys.readouterr().err
+    record = tmp_path / "help.zarr"
+    assert cli.main([*base, "--intervene", "keyboard", "--record", str(record)]) == 2
+    err = capsys.readouterr().err
+    assert "--request-help reads the policy's doubt" in err and err.count("\n") == 1 and not record.exists()
 
 
 def test_only_the_frames_the_operator_drove_are_labelled_and_any_envs_gives_the_same(tmp_path):
