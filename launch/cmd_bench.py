@@ -1,7 +1,9 @@
-"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|gate|learn`: each capability's figures.
+"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|gate|learn|chunking`: each
+capability's figures.
 
-`protege bench learn --out DIR` runs the learning table (:mod:`protege.launch.experiments.learn_table`); a rerun
-with the same settings resumes it.
+`protege bench learn --out DIR` runs the learning table (:mod:`protege.launch.experiments.learn_table`), `protege
+bench chunking --out DIR` the chunking table (:mod:`protege.launch.experiments.chunking_table`); a rerun with the
+same settings resumes either.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "replay": ("protege.launch.cmd_bench", "_replay"),
     "gate": ("protege.launch.cmd_bench", "_gate"),
     "learn": ("protege.launch.cmd_bench", "_learn"),
+    "chunking": ("protege.launch.cmd_bench", "_chunking"),
 }
 ROLLOUT_EPISODES = 48
 GATE_EPISODES, GATE_SEED = 50, 200_000  # validation seeds: apart from demos (0, ...) and evaluation (100000, ...)
@@ -32,7 +35,11 @@ GATE_EPISODES, GATE_SEED = 50, 200_000  # validation seeds: apart from demos (0,
 RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
 LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 LEARN_OPTIONS = ("out", "tasks", "policies", "demos", "noise", "episodes", "steps", "disturb", "jobs", "envs", "device",
-                 "cell")
+                 "cell", "delays")
+# The table options each table takes (the rest are the learning table's alone).
+TABLE_OPTIONS = {"learn": set(LEARN_OPTIONS) - {"delays"},
+                 "chunking": {"out", "tasks", "policies", "demos", "noise", "episodes", "steps", "envs", "device",
+                              "delays"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "steps, 5 heads)")
     learn = parser.add_argument_group("bench learn (the learning table)")
     learn.add_argument("--out", help="table directory: created, or resumed if it holds the same settings")
-    learn.add_argument("--tasks", default=",".join(LEARN_TASKS), help="comma-separated tasks (default: all)")
-    learn.add_argument("--policies", default="mlp,act,diffusion,cnn",
+    learn.add_argument("--tasks", help="comma-separated tasks (default: all; chunking: push,stack)")
+    learn.add_argument("--policies",
                        help="comma-separated policies (default: mlp,act,diffusion on state, cnn with cameras on "
-                            "lift and push)")
+                            "lift and push; chunking: act,diffusion)")
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
     learn.add_argument("--noise", type=float, default=TABLE_NOISE,
                        help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g})")
@@ -64,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     learn.add_argument("--envs", type=int, default=1, help="evaluation processes per cell (default: 1)")
     learn.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda (default: auto)")
     learn.add_argument("--cell", help=argparse.SUPPRESS)  # one cell, in its own process (run by the table)
+    learn.add_argument("--delays", help="bench chunking: comma-separated inference delays in ticks (default: "
+                                        "0,1,2,4,6)")
 
 
 
@@ -72,28 +81,32 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ray and args.target not in RAY_TARGETS:
         raise UserError(f"--ray measures {' and '.join(RAY_TARGETS)}, not {args.target}")
-    learn_options = _learn_options_given(args)
-    if args.target != "learn" and learn_options:
-        raise UserError(f"{', '.join(learn_options)}: for bench learn only, not bench {args.target}")
+    table_options = [f"--{name}" for name in _table_options_given(args)
+                     if name not in TABLE_OPTIONS.get(args.target, set())]
+    if table_options:
+        tables = [t for t in TABLE_OPTIONS if set(o[2:] for o in table_options) <= TABLE_OPTIONS[t]]
+        raise UserError(f"{', '.join(table_options)}: for bench {' or '.join(tables) or 'learn'} only, not bench "
+                        f"{args.target}")
     if args.target != "sim" and args.robot is not None:
         raise UserError(f"--robot is for bench sim, not {args.target}")
-    if args.target != "gate" and args.checkpoint is not None:
-        raise UserError(f"--checkpoint is for bench gate, not {args.target}")
+    if args.target not in ("gate", "intervene") and args.checkpoint is not None:
+        raise UserError(f"--checkpoint is for bench gate and intervene, not {args.target}")
     connect_ray(args.ray)
     module, function = BENCHES[args.target]
-    extra = {"ray": args.ray} if args.ray else {"args": args} if args.target in ("learn", "sim", "gate") else {}
+    takes_args = ("learn", "sim", "gate", "chunking", "intervene")
+    extra = {"ray": args.ray} if args.ray else {"args": args} if args.target in takes_args else {}
     result = getattr(importlib.import_module(module), function)(json=args.json, **extra)
     if args.json:
         emit_json(result)
     return 0
 
 
-def _learn_options_given(args: argparse.Namespace) -> list[str]:
-    """The learning-table options ``args`` gives a value other than their default."""
+def _table_options_given(args: argparse.Namespace) -> list[str]:
+    """The table options ``args`` gives a value other than their default."""
     from protege.launch.cli import build_parser
 
     defaults = build_parser().parse_args(["bench", args.target])
-    return [f"--{name}" for name in LEARN_OPTIONS if getattr(args, name) != getattr(defaults, name)]
+    return [name for name in LEARN_OPTIONS if getattr(args, name) != getattr(defaults, name)]
 
 
 def _sim(json: bool, args: argparse.Namespace) -> dict:
@@ -139,15 +152,26 @@ def _rollout(json: bool, ray: str | None = None) -> dict:
     return result
 
 
-def _intervene(json: bool) -> dict:
+def _intervene(json: bool, args: argparse.Namespace) -> dict:
+    """The intervention window's loop timing, driven by the scripted lift expert or by the policy of
+    ``--checkpoint`` in its own task (a chunked one computing its chunks in a worker thread, as windows do)."""
+    import dataclasses
+
+    from protege.launch.runs import open_run
     from protege.teleop.bench import bench_intervention
 
-    result = bench_intervention()
+    policy, spec, driver = None, None, "the scripted lift expert"
+    if args.checkpoint is not None:
+        run = open_run(args.checkpoint, cameras=("front", "wrist"), delay=None)
+        spec = dataclasses.replace(run.env, cameras=("front", "wrist"), image_size=(128, 128))
+        policy, driver = run.make_policy(), f"{run.meta.policy} on {run.env.task}"
+    result = {**bench_intervention(policy, spec), "driver": driver}
     if not json:
         tick = result["tick_ms"]
-        print(f"intervention window on {result['display']}: {result['ticks']} ticks at {result['target_hz']:g} Hz with "
-              f"two cameras, achieved {result['achieved_hz']} Hz, late {result['late_ticks']} "
-              f"({100 * result['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} p99 {tick['p99']}", flush=True)
+        print(f"intervention window on {result['display']}, {driver}: {result['ticks']} ticks at "
+              f"{result['target_hz']:g} Hz with two cameras, achieved {result['achieved_hz']} Hz, late "
+              f"{result['late_ticks']} ({100 * result['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} "
+              f"p99 {tick['p99']}", flush=True)
     return result
 
 
@@ -229,11 +253,42 @@ def _learn(json: bool, args: argparse.Namespace) -> dict:
     if args.cell:
         return run_cell(out, args.cell, args.envs, args.device)
     disturb = describe(parse_disturb(args.disturb))
-    settings = LearnSettings(tasks=tuple(t for t in args.tasks.split(",") if t),
-                             policies=tuple(p for p in args.policies.split(",") if p), demos=args.demos,
+    settings = LearnSettings(tasks=_names(args.tasks, LEARN_TASKS),
+                             policies=_names(args.policies, ("mlp", "act", "diffusion", "cnn")), demos=args.demos,
                              noise=args.noise, episodes=args.episodes, steps=args.steps, disturb=disturb)
     results = run_table(settings, out, jobs=args.jobs, envs=args.envs, device=args.device,
                         notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
     if not json:
         print((out / "table.md").read_text(), flush=True)
+    return {"out": str(out), "results": results}
+
+
+def _names(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    return default if text is None else tuple(name for name in text.split(",") if name)
+
+
+def _chunking(json: bool, args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from protege.launch.cli import check_processes
+    from protege.launch.errors import UserError
+    from protege.launch.experiments.chunking_table import DELAYS, POLICIES, TASKS, ChunkingSettings, run_table
+    from protege.policies.trainer import resolve_device
+
+    if args.out is None:
+        raise UserError("bench chunking needs --out DIR (the table's directory)")
+    resolve_device(args.device, 0)
+    check_processes("--envs", args.envs, None)
+    try:
+        delays = DELAYS if args.delays is None else tuple(int(d) for d in args.delays.split(",") if d)
+    except ValueError:
+        raise UserError(f"--delays takes comma-separated whole numbers of ticks, got {args.delays!r}") from None
+    settings = ChunkingSettings(tasks=_names(args.tasks, TASKS), policies=_names(args.policies, POLICIES),
+                                delays=delays, demos=args.demos, noise=args.noise, episodes=args.episodes,
+                                steps=args.steps, seed=0)
+    out = Path(args.out)
+    results = run_table(settings, out, envs=args.envs, device=args.device,
+                        notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
+    if not json:
+        print((out / "table.md").read_text() + f"plot: {out / 'chunking.png'}", flush=True)
     return {"out": str(out), "results": results}

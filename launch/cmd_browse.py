@@ -37,11 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_policy(run_dir: str, attrs: dict[str, Any], robot: str | None) -> Policy:
     """The checkpoint's policy, refused unless it was trained in the dataset's env (task, arm, action
-    space, rate) and fits its observations."""
+    space, rate) and fits its observations; a chunked one computes its chunks in a worker thread."""
     from protege.launch.runs import open_run
     from protege.sim import EnvSpec
 
-    return open_run(run_dir, robot=robot, env=EnvSpec.from_attrs(attrs).with_robot(robot).resolved()).make_policy()
+    env = EnvSpec.from_attrs(attrs).with_robot(robot).resolved()
+    return open_run(run_dir, robot=robot, env=env, delay=None).make_policy()
 
 
 def run(args: argparse.Namespace) -> int:

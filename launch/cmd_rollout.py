@@ -4,11 +4,16 @@
     protege rollout --checkpoint runs/mlp --episodes 10 --video-dir videos/ --record rollouts.zarr
     protege rollout --checkpoint runs/mlp --intervene keyboard --record corrections.zarr
     protege rollout --checkpoint runs/mlp --episodes 100 --disturb object_push=0.04,latency
+    protege rollout --checkpoint runs/diffusion --episodes 100 --inference-delay 4 --chunking rtc
 
 The env is the one the policy was trained for (the env spec its dataset recorded: task, arm, rate,
 action space; cameras and image size from the policy's inputs). An arm given by a spec file is
 loaded from --robot or from the path the run recorded, and must be the recorded arm (same spec and
 MJCF). Every evaluation is appended to RUN/evals.jsonl, which `protege report` plots.
+
+A chunked policy's next chunk can be made to arrive --inference-delay ticks after its request, the arm
+running meanwhile, with a --chunking strategy (protege.policies.chunking); a window computes chunks in a
+worker thread and measures the delay.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from protege.launch.cli import add_ray_argument
 from protege.launch.runfiles import EvalRecord, append_eval
 from protege.launch.runs import EVAL_SEED
+from protege.policies.chunking import STRATEGIES
 
 if TYPE_CHECKING:
     from protege.launch.runs import OpenRun
@@ -60,6 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true",
                         help="with --intervene: start each episode at once and close after the last one (default: "
                              "wait for the start key before each episode and end on a summary)")
+    parser.add_argument("--chunking", choices=STRATEGIES,
+                        help="how chunks take over: sync (wait for each), naive (switch on arrival), ensemble "
+                             "(average overlapping chunks), rtc (real-time chunking: the new chunk agrees with the "
+                             "actions still to run); default: the policy's own, and with a delay rtc where the "
+                             "policy can follow (diffusion; act trained with --set rtc_train_max_delay=K), "
+                             "ensemble for act, else naive")
+    parser.add_argument("--inference-delay", metavar="TICKS|auto",
+                        help="headless: a chunk requested at tick t is usable at t + TICKS while the arm keeps "
+                             "running (default 0: no delay); auto: the policy's measured prediction time, rounded "
+                             "up to ticks. Windows (--intervene) always measure it")
     parser.add_argument("--device", default="cpu", help="torch device for the policy (default: cpu)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
     parser.add_argument("--no-log", action="store_true", help="do not append the result to RUN/evals.jsonl")
@@ -83,6 +99,23 @@ def parse_disturb(text: str | None, env: EnvSpec | None = None) -> tuple[Disturb
     except SimError as exc:
         raise UserError(f"--disturb: {exc}") from None
     return disturb
+
+
+def parse_delay(text: str | None) -> int | str:
+    """``--inference-delay``: a whole number of ticks >= 0, or ``auto``; one line otherwise."""
+    from protege.launch.errors import UserError
+
+    if text is None:
+        return 0
+    if text == "auto":
+        return text
+    try:
+        delay = int(text)
+    except ValueError:
+        raise UserError(f"--inference-delay takes a whole number of ticks or auto, got {text!r}") from None
+    if delay < 0:
+        raise UserError(f"--inference-delay must be >= 0 ticks, got {delay}")
+    return delay
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,10 +142,13 @@ def run(args: argparse.Namespace) -> int:
     if len(parse_cameras(args.video_camera, "--video-camera")) != 1:
         raise UserError(f"--video-camera takes one camera, got {args.video_camera!r}")
     cameras = None if args.cameras is None else list(parse_cameras(args.cameras))
+    delay = parse_delay(args.inference_delay)
+    if args.intervene and args.inference_delay is not None:
+        raise UserError("--inference-delay is for headless rollouts: a window measures the real delay")
     device = str(resolve_device(args.device, 0))
     args.seed = first_seed(args.record, args.seed, start=EVAL_SEED)  # appending never repeats a seed
     run = open_run(args.checkpoint, robot=args.robot, task=args.task, cameras=cameras, device=device,
-                   ema=not args.no_ema)
+                   ema=not args.no_ema, chunking=args.chunking, delay=None if args.intervene else delay)
     disturb = parse_disturb(args.disturb, run.env)
     if args.intervene:
         result = _intervene(args, run, disturb)

@@ -25,14 +25,45 @@ if TYPE_CHECKING:
 EVAL_SEED = 100_000  # first evaluation seed: far from the seeds `protege record` uses for demos (0, 1, ...)
 
 
-def load_for_rollout(run_dir: str, device: str, ema: bool) -> Policy:
-    """The run's policy, with torch on one thread: parallel envs each get a core of their own."""
+def load_for_rollout(run_dir: str, device: str, ema: bool, chunking: str | None = None, delay: int | None = 0,
+                     hz: float | None = None, action_space: str = "ee_delta") -> Policy:
+    """The run's policy, with torch on one thread (parallel envs each get a core of their own), running its
+    chunks with strategy ``chunking`` (None: its own, :meth:`~protege.policies.base.Policy.chunking`) at an
+    inference delay of ``delay`` ticks, or (``delay`` None, a window's) in a worker thread with the delay
+    measured in ticks of ``hz``. A policy that predicts one action per call runs synchronously in a window."""
     import torch
 
     from protege.policies.checkpoint import load_policy
+    from protege.sim.controllers import idle_action
 
     torch.set_num_threads(1)
-    return load_policy(run_dir, device=device, ema=ema)
+    policy = load_policy(run_dir, device=device, ema=ema)
+    realtime_single = delay is None and chunking is None and policy.config.horizon == 1
+    if (chunking is not None or delay != 0) and not realtime_single:
+        policy.set_chunking(policy.chunking(chunking, delay), hz, functools.partial(idle_action, action_space))
+    return policy
+
+
+def measure_delay(policy: Policy, env: EnvSpec, repeats: int = 9) -> int:
+    """``--inference-delay auto``: the policy's median time to predict a chunk here, in ticks rounded up."""
+    import math
+    import time
+
+    from protege.sim import ProtegeEnv
+
+    built = ProtegeEnv(env)
+    try:
+        obs, _ = built.reset(seed=EVAL_SEED)
+    finally:
+        built.close()
+    policy.reset(seed=EVAL_SEED)
+    window = policy.observe(obs)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        policy.chunk(window)
+        seconds.append(time.perf_counter() - started)
+    return math.ceil(sorted(seconds)[repeats // 2] * env.control_hz - 1e-9)
 
 
 @dataclass(frozen=True)
@@ -82,10 +113,11 @@ def policy_env(meta: RunMeta, trained: EnvSpec, task: str | None = None, cameras
 
 def open_run(path: str | os.PathLike[str], *, robot: str | None = None, task: str | None = None,
              cameras: Sequence[str] | None = None, env: EnvSpec | None = None, device: str = "cpu",
-             ema: bool = True) -> OpenRun:
+             ema: bool = True, chunking: str | None = None, delay: int | str | None = 0) -> OpenRun:
     """The run at ``path``, to run in ``env`` (default: :func:`policy_env` of the env it was trained in);
     refused in one line if that env is not the one it was trained in (task, arm, action space, rate) or
-    its policy does not fit the env's observations and actions."""
+    its policy does not fit the env's observations and actions, or cannot run its chunks with ``chunking``
+    at ``delay`` (:func:`load_for_rollout`; ``"auto"``: :func:`measure_delay`)."""
     from protege.policies.checkpoint import read_meta
     from protege.sim import ProtegeEnv
     from protege.sim.spec import check_compatible
@@ -100,4 +132,14 @@ def open_run(path: str | os.PathLike[str], *, robot: str | None = None, task: st
                         built.action_space.shape[0])
     finally:
         built.close()
-    return OpenRun(str(path), meta, spec, functools.partial(load_for_rollout, str(path), device, ema))
+    if chunking is not None or delay != 0:  # refuse a strategy or delay this policy cannot run before any worker
+        probe = load_for_rollout(str(path), device, ema, chunking, 0 if delay == "auto" else delay, spec.control_hz,
+                                 spec.action_space)
+        if delay == "auto":
+            delay = measure_delay(probe, spec)
+            probe = load_for_rollout(str(path), device, ema, chunking, delay, spec.control_hz, spec.action_space)
+        probe.close()
+    assert delay != "auto"
+    make_policy = functools.partial(load_for_rollout, str(path), device, ema, chunking, delay, spec.control_hz,
+                                    spec.action_space)
+    return OpenRun(str(path), meta, spec, make_policy)

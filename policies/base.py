@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -14,6 +14,7 @@ from torch import nn
 
 from protege.datasets.schema import QUAT_SUFFIX, VEL_SUFFIX, is_image_key
 from protege.policies import POLICY_NAMES
+from protege.policies.chunking import ChunkExecutor, Chunking, FixedDelay, Guide, ThreadedInference
 from protege.policies.config import PolicyConfig, check_policy_config
 from protege.policies.errors import PolicyError
 
@@ -24,7 +25,7 @@ Batch = dict[str, torch.Tensor]
 class PolicyProtocol(Protocol):
     """What a control loop needs from a policy: no torch in sight."""
 
-    def reset(self) -> None: ...
+    def reset(self, seed: int | None = None) -> None: ...
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
@@ -118,8 +119,10 @@ class Policy(nn.Module):
 
     ``forward`` takes raw (unnormalised) batches shaped like the sampler's output, on the model's device,
     and returns a dict with a scalar ``loss``. ``predict_chunk`` maps raw observation windows
-    ``(B, n_obs_steps, ...)`` to ``(B, horizon, action_dim)`` actions in dataset units.
-    ``act`` keeps the observation history and the queue of actions still to execute.
+    ``(B, n_obs_steps, ...)`` to ``(B, horizon, action_dim)`` actions in dataset units; policies that
+    ``follow_guides`` also take a :class:`~protege.policies.chunking.Guide` (real-time chunking).
+    ``act`` keeps the observation history; its :class:`~protege.policies.chunking.ChunkExecutor` decides
+    when to predict and which action of which chunk runs (:meth:`set_chunking`).
     """
 
     name: ClassVar[str]
@@ -135,7 +138,8 @@ class Policy(nn.Module):
         self.normalizer = Normalizer(stats, spec.lowdim_keys, config.action_norm, spec.quaternion_keys)
         self.doubt: float | None = None  # the policy's own uncertainty about its last prediction (None: it has none)
         self._history: collections.deque[dict[str, torch.Tensor]] = collections.deque(maxlen=config.n_obs_steps)
-        self._queue: collections.deque[np.ndarray] = collections.deque()
+        self.executor = ChunkExecutor(FixedDelay(self.chunk, 0), self.default_chunking, config.horizon,
+                                      config.n_action_steps)
 
     @property
     def device(self) -> torch.device:
@@ -169,14 +173,61 @@ class Policy(nn.Module):
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def predict_chunk(self, obs: Batch) -> torch.Tensor:
+    def predict_chunk(self, obs: Batch, guide: Guide | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def follows_guides(self) -> bool:
+        """Whether ``predict_chunk`` makes its chunk agree with a guide (what ``rtc`` chunking needs)."""
+        return False
+
+    @property
+    def default_chunking(self) -> Chunking:
+        """How ``act`` runs chunks unless :meth:`set_chunking` says otherwise: each one's first
+        ``n_action_steps`` actions, then the next."""
+        return Chunking("sync")
+
+    def chunking(self, strategy: str | None, delay: int | None) -> Chunking:
+        """Chunking with ``strategy`` at ``delay`` ticks (None: measured). Without a strategy: the policy's
+        own with no delay, else the best it has: ``rtc`` where it follows guides, ``ensemble`` where it
+        ensembles, else ``naive``."""
+        own = self.default_chunking
+        if strategy is None and delay == 0:
+            return own
+        if strategy is None:
+            strategy = "rtc" if self.follows_guides else "ensemble" if own.strategy == "ensemble" else "naive"
+        return Chunking(strategy, delay, own.ensemble_coeff)
+
     # -- control loop --------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Forget the observation history, any queued actions and the last doubt (call at each episode start)."""
+    def set_chunking(self, chunking: Chunking, hz: float | None = None,
+                     idle: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """Run chunks with ``chunking``: a fixed delay in ticks, or (``delay`` None) in a worker thread, the
+        delay measured in ticks of ``hz``. ``idle`` maps an action to one that holds the arm still."""
+        if chunking.strategy == "rtc" and self.config.horizon > 1 and not self.follows_guides:
+            raise PolicyError(f"{self.name} cannot follow a guide: --chunking rtc needs diffusion, or act trained "
+                              "with --set rtc_train_max_delay=K")
+        if chunking.delay is None and hz is None:
+            raise PolicyError("a measured inference delay needs the control rate (hz)")
+        inference = FixedDelay(self.chunk, chunking.delay) if chunking.delay is not None else (
+            ThreadedInference(self.chunk, hz or 0.0))
+        self.close()
+        self.executor = ChunkExecutor(inference, chunking, self.config.horizon, self.config.n_action_steps, idle)
+
+    @property
+    def chunk_starts(self) -> list[int]:
+        """Ticks of the episode at which a new chunk took over."""
+        return self.executor.boundaries
+
+    def close(self) -> None:
+        """Stop the inference thread, if chunks run in one."""
+        if isinstance(self.executor.inference, ThreadedInference):
+            self.executor.inference.close()
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the observation history, the chunks and the last doubt (call at each episode start); ``seed``
+        seeds the policy's own randomness for the episode, where it has any."""
         self._history.clear()
-        self._queue.clear()
+        self.executor.reset()
         self.doubt = None
 
     def observe(self, obs: Mapping[str, np.ndarray]) -> Batch:
@@ -195,21 +246,19 @@ class Policy(nn.Module):
         device = self.device
         return {k: torch.stack([f[k] for f in self._history])[None].to(device) for k in frame}
 
-    @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One action (float64, shape (action_dim,)) for the current observation; with ``binary_gripper``
         its gripper command (the last entry) is the nearer of open (0) and closed (1)."""
-        action = self._next_action(self.observe(obs))
+        action = self.executor.step(self.observe(obs))
         if self.config.binary_gripper:
             action[-1] = float(action[-1] >= 0.5)
         return action
 
-    def _next_action(self, window: Batch) -> np.ndarray:
-        """The current step's action from the queue, refilled with the first ``n_action_steps`` of a new chunk."""
-        if not self._queue:
-            chunk = self.predict_chunk(window)[0].double().cpu().numpy()  # chunk[0] is for the current step
-            self._queue.extend(chunk[: self.config.n_action_steps])
-        return self._queue.popleft().copy()
+    def chunk(self, window: Batch, guide: Guide | None = None) -> np.ndarray:
+        """One (horizon, action_dim) chunk in dataset units; chunk[0] is for the window's last tick. Runs in
+        the inference thread too, so it sets its own (thread-local) inference mode."""
+        with torch.inference_mode():
+            return self.predict_chunk(window, guide)[0].double().cpu().numpy()
 
 
 class _Registry(Mapping[str, type[Policy]]):

@@ -105,7 +105,7 @@ def _latency(policy: torch.nn.Module, obs: dict[str, np.ndarray], n: int) -> tup
         per_action.append(time.perf_counter() - start)
     window = policy.observe(obs)
     per_prediction = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for _ in range(7):
             start = time.perf_counter()
             policy.predict_chunk(window)
@@ -146,10 +146,10 @@ def _inference_bench(json: bool) -> dict[str, Any]:
             results[case.label] = {
                 "ms_per_action": round(per_action, 3),
                 "ms_per_prediction": round(per_prediction, 3),
-                "actions_per_prediction": 1 if getattr(policy, "ensembler", None) else config.n_action_steps,
+                "actions_per_prediction": 1 if policy.executor.chunking.strategy == "ensemble" else config.n_action_steps,
             }
             if not json:
-                extra = f" ({config.inference_steps} DDIM steps)" if name == "diffusion" else ""
+                extra = f" ({config.inference_steps} solver steps)" if name == "diffusion" else ""
                 print(f"inference {case.label:<18} {per_action:7.2f} ms/action (mean)   "
                       f"{per_prediction:7.2f} ms per prediction{extra}", flush=True)
     return results

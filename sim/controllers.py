@@ -371,6 +371,15 @@ def controller_class(name: str) -> type[Controller]:
     return CONTROLLERS[name]
 
 
+def idle_action(action_space: str, action: np.ndarray) -> np.ndarray:
+    """The action that holds the arm where ``action`` left it, with the same gripper command: no end-effector
+    motion (``ee_delta``), the same joint targets (``joint``)."""
+    idle = np.array(action, dtype=np.float64)
+    if controller_class(action_space) is EEDeltaController:
+        idle[:-1] = 0.0
+    return idle
+
+
 def make_controller(name: str, robot: RobotSpec, arm_ctrl_range: np.ndarray, ik: str | None = None) -> Controller:
     """The controller of action space ``name``; ``ik`` picks the ee_delta controller's IK builder (default
     :data:`DEFAULT_IK`)."""

@@ -14,9 +14,12 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from protege.sim.spec import EnvSpec
 
 RECORD_TICKS = 200
 COLLECT_EPISODES = 48
@@ -40,7 +43,8 @@ def bench_recorder(directory: Path) -> dict[str, Any]:
     from protege.teleop.display import display_for_bench
     from protege.teleop.recorder import Recorder
 
-    env = ProtegeEnv(EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128), terminate_on_success=False)
+    spec = spec or EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
+    env = ProtegeEnv(spec, terminate_on_success=False)
     with display_for_bench() as display:
         device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
         with EpisodeWriter(directory / "record.zarr", attrs=env.env_spec.to_attrs(), background=True) as writer:
@@ -143,10 +147,10 @@ def _intervention_script() -> Any:
     return script.key(120, "left shift", hold=40).key(125, "s", hold=25).key(140, "space")
 
 
-def bench_intervention(policy: Any = None, ticks: int = RECORD_TICKS) -> dict[str, Any]:
-    """Loop timing of a realtime intervention run: lift on the built-in arm, two 128x128 cameras, 20 Hz,
-    the keyboard in a real X window (``DISPLAY``, else a fresh Xvfb server), frames written in the
-    background. ``policy`` defaults to the scripted lift expert (pass a trained policy to include its
+def bench_intervention(policy: Any = None, spec: EnvSpec | None = None, ticks: int = RECORD_TICKS) -> dict[str, Any]:
+    """Loop timing of a realtime intervention run: ``spec`` (default: lift on the built-in arm, two 128x128
+    cameras, 20 Hz), the keyboard in a real X window (``DISPLAY``, else a fresh Xvfb server), frames written in
+    the background. ``policy`` defaults to the scripted expert (pass a trained policy to include its
     inference)."""
     import protege.sim  # noqa: F401  (headless GL before mujoco)
     from protege.datasets import EpisodeWriter
@@ -156,7 +160,8 @@ def bench_intervention(policy: Any = None, ticks: int = RECORD_TICKS) -> dict[st
     from protege.teleop.display import display_for_bench
     from protege.teleop.intervene import run_intervention
 
-    env = ProtegeEnv(EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128), terminate_on_success=False)
+    spec = spec or EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
+    env = ProtegeEnv(spec, terminate_on_success=False)
     try:
         with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
             device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
@@ -165,4 +170,4 @@ def bench_intervention(policy: Any = None, ticks: int = RECORD_TICKS) -> dict[st
                                           script=_intervention_script(), success_hold=0, max_ticks=ticks)
     finally:
         env.close()
-    return {**result["timing"], "cameras": 2, "image_size": 128, "display": display}
+    return {**result["timing"], "cameras": len(spec.cameras), "image_size": spec.image_size[0], "display": display}

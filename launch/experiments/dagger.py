@@ -213,9 +213,10 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
     return train(train_config, policy_config).train_loss
 
 
-def _open(config: DaggerConfig, run_dir: Path) -> OpenRun:
-    """A round's (or baseline's) training run, checked against the DAgger run's env."""
-    return open_run(run_dir, robot=config.robot, env=_env(config))
+def _open(config: DaggerConfig, run_dir: Path, window: bool = False) -> OpenRun:
+    """A round's (or baseline's) training run, checked against the DAgger run's env; in a person's ``window``
+    a chunked policy computes its chunks in a worker thread."""
+    return open_run(run_dir, robot=config.robot, env=_env(config), delay=None if window else 0)
 
 
 def _spec(config: DaggerConfig, run_dir: Path, **kwargs: Any) -> RolloutSpec:
@@ -389,11 +390,11 @@ def _person_labels(config: DaggerConfig, run: Path, r: int, script: ScriptedInpu
 
     env = make_env(_env(config))
     device = make_device(config.expert, load_bindings(config.bindings), env.action_space.high[:6])
-    policy = _open(config, run / f"round_{r - 1}").make_policy()
+    person = script is None  # a person gets a person's time per episode, a script the task's
+    policy = _open(config, run / f"round_{r - 1}", window=person).make_policy()
     rollouts = run / "interventions.zarr"
     first = _episodes(rollouts)
     with EpisodeWriter(str(rollouts), attrs=_env(config).to_attrs(), background=True) as writer:
-        person = script is None  # a person gets a person's time per episode, a script the task's
         run_intervention(env, policy, device, writer, config.episodes_per_round, _label_seed(config, r),
                          realtime=person, script=script, success_hold=config.success_hold, wait=person,
                          time_limit=person_time_limit(env, None) if person else None, disturb=config.disturb)
@@ -409,7 +410,7 @@ def _person_corrections(config: DaggerConfig, run: Path, r: int, corrections: li
     spec = _spec(config, run / f"round_{r - 1}", record=True)
     run_rollouts(spec, config.episodes_per_round, seed=_label_seed(config, r), envs=config.envs,
                  record_to=str(rollouts), progress=config.progress, ray=config.ray)
-    policy = _open(config, run / f"round_{r - 1}").make_policy()
+    policy = _open(config, run / f"round_{r - 1}", window=corrections is None).make_policy()
     if corrections is not None:
         from protege.teleop.correct import run_script
 

@@ -28,6 +28,8 @@ class ACTConfig(PolicyConfig):
     kl_weight: float = 10.0
     dropout: float = 0.1
     temporal_ensemble_coeff: float | None = 0.01  # None: execute n_action_steps from a queue instead
+    # > 0: learn to continue a committed prefix of up to this many actions (training-time real-time chunking)
+    rtc_train_max_delay: int = 0
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # image backbone, if any cameras
 
 

@@ -4,19 +4,22 @@ Training encodes the ground-truth chunk into a latent (VAE encoder over [CLS, st
 minimises L1 + kl_weight * KL. Inference uses the prior mean (z = 0) and, by default, temporal
 ensembling: a chunk is predicted every step and the actions predicted for the current step are
 averaged with weights exp(-coeff * i), i = 0 for the oldest prediction.
+
+With ``rtc_train_max_delay`` K > 0 the decoder also learns to continue a committed prefix: each training
+chunk's first d ~ U{0..K} actions are given to their queries (and left out of the loss), so at inference
+the actions that will run before a chunk arrives can be handed to it (training-time real-time chunking,
+arXiv 2512.05964).
 """
 
 from __future__ import annotations
 
-import collections
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from protege.policies.act.config import ACTConfig
 from protege.policies.base import Batch, Policy, Spec, Stats
+from protege.policies.chunking import Chunking, Guide
 from protege.policies.encoders import ConvTrunk
 from protege.policies.errors import PolicyError
 
@@ -26,25 +29,6 @@ def _encoder(config: ACTConfig, layers: int) -> nn.TransformerEncoder:
         config.dim_model, config.n_heads, config.dim_feedforward, config.dropout, batch_first=True, norm_first=True
     )
     return nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(config.dim_model), enable_nested_tensor=False)
-
-
-class TemporalEnsembler:
-    """Online weighted average of every chunk's prediction for the current step."""
-
-    def __init__(self, coeff: float, chunk: int) -> None:
-        self.coeff = coeff
-        self.chunks: collections.deque[np.ndarray] = collections.deque(maxlen=chunk)
-
-    def reset(self) -> None:
-        self.chunks.clear()
-
-    def update(self, chunk: np.ndarray) -> np.ndarray:
-        """Add the newest chunk (H, A); return the ensembled action for the current step."""
-        self.chunks.append(chunk)
-        n = len(self.chunks)  # chunk j (0 = oldest) was predicted n-1-j steps ago
-        actions = np.stack([c[n - 1 - j] for j, c in enumerate(self.chunks)])
-        weights = np.exp(-self.coeff * np.arange(n))
-        return (weights[:, None] * actions).sum(0) / weights.sum()
 
 
 class ACTPolicy(Policy):
@@ -79,11 +63,7 @@ class ACTPolicy(Policy):
         self.decoder = nn.TransformerDecoder(layer, config.n_decoder_layers, norm=nn.LayerNorm(d))
         self.query_pos = nn.Parameter(torch.randn(1, config.horizon, d) * 0.02)
         self.action_head = nn.Linear(d, a)
-        self.ensembler = (
-            TemporalEnsembler(config.temporal_ensemble_coeff, config.horizon)
-            if config.temporal_ensemble_coeff is not None
-            else None
-        )
+        self.prefix_in = nn.Linear(a, d) if config.rtc_train_max_delay else None
 
     def _image_tokens(self, key: str, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, h*w, d) tokens with a fixed 2-D sine position code plus a camera embedding."""
@@ -92,11 +72,17 @@ class ACTPolicy(Policy):
         pos = _sine_2d(d, h, w, fmap.device, fmap.dtype) + self.image_pos[key]
         return (fmap + pos).flatten(2).transpose(1, 2)
 
-    def _decode(self, state: torch.Tensor, latent: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _decode(self, state: torch.Tensor, latent: torch.Tensor, images: dict[str, torch.Tensor],
+                prefix: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Normalised (B, H, A) actions; ``prefix`` (normalised actions (B, H, A), mask (B, H)) hands the
+        masked positions' actions to their queries."""
         tokens = torch.stack([self.latent_in(latent), self.state_in(state)], dim=1) + self.token_pos
         tokens = torch.cat([tokens, *[self._image_tokens(k, images[k]) for k in self.spec.image_keys]], dim=1)
         memory = self.encoder(tokens)
         queries = self.query_pos.expand(state.shape[0], -1, -1)
+        if prefix is not None and self.prefix_in is not None:
+            actions, mask = prefix
+            queries = queries + self.prefix_in(actions) * mask.unsqueeze(-1).to(actions.dtype)
         return self.action_head(self.decoder(queries, memory))
 
     def _inputs(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -113,24 +99,37 @@ class ACTPolicy(Policy):
         stats = self.vae_out(self.vae_encoder(tokens + self.vae_pos, src_key_padding_mask=pad)[:, 0])
         mu, logvar = stats.chunk(2, dim=-1)
         latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        l1 = self.masked_mean(F.l1_loss(self._decode(state, latent, images), target, reduction="none"), batch)
+        prefix = None
+        if self.config.rtc_train_max_delay:  # a random committed prefix, given and left out of the loss
+            delay = torch.randint(0, self.config.rtc_train_max_delay + 1, (b, 1), device=target.device)
+            mask = torch.arange(self.config.horizon, device=target.device) < delay
+            prefix = (target, mask)
+            batch = {**batch, "action_is_pad": batch["action_is_pad"] | mask}
+        predicted = self._decode(state, latent, images, prefix)
+        l1 = self.masked_mean(F.l1_loss(predicted, target, reduction="none"), batch)
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
         return {"loss": l1 + self.config.kl_weight * kl, "l1": l1.detach(), "kl": kl.detach()}
 
-    def predict_chunk(self, obs: Batch) -> torch.Tensor:
+    def predict_chunk(self, obs: Batch, guide: Guide | None = None) -> torch.Tensor:
         state, images = self._inputs(obs)
         latent = state.new_zeros(state.shape[0], self.config.latent_dim)
-        return self.normalizer.unnormalize("action", self._decode(state, latent, images).float())
+        prefix = None
+        if guide is not None and guide.frozen:
+            n = min(guide.frozen, self.config.rtc_train_max_delay, len(guide.actions))
+            actions = torch.zeros(1, self.config.horizon, self.spec.action_dim, device=state.device)
+            actions[0, :n] = torch.as_tensor(guide.actions[:n], dtype=torch.float32, device=state.device)
+            mask = torch.arange(self.config.horizon, device=state.device)[None] < n
+            prefix = (self.normalizer.normalize("action", actions), mask)
+        return self.normalizer.unnormalize("action", self._decode(state, latent, images, prefix).float())
 
-    def reset(self) -> None:
-        super().reset()
-        if self.ensembler is not None:
-            self.ensembler.reset()
+    @property
+    def follows_guides(self) -> bool:
+        return self.config.rtc_train_max_delay > 0
 
-    def _next_action(self, window: Batch) -> np.ndarray:
-        if self.ensembler is None:
-            return super()._next_action(window)
-        return self.ensembler.update(self.predict_chunk(window)[0].double().cpu().numpy())
+    @property
+    def default_chunking(self) -> Chunking:
+        coeff = self.config.temporal_ensemble_coeff
+        return Chunking("sync") if coeff is None else Chunking("ensemble", ensemble_coeff=coeff)
 
 
 def _sine_2d(d: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

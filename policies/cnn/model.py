@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from protege.policies.base import Batch, Policy, Spec, Stats
+from protege.policies.chunking import Guide
 from protege.policies.cnn.config import CNNConfig
 from protege.policies.encoders import ObsEncoder, mlp
 from protege.policies.errors import PolicyError
@@ -33,7 +34,7 @@ class CNNPolicy(Policy):
         target = self.normalizer.normalize("action", batch["action"])
         return {"loss": self.masked_mean(F.mse_loss(self._predict(batch), target, reduction="none"), batch)}
 
-    def predict_chunk(self, obs: Batch) -> torch.Tensor:
+    def predict_chunk(self, obs: Batch, guide: Guide | None = None) -> torch.Tensor:
         return self.normalizer.unnormalize("action", self._predict(obs).float())
 
 

@@ -23,5 +23,7 @@ class DiffusionConfig(PolicyConfig):
     step_embed_dim: int = 128
     train_timesteps: int = 100
     inference_steps: int = 10  # DDIM steps
+    # > 0: learn to continue a committed prefix of up to this many actions (training-time real-time chunking)
+    rtc_train_max_delay: int = 0
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # image backbone, if any cameras
     image_dim: int = 64

@@ -1,5 +1,14 @@
 """Diffusion policy: epsilon-predicting 1-D conv U-Net over the action chunk, FiLM-conditioned on the
-observation history; DDPM training with a squared-cosine schedule, deterministic DDIM sampling."""
+observation history; DDPM training with a squared-cosine schedule, deterministic sampling with the
+second-order multistep DPM-Solver++ (Lu et al. 2022; its first step, and any first-order step, is DDIM).
+
+A :class:`~protege.policies.chunking.Guide` (real-time chunking) steers sampling by inpainting: at every
+step the predicted clean chunk is blended with the guide's actions by the guide's weights (1 on the
+actions already committed, decaying over the rest of the overlap), so the chunk ends on the committed
+actions and eases away from the current chunk. With ``rtc_train_max_delay`` K > 0 the U-Net also reads a
+mask channel and learns to continue a clean committed prefix of d ~ U{0..K} actions (left out of the
+loss; arXiv 2512.05964); a guide's committed actions are then given as that prefix.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protege.policies.base import Batch, Policy, Spec, Stats
+from protege.policies.chunking import Guide
 from protege.policies.diffusion.config import DiffusionConfig
 from protege.policies.encoders import ObsEncoder
 from protege.policies.errors import PolicyError
@@ -20,6 +30,18 @@ def squared_cosine_alphas_cumprod(steps: int, max_beta: float = 0.999) -> torch.
     f = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
     betas = torch.tensor([min(1 - f((i + 1) / steps) / f(i / steps), max_beta) for i in range(steps)])
     return torch.cumprod(1.0 - betas, dim=0)
+
+
+def sampling_schedule(alphas_cumprod: torch.Tensor, steps: int) -> list[tuple[int, float, float, float]]:
+    """(timestep, alpha, sigma, log-SNR lambda) at ``steps`` timesteps evenly spaced from the noisiest to the
+    cleanest, then the clean end (alpha 1, sigma 0)."""
+    last = len(alphas_cumprod) - 1
+    schedule = []
+    for t in torch.linspace(last, 0, steps).round().long().tolist():
+        ab = float(alphas_cumprod[t])
+        alpha, sigma = math.sqrt(ab), math.sqrt(1.0 - ab)
+        schedule.append((t, alpha, sigma, math.log(alpha / sigma)))
+    return [*schedule, (0, 1.0, 0.0, math.inf)]
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -60,14 +82,15 @@ class FiLMResBlock(nn.Module):
 
 
 class UNet1D(nn.Module):
-    """Conditional 1-D U-Net: (B, H, A) noisy actions, timesteps (B,), cond (B, C) -> noise (B, H, A)."""
+    """Conditional 1-D U-Net: (B, H, in_dim) noisy actions (and any extra channels), timesteps (B,), cond (B, C)
+    -> noise (B, H, action_dim)."""
 
-    def __init__(self, action_dim: int, cond_dim: int, config: DiffusionConfig) -> None:
+    def __init__(self, action_dim: int, cond_dim: int, config: DiffusionConfig, in_dim: int | None = None) -> None:
         super().__init__()
         k, g, e = config.kernel_size, config.n_groups, config.step_embed_dim
         self.step_embed = nn.Sequential(SinusoidalEmbedding(e), nn.Linear(e, 4 * e), nn.Mish(), nn.Linear(4 * e, e))
         cond_dim += e
-        dims = [action_dim, *config.down_dims]
+        dims = [in_dim or action_dim, *config.down_dims]
         self.down = nn.ModuleList()
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == len(dims) - 2
@@ -113,8 +136,24 @@ class DiffusionPolicy(Policy):
         if config.horizon % 2 ** (len(config.down_dims) - 1):
             raise PolicyError(f"horizon={config.horizon} must be divisible by 2**(len(down_dims)-1)")
         self.obs_encoder = ObsEncoder(spec.image_keys, spec.lowdim_dim, config.widths, config.image_dim)
-        self.unet = UNet1D(spec.action_dim, config.n_obs_steps * self.obs_encoder.out_dim, config)
+        in_dim = spec.action_dim + 1 if config.rtc_train_max_delay else None  # + the committed-prefix mask
+        self.unet = UNet1D(spec.action_dim, config.n_obs_steps * self.obs_encoder.out_dim, config, in_dim)
         self.register_buffer("alphas_cumprod", squared_cosine_alphas_cumprod(config.train_timesteps), persistent=False)
+        self.sampling = sampling_schedule(self.alphas_cumprod, config.inference_steps)
+        self.noise: torch.Generator | None = None  # the sampling noise's, seeded per episode by reset(seed)
+
+    @property
+    def follows_guides(self) -> bool:
+        return True
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.noise = None if seed is None else torch.Generator(self.device).manual_seed(seed)
+
+    def _denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.config.rtc_train_max_delay:
+            x = torch.cat([x, (mask if mask is not None else x.new_zeros(x.shape[:2])).unsqueeze(-1).to(x.dtype)], -1)
+        return self.unet(x, t, cond)
 
     def _condition(self, batch: Batch) -> torch.Tensor:
         images = {k: self.normalizer.normalize(k, batch[k]) for k in self.spec.image_keys}
@@ -126,22 +165,54 @@ class DiffusionPolicy(Policy):
         t = torch.randint(0, self.config.train_timesteps, (target.shape[0],), device=target.device)
         ab = self.alphas_cumprod[t].view(-1, 1, 1)
         noisy = ab.sqrt() * target + (1 - ab).sqrt() * noise
-        pred = self.unet(noisy, t, self._condition(batch))
+        mask = None
+        if self.config.rtc_train_max_delay:  # a random committed prefix: clean, marked, left out of the loss
+            delay = torch.randint(0, self.config.rtc_train_max_delay + 1, (target.shape[0], 1), device=target.device)
+            mask = torch.arange(self.config.horizon, device=target.device) < delay
+            noisy = torch.where(mask.unsqueeze(-1), target, noisy)
+            batch = {**batch, "action_is_pad": batch["action_is_pad"] | mask}
+        pred = self._denoise(noisy, t, self._condition(batch), mask)
         return {"loss": self.masked_mean(F.mse_loss(pred, noise, reduction="none"), batch)}
 
-    def predict_chunk(self, obs: Batch) -> torch.Tensor:
+    def predict_chunk(self, obs: Batch, guide: Guide | None = None) -> torch.Tensor:
         cond = self._condition(obs)
-        x = torch.randn(cond.shape[0], self.config.horizon, self.spec.action_dim, device=cond.device)
-        steps = self.config.train_timesteps
-        ts = torch.linspace(steps - 1, 0, self.config.inference_steps, device=cond.device).round().long()
-        for i, t in enumerate(ts):
-            ab = self.alphas_cumprod[t]
-            ab_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else ab.new_tensor(1.0)
-            eps = self.unet(x, t.expand(x.shape[0]), cond).float()
-            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
-            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()  # consistent with the clipped x0
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+        shape = (cond.shape[0], self.config.horizon, self.spec.action_dim)
+        x = torch.randn(shape, device=cond.device, generator=self.noise)
+        target, weights, mask = self._guidance(guide, shape, cond.device)
+        x0_last, h_last = None, 0.0
+        for (t, alpha, sigma, lam), (_, alpha_next, sigma_next, lam_next) in zip(self.sampling, self.sampling[1:]):
+            if mask is not None:  # the committed prefix, clean
+                x = torch.where(mask.unsqueeze(-1), target, x)
+            eps = self._denoise(x, torch.full((shape[0],), t, device=x.device), cond, mask).float()
+            x0 = ((x - sigma * eps) / alpha).clamp(-1, 1)
+            if weights is not None:  # inpainting: the clean chunk pulled towards the guide
+                x0 = x0 + weights * (target - x0)
+            if sigma_next == 0.0:  # the last step lands on the clean chunk
+                x = x0
+                break
+            h = lam_next - lam
+            data = x0 if x0_last is None else x0 + (x0 - x0_last) * h / (2 * h_last)  # DPM-Solver++(2M)
+            x = (sigma_next / sigma) * x - alpha_next * math.expm1(-h) * data
+            x0_last, h_last = x0, h
+        if mask is not None:
+            x = torch.where(mask.unsqueeze(-1), target, x)
         return self.normalizer.unnormalize("action", x)
+
+    def _guidance(self, guide: Guide | None, shape: tuple[int, int, int], device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(normalised guide actions (1, H, A), inpainting weights (1, H, 1) or None, prefix mask (1, H) or
+        None): a policy trained with committed prefixes takes the guide's committed actions as one."""
+        target = torch.zeros(1, *shape[1:], device=device)
+        if guide is None:
+            return target, None, None
+        n = min(len(guide.actions), shape[1])
+        target[0, :n] = self.normalizer.normalize(
+            "action", torch.as_tensor(guide.actions[:n], dtype=torch.float32, device=device)).clamp(-1, 1)
+        if self.config.rtc_train_max_delay:
+            frozen = min(guide.frozen, self.config.rtc_train_max_delay, n)
+            return target, None, torch.arange(shape[1], device=device)[None] < frozen
+        weights = torch.as_tensor(guide.weights(shape[1]), dtype=torch.float32, device=device)
+        return target, weights.view(1, -1, 1), None
 
 
 POLICY = DiffusionPolicy

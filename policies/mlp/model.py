@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from protege.policies.base import Batch, Policy, Spec, Stats
+from protege.policies.chunking import Guide
 from protege.policies.encoders import mlp
 from protege.policies.errors import PolicyError
 from protege.policies.mlp.config import MLPConfig
@@ -47,7 +48,7 @@ class MLPPolicy(Policy):
             error = error * torch.poisson(torch.ones(error.shape[:2], device=error.device))[..., None, None]
         return {"loss": self.masked_mean(error.mean(dim=1), batch)}
 
-    def predict_chunk(self, obs: Batch) -> torch.Tensor:
+    def predict_chunk(self, obs: Batch, guide: Guide | None = None) -> torch.Tensor:
         predicted = self._predict(obs).float()
         if self.config.heads > 1:
             self.doubt = float(predicted[:, :, 0].std(dim=1).mean())

@@ -38,7 +38,8 @@ class ExpertPilot:
 
 
 class PolicyPilot:
-    """Any policy object with ``reset()`` and ``act(obs)`` (no torch needed here)."""
+    """Any policy object with ``reset(seed)`` and ``act(obs)`` (no torch needed here); each episode's seed seeds
+    the policy's own randomness, so a rollout is the same on any worker."""
 
     kind = "policy"
 
@@ -46,7 +47,7 @@ class PolicyPilot:
         self.policy = policy
 
     def reset(self, seed: int | None = None) -> None:
-        self.policy.reset()
+        self.policy.reset(seed=seed)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
         action = self.policy.act(obs)
@@ -57,6 +58,11 @@ class PolicyPilot:
         """The policy's own uncertainty about its last action, where it has one (e.g. an ensemble's spread)."""
         doubt = getattr(self.policy, "doubt", None)
         return None if doubt is None else float(doubt)
+
+    @property
+    def chunk_starts(self) -> tuple[int, ...]:
+        """Ticks of this episode at which a new chunk of actions took over, where the policy runs chunks."""
+        return tuple(getattr(self.policy, "chunk_starts", ()))
 
 
 class MixturePilot:

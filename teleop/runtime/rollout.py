@@ -76,6 +76,7 @@ class EpisodeOutcome:
     expert_ticks: int  # ticks the expert drove (DAgger mixture, or the gated operator)
     strikes: int = 0  # disturbances that moved the object or the arm
     takeovers: int = 0  # times the gated operator took over
+    chunk_starts: tuple[int, ...] = ()  # ticks at which a chunked policy's new chunk took over
     video: str | None = None
     episode: Episode | None = None  # the recorded episode when the spec records
 
@@ -165,7 +166,8 @@ class _Worker:
     def __init__(self, spec: RolloutSpec) -> None:
         self.spec = spec
         self.env = make_env(spec.env)
-        pilots: list[Pilot] = [PolicyPilot(spec.make_policy())]
+        self.policy = PolicyPilot(spec.make_policy())
+        pilots: list[Pilot] = [self.policy]
         labeller = None
         disturber = Disturber(spec.disturb) if spec.disturb else None
         self.gated: GatedArbiter | None = None
@@ -201,8 +203,8 @@ class _Worker:
             loop.save()
             episode = self.buffer.episodes.pop()
         takeovers = self.gated.takeovers if self.gated is not None else 0
-        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, len(loop.struck), takeovers, video,
-                              episode)
+        return EpisodeOutcome(seed, loop.success, loop.ticks, ret, expert_ticks, len(loop.struck), takeovers,
+                              self.policy.chunk_starts, video, episode)
 
     def _expert(self) -> ExpertPilot:
         """The scripted expert, noise-free; stateless, so one pilot can both label and drive."""

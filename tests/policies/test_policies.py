@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from protege.datasets import Dataset, SequenceSampler
-from protege.policies.act.model import TemporalEnsembler
 from protege.policies.base import Spec
 from protege.policies.checkpoint import build_from_meta, load_policy, read_run, save_checkpoint
 from protege.policies.errors import PolicyError
@@ -85,16 +84,6 @@ def test_an_ensemble_of_heads_doubts_more_off_the_data_and_one_head_has_no_doubt
     assert single.doubt is None
 
 
-def test_temporal_ensembler_weights_older_predictions_more():
-    ensembler = TemporalEnsembler(coeff=1.0, chunk=3)
-    assert ensembler.update(np.array([[1.0], [2.0], [3.0]]))[0] == 1.0
-    second = ensembler.update(np.array([[10.0], [20.0], [30.0]]))  # step 1: old chunk says 2, new says 10
-    w = np.exp(-np.arange(2.0))
-    assert second[0] == pytest.approx((w[0] * 2 + w[1] * 10) / w.sum())
-    ensembler.reset()
-    assert ensembler.update(np.array([[5.0], [6.0], [7.0]]))[0] == 5.0
-
-
 def _recording_policy(name, tiny_config, lowdim_dataset, **overrides):
     """An untrained policy whose predict_chunk returns chunk k filled with k and records its inputs."""
     from protege.datasets import compute_stats
@@ -105,7 +94,7 @@ def _recording_policy(name, tiny_config, lowdim_dataset, **overrides):
     policy = POLICIES[name](config, Spec({"ee_pos": (3,)}, 7), compute_stats(ds, ["ee_pos", "action"])).eval()
     calls: list[torch.Tensor] = []
 
-    def predict_chunk(obs):
+    def predict_chunk(obs, guide=None):
         calls.append(obs["ee_pos"][0].clone())
         steps = torch.arange(config.horizon, dtype=torch.float32)[:, None].expand(-1, 7)
         return (len(calls) * 100 + steps)[None]
@@ -152,7 +141,7 @@ def test_act_sends_an_open_or_closed_gripper(name, binary, lowdim_dataset, tiny_
     policy, _ = _recording_policy(name, tiny_config, lowdim_dataset, binary_gripper=binary)
     obs = {"ee_pos": np.zeros(3, dtype=np.float32)}
     for predicted, sent in ((0.38, 0.0), (0.87, 1.0), (0.5, 1.0)):
-        policy.predict_chunk = lambda window, g=predicted: torch.full((1, policy.config.horizon, 7), g)
+        policy.predict_chunk = lambda window, guide=None, g=predicted: torch.full((1, policy.config.horizon, 7), g)
         policy.reset()
         action = policy.act(obs)
         assert action[-1] == pytest.approx(sent if binary else predicted)

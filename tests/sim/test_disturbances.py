@@ -118,7 +118,7 @@ def test_the_schedule_is_a_function_of_the_episode_seed_alone(env):
 class _HoldStill:
     """A policy that never moves: the disturbances alone change the episode."""
 
-    def reset(self) -> None: ...
+    def reset(self, seed: int | None = None) -> None: ...
 
     def act(self, obs):
         return np.zeros(7)

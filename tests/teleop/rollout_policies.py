@@ -8,7 +8,7 @@ import numpy as np
 class ReachObjectPolicy:
     """Moves the end effector toward the first object, gripper open: deterministic, never succeeds at lift."""
 
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None) -> None:
         pass
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -29,7 +29,7 @@ VIEW = (240, 180)  # the browser's main view in these tests: small, fast
 class Hold:
     """A policy that holds still with the gripper open."""
 
-    def reset(self):
+    def reset(self, seed=None):
         pass
 
     def act(self, obs):

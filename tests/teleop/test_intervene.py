@@ -21,7 +21,7 @@ class FixedPolicy:
     def __init__(self, action=POLICY_ACTION):
         self.action, self.calls, self.resets = np.asarray(action, dtype=float), 0, 0
 
-    def reset(self):
+    def reset(self, seed=None):
         self.resets += 1
 
     def act(self, obs):

@@ -27,7 +27,7 @@ def test_clock_holds_the_rate_and_counts_late_ticks():
 class Hold:
     """A policy that holds still with the gripper open."""
 
-    def reset(self):
+    def reset(self, seed=None):
         pass
 
     def act(self, obs):

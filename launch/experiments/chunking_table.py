@@ -1,0 +1,241 @@
+"""`protege bench chunking`: what an inference delay costs each way of running chunks. For each task x
+chunked policy (state inputs, trained on scripted demos), success on unseen seeds for every strategy at
+every delay, and how much the action jumps where a new chunk takes over against within a chunk.
+
+OUT/settings.json     what the table measures (a rerun that measures the same way resumes it, and may add
+                      tasks, policies and delays)
+OUT/demos/TASK.zarr   the demos            OUT/runs/TASK-POLICY/   each policy's training run
+OUT/results/TASK-POLICY-STRATEGY-D.json   each cell's figures
+OUT/table.md          the table            OUT/chunking.png        success against delay
+
+act trains with ``rtc_train_max_delay`` (a random committed prefix), so that it can follow a guide;
+diffusion follows one by inpainting, with its default config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protege.launch.errors import UserError
+from protege.launch.records import Record
+from protege.launch.runfiles import write_json
+from protege.launch.experiments.learn_table import TABLE_NOISE
+from protege.launch.runs import EVAL_SEED
+
+TASKS = ("push", "stack")
+POLICIES = ("act", "diffusion")
+DELAYS = (0, 1, 2, 4, 6)
+STEPS = {"act": 6_000, "diffusion": 8_000}
+# act at the CPU settings (half the width), able to continue a prefix of up to the largest delay measured.
+OVERRIDES: dict[str, list[str]] = {
+    "act": ["dim_model=128", "n_heads=4", "dim_feedforward=512", "n_encoder_layers=2", "n_vae_encoder_layers=2",
+            f"rtc_train_max_delay={max(DELAYS)}"],
+    "diffusion": [],
+}
+
+
+@dataclass(frozen=True)
+class ChunkingSettings(Record):
+    """What the table measures; ``steps`` 0 takes each policy's :data:`STEPS`."""
+
+    tasks: tuple[str, ...] = TASKS
+    policies: tuple[str, ...] = POLICIES
+    delays: tuple[int, ...] = DELAYS
+    demos: int = 100
+    noise: float = TABLE_NOISE
+    episodes: int = 100
+    steps: int = 0
+    seed: int = 0
+
+    def check(self) -> None:
+        from protege.policies.chunking import max_delay
+        from protege.sim.tasks import TASKS as ALL_TASKS
+
+        unknown = [t for t in self.tasks if t not in ALL_TASKS] + [p for p in self.policies if p not in POLICIES]
+        if unknown or not self.tasks or not self.policies:
+            raise UserError(f"bench chunking: unknown task or policy {unknown[0] if unknown else '(none given)'} "
+                            f"(tasks: {', '.join(ALL_TASKS)}; policies: {', '.join(POLICIES)})")
+        if not self.delays or min(self.delays) < 0 or max(self.delays) > max_delay(16, 8):
+            raise UserError(f"--delays must be ticks from 0 to {max_delay(16, 8)}, got {list(self.delays)}")
+        if self.demos < 1 or self.episodes < 1 or self.steps < 0:
+            raise UserError("--demos and --episodes must be at least 1, --steps at least 0")
+
+    def steps_for(self, policy: str) -> int:
+        return self.steps or STEPS[policy]
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    policy: str
+    strategy: str
+    delay: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.policy}-{self.strategy}-{self.delay}"
+
+
+def run_table(settings: ChunkingSettings, out: Path, envs: int = 1, device: str = "auto",
+              notify: Any = print) -> list[dict[str, Any]]:
+    """Run (or resume) every cell of ``settings``: demos, training, then each strategy at each delay on
+    ``envs`` processes; write the table and the plot; return the results in table order."""
+    from protege.policies.chunking import STRATEGIES
+
+    settings.check()
+    _claim(out, settings)
+    results = []
+    for task in settings.tasks:
+        demos = _demos(settings, out, task, envs)
+        for policy in settings.policies:
+            run_dir = _train(settings, out, task, policy, demos, device, notify)
+            for strategy in STRATEGIES:
+                for delay in settings.delays:
+                    results.append(_cell(settings, out, Cell(task, policy, strategy, delay), run_dir, envs, notify))
+    (out / "table.md").write_text(format_table(results, settings))
+    plot(results, settings, out / "chunking.png")
+    return results
+
+
+MEASUREMENT = ("demos", "noise", "episodes", "steps", "seed")  # what a table's cells share
+
+
+def _claim(out: Path, settings: ChunkingSettings) -> None:
+    path = out / "settings.json"
+    if path.exists():
+        held = ChunkingSettings.from_json(json.loads(path.read_text()), str(path))
+        differ = [name for name in MEASUREMENT if getattr(held, name) != getattr(settings, name)]
+        if differ:
+            raise UserError(f"{out} holds a chunking table measured with other {', '.join(differ)} ({path}): choose "
+                            "another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, settings.to_json())
+
+
+def _demos(settings: ChunkingSettings, out: Path, task: str, workers: int) -> Path:
+    """The task's demos as the learning table collects them (seeds 0.., DART labels): collected once, kept."""
+    import shutil
+
+    from protege.datasets import Dataset, DatasetError
+    from protege.sim import EnvSpec
+    from protege.teleop.runtime.collect import collect
+
+    path = out / "demos" / f"{task}.zarr"
+    try:
+        if Dataset(str(path)).num_episodes == settings.demos:
+            return path
+    except DatasetError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)  # a stopped collection starts again
+    collect(EnvSpec.make(task, cameras=()), str(path), settings.demos, noise=settings.noise, workers=workers,
+            seed=settings.seed, progress=False, dart=True)
+    return path
+
+
+def _train(settings: ChunkingSettings, out: Path, task: str, policy: str, demos: Path, device: str,
+           notify: Any) -> Path:
+    import shutil
+
+    from protege.policies.base import POLICIES
+    from protege.policies.checkpoint import read_meta
+    from protege.policies.config import TrainConfig, apply_overrides
+    from protege.policies.trainer import train
+
+    run = out / "runs" / f"{task}-{policy}"
+    steps = settings.steps_for(policy)
+    if (run / "config.json").exists() and read_meta(run).step == steps:
+        return run
+    shutil.rmtree(run, ignore_errors=True)  # a stopped training starts again
+    config = TrainConfig(dataset=str(demos), out=str(run), policy=policy, steps=steps, seed=settings.seed,
+                         device=device, progress=False)
+    policy_config = POLICIES[policy].config_class()
+    apply_overrides([config, policy_config], OVERRIDES[policy])
+    started = time.perf_counter()
+    train(config, policy_config)
+    notify(f"{task}-{policy}: trained {steps} steps in {(time.perf_counter() - started) / 60:.1f} min")
+    return run
+
+
+def _cell(settings: ChunkingSettings, out: Path, cell: Cell, run_dir: Path, envs: int,
+          notify: Any) -> dict[str, Any]:
+    from protege.launch.runs import open_run
+    from protege.teleop.runtime.rollout import RolloutSpec, RolloutSummary, run_rollouts
+
+    path = out / "results" / f"{cell.name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    run = open_run(run_dir, chunking=cell.strategy, delay=cell.delay)
+    spec = RolloutSpec(run.env, run.make_policy, record=True)
+    outcomes = run_rollouts(spec, settings.episodes, seed=EVAL_SEED, envs=envs, progress=False).episodes
+    summary = RolloutSummary.of(outcomes, EVAL_SEED, envs, 0.0)
+    switch, within = action_changes(outcomes)
+    result = {**dataclasses.asdict(cell), "successes": summary.successes, "episodes": summary.episodes,
+              "success_rate": summary.success_rate, "ci95": list(summary.ci95), "mean_length": summary.mean_length,
+              "switch_change": switch, "within_change": within}
+    write_json(path, result)
+    notify(f"{cell.name}: {summary.successes}/{summary.episodes}, action change at a switch {switch:.4f} "
+           f"against {within:.4f} within a chunk")
+    return result
+
+
+def action_changes(outcomes: list[Any]) -> tuple[float, float]:
+    """Mean size of the arm's action change (every entry but the gripper's) from one tick to the next, at the
+    ticks a new chunk took over and at every other tick, over the episodes' recorded actions."""
+    switch, within = [], []
+    for outcome in outcomes:
+        actions = np.asarray(outcome.episode.data["action"])[:, :-1]
+        change = np.linalg.norm(np.diff(actions, axis=0), axis=1)  # change[t - 1]: from tick t - 1 to t
+        starts = np.zeros(len(actions), dtype=bool)
+        starts[[t for t in outcome.chunk_starts if 0 < t < len(actions)]] = True
+        switch.extend(change[starts[1:]])
+        within.extend(change[~starts[1:]])
+    return (round(float(np.mean(switch)), 5) if switch else 0.0, round(float(np.mean(within)), 5) if within else 0.0)
+
+
+def format_table(results: list[dict[str, Any]], settings: ChunkingSettings) -> str:
+    """Success (%) per strategy and delay for each task and policy, and the action change at a switch over the
+    change within a chunk (at each delay, the ratio)."""
+    header = "| task | policy | strategy | " + " | ".join(f"D={d}" for d in settings.delays) + " | switch / within |"
+    lines = [f"Success on {settings.episodes} unseen seeds (%) at each inference delay D (ticks of 50 ms); last "
+             "column: mean action change where a new chunk takes over over the mean within a chunk, at each D.",
+             "", header, "|" + "---|" * (len(settings.delays) + 4)]
+    rows: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for r in results:
+        rows.setdefault((r["task"], r["policy"], r["strategy"]), {})[r["delay"]] = r
+    for (task, policy, strategy), cells in rows.items():
+        success = " | ".join(f"{100 * cells[d]['success_rate']:.0f}" if d in cells else "" for d in settings.delays)
+        ratios = " / ".join(f"{c['switch_change'] / c['within_change']:.2f}" if c["within_change"] else "-"
+                            for c in (cells[d] for d in settings.delays if d in cells))
+        lines.append(f"| {task} | {policy} | {strategy} | {success} | {ratios} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict[str, Any]], settings: ChunkingSettings, path: Path) -> None:
+    """Success against delay, one panel per task and policy, a line per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(t, p) for t in settings.tasks for p in settings.policies]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, (task, policy) in zip(axes[0], panels):
+        for strategy in dict.fromkeys(r["strategy"] for r in results):
+            cells = sorted((r["delay"], r["success_rate"]) for r in results
+                           if (r["task"], r["policy"], r["strategy"]) == (task, policy, strategy))
+            ax.plot([50 * d for d, _ in cells], [100 * s for _, s in cells], marker="o", label=strategy)
+        ax.set_title(f"{task}, {policy}")
+        ax.set_xlabel("inference delay (ms)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"success (%), {settings.episodes} seeds")
+    axes[0][-1].legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
