@@ -230,19 +230,19 @@ class ChunkExecutor:
             self.next_request = t + self.n_action_steps
         elif self.chunking.strategy == "ensemble":
             self.chunks.append((requested, chunk))
-            while self.chunks[0][0] + self.horizon <= t:
-                self.chunks.popleft()
         else:
             self.chunks = deque([(requested, chunk)])
         self.boundaries.append(t)
 
     def _action(self, t: int) -> np.ndarray:
         if self.chunking.strategy == "ensemble":
-            while self.chunks[0][0] + self.horizon <= t:
-                self.chunks.popleft()
-            actions = np.stack([chunk[t - start] for start, chunk in self.chunks])  # oldest first
-            weights = np.exp(-self.chunking.ensemble_coeff * np.arange(len(actions)))
-            return (weights[:, None] * actions).sum(0) / weights.sum()
+            while len(self.chunks) > 1 and self.chunks[0][0] + len(self.chunks[0][1]) <= t:
+                self.chunks.popleft()  # every action of it is past
+            covering = [chunk[t - start] for start, chunk in self.chunks if t - start < len(chunk)]  # oldest first
+            if covering:
+                weights = np.exp(-self.chunking.ensemble_coeff * np.arange(len(covering)))
+                self.last = (weights[:, None] * np.stack(covering)).sum(0) / weights.sum()
+                return self.last.copy()
         start, chunk = self.chunks[-1]
         waiting = self.chunking.strategy == "sync" and self.inference.pending
         if waiting or t - start >= len(chunk):  # hold still until the next chunk

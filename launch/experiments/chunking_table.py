@@ -32,7 +32,7 @@ from protege.launch.runs import EVAL_SEED
 TASKS = ("push", "stack")
 POLICIES = ("act", "diffusion")
 DELAYS = (0, 1, 2, 4, 6)
-STEPS = {"act": 6_000, "diffusion": 8_000}
+STEPS = {"act": 3_000, "diffusion": 8_000}
 # act at the CPU settings (half the width), able to continue a prefix of up to the largest delay measured.
 OVERRIDES: dict[str, list[str]] = {
     "act": ["dim_model=128", "n_heads=4", "dim_feedforward=512", "n_encoder_layers=2", "n_vae_encoder_layers=2",

@@ -3,9 +3,10 @@ observation history; DDPM training with a squared-cosine schedule, deterministic
 second-order multistep DPM-Solver++ (Lu et al. 2022; its first step, and any first-order step, is DDIM).
 
 A :class:`~protege.policies.chunking.Guide` (real-time chunking) steers sampling by inpainting: at every
-step the predicted clean chunk is blended with the guide's actions by the guide's weights (1 on the
-actions already committed, decaying over the rest of the overlap), so the chunk ends on the committed
-actions and eases away from the current chunk. With ``rtc_train_max_delay`` K > 0 the U-Net also reads a
+step the predicted clean chunk takes the committed actions as they are, and is pulled towards the rest of
+the overlap by the guide's decaying weights times the step's noise level (a full pull there held the new
+chunk on the old plan: push fell from 61% to 20% at no delay), so the chunk ends on the committed actions
+and eases away from the current chunk while the policy still corrects it. With ``rtc_train_max_delay`` K > 0 the U-Net also reads a
 mask channel and learns to continue a clean committed prefix of d ~ U{0..K} actions (left out of the
 loss; arXiv 2512.05964); a guide's committed actions are then given as that prefix.
 """
@@ -185,8 +186,8 @@ class DiffusionPolicy(Policy):
                 x = torch.where(mask.unsqueeze(-1), target, x)
             eps = self._denoise(x, torch.full((shape[0],), t, device=x.device), cond, mask).float()
             x0 = ((x - sigma * eps) / alpha).clamp(-1, 1)
-            if weights is not None:  # inpainting: the clean chunk pulled towards the guide
-                x0 = x0 + weights * (target - x0)
+            if weights is not None:  # inpainting: the committed actions held, the rest pulled while still noisy
+                x0 = x0 + torch.where(weights >= 1.0, weights, weights * sigma) * (target - x0)
             if sigma_next == 0.0:  # the last step lands on the clean chunk
                 x = x0
                 break

@@ -135,3 +135,64 @@ def test_threaded_inference_never_blocks_the_loop_after_the_first_chunk():
     assert sent[:3] == [0, 1, 2] and len(executor.boundaries) >= 2  # later chunks took over on arrival
     switch = executor.boundaries[1]
     assert sent[switch] >= 100  # a chunk requested later, entered at the tick it arrived
+
+
+def _policy(name: str, lowdim_dataset: str, tiny_config, **overrides):
+    import torch
+
+    from protege.datasets import Dataset, compute_stats
+    from protege.policies.base import POLICIES, Spec
+
+    torch.manual_seed(0)
+    config = tiny_config(name, obs_keys=["ee_pos"], **overrides)
+    stats = compute_stats(Dataset(lowdim_dataset), ["ee_pos", "action"])
+    return POLICIES[name](config, Spec({"ee_pos": (3,)}, 7), stats).eval(), stats
+
+
+def _committed(stats, n: int) -> np.ndarray:
+    """n actions inside the dataset's range, as a current chunk would hold."""
+    low, high = stats["action"]["min"], stats["action"]["max"]
+    return low + (high - low) * np.linspace(0.2, 0.8, n)[:, None]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"rtc_train_max_delay": 3}])
+def test_diffusion_chunks_start_with_the_committed_actions(lowdim_dataset, tiny_config, overrides):
+    """Inpainting (and a prefix-trained model alike) returns the frozen actions as they are, and a guide changes
+    the rest of the chunk; without one the chunk is the policy's own."""
+    policy, stats = _policy("diffusion", lowdim_dataset, tiny_config, **overrides)
+    policy.reset(seed=3)
+    window = policy.observe({"ee_pos": np.zeros(3, dtype=np.float32)})
+    free = policy.chunk(window)
+    policy.reset(seed=3)
+    guided = policy.chunk(window, Guide(_committed(stats, 6), frozen=3))
+    assert guided[:3] == pytest.approx(_committed(stats, 6)[:3], abs=1e-4)
+    assert not np.allclose(free[:3], guided[:3], atol=1e-3)
+
+
+def test_diffusion_noise_is_seeded_per_episode(lowdim_dataset, tiny_config):
+    policy, _ = _policy("diffusion", lowdim_dataset, tiny_config)
+    obs = {"ee_pos": np.zeros(3, dtype=np.float32)}
+    chunks = []
+    for seed in (5, 5, 6):
+        policy.reset(seed=seed)
+        chunks.append(policy.chunk(policy.observe(obs)))
+    assert np.array_equal(chunks[0], chunks[1]) and not np.array_equal(chunks[0], chunks[2])
+
+
+def test_act_trained_with_a_prefix_follows_a_guide_and_learns_from_the_rest(lowdim_dataset, tiny_config):
+    import torch
+
+    from protege.policies.errors import PolicyError
+
+    plain, _ = _policy("act", lowdim_dataset, tiny_config)
+    with pytest.raises(PolicyError, match="rtc_train_max_delay"):
+        plain.set_chunking(Chunking("rtc", 2))
+    policy, stats = _policy("act", lowdim_dataset, tiny_config, rtc_train_max_delay=3)
+    policy.set_chunking(Chunking("rtc", 2))
+    window = policy.observe({"ee_pos": np.zeros(3, dtype=np.float32)})
+    assert not np.allclose(policy.chunk(window), policy.chunk(window, Guide(_committed(stats, 6), frozen=3)))
+    policy.train()
+    batch = {"ee_pos": torch.zeros(4, 1, 3), "action": torch.randn(4, 8, 7),
+             "action_is_pad": torch.zeros(4, 8, dtype=torch.bool)}
+    policy(batch)["loss"].backward()
+    assert policy.prefix_in is not None and policy.prefix_in.weight.grad is not None
