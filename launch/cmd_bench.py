@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     learn.add_argument("--tasks", help="comma-separated tasks (default: all; chunking: push,stack)")
     learn.add_argument("--policies",
                        help="comma-separated policies (default: mlp,act,diffusion on state, cnn with cameras on "
-                            "lift and push; chunking: act,diffusion)")
+                            "lift and push; chunking: act,diffusion, and diffusion-prefix: trained with committed "
+                            "prefixes)")
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
     learn.add_argument("--noise", type=float, default=TABLE_NOISE,
                        help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g})")
@@ -272,7 +273,7 @@ def _chunking(json: bool, args: argparse.Namespace) -> dict:
 
     from protege.launch.cli import check_processes
     from protege.launch.errors import UserError
-    from protege.launch.experiments.chunking_table import DELAYS, POLICIES, TASKS, ChunkingSettings, run_table
+    from protege.launch.experiments.chunking_table import DEFAULT_POLICIES, DELAYS, TASKS, ChunkingSettings, run_table
     from protege.policies.trainer import resolve_device
 
     if args.out is None:
@@ -283,7 +284,7 @@ def _chunking(json: bool, args: argparse.Namespace) -> dict:
         delays = DELAYS if args.delays is None else tuple(int(d) for d in args.delays.split(",") if d)
     except ValueError:
         raise UserError(f"--delays takes comma-separated whole numbers of ticks, got {args.delays!r}") from None
-    settings = ChunkingSettings(tasks=_names(args.tasks, TASKS), policies=_names(args.policies, POLICIES),
+    settings = ChunkingSettings(tasks=_names(args.tasks, TASKS), policies=_names(args.policies, DEFAULT_POLICIES),
                                 delays=delays, demos=args.demos, noise=args.noise, episodes=args.episodes,
                                 steps=args.steps, seed=0)
     out = Path(args.out)

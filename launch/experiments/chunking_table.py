@@ -9,7 +9,8 @@ OUT/results/TASK-POLICY-STRATEGY-D.json   each cell's figures
 OUT/table.md          the table            OUT/chunking.png        success against delay
 
 act trains with ``rtc_train_max_delay`` (a random committed prefix), so that it can follow a guide;
-diffusion follows one by inpainting, with its default config.
+diffusion follows one by inpainting, with its default config, and ``diffusion-prefix`` is diffusion trained
+with committed prefixes too (training-time real-time chunking).
 """
 
 from __future__ import annotations
@@ -30,23 +31,24 @@ from protege.launch.experiments.learn_table import TABLE_NOISE
 from protege.launch.runs import EVAL_SEED
 
 TASKS = ("push", "stack")
-POLICIES = ("act", "diffusion")
 DELAYS = (0, 1, 2, 4, 6)
-STEPS = {"act": 3_000, "diffusion": 8_000}
-# act at the CPU settings (half the width), able to continue a prefix of up to the largest delay measured.
-OVERRIDES: dict[str, list[str]] = {
-    "act": ["dim_model=128", "n_heads=4", "dim_feedforward=512", "n_encoder_layers=2", "n_vae_encoder_layers=2",
-            f"rtc_train_max_delay={max(DELAYS)}"],
-    "diffusion": [],
+PREFIX = f"rtc_train_max_delay={max(DELAYS)}"  # able to continue a prefix as long as the largest delay measured
+# The table's policies: name -> (policy, its --set overrides, training steps). act at its CPU settings.
+VARIANTS: dict[str, tuple[str, list[str], int]] = {
+    "act": ("act", ["dim_model=128", "n_heads=4", "dim_feedforward=512", "n_encoder_layers=2",
+                    "n_vae_encoder_layers=2", PREFIX], 3_000),
+    "diffusion": ("diffusion", [], 8_000),
+    "diffusion-prefix": ("diffusion", [PREFIX], 5_000),
 }
+DEFAULT_POLICIES = ("act", "diffusion")
 
 
 @dataclass(frozen=True)
 class ChunkingSettings(Record):
-    """What the table measures; ``steps`` 0 takes each policy's :data:`STEPS`."""
+    """What the table measures: ``policies`` are :data:`VARIANTS`; ``steps`` 0 takes each one's own."""
 
     tasks: tuple[str, ...] = TASKS
-    policies: tuple[str, ...] = POLICIES
+    policies: tuple[str, ...] = DEFAULT_POLICIES
     delays: tuple[int, ...] = DELAYS
     demos: int = 100
     noise: float = TABLE_NOISE
@@ -58,17 +60,17 @@ class ChunkingSettings(Record):
         from protege.policies.chunking import max_delay
         from protege.sim.tasks import TASKS as ALL_TASKS
 
-        unknown = [t for t in self.tasks if t not in ALL_TASKS] + [p for p in self.policies if p not in POLICIES]
+        unknown = [t for t in self.tasks if t not in ALL_TASKS] + [p for p in self.policies if p not in VARIANTS]
         if unknown or not self.tasks or not self.policies:
             raise UserError(f"bench chunking: unknown task or policy {unknown[0] if unknown else '(none given)'} "
-                            f"(tasks: {', '.join(ALL_TASKS)}; policies: {', '.join(POLICIES)})")
+                            f"(tasks: {', '.join(ALL_TASKS)}; policies: {', '.join(VARIANTS)})")
         if not self.delays or min(self.delays) < 0 or max(self.delays) > max_delay(16, 8):
             raise UserError(f"--delays must be ticks from 0 to {max_delay(16, 8)}, got {list(self.delays)}")
         if self.demos < 1 or self.episodes < 1 or self.steps < 0:
             raise UserError("--demos and --episodes must be at least 1, --steps at least 0")
 
-    def steps_for(self, policy: str) -> int:
-        return self.steps or STEPS[policy]
+    def steps_for(self, variant: str) -> int:
+        return self.steps or VARIANTS[variant][2]
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def _demos(settings: ChunkingSettings, out: Path, task: str, workers: int) -> Pa
     return path
 
 
-def _train(settings: ChunkingSettings, out: Path, task: str, policy: str, demos: Path, device: str,
+def _train(settings: ChunkingSettings, out: Path, task: str, variant: str, demos: Path, device: str,
            notify: Any) -> Path:
     import shutil
 
@@ -148,18 +150,19 @@ def _train(settings: ChunkingSettings, out: Path, task: str, policy: str, demos:
     from protege.policies.config import TrainConfig, apply_overrides
     from protege.policies.trainer import train
 
-    run = out / "runs" / f"{task}-{policy}"
-    steps = settings.steps_for(policy)
+    policy, overrides, _ = VARIANTS[variant]
+    run = out / "runs" / f"{task}-{variant}"
+    steps = settings.steps_for(variant)
     if (run / "config.json").exists() and read_meta(run).step == steps:
         return run
     shutil.rmtree(run, ignore_errors=True)  # a stopped training starts again
     config = TrainConfig(dataset=str(demos), out=str(run), policy=policy, steps=steps, seed=settings.seed,
                          device=device, progress=False)
     policy_config = POLICIES[policy].config_class()
-    apply_overrides([config, policy_config], OVERRIDES[policy])
+    apply_overrides([config, policy_config], overrides)
     started = time.perf_counter()
     train(config, policy_config)
-    notify(f"{task}-{policy}: trained {steps} steps in {(time.perf_counter() - started) / 60:.1f} min")
+    notify(f"{task}-{variant}: trained {steps} steps in {(time.perf_counter() - started) / 60:.1f} min")
     return run
 
 

@@ -79,3 +79,26 @@ def test_auto_measures_the_delay(runs, capsys):
 def test_bad_chunking_input_is_one_line(runs, policy, extra, expected, capsys):
     one_line(capsys, ["rollout", "--checkpoint", str(runs[policy]), "--episodes", "1", "--no-log", *extra],
              expected)
+
+
+def test_windows_compute_a_chunked_policys_chunks_in_a_thread(runs):
+    from protege.launch.runs import open_run
+    from protege.policies.chunking import FixedDelay, ThreadedInference
+    from protege.sim import ProtegeEnv
+
+    diffusion = open_run(runs["diffusion"], delay=None)
+    policy = diffusion.make_policy()
+    assert isinstance(policy.executor.inference, ThreadedInference)
+    assert policy.executor.chunking.strategy == "rtc"  # the best it has: diffusion follows guides
+    env = ProtegeEnv(diffusion.env)
+    try:
+        obs, _ = env.reset(seed=0)
+        policy.reset(seed=0)
+        for _ in range(12):
+            obs, *_ = env.step(policy.act(obs))
+    finally:
+        env.close()
+        policy.close()
+    assert len(policy.chunk_starts) >= 2  # chunks computed meanwhile took over
+    mlp = open_run(runs["mlp"], delay=None).make_policy()  # one action per call: nothing to overlap
+    assert isinstance(mlp.executor.inference, FixedDelay) and mlp.executor.inference.delay == 0

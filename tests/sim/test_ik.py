@@ -81,3 +81,12 @@ def test_mink_stays_an_option_of_the_env() -> None:
     assert ProtegeEnv(EnvSpec.make("reach", cameras=()), ik="mink").controller.ik == "mink"
     assert ProtegeEnv(EnvSpec.make("reach", cameras=())).controller.ik == "direct"
     assert isinstance(mink.Configuration, type)  # mink is still what the option runs
+
+
+def test_the_idle_action_holds_the_arm_and_keeps_the_gripper():
+    from protege.sim.controllers import idle_action
+
+    action = np.array([0.3, -0.2, 0.1, 0.0, 0.05, 0.0, 1.0])
+    assert idle_action("ee_delta", action).tolist() == [0, 0, 0, 0, 0, 0, 1.0]  # no motion, still closed
+    joints = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.0])
+    assert idle_action("joint", joints).tolist() == joints.tolist()  # the same targets
