@@ -160,9 +160,11 @@ def run(args: argparse.Namespace) -> int:
                                success_hold=args.success_hold, record_to=args.record, video_dir=args.video_dir,
                                videos=args.episodes if args.videos is None else args.videos,
                                video_camera=args.video_camera, progress=not args.no_progress, ray=args.ray).summary
-        print(summary.line(run.env.task), flush=True)
+        strategy = args.chunking or "the policy's own"
+        delayed = f" (chunks: {strategy}, {run.delay} ticks late)" if args.chunking or run.delay else ""
+        print(summary.line(run.env.task) + delayed, flush=True)
         record = EvalRecord.from_summary(summary, str(args.checkpoint), run.meta.step)
-        result = record.to_json()
+        result = {**record.to_json(), "chunking": args.chunking, "inference_delay": run.delay}
         if not args.no_log:
             append_eval(Path(args.checkpoint), record)
     if args.json:

@@ -69,12 +69,14 @@ def measure_delay(policy: Policy, env: EnvSpec, repeats: int = 9) -> int:
 @dataclass(frozen=True)
 class OpenRun:
     """A run ready to roll out: its metadata, the env its policy runs in (checked against the one it was
-    trained in, and fitted by its inputs), and ``make_policy``, a picklable factory each worker calls."""
+    trained in, and fitted by its inputs), ``make_policy``, a picklable factory each worker calls, and the
+    inference delay its chunks run with (ticks; None: measured in a window)."""
 
     path: str
     meta: RunMeta
     env: EnvSpec
     make_policy: functools.partial[Policy]
+    delay: int | None = 0
 
     def evaluate(self, episodes: int, seed: int = EVAL_SEED, envs: int = 1, disturb: Sequence[Disturbance] = (),
                  success_hold: int = 10, record_to: str | None = None, video_dir: str | None = None,
@@ -142,4 +144,4 @@ def open_run(path: str | os.PathLike[str], *, robot: str | None = None, task: st
     assert delay != "auto"
     make_policy = functools.partial(load_for_rollout, str(path), device, ema, chunking, delay, spec.control_hz,
                                     spec.action_space)
-    return OpenRun(str(path), meta, spec, make_policy)
+    return OpenRun(str(path), meta, spec, make_policy, delay)

@@ -64,8 +64,11 @@ def test_a_delay_changes_what_the_arm_does(runs, tmp_path):
 
 def test_auto_measures_the_delay(runs, capsys):
     argv = ["rollout", "--checkpoint", str(runs["diffusion"]), "--episodes", "1", "--no-log", "--no-progress",
-            "--inference-delay", "auto", "--chunking", "rtc"]
+            "--inference-delay", "auto", "--chunking", "rtc", "--json"]
     assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["chunking"] == "rtc" and isinstance(result["inference_delay"], int)
+    assert 0 <= result["inference_delay"] <= 2  # the tiny policy predicts in well under 100 ms
 
 
 @pytest.mark.parametrize(("policy", "extra", "expected"), [
