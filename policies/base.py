@@ -120,7 +120,7 @@ class Policy(nn.Module):
     ``forward`` takes raw (unnormalised) batches shaped like the sampler's output, on the model's device,
     and returns a dict with a scalar ``loss``. ``predict_chunk`` maps raw observation windows
     ``(B, n_obs_steps, ...)`` to ``(B, horizon, action_dim)`` actions in dataset units; policies that
-    ``follow_guides`` also take a :class:`~protege.policies.chunking.Guide` (real-time chunking).
+    ``follows_guides`` also take a :class:`~protege.policies.chunking.Guide` (real-time chunking).
     ``act`` keeps the observation history; its :class:`~protege.policies.chunking.ChunkExecutor` decides
     when to predict and which action of which chunk runs (:meth:`set_chunking`).
     """
