@@ -4,6 +4,7 @@ line for what a policy cannot run."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +98,9 @@ def test_windows_compute_a_chunked_policys_chunks_in_a_thread(runs):
     try:
         obs, _ = env.reset(seed=0)
         policy.reset(seed=0)
-        for _ in range(12):
+        for _ in range(12):  # at a window's pace: the worker's chunks arrive between ticks
             obs, *_ = env.step(policy.act(obs))
+            time.sleep(0.05)
     finally:
         env.close()
         policy.close()
