@@ -50,10 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     sim = parser.add_argument_group("bench sim")
     sim.add_argument("--robot", help="the arm: built-in name, Menagerie name or spec file (default: protege_arm)")
-    gate = parser.add_argument_group("bench gate (the policy's doubt against the operator's deviation gate)")
+    gate = parser.add_argument_group("bench gate and intervene")
     gate.add_argument("--checkpoint", metavar="RUN",
-                      help="an mlp trained with --set heads=K (default: one trained here: 30 slot_push demos, 4,000 "
-                           "steps, 5 heads)")
+                      help="bench gate: an mlp trained with --set heads=K (default: one trained here: 30 slot_push "
+                           "demos, 4,000 steps, 5 heads); bench intervene: the policy that drives the window, in its "
+                           "own task (default: the scripted lift expert)")
     learn = parser.add_argument_group("bench learn (the learning table)")
     learn.add_argument("--out", help="table directory: created, or resumed if it holds the same settings")
     learn.add_argument("--tasks", help="comma-separated tasks (default: all; chunking: push,stack)")
