@@ -157,16 +157,13 @@ def _rollout(json: bool, ray: str | None = None) -> dict:
 def _intervene(json: bool, args: argparse.Namespace) -> dict:
     """The intervention window's loop timing, driven by the scripted lift expert or by the policy of
     ``--checkpoint`` in its own task (a chunked one computing its chunks in a worker thread, as windows do)."""
-    import dataclasses
-
     from protege.launch.runs import open_run
     from protege.teleop.bench import bench_intervention
 
     policy, spec, driver = None, None, "the scripted lift expert"
-    if args.checkpoint is not None:
+    if args.checkpoint is not None:  # the front and wrist cameras at the size the policy reads (or was trained at)
         run = open_run(args.checkpoint, cameras=("front", "wrist"), delay=None)
-        spec = dataclasses.replace(run.env, cameras=("front", "wrist"), image_size=(128, 128))
-        policy, driver = run.make_policy(), f"{run.meta.policy} on {run.env.task}"
+        policy, spec, driver = run.make_policy(), run.env, f"{run.meta.policy} on {run.env.task}"
     result = {**bench_intervention(policy, spec), "driver": driver}
     if not json:
         tick = result["tick_ms"]

@@ -28,20 +28,27 @@ EVAL_SEED = 100_000  # first evaluation seed: far from the seeds `protege record
 def load_for_rollout(run_dir: str, device: str, ema: bool, chunking: str | None = None, delay: int | None = 0,
                      hz: float | None = None, action_space: str = "ee_delta") -> Policy:
     """The run's policy, with torch on one thread (parallel envs each get a core of their own), running its
-    chunks with strategy ``chunking`` (None: its own, :meth:`~protege.policies.base.Policy.chunking`) at an
-    inference delay of ``delay`` ticks, or (``delay`` None, a window's) in a worker thread with the delay
-    measured in ticks of ``hz``. A policy that predicts one action per call runs synchronously in a window."""
+    chunks as :func:`run_chunks` says."""
     import torch
 
     from protege.policies.checkpoint import load_policy
-    from protege.sim.controllers import idle_action
 
     torch.set_num_threads(1)
     policy = load_policy(run_dir, device=device, ema=ema)
+    run_chunks(policy, chunking, delay, hz, action_space)
+    return policy
+
+
+def run_chunks(policy: Policy, chunking: str | None, delay: int | None, hz: float | None, action_space: str) -> None:
+    """Have ``policy`` run its chunks with strategy ``chunking`` (None: its own,
+    :meth:`~protege.policies.base.Policy.chunking`) at an inference delay of ``delay`` ticks, or (``delay``
+    None, a window's) in a worker thread with the delay measured in ticks of ``hz``; one line if it cannot. A
+    policy that predicts one action per call runs synchronously in a window."""
+    from protege.sim.controllers import idle_action
+
     realtime_single = delay is None and chunking is None and policy.config.horizon == 1
     if (chunking is not None or delay != 0) and not realtime_single:
         policy.set_chunking(policy.chunking(chunking, delay), hz, functools.partial(idle_action, action_space))
-    return policy
 
 
 def measure_delay(policy: Policy, env: EnvSpec, repeats: int = 9) -> int:
@@ -119,7 +126,7 @@ def open_run(path: str | os.PathLike[str], *, robot: str | None = None, task: st
     """The run at ``path``, to run in ``env`` (default: :func:`policy_env` of the env it was trained in);
     refused in one line if that env is not the one it was trained in (task, arm, action space, rate) or
     its policy does not fit the env's observations and actions, or cannot run its chunks with ``chunking``
-    at ``delay`` (:func:`load_for_rollout`; ``"auto"``: :func:`measure_delay`)."""
+    at ``delay`` (:func:`run_chunks`; ``"auto"``: :func:`measure_delay`)."""
     from protege.policies.checkpoint import read_meta
     from protege.sim import ProtegeEnv
     from protege.sim.spec import check_compatible
@@ -135,11 +142,10 @@ def open_run(path: str | os.PathLike[str], *, robot: str | None = None, task: st
     finally:
         built.close()
     if chunking is not None or delay != 0:  # refuse a strategy or delay this policy cannot run before any worker
-        probe = load_for_rollout(str(path), device, ema, chunking, 0 if delay == "auto" else delay, spec.control_hz,
-                                 spec.action_space)
+        probe = load_for_rollout(str(path), device, ema)
         if delay == "auto":
             delay = measure_delay(probe, spec)
-            probe = load_for_rollout(str(path), device, ema, chunking, delay, spec.control_hz, spec.action_space)
+        run_chunks(probe, chunking, delay, spec.control_hz, spec.action_space)
         probe.close()
     assert delay != "auto"
     make_policy = functools.partial(load_for_rollout, str(path), device, ema, chunking, delay, spec.control_hz,

@@ -216,7 +216,7 @@ class Policy(nn.Module):
     @property
     def chunk_starts(self) -> list[int]:
         """Ticks of the episode at which a new chunk took over."""
-        return self.executor.boundaries
+        return self.executor.chunk_starts
 
     def close(self) -> None:
         """Stop the inference thread, if chunks run in one."""

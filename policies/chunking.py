@@ -194,7 +194,7 @@ class ChunkExecutor:
         self.next_request = 0
         self.last: np.ndarray | None = None  # the last action taken from a chunk
         self._requested = 0
-        self.boundaries: list[int] = []  # ticks at which a new chunk took over
+        self.chunk_starts: list[int] = []  # ticks at which a new chunk took over
 
     def step(self, window: Any) -> np.ndarray:
         """The action for this tick, given the observation window of this tick."""
@@ -232,7 +232,7 @@ class ChunkExecutor:
             self.chunks.append((requested, chunk))
         else:
             self.chunks = deque([(requested, chunk)])
-        self.boundaries.append(t)
+        self.chunk_starts.append(t)
 
     def _action(self, t: int) -> np.ndarray:
         if self.chunking.strategy == "ensemble":

@@ -27,7 +27,7 @@ import numpy as np
 from protege.launch.errors import UserError
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
-from protege.launch.experiments.learn_table import TABLE_NOISE
+from protege.launch.experiments.learn_table import TABLE_NOISE, collect_demos
 from protege.launch.runs import EVAL_SEED
 
 TASKS = ("push", "stack")
@@ -123,22 +123,11 @@ def _claim(out: Path, settings: ChunkingSettings) -> None:
 
 
 def _demos(settings: ChunkingSettings, out: Path, task: str, workers: int) -> Path:
-    """The task's demos as the learning table collects them (seeds 0.., DART labels): collected once, kept."""
-    import shutil
-
-    from protege.datasets import Dataset, DatasetError
+    """The task's demos as the learning table collects them."""
     from protege.sim import EnvSpec
-    from protege.teleop.runtime.collect import collect
 
     path = out / "demos" / f"{task}.zarr"
-    try:
-        if Dataset(str(path)).num_episodes == settings.demos:
-            return path
-    except DatasetError:
-        pass
-    shutil.rmtree(path, ignore_errors=True)  # a stopped collection starts again
-    collect(EnvSpec.make(task, cameras=()), str(path), settings.demos, noise=settings.noise, workers=workers,
-            seed=settings.seed, progress=False, dart=True)
+    collect_demos(path, EnvSpec.make(task, cameras=()), settings.demos, settings.noise, settings.seed, workers)
     return path
 
 
@@ -170,16 +159,16 @@ def _train(settings: ChunkingSettings, out: Path, task: str, variant: str, demos
 def _cell(settings: ChunkingSettings, out: Path, cell: Cell, run_dir: Path, envs: int,
           notify: Any) -> dict[str, Any]:
     from protege.launch.runs import open_run
-    from protege.teleop.runtime.rollout import RolloutSpec, RolloutSummary, run_rollouts
+    from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
     path = out / "results" / f"{cell.name}.json"
     if path.exists():
         return json.loads(path.read_text())
     run = open_run(run_dir, chunking=cell.strategy, delay=cell.delay)
     spec = RolloutSpec(run.env, run.make_policy, record=True)
-    outcomes = run_rollouts(spec, settings.episodes, seed=EVAL_SEED, envs=envs, progress=False).episodes
-    summary = RolloutSummary.of(outcomes, EVAL_SEED, envs, 0.0)
-    switch, within = action_changes(outcomes)
+    rollouts = run_rollouts(spec, settings.episodes, seed=EVAL_SEED, envs=envs, progress=False)
+    summary = rollouts.summary
+    switch, within = action_changes(rollouts.episodes)
     result = {**dataclasses.asdict(cell), "successes": summary.successes, "episodes": summary.episodes,
               "success_rate": summary.success_rate, "ci95": list(summary.ci95), "mean_length": summary.mean_length,
               "switch_change": switch, "within_change": within}

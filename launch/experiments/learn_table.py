@@ -23,12 +23,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protege.launch.errors import UserError
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
+
+if TYPE_CHECKING:
+    from protege.sim.spec import EnvSpec
 
 STATE_POLICIES = ("mlp", "act", "diffusion")
 CAMERA_POLICY = "cnn"
@@ -250,12 +253,8 @@ def _claim(out: Path, settings: LearnSettings) -> LearnSettings:
 
 def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
     """Each task's demos (with cameras for the cnn's tasks), seeds 0.. : collected once, kept."""
-    import shutil
-
-    from protege.datasets import Dataset, DatasetError
     from protege.sim import EnvSpec
     from protege.sim.experts import check_expert
-    from protege.teleop.runtime.collect import collect
 
     specs = {demos: EnvSpec.make(demos.removesuffix("-cameras"), cameras=CAMERAS if demos.endswith("-cameras") else (),
                                  image_size=settings.image_size)
@@ -263,15 +262,25 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
     for spec in specs.values():  # an arm a task or its expert cannot use is refused before any episode
         check_expert(spec)
     for demos, spec in specs.items():
-        path = out / "demos" / f"{demos}.zarr"
-        try:
-            if Dataset(str(path)).num_episodes == settings.demos:
-                continue
-        except DatasetError:
-            pass
-        shutil.rmtree(path, ignore_errors=True)  # a stopped collection starts again
-        collect(spec, str(path), settings.demos, noise=settings.noise, workers=workers, seed=settings.seed,
-                progress=False, dart=True)
+        collect_demos(out / "demos" / f"{demos}.zarr", spec, settings.demos, settings.noise, settings.seed, workers)
+
+
+def collect_demos(path: Path, spec: EnvSpec, episodes: int, noise: float, seed: int, workers: int) -> None:
+    """A table's demos at ``path``: ``episodes`` scripted ones from seed ``seed`` on, the expert driven with
+    ``noise`` and labelled noise-free (DART), on ``workers`` processes; kept when they are there, and a
+    stopped collection starts again."""
+    import shutil
+
+    from protege.datasets import Dataset, DatasetError
+    from protege.teleop.runtime.collect import collect
+
+    try:
+        if Dataset(str(path)).num_episodes == episodes:
+            return
+    except DatasetError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
+    collect(spec, str(path), episodes, noise=noise, workers=workers, seed=seed, progress=False, dart=True)
 
 
 def _percent(figures: dict[str, Any]) -> str:

@@ -200,12 +200,13 @@ class DiffusionPolicy(Policy):
         return self.normalizer.unnormalize("action", x)
 
     def _guidance(self, guide: Guide | None, shape: tuple[int, int, int], device: torch.device
-                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """(normalised guide actions (1, H, A), inpainting weights (1, H, 1) or None, prefix mask (1, H) or
-        None): a policy trained with committed prefixes takes the guide's committed actions as one."""
-        target = torch.zeros(1, *shape[1:], device=device)
+        None), all None without a guide: a policy trained with committed prefixes takes the guide's
+        committed actions as one."""
         if guide is None:
-            return target, None, None
+            return None, None, None
+        target = torch.zeros(1, *shape[1:], device=device)
         n = min(len(guide.actions), shape[1])
         target[0, :n] = self.normalizer.normalize(
             "action", torch.as_tensor(guide.actions[:n], dtype=torch.float32, device=device)).clamp(-1, 1)

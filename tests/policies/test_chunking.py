@@ -132,8 +132,8 @@ def test_threaded_inference_never_blocks_the_loop_after_the_first_chunk():
         inference.close()
     assert max(waits[1:]) < 0.02  # only the first chunk is waited for
     assert inference.delay >= 3  # 30 ms at 100 Hz
-    assert sent[:3] == [0, 1, 2] and len(executor.boundaries) >= 2  # later chunks took over on arrival
-    switch = executor.boundaries[1]
+    assert sent[:3] == [0, 1, 2] and len(executor.chunk_starts) >= 2  # later chunks took over on arrival
+    switch = executor.chunk_starts[1]
     assert sent[switch] >= 100  # a chunk requested later, entered at the tick it arrived
 
 
