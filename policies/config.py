@@ -46,7 +46,8 @@ class PolicyConfig:
 
 def check_policy_config(config: PolicyConfig) -> None:
     """Refuse, in one line, a setting no training can use: a learning rate that is not a positive number,
-    a negative weight decay, a dropout outside [0, 1), a window or layer width below 1."""
+    a negative weight decay, a dropout outside [0, 1), a window or layer width below 1, a committed prefix
+    that is negative or fills the whole chunk."""
     for f in dataclasses.fields(config):
         name, value = f.name, getattr(config, f.name)
         if name == "lr" and not (math.isfinite(value) and value > 0):
@@ -59,6 +60,8 @@ def check_policy_config(config: PolicyConfig) -> None:
             raise PolicyError(f"dropout must be in [0, 1), got {value}")
         if name in ("n_obs_steps", "horizon", "n_action_steps") and value < 1:
             raise PolicyError(f"{name} must be at least 1, got {value}")
+        if name == "rtc_train_max_delay" and not 0 <= value < config.horizon:
+            raise PolicyError(f"rtc_train_max_delay must be 0 to horizon - 1 = {config.horizon - 1} actions, got {value}")
         if name == "hidden" and (not value or any(not isinstance(w, int) or w < 1 for w in value)):
             raise PolicyError(f"hidden must list layer widths of at least 1, got {value}")
 
