@@ -22,7 +22,7 @@ class DiffusionConfig(PolicyConfig):
     n_groups: int = 8
     step_embed_dim: int = 128
     train_timesteps: int = 100
-    inference_steps: int = 5  # DPM-Solver++(2M) steps: about 20 ms a chunk on one CPU core (10: 50 ms)
+    inference_steps: int = 5  # DPM-Solver++(2M) steps: 21-24 ms a chunk on one CPU core
     # > 0: learn to continue a committed prefix of up to this many actions (training-time real-time chunking)
     rtc_train_max_delay: int = 0
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # image backbone, if any cameras

@@ -57,9 +57,26 @@ class SinusoidalEmbedding(nn.Module):
         return torch.cat([x.sin(), x.cos()], dim=-1)
 
 
+_ONEDNN = torch.backends.mkldnn.is_available()
+
+
+class Conv1d(nn.Conv1d):
+    """An ``nn.Conv1d`` that runs its wide layers (in x out channels of 256 x 256 or more) through oneDNN
+    when no gradient is taken. At batch 1 PyTorch sends every convolution to its native kernel, which on
+    one CPU core is 2.4x slower than oneDNN for 256 channels at length 4 (and 4x faster for 64 channels at
+    length 16, where it stays): a chunk samples about 20% faster."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (_ONEDNN and self.in_channels * self.out_channels >= 256 * 256 and not torch.is_grad_enabled()
+                and x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"):
+            return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation,
+                                            self.groups)
+        return super().forward(x)
+
+
 class Conv1dBlock(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, groups: int) -> None:
-        super().__init__(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(groups, c_out), nn.Mish())
+        super().__init__(Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(groups, c_out), nn.Mish())
 
 
 class FiLMResBlock(nn.Module):
@@ -75,16 +92,18 @@ class FiLMResBlock(nn.Module):
         self.block1 = Conv1dBlock(c_in, c_out, kernel, groups)
         self.block2 = Conv1dBlock(c_out, c_out, kernel, groups)
         self.film = nn.Linear(cond_dim, 2 * c_out)
-        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.skip = Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, bias = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
+    def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+        """``film``: ``self.film`` of the conditioning, (B, 2 * c_out)."""
+        scale, bias = film.unsqueeze(-1).chunk(2, dim=1)
         return self.block2(self.block1(x) * scale + bias) + self.skip(x)
 
 
 class UNet1D(nn.Module):
-    """Conditional 1-D U-Net: (B, H, in_dim) noisy actions (and any extra channels), timesteps (B,), cond (B, C)
-    -> noise (B, H, action_dim)."""
+    """Conditional 1-D U-Net: (B, H, in_dim) noisy actions (and any extra channels) and the FiLM terms of
+    timesteps (B,) and cond (B, C) -> noise (B, H, action_dim). The terms are a separate call so that
+    sampling computes every solver step's at once."""
 
     def __init__(self, action_dim: int, cond_dim: int, config: DiffusionConfig, in_dim: int | None = None) -> None:
         super().__init__()
@@ -98,7 +117,7 @@ class UNet1D(nn.Module):
             self.down.append(nn.ModuleList([
                 FiLMResBlock(a, b, cond_dim, k, g),
                 FiLMResBlock(b, b, cond_dim, k, g),
-                nn.Conv1d(b, b, 3, 2, 1) if not last else nn.Identity(),
+                Conv1d(b, b, 3, 2, 1) if not last else nn.Identity(),
             ]))
         mid = dims[-1]
         self.mid = nn.ModuleList([FiLMResBlock(mid, mid, cond_dim, k, g), FiLMResBlock(mid, mid, cond_dim, k, g)])
@@ -109,20 +128,27 @@ class UNet1D(nn.Module):
                 FiLMResBlock(b, b, cond_dim, k, g),
                 nn.ConvTranspose1d(b, b, 4, 2, 1),
             ]))
-        self.out = nn.Sequential(Conv1dBlock(dims[1], dims[1], k, g), nn.Conv1d(dims[1], action_dim, 1))
+        self.out = nn.Sequential(Conv1dBlock(dims[1], dims[1], k, g), Conv1d(dims[1], action_dim, 1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def films(self, t: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
+        """Every residual block's FiLM scale and shift, in the order ``forward`` runs the blocks."""
         cond = torch.cat([self.step_embed(t), cond], dim=-1)
+        blocks = [*(b for res1, res2, _ in self.down for b in (res1, res2)), *self.mid,
+                  *(b for res1, res2, _ in self.up for b in (res1, res2))]
+        return [block.film(cond) for block in blocks]
+
+    def forward(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
+        film = iter(films)
         x = x.transpose(1, 2)
         skips = []
         for res1, res2, down in self.down:
-            x = res2(res1(x, cond), cond)
+            x = res2(res1(x, next(film)), next(film))
             skips.append(x)
             x = down(x)
         for res in self.mid:
-            x = res(x, cond)
+            x = res(x, next(film))
         for res1, res2, up in self.up:
-            x = up(res2(res1(torch.cat([x, skips.pop()], dim=1), cond), cond))
+            x = up(res2(res1(torch.cat([x, skips.pop()], dim=1), next(film)), next(film)))
         return self.out(x).transpose(1, 2)
 
 
@@ -151,10 +177,10 @@ class DiffusionPolicy(Policy):
         super().reset(seed)
         self.noise = None if seed is None else torch.Generator(self.device).manual_seed(seed)
 
-    def _denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _denoise(self, x: torch.Tensor, films: list[torch.Tensor], mask: torch.Tensor | None) -> torch.Tensor:
         if self.config.rtc_train_max_delay:
             x = torch.cat([x, (mask if mask is not None else x.new_zeros(x.shape[:2])).unsqueeze(-1).to(x.dtype)], -1)
-        return self.unet(x, t, cond)
+        return self.unet(x, films)
 
     def _condition(self, batch: Batch) -> torch.Tensor:
         images = {k: self.normalizer.normalize(k, batch[k]) for k in self.spec.image_keys}
@@ -172,7 +198,7 @@ class DiffusionPolicy(Policy):
             mask = torch.arange(self.config.horizon, device=target.device) < delay
             noisy = torch.where(mask.unsqueeze(-1), target, noisy)
             batch = {**batch, "action_is_pad": batch["action_is_pad"] | mask}
-        pred = self._denoise(noisy, t, self._condition(batch), mask)
+        pred = self._denoise(noisy, self.unet.films(t, self._condition(batch)), mask)
         return {"loss": self.masked_mean(F.mse_loss(pred, noise, reduction="none"), batch)}
 
     def predict_chunk(self, obs: Batch, guide: Guide | None = None) -> torch.Tensor:
@@ -180,11 +206,14 @@ class DiffusionPolicy(Policy):
         shape = (cond.shape[0], self.config.horizon, self.spec.action_dim)
         x = torch.randn(shape, device=cond.device, generator=self.noise)
         target, weights, mask = self._guidance(guide, shape, cond.device)
+        steps = len(self.sampling) - 1  # every step's FiLM terms in one pass: (steps * B, .) -> steps x (B, .)
+        timesteps = torch.tensor([t for t, *_ in self.sampling[:-1]], device=cond.device).repeat_interleave(shape[0])
+        films = zip(*(f.chunk(steps) for f in self.unet.films(timesteps, cond.repeat(steps, 1))))
         x0_last, h_last = None, 0.0
-        for (t, alpha, sigma, lam), (_, alpha_next, sigma_next, lam_next) in zip(self.sampling, self.sampling[1:]):
+        for (_, alpha, sigma, lam), (_, alpha_next, sigma_next, lam_next) in zip(self.sampling, self.sampling[1:]):
             if mask is not None:  # the committed prefix, clean
                 x = torch.where(mask.unsqueeze(-1), target, x)
-            eps = self._denoise(x, torch.full((shape[0],), t, device=x.device), cond, mask).float()
+            eps = self._denoise(x, list(next(films)), mask).float()
             x0 = ((x - sigma * eps) / alpha).clamp(-1, 1)
             if weights is not None:  # inpainting: the committed actions held, the rest pulled while still noisy
                 x0 = x0 + torch.where(weights >= 1.0, weights, weights * sigma) * (target - x0)

@@ -250,3 +250,37 @@ def test_velocity_dropout_leaves_what_the_policy_sees_when_it_acts():
 def test_a_velocity_dropout_outside_zero_to_one_is_refused(share):
     with pytest.raises(PolicyError, match=f"velocity_dropout must be in \\[0, 1\\], got {share}"):
         MLPPolicy(MLPConfig(velocity_dropout=share), *_unit_spec())
+
+
+def test_diffusion_conv_takes_the_onednn_path_only_without_gradients_and_agrees():
+    from protege.policies.diffusion.model import Conv1d
+
+    conv, x = Conv1d(256, 256, 3, padding=1), torch.randn(1, 256, 4)
+    with torch.no_grad():
+        fast = conv(x)
+    slow = conv(x)  # with gradients: PyTorch's own kernel choice
+    assert slow.requires_grad and not fast.requires_grad
+    assert torch.allclose(fast, slow, atol=1e-4)
+    if torch.backends.mkldnn.is_available():
+        with torch.no_grad():
+            assert torch.equal(fast, torch.mkldnn_convolution(x, conv.weight, conv.bias, (1,), (1,), (1,), 1))
+
+
+def test_diffusion_samples_a_batch_row_as_it_would_alone(lowdim_dataset, tiny_config):
+    """Sampling computes every solver step's FiLM terms in one pass over (steps x batch) rows: row 0 of a
+    two-observation batch, given the same noise, must come out as row 0 sampled alone."""
+    from protege.datasets import compute_stats
+    from protege.policies.base import POLICIES, Spec
+
+    config = tiny_config("diffusion", obs_keys=["ee_pos"], n_obs_steps=1, horizon=16)  # 16 x 7 noise draws: whole
+    # blocks of torch's vectorised normal fill, so row 0 draws the same noise in a batch of one or two
+    stats = compute_stats(Dataset(lowdim_dataset), ["ee_pos", "action"])
+    policy = POLICIES["diffusion"](config, Spec({"ee_pos": (3,)}, 7), stats).eval()
+    obs = {"ee_pos": torch.tensor([[[0.4, 0.0, 0.2]], [[0.6, -0.2, 0.1]]])}
+    with torch.inference_mode():
+        policy.reset(seed=3)
+        pair = policy.predict_chunk(obs)
+        policy.reset(seed=3)
+        first = policy.predict_chunk({"ee_pos": obs["ee_pos"][:1]})
+    assert not torch.allclose(pair[0], pair[1], atol=1e-3)
+    assert torch.allclose(pair[0], first[0], atol=1e-5)
