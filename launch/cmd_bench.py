@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sim.add_argument("--robot", help="the arm: built-in name, Menagerie name or spec file (default: protege_arm)")
     gate = parser.add_argument_group("bench gate and intervene")
     gate.add_argument("--checkpoint", metavar="RUN",
-                      help="bench gate: an mlp trained with --set heads=K (default: one trained here: 30 slot_push "
-                           "demos, 4,000 steps, 5 heads); bench intervene: the policy that drives the window, in its "
+                      help="bench gate: an mlp trained with --set members=K (default: one trained here: 30 "
+                           "slot_push demos, 4,000 steps, 5 members); bench intervene: the policy that drives the window, in its "
                            "own task (default: the scripted lift expert)")
     learn = parser.add_argument_group("bench learn (the learning table)")
     learn.add_argument("--out", help="table directory: created, or resumed if it holds the same settings")
@@ -208,14 +208,14 @@ def _gate(json: bool, args: argparse.Namespace) -> dict:
             demos, run_dir = str(Path(tmp) / "demos.zarr"), str(Path(tmp) / "run")
             collect(EnvSpec.make("slot_push", cameras=()), demos, 30, noise=0.2, progress=False)
             train(TrainConfig(dataset=demos, out=run_dir, policy="mlp", steps=4000, val_ratio=0.0, progress=False),
-                  MLPConfig(heads=5))
+                  MLPConfig(members=5))
         run = open_run(run_dir)
         if not run.meta.policy_config.knows_doubt:
-            raise UserError(f"{run_dir} has no doubt to measure: train an mlp with --set heads=5")
+            raise UserError(f"{run_dir} has no doubt to measure: train an mlp with --set members=5")
         config = GateConfig()
         watcher = watch(run.env, run.make_policy, GATE_EPISODES, GATE_SEED, parse_disturbances("default"))
     doubts = np.concatenate(watcher.doubts)
-    thresholds = [float(q) for q in np.percentile(doubts, np.arange(10, 95, 5))]
+    thresholds = [float(q) for q in np.percentile(doubts, np.arange(10, 96, 2.5))]
     window = round(0.5 * run.env.control_hz)
     rows = compare_gates(watcher, config, thresholds, window)
     best = max(rows, key=lambda r: (r.precision >= 0.6, r.recall, r.precision))

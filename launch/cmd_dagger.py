@@ -61,10 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "expert action noise and labelled with the noise-free actions (e.g. 1.0)")
     parser.add_argument("--gate", default=",".join(DEFAULT_GATES), metavar="GATE,...",
                         help=f"with --expert gated: when the operator steps in, any of {', '.join(GATES)} "
-                             f"(default: {','.join(DEFAULT_GATES)}; doubt trains the mlp as an ensemble of heads)")
+                             f"(default: {','.join(DEFAULT_GATES)}; doubt trains the mlp as an ensemble of members)")
     parser.add_argument("--doubt-threshold", type=float, default=GateConfig.doubt, metavar="D",
-                        help="the doubt gate fires when the policy's doubt (its heads' spread, in standardised "
-                             f"action units) stays above D (default: {GateConfig.doubt})")
+                        help="the doubt gate fires when the policy's doubt (its members' spread, as a share of the "
+                             f"largest action) passes D (default: {GateConfig.doubt})")
     parser.add_argument("--gate-threshold", type=float, default=GateConfig.threshold, metavar="D",
                         help="the policy departs from the operator's action by more than D (in some dimension, "
                              f"in units of its largest step) for {GateConfig.deviation_ticks} ticks: the deviation gate fires; the "

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings (with --intervene)")
     parser.add_argument("--request-help", type=float, metavar="DOUBT",
                         help="with --intervene: the policy pauses and asks the person to take over when its doubt "
-                             "(an mlp trained with --set heads=5: its heads' spread) passes DOUBT")
+                             "(an mlp trained with --set members=5: its members' spread) passes DOUBT")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="with --intervene: time per episode, shown as time left; 0: none "
                              "(default: 5 times the task's, lift: 40 s)")
@@ -190,7 +190,7 @@ def _intervene(args: argparse.Namespace, run: OpenRun, disturb: tuple[Disturbanc
         raise UserError("--intervene runs one env in a window: drop --envs, --video-dir and --ray")
     if args.request_help is not None and not run.meta.policy_config.knows_doubt:
         raise UserError(f"--request-help reads the policy's doubt: {run.path} is a {run.meta.policy} without an "
-                        "ensemble of heads (train an mlp with --set heads=5)")
+                        "ensemble of members (train an mlp with --set members=5)")
     require_display("rollout")
     env = make_env(run.env)
     device = make_device(args.intervene, load_bindings(args.bindings), env.action_space.high[:6])

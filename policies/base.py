@@ -63,6 +63,16 @@ class Spec:
         return sum(n // 4 * 6 if k in quaternions else n for k, n in sizes.items())
 
 
+def committed_prefix(batch: int, horizon: int, max_delay: int, device: torch.device) -> torch.Tensor:
+    """Training-time real-time chunking: a (batch, horizon) mask of each training chunk's committed first d
+    actions, d = 0 for half the chunks (an episode's first chunk, and every chunk of sync, naive and
+    ensemble, starts from nothing; with d ~ U{0..K} for all, six in seven carried a prefix and the policy
+    fell from 61% to 25% on push at no delay) and d ~ U{1..K} for the rest."""
+    delay = torch.randint(1, max_delay + 1, (batch, 1), device=device)
+    delay = delay * (torch.rand(batch, 1, device=device) < 0.5)
+    return torch.arange(horizon, device=device) < delay
+
+
 def quat_to_rot6d(q: torch.Tensor) -> torch.Tensor:
     """(..., 4k) quaternions (w, x, y, z) -> (..., 6k): the first two columns of each rotation matrix.
 

@@ -136,7 +136,7 @@ def _inference_bench(json: bool) -> dict[str, Any]:
             stats = compute_stats(ds, ["ee_pos", "joint_pos", "gripper", "object_pos", "action"])
             frame = {k: v[0] for k, v in ds.episode(0).data.items()}
             config = POLICIES[name].config_class()
-            lowdim = ["joint_pos", "ee_pos", "gripper"] if cameras else config.default_obs_keys(ds.observation_kinds)
+            lowdim = ["joint_pos", "ee_pos", "gripper"] if cameras else config.input_keys(ds.observation_kinds)
             keys = [f"image_{c}" for c in cameras] + lowdim
             config = dataclasses.replace(config, obs_keys=keys, **case.overrides)
             spec = Spec({k: tuple(ds.shape(k)[1:]) for k in keys}, int(ds.shape("action")[1]))

@@ -96,7 +96,7 @@ class RunMeta:
     def from_json(cls, data: Any, path: Path) -> RunMeta:
         """The record in a parsed config.json at ``path``; refuses another format or a missing or malformed field.
         Checkpoints written before ``inputs`` existed (``obs_shapes``) have their kinds inferred from the
-        dataset's attributes."""
+        dataset's attributes; an mlp's ``heads=1`` of before ``members`` is read as one member."""
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
             found = data.get("format") if isinstance(data, dict) else data
             raise CorruptCheckpointError(f"{path}: unknown checkpoint format {found!r}")
@@ -115,9 +115,15 @@ class RunMeta:
                 shapes = {str(k): tuple(int(n) for n in v) for k, v in data["obs_shapes"].items()}
                 kinds = observation_kinds(env, [*shapes])
                 inputs = tuple(Feature(key, kinds.get(key, "lowdim"), shape) for key, shape in shapes.items())
+            policy_config = dict(data["policy_config"])
+            if data["policy"] == "mlp" and "heads" in policy_config:  # written before members replaced heads
+                heads = policy_config.pop("heads")
+                if heads != 1:
+                    raise CorruptCheckpointError(f"{path}: an mlp with {heads} heads on one trunk, which this version "
+                                                 f"no longer builds: train it again with --set members={heads}")
             return cls(
                 policy=str(data["policy"]),
-                policy_config=from_dict(POLICIES[data["policy"]].config_class, data["policy_config"]),
+                policy_config=from_dict(POLICIES[data["policy"]].config_class, policy_config),
                 train_config=from_dict(TrainConfig, data["train_config"]),
                 inputs=inputs,
                 action_dim=int(data["action_dim"]),

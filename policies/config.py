@@ -12,11 +12,18 @@ from typing import Any
 from protege.policies.errors import PolicyError
 
 
+INPUT_SETS = ("state", "vision")
+
+
 @dataclass
 class PolicyConfig:
-    """Fields every policy shares. ``obs_keys`` empty means: chosen from the dataset by the policy."""
+    """Fields every policy shares. ``obs_keys`` empty means: the ``inputs`` set, drawn from the dataset."""
 
     obs_keys: list[str] = field(default_factory=list)
+    # What the policy sees (with obs_keys empty): "state", every low-dim observation, the simulator's
+    # object and goal state included; "vision", every recorded camera and the arm's own sensing (joint
+    # positions, end-effector pose, gripper; no velocities), never an observation of kind "privileged".
+    inputs: str = "state"
     n_obs_steps: int = 1  # observations the policy sees (current one last)
     horizon: int = 1  # actions predicted per call
     n_action_steps: int = 1  # predicted actions executed before predicting again
@@ -38,10 +45,19 @@ class PolicyConfig:
         """Whether the policy reports its own uncertainty (``Policy.doubt``); none does by default."""
         return False
 
-    def default_obs_keys(self, kinds: dict[str, str]) -> list[str]:
-        """Every low-dim observation, privileged ones included, from a dataset's
+    def input_keys(self, kinds: dict[str, str]) -> list[str]:
+        """``obs_keys``, or the ``inputs`` set drawn from a dataset's
         :attr:`~protege.datasets.Dataset.observation_kinds` (key -> kind, in recorded order)."""
-        return [k for k, kind in kinds.items() if kind in ("lowdim", "privileged")]
+        if self.inputs not in INPUT_SETS:
+            raise PolicyError(f"unknown inputs {self.inputs!r} (choose from {', '.join(INPUT_SETS)})")
+        if self.obs_keys:
+            return list(self.obs_keys)
+        if self.inputs == "state":
+            return [k for k, kind in kinds.items() if kind in ("lowdim", "privileged")]
+        cameras = sorted(k for k, kind in kinds.items() if kind == "image")
+        if not cameras:
+            raise PolicyError("inputs=vision needs a dataset with cameras (record with --cameras front,wrist)")
+        return cameras + [k for k, kind in kinds.items() if kind == "lowdim" and not k.endswith("_vel")]
 
 
 def check_policy_config(config: PolicyConfig) -> None:

@@ -19,6 +19,31 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0) -> n
     return nn.Sequential(*layers)
 
 
+class EnsembleMLP(nn.Module):
+    """``members`` independent :func:`mlp` networks (each its own weights and LayerNorm affine) evaluated as one
+    batched product per layer: (B, in_dim) -> (members, B, out_dim)."""
+
+    def __init__(self, members: int, in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        dims = list(zip([in_dim, *hidden], [*hidden, out_dim]))  # nn.Linear's initialisation, member by member
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(members, a, b).uniform_(-a**-0.5, a**-0.5))
+                                        for a, b in dims)
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(members, 1, b).uniform_(-a**-0.5, a**-0.5))
+                                       for a, b in dims)
+        self.norm_weights = nn.ParameterList(nn.Parameter(torch.ones(members, 1, w)) for w in hidden)
+        self.norm_biases = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, w)) for w in hidden)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.expand(len(self.weights[0]), *x.shape)
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(bias, h, weight)
+            if i < len(self.norm_weights):
+                h = F.relu(F.layer_norm(h, h.shape[-1:]) * self.norm_weights[i] + self.norm_biases[i])
+                h = F.dropout(h, self.dropout, self.training)
+        return h
+
+
 def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, channels // 4) or 1, channels)
 

@@ -88,7 +88,7 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
 
 def resolve_obs_keys(ds: Dataset, policy: str, config: PolicyConfig) -> list[str]:
     """The policy's observation keys, checked against the dataset."""
-    keys = list(config.obs_keys) or config.default_obs_keys(ds.observation_kinds)
+    keys = config.input_keys(ds.observation_kinds)
     missing = [k for k in [*keys, "action"] if k not in ds]
     if missing:
         raise PolicyError(f"dataset {ds.path} lacks key(s) {', '.join(missing)} needed by policy {policy}")

@@ -40,6 +40,7 @@ from protege.teleop.devices import Command, Device
 from protege.teleop.devices.base import TAKEOVER, TAKEOVER_ROW
 from protege.teleop.devices.bindings import target_label
 from protege.teleop.errors import TeleopError
+from protege.teleop.runtime.gate import GateConfig
 from protege.teleop.runtime.loop import ControlLoop, FrameSink
 from protege.teleop.runtime.pilots import PolicyPilot
 from protege.teleop.scripted_input import ScriptedInput
@@ -336,14 +337,14 @@ class Intervention:
                 if target not in _UNUSED_COMMANDS]
 
     def _doubt_meter(self) -> list[tuple[str, tuple[int, int, int]]]:
-        """The policy's doubt as a ten-cell meter scaled to twice the help threshold (or 1), coloured
-        by how near it is to asking; nothing for a policy without doubt."""
+        """The policy's doubt as a ten-cell meter scaled to twice the help threshold (or the doubt gate's
+        default), coloured by how near it is to asking; nothing for a policy without doubt."""
         doubt = self.policy.doubt
         if doubt is None:
             return []
-        full = 2 * self.request_help if self.request_help else 1.0
-        cells = min(10, round(10 * doubt / full))
-        near = doubt > self.request_help if self.request_help else doubt > 0.5
+        threshold = self.request_help or GateConfig.doubt
+        cells = min(10, round(10 * doubt / (2 * threshold)))
+        near = doubt > threshold
         colour = ORANGE if near else YELLOW if cells >= 3 else GREY
         return [(f"doubt [{'#' * cells}{'.' * (10 - cells)}] {doubt:.3f}", colour)]
 

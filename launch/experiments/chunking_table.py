@@ -39,7 +39,7 @@ VARIANTS: dict[str, tuple[str, list[str], int]] = {
     "act": ("act", ["dim_model=128", "n_heads=4", "dim_feedforward=512", "n_encoder_layers=2",
                     "n_vae_encoder_layers=2", PREFIX], 20_000),  # 3,000 steps did not learn push (1%)
     "diffusion": ("diffusion", [], 8_000),
-    "diffusion-prefix": ("diffusion", [PREFIX], 5_000),
+    "diffusion-prefix": ("diffusion", [PREFIX], 8_000),
 }
 DEFAULT_POLICIES = ("act", "diffusion")
 

@@ -82,7 +82,7 @@ MIXINGS = ("tick", "handover")
 #   in demos, and the policy's error on it, integrated every tick, tilts the gripper (on slot_push
 #   the round-1 aggregate gave 4-19% success min-max scaled, 58% standardised).
 # - No validation split: labelled frames are the budget being compared; success in the sim judges.
-DOUBT_HEADS = 5  # the mlp's heads when the gated operator's doubt gate needs the policy's doubt
+DOUBT_MEMBERS = 5  # the mlp's members when the gated operator's doubt gate needs the policy's doubt
 ROUND_SETTINGS = {"cnn": ("n_obs_steps=1", "horizon=1", "n_action_steps=1", "action_norm=meanstd")}
 LABEL_SEED = 50_000  # seeds of the labelled rollouts: apart from demo seeds (0, ...) and eval seeds
 
@@ -135,7 +135,7 @@ class DaggerConfig:
         if self.expert in PERSONS and self.compare_bc:
             raise UserError("--compare-bc needs a scripted expert (it records as many demo frames as DAgger labels)")
         if "doubt" in self.gate.gates and (self.expert != "gated" or self.policy != "mlp"):
-            raise UserError("the doubt gate reads the mlp's heads: it needs --expert gated and --policy mlp")
+            raise UserError("the doubt gate reads the mlp's members: it needs --expert gated and --policy mlp")
         if self.compare_dagger and self.expert != "gated":
             raise UserError("--compare-dagger compares the gated operator with full labelling: it needs --expert gated")
         for name in ("rounds", "demos", "episodes_per_round", "steps", "eval_episodes", "envs"):
@@ -206,7 +206,7 @@ def _train(config: DaggerConfig, dataset: Path, out: Path) -> float:
     policy_config = POLICIES[config.policy].config_class()
     defaults = ["val_ratio=0", *ROUND_SETTINGS.get(config.policy, ())]
     if config.expert == "gated" and "doubt" in config.gate.gates:
-        defaults.append(f"heads={DOUBT_HEADS}")
+        defaults.append(f"members={DOUBT_MEMBERS}")
     if config.correction_share is not None and np.isin(Dataset(str(dataset)).meta("source"), ON_POLICY_SOURCES).any():
         defaults.append(f"correction_share={config.correction_share}")
     apply_overrides([train_config, policy_config], [*defaults, *config.overrides])

@@ -6,9 +6,9 @@ ensembling: a chunk is predicted every step and the actions predicted for the cu
 averaged with weights exp(-coeff * i), i = 0 for the oldest prediction.
 
 With ``rtc_train_max_delay`` K > 0 the decoder also learns to continue a committed prefix: each training
-chunk's first d ~ U{0..K} actions are given to their queries (and left out of the loss), so at inference
-the actions that will run before a chunk arrives can be handed to it (training-time real-time chunking,
-arXiv 2512.05964).
+chunk's first d actions (none for half the chunks, d ~ U{1..K} for the rest) are given to their queries
+and left out of the loss, so at inference the actions that will run before a chunk arrives can be handed
+to it (training-time real-time chunking, arXiv 2512.05964).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protege.policies.act.config import ACTConfig
-from protege.policies.base import Batch, Policy, Spec, Stats
+from protege.policies.base import Batch, Policy, Spec, Stats, committed_prefix
 from protege.policies.chunking import Chunking, Guide
 from protege.policies.encoders import ConvTrunk
 from protege.policies.errors import PolicyError
@@ -101,8 +101,7 @@ class ACTPolicy(Policy):
         latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         prefix = None
         if self.config.rtc_train_max_delay:  # a random committed prefix, given and left out of the loss
-            delay = torch.randint(0, self.config.rtc_train_max_delay + 1, (b, 1), device=target.device)
-            mask = torch.arange(self.config.horizon, device=target.device) < delay
+            mask = committed_prefix(b, self.config.horizon, self.config.rtc_train_max_delay, target.device)
             prefix = (target, mask)
             batch = {**batch, "action_is_pad": batch["action_is_pad"] | mask}
         predicted = self._decode(state, latent, images, prefix)

@@ -25,12 +25,7 @@ class CNNConfig(PolicyConfig):
     image_dim: int = 64  # features per camera and step
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     dropout: float = 0.0
-
-    def default_obs_keys(self, kinds: dict[str, str]) -> list[str]:
-        """Every camera plus the arm's low-dim observations but its joint velocities (as the settings
-        above were measured); no privileged object state."""
-        images = sorted(k for k, kind in kinds.items() if kind == "image")
-        return images + [k for k, kind in kinds.items() if kind == "lowdim" and k != "joint_vel"]
+    inputs: str = "vision"
 
 
 # A small encoder on the current frame only: ~1,000 samples/s on one CPU core with two 64 px cameras.

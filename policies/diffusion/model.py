@@ -6,9 +6,10 @@ A :class:`~protege.policies.chunking.Guide` (real-time chunking) steers sampling
 step the predicted clean chunk takes the committed actions as they are, and is pulled towards the rest of
 the overlap by the guide's decaying weights times the step's noise level (a full pull there held the new
 chunk on the old plan: push fell from 61% to 20% at no delay), so the chunk ends on the committed actions
-and eases away from the current chunk while the policy still corrects it. With ``rtc_train_max_delay`` K > 0 the U-Net also reads a
-mask channel and learns to continue a clean committed prefix of d ~ U{0..K} actions (left out of the
-loss; arXiv 2512.05964); a guide's committed actions are then given as that prefix.
+and eases away from the current chunk while the policy still corrects it. With ``rtc_train_max_delay`` K > 0
+the U-Net also reads a mask channel and learns to continue a clean committed prefix (none for half the
+chunks, d ~ U{1..K} for the rest; left out of the loss; arXiv 2512.05964); a guide's committed actions
+are then given as that prefix.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protege.policies.base import Batch, Policy, Spec, Stats
+from protege.policies.base import Batch, Policy, Spec, Stats, committed_prefix
 from protege.policies.chunking import Guide
 from protege.policies.diffusion.config import DiffusionConfig
 from protege.policies.encoders import ObsEncoder
@@ -194,8 +195,7 @@ class DiffusionPolicy(Policy):
         noisy = ab.sqrt() * target + (1 - ab).sqrt() * noise
         mask = None
         if self.config.rtc_train_max_delay:  # a random committed prefix: clean, marked, left out of the loss
-            delay = torch.randint(0, self.config.rtc_train_max_delay + 1, (target.shape[0], 1), device=target.device)
-            mask = torch.arange(self.config.horizon, device=target.device) < delay
+            mask = committed_prefix(target.shape[0], self.config.horizon, self.config.rtc_train_max_delay, target.device)
             noisy = torch.where(mask.unsqueeze(-1), target, noisy)
             batch = {**batch, "action_is_pad": batch["action_is_pad"] | mask}
         pred = self._denoise(noisy, self.unet.films(t, self._condition(batch)), mask)

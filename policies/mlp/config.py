@@ -23,8 +23,8 @@ class MLPConfig(PolicyConfig):
     dropout: float = 0.0
     velocity_dropout: float = 0.5  # stack 88-95.5% -> 94-96.5%, push unchanged (docs/experiments.md)
     loss: str = "mse"  # "mse" (conditional mean) or "l1" (conditional median: does not average two modes)
-    heads: int = 1  # > 1: an ensemble of action heads, whose spread is the policy's doubt (model.py)
+    members: int = 1  # > 1: an ensemble of independent networks, whose spread is the policy's doubt (model.py)
 
     @property
     def knows_doubt(self) -> bool:
-        return self.heads > 1
+        return self.members > 1

@@ -178,6 +178,8 @@ def test_dagger_sweep(tmp_path, capsys, argv, expected):
     ("--set seed=-5", "--seed must be 0 to 4294967295, got -5"),
     ("--policy diffusion --set rtc_train_max_delay=-1", "rtc_train_max_delay must be 0 to horizon - 1 = 15"),
     ("--policy act --set rtc_train_max_delay=20", "rtc_train_max_delay must be 0 to horizon - 1 = 19 actions, got 20"),
+    ("--policy diffusion --set inputs=pixels", "unknown inputs 'pixels' (choose from state, vision)"),
+    ("--policy diffusion --set inputs=vision", "inputs=vision needs a dataset with cameras"),
 ])
 def test_train_sweep(made, tmp_path, capsys, argv, expected):
     one_line(capsys, ["train", "--dataset", str(made[0]), "--out", str(tmp_path / "run"), "--steps", "1",

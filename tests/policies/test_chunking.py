@@ -196,3 +196,16 @@ def test_act_trained_with_a_prefix_follows_a_guide_and_learns_from_the_rest(lowd
              "action_is_pad": torch.zeros(4, 8, dtype=torch.bool)}
     policy(batch)["loss"].backward()
     assert policy.prefix_in is not None and policy.prefix_in.weight.grad is not None
+
+
+def test_training_prefixes_leave_half_the_chunks_free_and_never_pass_the_largest_delay():
+    import torch
+
+    from protege.policies.base import committed_prefix
+
+    torch.manual_seed(0)
+    mask = committed_prefix(4000, 16, 6, torch.device("cpu"))
+    lengths = mask.sum(dim=1)
+    assert (mask == (torch.arange(16) < lengths[:, None])).all()  # a prefix: the first d actions
+    assert 0.46 < (lengths == 0).float().mean() < 0.54
+    assert lengths.max() == 6 and set(lengths.tolist()) == set(range(7))

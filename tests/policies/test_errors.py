@@ -29,8 +29,10 @@ def _protege(monkeypatch, *argv: str) -> int:
 
 
 def test_dataset_without_the_keys_a_policy_needs(lowdim_dataset, tmp_path, tiny_config, train_config):
-    with pytest.raises(PolicyError, match="cnn needs an image_<camera> observation"):
+    with pytest.raises(PolicyError, match="inputs=vision needs a dataset with cameras"):
         train(train_config(lowdim_dataset, tmp_path / "a", "cnn"), tiny_config("cnn"))
+    with pytest.raises(PolicyError, match="cnn needs an image_<camera> observation"):
+        train(train_config(lowdim_dataset, tmp_path / "a", "cnn"), tiny_config("cnn", obs_keys=["ee_pos"]))
     with pytest.raises(PolicyError, match="lacks key\\(s\\) goal_pos needed by policy mlp"):
         train(train_config(lowdim_dataset, tmp_path / "b", "mlp"), tiny_config("mlp", obs_keys=["ee_pos", "goal_pos"]))
 
@@ -85,7 +87,7 @@ def test_command_line_errors_are_one_line(monkeypatch, capsys, lowdim_dataset, r
     err = capsys.readouterr().err
     assert err.startswith("protege train: error: unknown config key 'bogus'") and err.count("\n") == 1
     assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--policy", "cnn", "--out", str(tmp_path / "r")) == 2
-    assert "cnn needs an image_<camera> observation" in capsys.readouterr().err
+    assert "inputs=vision needs a dataset with cameras" in capsys.readouterr().err
     assert _protege(monkeypatch, "--resume", str(tmp_path / "missing")) == 2
     assert "not a protege run" in capsys.readouterr().err
 

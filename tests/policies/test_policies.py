@@ -62,9 +62,9 @@ def test_mlp_imitates_the_expert(lowdim_dataset, tmp_path, tiny_config, train_co
     assert np.abs(predicted - episode["action"][:20]).mean() < 0.1
 
 
-def test_an_ensemble_of_heads_doubts_more_off_the_data_and_one_head_has_no_doubt(lowdim_dataset, tmp_path, tiny_config,
-                                                                               train_config):
-    train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=400, val_ratio=0.0), tiny_config("mlp", heads=5))
+def test_an_ensemble_doubts_more_off_the_data_and_one_member_has_no_doubt(lowdim_dataset, tmp_path, tiny_config,
+                                                                          train_config):
+    train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=400, val_ratio=0.0), tiny_config("mlp", members=5))
     policy = load_policy(tmp_path / "run")
     keys = list(policy.spec.obs_shapes)
     episode = Dataset(lowdim_dataset).episode(0, [*keys, "action"]).data
@@ -188,6 +188,19 @@ def test_random_shift_crops_the_padded_image():
         assert any(torch.equal(out, crop) for crop in crops)
 
 
+def test_images_are_shifted_in_training_only():
+    from protege.policies.encoders import ConvTrunk
+
+    torch.manual_seed(0)
+    trunk, images = ConvTrunk([8, 8]), torch.rand(4, 3, 16, 16)
+    plain = ConvTrunk([8, 8], shift_pad=0)
+    plain.load_state_dict(trunk.state_dict())
+    trunk.train()
+    assert not torch.allclose(trunk(images), trunk(images))  # a fresh shift every call
+    trunk.eval()
+    assert torch.equal(trunk(images), plain.eval()(images))  # acting sees the image as it is
+
+
 def _unit_spec() -> tuple[Spec, dict[str, dict[str, np.ndarray]]]:
     """A two-number observation and a one-number action, both with identity statistics."""
     unit = {"mean": np.zeros(1), "std": np.ones(1), "min": -np.ones(1), "max": np.ones(1)}
@@ -284,3 +297,44 @@ def test_diffusion_samples_a_batch_row_as_it_would_alone(lowdim_dataset, tiny_co
         first = policy.predict_chunk({"ee_pos": obs["ee_pos"][:1]})
     assert not torch.allclose(pair[0], pair[1], atol=1e-3)
     assert torch.allclose(pair[0], first[0], atol=1e-5)
+
+
+def test_ensemble_members_are_independent_networks_each_shaped_as_the_single_mlp():
+    from protege.policies.encoders import EnsembleMLP, mlp
+
+    torch.manual_seed(0)
+    ensemble, x = EnsembleMLP(3, 4, [8, 8], 2), torch.randn(5, 4)
+    out = ensemble(x)
+    assert out.shape == (3, 5, 2) and not torch.allclose(out[0], out[1])
+    single = mlp(4, [8, 8], 2)
+    linears = [m for m in single if isinstance(m, torch.nn.Linear)]
+    norms = [m for m in single if isinstance(m, torch.nn.LayerNorm)]
+    with torch.no_grad():  # member 1's weights in an nn.Sequential mlp give member 1's output
+        for linear, weight, bias in zip(linears, ensemble.weights, ensemble.biases):
+            linear.weight.copy_(weight[1].T)
+            linear.bias.copy_(bias[1, 0])
+        for norm, weight, bias in zip(norms, ensemble.norm_weights, ensemble.norm_biases):
+            norm.weight.copy_(weight[1, 0] * 2.0)
+            norm.bias.copy_(bias[1, 0] + 0.1)
+            weight[1, 0].mul_(2.0)
+            bias[1, 0].add_(0.1)
+    assert torch.allclose(ensemble(x)[1], single(x), atol=1e-5)
+    assert sum(p.numel() for p in ensemble.parameters()) == 3 * sum(p.numel() for p in single.parameters())
+
+
+def test_an_mlp_checkpoint_with_one_head_loads_and_one_with_shared_heads_is_refused(lowdim_dataset, tmp_path,
+                                                                                   tiny_config, train_config):
+    import json
+
+    from protege.policies.checkpoint import CorruptCheckpointError
+
+    run = tmp_path / "run"
+    train(train_config(lowdim_dataset, run, "mlp", steps=20, val_ratio=0.0), tiny_config("mlp"))
+    meta = json.loads((run / "config.json").read_text())
+    meta["policy_config"]["heads"] = meta["policy_config"].pop("members")  # as written before members
+    (run / "config.json").write_text(json.dumps(meta))
+    assert load_policy(run).config.members == 1
+    meta["policy_config"]["heads"] = 5
+    (run / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CorruptCheckpointError, match="5 heads on one trunk.*--set members=5"):
+        read_run(run)

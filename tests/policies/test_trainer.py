@@ -127,7 +127,7 @@ def test_overrides_are_typed():
 
 def test_default_inputs_follow_the_datasets_observation_kinds(lowdim_dataset, tmp_path):
     old = Dataset(lowdim_dataset)  # written without the observations attribute: the old rule
-    assert PolicyConfig().default_obs_keys(old.observation_kinds) == ["joint_pos", "ee_pos", "gripper", "object_pos"]
+    assert PolicyConfig().input_keys(old.observation_kinds) == ["joint_pos", "ee_pos", "gripper", "object_pos"]
     observations = [{"key": "state", "kind": "lowdim", "shape": [2]}, {"key": "joint_vel", "kind": "lowdim", "shape": [2]},
                     {"key": "env", "kind": "privileged", "shape": [3]},
                     {"key": "image_top", "kind": "image", "shape": [8, 8, 3]}]
@@ -137,5 +137,9 @@ def test_default_inputs_follow_the_datasets_observation_kinds(lowdim_dataset, tm
                 "env": np.zeros((3, 3)), "image_top": np.zeros((3, 8, 8, 3), np.uint8)}
         writer.add_episode(Episode(data, seed=0, success=True, source=Source.EXPERT))
     kinds = Dataset(tmp_path / "new.zarr").observation_kinds
-    assert PolicyConfig().default_obs_keys(kinds) == ["state", "joint_vel", "env"]
-    assert CNNConfig().default_obs_keys(kinds) == ["image_top", "state"]
+    assert PolicyConfig().input_keys(kinds) == ["state", "joint_vel", "env"]
+    assert CNNConfig().input_keys(kinds) == ["image_top", "state"]
+    assert PolicyConfig(inputs="vision").input_keys(kinds) == ["image_top", "state"]  # never "env"
+    assert PolicyConfig(inputs="vision", obs_keys=["env"]).input_keys(kinds) == ["env"]  # obs_keys say it all
+    with pytest.raises(PolicyError, match="inputs=vision needs a dataset with cameras"):
+        PolicyConfig(inputs="vision").input_keys(old.observation_kinds)

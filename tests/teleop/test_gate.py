@@ -113,11 +113,11 @@ def test_a_stall_fires_when_the_reward_does_not_rise(env):
     assert chosen.index(0) == 10  # the reward rose on tick 0 (from nothing), never after
 
 
-def test_doubt_fires_when_the_policy_stays_unsure(env):
+def test_doubt_fires_as_soon_as_the_policy_is_unsure(env):
     arbiter = GatedArbiter(env, GateConfig(gates=("doubt",), doubt=0.5, deviation_ticks=3, reaction_s=0.0))
-    pilots = [Scripted("expert", [STILL]), Doubtful([0.1, 0.9, 0.9, 0.2, 0.9, 0.9, 0.9, 0.1])]
-    chosen = [arbiter.choose(pilots, {}).driver for _ in range(8)]
-    assert chosen == [1] * 6 + [0] * 2 and arbiter.fired == ["doubt"]
+    pilots = [Scripted("expert", [STILL]), Doubtful([0.1, 0.4, 0.5, 0.9, 0.2, 0.1])]
+    chosen = [arbiter.choose(pilots, {}).driver for _ in range(6)]
+    assert chosen == [1] * 3 + [0] * 3 and arbiter.fired == ["doubt"]
     arbiter = GatedArbiter(env, GateConfig(gates=("doubt",), reaction_s=0.0))
     assert {arbiter.choose([Scripted("expert", [STILL]), Doubtful([None])], {}).driver for _ in range(10)} == {1}
 
@@ -138,7 +138,7 @@ def test_bad_settings_are_refused(settings, message):
 @pytest.mark.parametrize("flags,message", [
     (("--gate-threshold", "-1"), "thresholds must be > 0"),
     (("--doubt-threshold", "0"), "thresholds must be > 0"),
-    (("--gate", "doubt", "--policy", "cnn"), "the doubt gate reads the mlp's heads"),
+    (("--gate", "doubt", "--policy", "cnn"), "the doubt gate reads the mlp's members"),
     (("--reaction-time", "-0.3"), "reaction time must be in"),
     (("--gate", "deviation,bogus"), "unknown gate 'bogus'"),
 ])
@@ -203,7 +203,7 @@ def test_compare_gates_scores_each_doubt_threshold_against_the_deviation_gate():
     watcher = Watcher(np.ones(7))
     watcher.reset()
     watcher.deviations[-1].extend([0.0] * 10 + [1.0] * 5 + [0.0] * 10)  # the operator would step in at tick 12
-    watcher.doubts[-1].extend([0.1] * 8 + [0.8] * 6 + [0.1] * 11)  # doubtful from tick 8: fires at tick 10
+    watcher.doubts[-1].extend([0.1] * 8 + [0.8] * 6 + [0.1] * 11)  # doubtful from tick 8: fires at once
     low, high = compare_gates(watcher, GateConfig(deviation_ticks=3), [0.5, 0.9], window=5)
     assert (low.firings, low.deviation_firings, low.precision, low.recall) == (1, 1, 1.0, 1.0)
     assert (high.firings, high.precision, high.recall) == (0, 1.0, 0.0)
