@@ -1,7 +1,9 @@
-"""Seeded disturbances for robustness evaluation: object pushes, arm shoves, observation noise, latency.
+"""Seeded disturbances for robustness evaluation: object pushes, arm shoves, observation noise, latency,
+and what the cameras see (:mod:`protege.sim.visual`).
 
 A specification such as ``object_push=0.04,latency`` names disturbances and their magnitudes
-(omitted: the default, :data:`KINDS`); ``default`` stands for the list :data:`DEFAULT`. The control loop
+(omitted: the default, :data:`KINDS`); ``default`` stands for the list :data:`DEFAULT` and ``visual`` for
+:data:`VISUAL` (lighting, colors, camera, distractors; magnitudes in that module). The control loop
 drives a :class:`Disturber`: ``reset`` draws the episode's schedule from the episode seed alone, so a
 seed is disturbed the same way whichever worker runs it; ``delay`` holds actions back; ``strike``
 moves the object or the arm at its drawn tick; ``observe`` adds noise to what the pilots see (the
@@ -15,6 +17,8 @@ recorded ``sim_state`` stays the true state).
   with it.
 - ``obs_noise`` (m): Gaussian noise of this standard deviation on ``object_pos``, every tick.
 - ``latency`` (ticks): each action is applied this many ticks after it was chosen.
+- ``lighting``, ``colors``, ``camera``, ``distractors``: drawn at ``reset`` and kept for the episode;
+  the physics never sees them.
 
 :func:`check_disturbances` refuses magnitudes that cannot make sense in an env: a latency of the whole
 episode, a displacement or noise wider than the arm's workspace.
@@ -22,15 +26,17 @@ episode, a displacement or noise wider than the arm's workspace.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
 
 from protege.sim.errors import SimError
+from protege.sim.visual import VISUAL_FAMILIES
 
 if TYPE_CHECKING:
     from protege.sim.env import ProtegeEnv
@@ -42,6 +48,7 @@ class Kind:
     default: float
     unit: str
     integer: bool = False
+    most: float = math.inf
 
 
 KINDS = {
@@ -49,8 +56,14 @@ KINDS = {
     "arm_shove": Kind(0.04, "m"),
     "obs_noise": Kind(0.005, "m"),
     "latency": Kind(1, "ticks", integer=True),
+    "lighting": Kind(1.0, "scale", most=2.0),
+    "colors": Kind(0.2, "rgb", most=1.0),
+    "camera": Kind(1.0, "scale", most=10.0),
+    "distractors": Kind(3, "objects", integer=True, most=8),
 }
 DEFAULT = "object_push,arm_shove"
+VISUAL = ",".join(VISUAL_FAMILIES)
+ALIASES = {"default": DEFAULT, "visual": VISUAL}
 STRIKE_WINDOW = (0.1, 0.3)  # strikes fall in this part of the time limit: mid-task for the experts
 _SALT = 0xD157  # keeps disturbance draws apart from the task's and the expert's, which use the seed itself
 _PENETRATION = 0.002  # m: a displacement that leaves contacts deeper than this is refused
@@ -71,13 +84,13 @@ def parse_disturbances(text: str) -> tuple[Disturbance, ...]:
     """Disturbances from ``NAME[=MAGNITUDE],...`` (``default``: :data:`DEFAULT`); one-line
     :class:`SimError` on an unknown name, a bad or negative magnitude, or a repeated name."""
     items = [part for item in text.split(",") if item.strip()
-             for part in (DEFAULT.split(",") if item.strip() == "default" else [item.strip()])]
+             for part in ALIASES.get(item.strip(), item.strip()).split(",")]
     parsed: dict[str, Disturbance] = {}
     for item in items:
         name, _, value = item.partition("=")
         name = name.strip()
         if name not in KINDS:
-            raise SimError(f"unknown disturbance {name!r} (choose from {', '.join(KINDS)}, or default)")
+            raise SimError(f"unknown disturbance {name!r} (choose from {', '.join(KINDS)}, or default or visual)")
         if name in parsed:
             raise SimError(f"disturbance {name!r} is given twice")
         kind = KINDS[name]
@@ -89,6 +102,8 @@ def parse_disturbances(text: str) -> tuple[Disturbance, ...]:
             raise SimError(f"disturbance {name}: magnitude must be a finite number >= 0 ({kind.unit}), got {value}")
         if kind.integer and magnitude != int(magnitude):
             raise SimError(f"disturbance {name}: magnitude is a whole number of {kind.unit}, got {value}")
+        if magnitude > kind.most:
+            raise SimError(f"disturbance {name}: magnitude must be at most {kind.most:g} ({kind.unit}), got {value}")
         parsed[name] = Disturbance(name, magnitude)
     if not parsed:
         raise SimError("no disturbance given (NAME[=MAGNITUDE],...)")
@@ -135,12 +150,21 @@ class Disturber:
         self.spec = describe(disturbances)
         self.strikes: list[Strike] = []
         self.applied: list[Strike] = []  # this episode's strikes that moved something
+        self.looks: dict[str, Any] = {}  # what this episode's visual disturbances drew
+        self._visual = {d.name: d.magnitude for d in disturbances if d.name in VISUAL_FAMILIES}
         self._noise = np.random.default_rng()
         self._queue: deque[np.ndarray] = deque()
 
+    @property
+    def visual(self) -> bool:
+        """Whether it changes what the cameras see (the episode's first images are then taken after ``reset``)."""
+        return bool(self._visual)
+
     def reset(self, env: ProtegeEnv, seed: int) -> None:
-        """Draw the episode's schedule from ``seed``."""
+        """Draw the episode's schedule, and its look, from ``seed``."""
         env = getattr(env, "unwrapped", env)
+        if self._visual:
+            self.looks = env.look.draw(seed, self._visual)
         self.strikes, self.applied = [], []
         low, high = (int(f * env.max_steps) for f in STRIKE_WINDOW)
         for index, name in enumerate(KINDS):

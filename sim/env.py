@@ -11,7 +11,8 @@ import numpy as np
 
 from protege.sim.controllers import gripper_lengths, make_controller, opening_fraction
 from protege.sim.errors import SimError
-from protege.sim.render import CameraRenderer, check_cameras
+from protege.sim.render import CameraRenderer, Decor, check_cameras
+from protege.sim.visual import Look
 from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl
 from protege.sim.scene import ROBOT_PREFIX, SceneOptions, build_scene
 from protege.sim.spec import DEFAULT_CAMERAS, IMAGE, EnvSpec, image_key
@@ -102,6 +103,8 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._obs_slices = self._observation_layout()
 
         self.cameras = self.env_spec.cameras
+        self.decor: tuple[Decor, ...] = ()  # drawn in the cameras, not simulated (visual disturbances)
+        self.look = Look(self)  # the scene's appearance, which visual disturbances draw on and reset restores
         self._image_shape = (height, width, 3)
         self._renderer: CameraRenderer | None = None
         self._fast_render = not high
@@ -117,6 +120,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     # gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        self.look.restore()
         mujoco.mj_resetDataKeyframe(self.model, self.data, self._home_key)
         self.data.ctrl[:] = self._home_ctrl
         self.data.ctrl[self._grip_act] = self.robot.gripper.ctrl(0.0)  # episodes start with the gripper open
@@ -281,7 +285,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def render_cameras(self) -> dict[str, np.ndarray]:
         if self._renderer is None:  # the GL context belongs to the process that renders
             self._renderer = CameraRenderer(self.model, self.cameras, *self._image_shape[:2], fast=self._fast_render)
-        return self._renderer.render(self.data)
+        return self._renderer.render(self.data, self.decor)
 
     def _ee_quat(self) -> np.ndarray:
         quat = np.empty(4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -29,6 +30,30 @@ def check_cameras(model: mujoco.MjModel, cameras: Sequence[str]) -> None:
     if missing:
         known = [model.camera(i).name for i in range(model.ncam)]
         raise SimError(f"unknown camera {', '.join(missing)} (this scene has {', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class Decor:
+    """A geom that is drawn in every view but not simulated."""
+
+    type: int
+    size: tuple[float, float, float]
+    pos: tuple[float, float, float]
+    yaw: float
+    rgba: tuple[float, float, float, float]
+
+
+def add_decor(scene: mujoco.MjvScene, decor: tuple[Decor, ...]) -> None:
+    """Append ``decor`` to an updated scene (as many as it has room for)."""
+    for item in decor:
+        if scene.ngeom >= scene.maxgeom:
+            return
+        c, s = np.cos(item.yaw), np.sin(item.yaw)
+        mat = np.array([c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0])
+        mujoco.mjv_initGeom(scene.geoms[scene.ngeom], item.type, np.asarray(item.size), np.asarray(item.pos), mat,
+                            np.asarray(item.rgba, np.float32))
+        scene.geoms[scene.ngeom].category = mujoco.mjtCatBit.mjCAT_DECOR
+        scene.ngeom += 1
 
 
 class CameraRenderer:
@@ -80,11 +105,13 @@ class CameraRenderer:
         self._pixels = np.empty((height, width, 3), np.uint8)
         self._geoms: tuple[mujoco.MjvGeom, ...] | None = None
 
-    def render(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+    def render(self, data: mujoco.MjData, decor: tuple[Decor, ...] = ()) -> dict[str, np.ndarray]:
+        """Each camera's image; ``decor`` is drawn with the model's geoms."""
         if not self._direct:
             images = {}
             for cam in self.cameras:
                 self._renderer.update_scene(data, camera=cam, scene_option=self._option)
+                add_decor(self._renderer.scene, decor)
                 images[cam] = self._renderer.render()
             return images
         m, scene, context = self._model, self._renderer.scene, self._context
@@ -94,6 +121,7 @@ class CameraRenderer:
         for i, (name, cam) in enumerate(zip(self.cameras, self._cams, strict=True)):
             if i == 0:
                 mujoco.mjv_updateScene(m, data, self._option, None, cam, mujoco.mjtCatBit.mjCAT_ALL, scene)
+                add_decor(scene, decor)
                 bounds = self._bounds(scene) if self._cull else None
             else:  # the same geoms; the camera, and the headlight that follows it
                 mujoco.mjv_updateCamera(m, data, cam, scene)

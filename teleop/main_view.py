@@ -23,6 +23,8 @@ import mujoco
 import numpy as np
 import pygame
 
+from protege.sim.render import add_decor
+
 if TYPE_CHECKING:
     from protege.sim.env import ProtegeEnv
 
@@ -239,6 +241,7 @@ class MainView:
         return float(ee[2]), floor
 
     def _decorate(self, scene: mujoco.MjvScene) -> None:
+        add_decor(scene, self.env.decor)  # distractors drawn by a visual disturbance
         ee, _ = self.env.ee_pose()
         _, below = self.height_above_surface()
         rgba = CLOSED_RGBA if self.env.gripper_state() > 0.5 else OPEN_RGBA

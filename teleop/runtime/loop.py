@@ -215,6 +215,8 @@ class ControlLoop:
         self.obs, self.info = self.env.reset(seed=seed)
         if self.disturber is not None:
             self.disturber.reset(self.env, seed)
+            if self.disturber.visual:  # the episode's first images show its look
+                self.obs, self.info = getattr(self.env, "unwrapped", self.env).observe()
             self.obs = self.disturber.observe(self.obs)
         for pilot in self._all_pilots():
             pilot.reset(seed=seed)
