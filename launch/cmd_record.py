@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protege.launch.cli import add_ray_argument
 
+if TYPE_CHECKING:
+    from protege.sim.disturbances import Disturbance
+
 # Options of one way of recording, with their defaults: another value given with the other way is refused.
 TELEOP_ONLY: dict[str, Any] = {"bindings": None, "time_limit": None, "auto_save": False}
-SCRIPTED_ONLY: dict[str, Any] = {"workers": 1, "ray": None, "noise": None, "dart": False}
+SCRIPTED_ONLY: dict[str, Any] = {"workers": 1, "ray": None, "noise": None, "dart": False, "randomize": None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scripted.add_argument("--dart", action="store_true",
                           help="record the expert's noise-free action for each state the noisy expert visits (DART "
                                "labels; replaying the actions then no longer reproduces the episode)")
+    scripted.add_argument("--randomize", metavar="FAMILY[=MAGNITUDE],...",
+                          help="domain randomisation: each episode's look drawn from its seed, any of lighting, "
+                               "colors, camera, distractors, or visual for all four (magnitudes as --disturb's)")
     scripted.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
@@ -86,6 +92,29 @@ def _check_mode(args: argparse.Namespace) -> None:
         raise TeleopError(f"{', '.join(given)}: only with {only}")
 
 
+def parse_randomize(text: str | None, cameras: list[str]) -> tuple[Disturbance, ...]:
+    """``--randomize``'s visual families (none when not given); one line on another disturbance or with no
+    camera to see them."""
+    from protege.launch.errors import UserError
+    from protege.sim import SimError
+    from protege.sim.disturbances import parse_disturbances
+    from protege.sim.visual import VISUAL_FAMILIES
+
+    if text is None:
+        return ()
+    try:
+        families = parse_disturbances(text)
+    except SimError as exc:
+        raise UserError(f"--randomize: {exc}") from None
+    physical = [f.name for f in families if f.name not in VISUAL_FAMILIES]
+    if physical:
+        raise UserError(f"--randomize draws what cameras see ({', '.join(VISUAL_FAMILIES)} or visual), "
+                        f"not {physical[0]}: disturb the physics at evaluation with --disturb")
+    if not cameras:
+        raise UserError("--randomize changes only what cameras see: record at least one (--cameras front,wrist)")
+    return families
+
+
 def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     from protege.launch.cli import check_processes, connect_ray
     from protege.sim import EnvSpec
@@ -101,11 +130,12 @@ def _collect(args: argparse.Namespace, cameras: list[str]) -> dict[str, Any]:
     if not 0 <= noise < math.inf:
         raise TeleopError(f"--noise must be >= 0 and finite, got {noise}")
     spec = EnvSpec.make(args.task, args.robot, cameras, args.image_size, args.fps)
+    randomize = parse_randomize(args.randomize, cameras)
     check_expert(spec)  # an arm the task or its expert cannot use is refused before any episode
     seed = first_seed(args.out, args.seed)
     connect_ray(args.ray)
     result = collect(spec, args.out, args.episodes, noise=noise, success_hold=args.success_hold, workers=args.workers,
-                     seed=seed, progress=not args.no_progress, ray=args.ray, dart=args.dart)
+                     seed=seed, progress=not args.no_progress, ray=args.ray, dart=args.dart, randomize=randomize)
     print(f"collected {result['episodes']} {args.task} episodes (seeds {seed}..{seed + args.episodes - 1}), "
           f"{result['successes']} successful, {result['frames']} frames into {args.out} in {result['seconds']} s "
           f"({result['episodes_per_min']} episodes/min with {args.workers} {'Ray actor' if args.ray else 'worker'}(s))",

@@ -21,6 +21,7 @@ from protege.teleop.runtime.pilots import ExpertPilot
 from protege.teleop.runtime.workers import worker_pool
 
 if TYPE_CHECKING:
+    from protege.sim.disturbances import Disturbance
     from protege.sim.env import ProtegeEnv
     from protege.sim.spec import EnvSpec
 
@@ -39,20 +40,30 @@ def _cached_env(spec: EnvSpec) -> ProtegeEnv:
     return make_env(spec)
 
 
-def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, seeds: list[int]) -> list[Episode]:
+def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, randomize: tuple[Disturbance, ...],
+                   seeds: list[int]) -> list[Episode]:
     """Run one expert episode per seed; return them. The recorded action is the executed one, or with
     ``dart`` the expert's noise-free action for the state (DART: the noisy expert visits the states
-    around its path and each is labelled with the way back; replaying the actions then deviates)."""
+    around its path and each is labelled with the way back; replaying the actions then deviates).
+    ``randomize`` (visual disturbances) draws each episode's look from its seed; the episode records the
+    distractors drawn and the headlight's scale (the seed and the dataset's ``randomize`` give the rest)."""
+    from protege.sim.disturbances import Disturber
     from protege.sim.experts import make_expert
 
     env = _cached_env(spec)
     buffer = EpisodeBuffer()
     labeller = ExpertPilot(make_expert(env)) if dart else None  # experts are stateless: it only labels
-    loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=noise))], writer=buffer,
-                       realtime=False, success_hold=success_hold, labeller=labeller)
+    disturber = Disturber(randomize) if randomize else None
+    loop = ControlLoop(env, [ExpertPilot(make_expert(env, noise=noise))], writer=buffer, realtime=False,
+                       success_hold=success_hold, labeller=labeller, disturber=disturber)
     for seed in seeds:
         loop.run_episode(seed)
-        loop.save()
+        looks, meta = disturber.looks if disturber is not None else {}, {}
+        if "distractors" in looks:
+            meta["distractors"] = len(looks["distractors"])
+        if "lighting" in looks:
+            meta["headlight"] = looks["lighting"]["headlight"]
+        loop.save(**meta)
     return buffer.episodes
 
 
@@ -74,22 +85,26 @@ def _results(run_seeds: functools.partial[list[Episode]], seeds: list[int],
 
 
 def collect(spec: EnvSpec, out: str, episodes: int, noise: float = 0.0, success_hold: int = 10, workers: int = 1,
-            seed: int = 0, progress: bool = True, ray: str | None = None, dart: bool = False) -> dict[str, Any]:
+            seed: int = 0, progress: bool = True, ray: str | None = None, dart: bool = False,
+            randomize: tuple[Disturbance, ...] = ()) -> dict[str, Any]:
     """Collect ``episodes`` expert demos (seeds ``seed``, ``seed + 1``, ...) into the dataset ``out``, the
     expert's actions perturbed by ``noise`` (a fraction of the largest step), on ``workers`` local
     processes or, with ``ray`` (an address or ``local``), as many Ray actors. With ``dart`` each frame
-    records the noise-free action instead of the executed one (:func:`collect_worker`).
+    records the noise-free action instead of the executed one; ``randomize`` draws each episode's look
+    (:func:`collect_worker`), and the dataset's ``randomize`` attribute names it.
 
     The dataset is opened first, so a dataset of another task or robot is refused before any work.
     """
-    attrs = spec.to_attrs()
+    from protege.sim.disturbances import describe
+
+    attrs = {**spec.to_attrs(), **({"randomize": describe(randomize)} if randomize else {})}
     check_dataset(out, spec)
     started = time.perf_counter()
     successes = frames = 0
     with EpisodeWriter(out, attrs=attrs, background=True) as writer:
         seeds = list(range(seed, seed + episodes))
         bar = tqdm(total=episodes, unit="ep", desc=f"collect {spec.task}", disable=not progress)
-        run_seeds = functools.partial(collect_worker, spec, noise, success_hold, dart)
+        run_seeds = functools.partial(collect_worker, spec, noise, success_hold, dart, randomize)
         for episode in _results(run_seeds, seeds, min(workers, max(1, episodes)), ray):
             writer.add_episode(episode)
             successes += bool(episode.success)

@@ -114,6 +114,7 @@ def test_dagger_refuses_an_out_that_holds_a_training_run_or_other_files(made, tm
     (["--expert", "scripted", "--bindings", "b.yaml", "--auto-save"], "--bindings, --auto-save: only with --device"),
     (["--device", "keyboard", "--workers", "2", "--dart"], "--workers, --dart: only with --expert scripted"),
     (["--device", "keyboard", "--noise", "0.5"], "--noise: only with --expert scripted"),
+    (["--device", "keyboard", "--randomize", "visual"], "--randomize: only with --expert scripted"),
 ])
 def test_record_refuses_the_options_of_the_other_way_of_recording(tmp_path, capsys, argv, expected):
     one_line(capsys, ["record", "--task", "lift", *argv, "--out", str(tmp_path / "d.zarr")], expected)
@@ -134,6 +135,9 @@ def test_record_refuses_the_options_of_the_other_way_of_recording(tmp_path, caps
     ("--noise nan", "--noise must be >= 0 and finite, got nan"),
     ("--workers 1000", "--workers 1000: more than 4 processes per CPU"),
     ("--success-hold -1", "--success-hold must be >= 0"),
+    ("--randomize fog", "--randomize: unknown disturbance 'fog'"),
+    ("--randomize colors=-1", "--randomize: disturbance colors: magnitude must be a finite number >= 0"),
+    ("--randomize lighting,object_push", "--randomize draws what cameras see"),
 ])
 def test_record_sweep(tmp_path, capsys, argv, expected):
     one_line(capsys, [*RECORD, "--out", str(tmp_path / "d.zarr"), *argv.split()], expected)
