@@ -1,9 +1,10 @@
-"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|gate|learn|chunking`: each
+"""`protege bench sim|record|dataset|train|inference|rollout|intervene|replay|gate|learn|chunking|vision`: each
 capability's figures.
 
 `protege bench learn --out DIR` runs the learning table (:mod:`protege.launch.experiments.learn_table`), `protege
-bench chunking --out DIR` the chunking table (:mod:`protege.launch.experiments.chunking_table`); a rerun with the
-same settings resumes either.
+bench chunking --out DIR` the chunking table (:mod:`protege.launch.experiments.chunking_table`), `protege bench
+vision --out DIR` the vision table (:mod:`protege.launch.experiments.vision_table`); a rerun with the same settings
+resumes each.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "gate": ("protege.launch.cmd_bench", "_gate"),
     "learn": ("protege.launch.cmd_bench", "_learn"),
     "chunking": ("protege.launch.cmd_bench", "_chunking"),
+    "vision": ("protege.launch.cmd_bench", "_vision"),
 }
 ROLLOUT_EPISODES = 48
 GATE_EPISODES, GATE_SEED = 50, 200_000  # validation seeds: apart from demos (0, ...) and evaluation (100000, ...)
@@ -39,7 +41,9 @@ LEARN_OPTIONS = ("out", "tasks", "policies", "demos", "noise", "episodes", "step
 # The table options each table takes (the rest are the learning table's alone).
 TABLE_OPTIONS = {"learn": set(LEARN_OPTIONS) - {"delays"},
                  "chunking": {"out", "tasks", "policies", "demos", "noise", "episodes", "steps", "envs", "device",
-                              "delays"}}
+                              "delays"},
+                 "vision": {"out", "tasks", "policies", "demos", "noise", "episodes", "steps", "disturb", "envs",
+                            "device"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,14 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     learn.add_argument("--policies",
                        help="comma-separated policies (default: mlp,act,diffusion on state, cnn with cameras on "
                             "lift and push; chunking: act,diffusion, and diffusion-prefix: trained with committed "
-                            "prefixes)")
+                            "prefixes; vision: cnn, and act and diffusion on the vision input set)")
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
     learn.add_argument("--noise", type=float, default=TABLE_NOISE,
                        help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g})")
     learn.add_argument("--episodes", type=int, default=100,
                        help="evaluation episodes per cell, clean and disturbed each (default: 100)")
     learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: 20000)")
-    learn.add_argument("--disturb", default="default", help="the disturbed evaluation's --disturb (default: default)")
+    learn.add_argument("--disturb", help="the disturbed evaluation's --disturb (default: default; vision: visual)")
     learn.add_argument("--jobs", type=int, default=1, help="cells run at a time (default: 1)")
     learn.add_argument("--envs", type=int, default=1, help="evaluation processes per cell (default: 1)")
     learn.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda (default: auto)")
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--checkpoint is for bench gate and intervene, not {args.target}")
     connect_ray(args.ray)
     module, function = BENCHES[args.target]
-    takes_args = ("learn", "sim", "gate", "chunking", "intervene")
+    takes_args = ("learn", "sim", "gate", "chunking", "vision", "intervene")
     extra = {"ray": args.ray} if args.ray else {"args": args} if args.target in takes_args else {}
     result = getattr(importlib.import_module(module), function)(json=args.json, **extra)
     if args.json:
@@ -251,7 +255,7 @@ def _learn(json: bool, args: argparse.Namespace) -> dict:
     out = Path(args.out)
     if args.cell:
         return run_cell(out, args.cell, args.envs, args.device)
-    disturb = describe(parse_disturb(args.disturb))
+    disturb = describe(parse_disturb(args.disturb or "default"))
     settings = LearnSettings(tasks=_names(args.tasks, LEARN_TASKS),
                              policies=_names(args.policies, ("mlp", "act", "diffusion", "cnn")), demos=args.demos,
                              noise=args.noise, episodes=args.episodes, steps=args.steps, disturb=disturb)
@@ -290,4 +294,27 @@ def _chunking(json: bool, args: argparse.Namespace) -> dict:
                         notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
     if not json:
         print((out / "table.md").read_text() + f"plot: {out / 'chunking.png'}", flush=True)
+    return {"out": str(out), "results": results}
+
+
+def _vision(json: bool, args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from protege.launch.cli import check_processes
+    from protege.launch.errors import UserError
+    from protege.launch.experiments.vision_table import TASKS, VisionSettings, run_table
+    from protege.policies.trainer import resolve_device
+
+    if args.out is None:
+        raise UserError("bench vision needs --out DIR (the table's directory)")
+    resolve_device(args.device, 0)
+    check_processes("--envs", args.envs, None)
+    settings = VisionSettings(tasks=_names(args.tasks, TASKS), policies=_names(args.policies, ("cnn",)),
+                              demos=args.demos, noise=args.noise, episodes=args.episodes, steps=args.steps,
+                              disturb=args.disturb or "visual")
+    out = Path(args.out)
+    results = run_table(settings, out, envs=args.envs, device=args.device,
+                        notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
+    if not json:
+        print((out / "table.md").read_text(), flush=True)
     return {"out": str(out), "results": results}

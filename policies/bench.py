@@ -93,7 +93,7 @@ def run_train_bench(json: bool = False) -> dict[str, Any]:
     return results
 
 
-def _latency(policy: torch.nn.Module, obs: dict[str, np.ndarray], n: int) -> tuple[float, float]:
+def latency(policy: torch.nn.Module, obs: dict[str, np.ndarray], n: int) -> tuple[float, float]:
     """(mean ms per act() call over an episode-like run, median ms of one full prediction)."""
     policy.reset()
     for _ in range(5):
@@ -142,7 +142,7 @@ def _inference_bench(json: bool) -> dict[str, Any]:
             spec = Spec({k: tuple(ds.shape(k)[1:]) for k in keys}, int(ds.shape("action")[1]))
             torch.manual_seed(0)
             policy = POLICIES[name](config, spec, stats).eval()
-            per_action, per_prediction = _latency(policy, {k: frame[k] for k in keys}, n=100 if name != "cnn" else 40)
+            per_action, per_prediction = latency(policy, {k: frame[k] for k in keys}, n=100 if name != "cnn" else 40)
             results[case.label] = {
                 "ms_per_action": round(per_action, 3),
                 "ms_per_prediction": round(per_prediction, 3),

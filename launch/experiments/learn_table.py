@@ -31,6 +31,7 @@ from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
 
 if TYPE_CHECKING:
+    from protege.sim.disturbances import Disturbance
     from protege.sim.spec import EnvSpec
 
 STATE_POLICIES = ("mlp", "act", "diffusion")
@@ -265,10 +266,11 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
         collect_demos(out / "demos" / f"{demos}.zarr", spec, settings.demos, settings.noise, settings.seed, workers)
 
 
-def collect_demos(path: Path, spec: EnvSpec, episodes: int, noise: float, seed: int, workers: int) -> None:
+def collect_demos(path: Path, spec: EnvSpec, episodes: int, noise: float, seed: int, workers: int,
+                  randomize: tuple[Disturbance, ...] = ()) -> None:
     """A table's demos at ``path``: ``episodes`` scripted ones from seed ``seed`` on, the expert driven with
-    ``noise`` and labelled noise-free (DART), on ``workers`` processes; kept when they are there, and a
-    stopped collection starts again."""
+    ``noise`` and labelled noise-free (DART), each episode's look drawn with ``randomize``, on ``workers``
+    processes; kept when they are there, and a stopped collection starts again."""
     import shutil
 
     from protege.datasets import Dataset, DatasetError
@@ -280,7 +282,8 @@ def collect_demos(path: Path, spec: EnvSpec, episodes: int, noise: float, seed: 
     except DatasetError:
         pass
     shutil.rmtree(path, ignore_errors=True)
-    collect(spec, str(path), episodes, noise=noise, workers=workers, seed=seed, progress=False, dart=True)
+    collect(spec, str(path), episodes, noise=noise, workers=workers, seed=seed, progress=False, dart=True,
+            randomize=randomize)
 
 
 def _percent(figures: dict[str, Any]) -> str:

@@ -196,13 +196,17 @@ def test_train_sweep(made, tmp_path, capsys, argv, expected):
     ("learn --out {T}/t --jobs 100", "--jobs x --envs 100: more than 4 processes per CPU"),
     ("learn --out {T}/t --noise nan", "--noise must be >= 0 and finite"),
     ("learn --out {T}/t --tasks ,", "--tasks and --policies must each name one at least"),
-    ("sim --demos 5 --steps 3", "--demos, --steps: for bench learn or chunking only, not bench sim"),
+    ("sim --demos 5 --steps 3", "--demos, --steps: for bench learn or chunking or vision only, not bench sim"),
     ("chunking --out {T}/t --jobs 2", "--jobs: for bench learn only, not bench chunking"),
     ("chunking --out {T}/t --delays 9", "--delays must be ticks from 0 to 8"),
     ("chunking --out {T}/t --delays soon", "--delays takes comma-separated whole numbers"),
     ("chunking --out {T}/t --policies mlp", "unknown task or policy mlp"),
     ("learn --out {T}/t --delays 1", "--delays: for bench chunking only, not bench learn"),
     ("chunking", "bench chunking needs --out DIR"),
+    ("vision", "bench vision needs --out DIR"),
+    ("vision --out {T}/t --policies mlp", "bench vision: unknown task or policy mlp"),
+    ("vision --out {T}/t --disturb fog", "bench vision: unknown disturbance 'fog'"),
+    ("vision --out {T}/t --jobs 2", "--jobs: for bench learn only, not bench vision"),
 ])
 def test_bench_sweep(tmp_path, capsys, argv, expected):
     one_line(capsys, ["bench", *argv.format(T=tmp_path).split()], expected)

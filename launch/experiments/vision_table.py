@@ -1,0 +1,223 @@
+"""`protege bench vision`: policies that see. For each task x image policy on the vision input set (the front
+and wrist cameras and the arm's own sensing, never the simulator's object state), trained on plain demos
+and on demos with a randomised look (``record --randomize``), success on unseen seeds clean and under
+``--disturb visual``, with the training minutes and the milliseconds per action.
+
+OUT/settings.json       what the table measures (a rerun that measures the same way resumes it, and may add
+                        tasks and policies)
+OUT/demos/TASK-KIND.zarr     the demos, KIND plain or randomized
+OUT/runs/TASK-POLICY-KIND/   each cell's training run     OUT/results/TASK-POLICY-KIND.json   its figures
+OUT/table.md            the table
+
+The cameras are 64 px: the cnn trains about four times faster than at 128 px, and every task's objects and
+goal still cover pixels in at least one camera (tests/sim/test_cameras_see_the_task.py). The settings are
+sized for one CPU core (:data:`VARIANTS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protege.launch.errors import UserError
+from protege.launch.experiments.learn_table import TABLE_NOISE, collect_demos
+from protege.launch.records import Record
+from protege.launch.runfiles import write_json
+from protege.launch.runs import EVAL_SEED
+
+TASKS = ("reach", "lift", "push", "slot_push", "stack")
+KINDS = ("plain", "randomized")
+CAMERAS = ("front", "wrist")
+# name -> (policy, its --set overrides on the vision input set, training steps). The cnn at its CPU settings
+# (lift 48-50/50 after 3,000 steps, about 3.5 minutes on one core); act and diffusion with the same small
+# image trunk and the chunking table's act size.
+VARIANTS: dict[str, tuple[str, list[str], int]] = {
+    "cnn": ("cnn", ["widths=16,32,64", "n_obs_steps=1"], 10_000),
+    "act": ("act", ["inputs=vision", "widths=16,32,64", "dim_model=128", "n_heads=4", "dim_feedforward=512",
+                    "n_encoder_layers=2", "n_vae_encoder_layers=2"], 20_000),
+    "diffusion": ("diffusion", ["inputs=vision", "widths=16,32,64", "n_obs_steps=1"], 20_000),
+}
+MEASUREMENT = ("demos", "noise", "episodes", "steps", "image_size", "randomize", "disturb", "seed")
+
+
+@dataclass(frozen=True)
+class VisionSettings(Record):
+    """What the table measures: ``policies`` are :data:`VARIANTS`; ``steps`` 0 takes each one's own."""
+
+    tasks: tuple[str, ...] = TASKS
+    policies: tuple[str, ...] = ("cnn",)
+    demos: int = 100
+    noise: float = TABLE_NOISE
+    episodes: int = 100
+    steps: int = 0
+    image_size: int = 64
+    randomize: str = "visual"
+    disturb: str = "visual"
+    seed: int = 0
+
+    def check(self) -> None:
+        from protege.sim import SimError
+        from protege.sim.disturbances import parse_disturbances
+        from protege.sim.tasks import TASKS as ALL_TASKS
+        from protege.sim.visual import VISUAL_FAMILIES
+
+        unknown = [t for t in self.tasks if t not in ALL_TASKS] + [p for p in self.policies if p not in VARIANTS]
+        if unknown or not self.tasks or not self.policies:
+            raise UserError(f"bench vision: unknown task or policy {unknown[0] if unknown else '(none given)'} "
+                            f"(tasks: {', '.join(ALL_TASKS)}; policies: {', '.join(VARIANTS)})")
+        if self.demos < 1 or self.episodes < 1 or self.steps < 0:
+            raise UserError("--demos and --episodes must be at least 1, --steps at least 0")
+        try:
+            randomize, _ = parse_disturbances(self.randomize), parse_disturbances(self.disturb)
+        except SimError as exc:
+            raise UserError(f"bench vision: {exc}") from None
+        if any(f.name not in VISUAL_FAMILIES for f in randomize):
+            raise UserError(f"bench vision: the demos are randomised in {', '.join(VISUAL_FAMILIES)} only")
+
+    def steps_for(self, variant: str) -> int:
+        return self.steps or VARIANTS[variant][2]
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    policy: str
+    kind: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.policy}-{self.kind}"
+
+
+def run_table(settings: VisionSettings, out: Path, envs: int = 1, device: str = "auto",
+              notify: Any = print) -> list[dict[str, Any]]:
+    """Run (or resume) every cell of ``settings``: demos, training, then the clean and the disturbed
+    evaluation on ``envs`` processes; write the table; return the results in table order."""
+    settings.check()
+    table = _claim(out, settings)
+    results = []
+    for task in settings.tasks:
+        for kind in KINDS:
+            demos = _demos(settings, out, task, kind, envs)
+            for policy in settings.policies:
+                results.append(_cell(settings, out, Cell(task, policy, kind), demos, envs, device, notify))
+                (out / "table.md").write_text(format_table(_done(out, table), table))
+    return results
+
+
+def _claim(out: Path, settings: VisionSettings) -> VisionSettings:
+    """Start a table at ``out``, or join the one there if it measures the same way: its tasks and policies
+    grow by ``settings``'. The table's settings."""
+    path = out / "settings.json"
+    if path.exists():
+        held = VisionSettings.from_json(json.loads(path.read_text()), str(path))
+        differ = [name for name in MEASUREMENT if getattr(held, name) != getattr(settings, name)]
+        if differ:
+            raise UserError(f"{out} holds a vision table measured with other {', '.join(differ)} ({path}): choose "
+                            "another --out")
+        settings = dataclasses.replace(settings, tasks=tuple(dict.fromkeys(held.tasks + settings.tasks)),
+                                       policies=tuple(dict.fromkeys(held.policies + settings.policies)))
+    elif out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not a vision table: use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, settings.to_json())
+    return settings
+
+
+def _done(out: Path, table: VisionSettings) -> list[dict[str, Any]]:
+    """The results of the table's cells done so far."""
+    paths = [out / "results" / f"{Cell(t, p, k).name}.json" for t in table.tasks for p in table.policies for k in KINDS]
+    return [json.loads(path.read_text()) for path in paths if path.exists()]
+
+
+def _demos(settings: VisionSettings, out: Path, task: str, kind: str, workers: int) -> Path:
+    """The task's demos with both cameras, their look randomised for ``randomized``."""
+    from protege.sim import EnvSpec
+    from protege.sim.disturbances import parse_disturbances
+
+    path = out / "demos" / f"{task}-{kind}.zarr"
+    randomize = parse_disturbances(settings.randomize) if kind == "randomized" else ()
+    collect_demos(path, EnvSpec.make(task, cameras=CAMERAS, image_size=settings.image_size), settings.demos,
+                  settings.noise, settings.seed, workers, randomize)
+    return path
+
+
+def _cell(settings: VisionSettings, out: Path, cell: Cell, demos: Path, envs: int, device: str,
+          notify: Any) -> dict[str, Any]:
+    """Train the cell's policy (a stopped training starts again) and evaluate it clean and disturbed."""
+    import shutil
+
+    from protege.launch.runs import open_run
+    from protege.policies.base import POLICIES
+    from protege.policies.bench import latency
+    from protege.policies.checkpoint import read_meta
+    from protege.policies.config import TrainConfig, apply_overrides
+    from protege.policies.trainer import train
+    from protege.sim.disturbances import parse_disturbances
+
+    path = out / "results" / f"{cell.name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    policy, overrides, _ = VARIANTS[cell.policy]
+    run_dir, steps = out / "runs" / cell.name, settings.steps_for(cell.policy)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    config = TrainConfig(dataset=str(demos), out=str(run_dir), policy=policy, steps=steps, seed=settings.seed,
+                         device=device, progress=False)
+    policy_config = POLICIES[policy].config_class()
+    apply_overrides([config, policy_config], overrides)
+    started = time.perf_counter()
+    train(config, policy_config)
+    minutes = (time.perf_counter() - started) / 60
+    meta = read_meta(run_dir)
+    if any(f.kind == "privileged" for f in meta.inputs):  # the table's promise, checked on the checkpoint
+        raise UserError(f"{run_dir} reads the simulator's state ({', '.join(f.key for f in meta.inputs)})")
+    run = open_run(run_dir)
+    result: dict[str, Any] = {"task": cell.task, "policy": cell.policy, "kind": cell.kind, "steps": steps,
+                              "inputs": [f.key for f in meta.inputs], "train_minutes": round(minutes, 1)}
+    for key, disturb in (("clean", ()), ("disturbed", parse_disturbances(settings.disturb))):
+        summary = run.evaluate(settings.episodes, envs=envs, disturb=disturb, progress=False).summary
+        result[key] = {"successes": summary.successes, "episodes": summary.episodes,
+                       "success_rate": summary.success_rate, "ci95": list(summary.ci95)}
+    frame = {k: v[0] for k, v in _first_frame(demos, result["inputs"]).items()}
+    result["ms_per_action"] = round(latency(run.make_policy(), frame, n=50)[0], 2)
+    write_json(path, result)
+    notify(f"{cell.name}: clean {_percent(result['clean'])}, disturbed {_percent(result['disturbed'])}, "
+           f"{minutes:.1f} min training, {result['ms_per_action']} ms per action")
+    return result
+
+
+def _first_frame(demos: Path, keys: list[str]) -> dict[str, Any]:
+    from protege.datasets import Dataset
+
+    return Dataset(str(demos)).episode(0, keys).data
+
+
+def _percent(figures: dict[str, Any]) -> str:
+    low, high = figures["ci95"]
+    return f"{100 * figures['success_rate']:.0f}% ({100 * low:.0f}-{100 * high:.0f})"
+
+
+def format_table(results: list[dict[str, Any]], settings: VisionSettings) -> str:
+    """A row per task and policy; per kind of demos, clean / disturbed success with 95% intervals, and
+    the training minutes and milliseconds per action."""
+    by_cell = {(r["task"], r["policy"], r["kind"]): r for r in results}
+    lines = [f"Success from {settings.demos} scripted demos (noise {settings.noise:g}, DART labels), front and wrist "
+             f"cameras at {settings.image_size} px and the arm's own sensing, over {settings.episodes} unseen seeds "
+             f"(from {EVAL_SEED}): clean / under `--disturb {settings.disturb}`; randomized demos drawn with "
+             f"`--randomize {settings.randomize}`.", "",
+             "| task | policy | plain demos | randomized demos | training min (plain / randomized) | ms per action |",
+             "|---|---|---|---|---|---|"]
+    for task in settings.tasks:
+        for policy in settings.policies:
+            cells = [by_cell.get((task, policy, kind)) for kind in KINDS]
+            if not any(cells):
+                continue
+            shown = [f"{_percent(c['clean'])} / {_percent(c['disturbed'])}" if c else "pending" for c in cells]
+            minutes = " / ".join(f"{c['train_minutes']:.1f}" if c else "-" for c in cells)
+            ms = next((c["ms_per_action"] for c in cells if c), "")
+            lines.append(f"| {task} | {policy} | {shown[0]} | {shown[1]} | {minutes} | {ms} |")
+    return "\n".join(lines) + "\n"
