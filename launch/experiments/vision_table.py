@@ -28,18 +28,19 @@ from protege.launch.experiments.learn_table import TABLE_NOISE, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
+from protege.policies.act.config import ACT_CPU_SETTINGS
+from protege.policies.cnn.config import CNN_CPU_SETTINGS
 
 TASKS = ("reach", "lift", "push", "slot_push", "stack")
 KINDS = ("plain", "randomized")
 CAMERAS = ("front", "wrist")
-# name -> (policy, its --set overrides on the vision input set, training steps). The cnn at its CPU settings
-# (lift 48-50/50 after 3,000 steps, about 3.5 minutes on one core); act and diffusion with the same small
-# image trunk and the chunking table's act size.
-VARIANTS: dict[str, tuple[str, list[str], int]] = {
-    "cnn": ("cnn", ["widths=16,32,64", "n_obs_steps=1"], 10_000),
-    "act": ("act", ["inputs=vision", "widths=16,32,64", "dim_model=128", "n_heads=4", "dim_feedforward=512",
-                    "n_encoder_layers=2", "n_vae_encoder_layers=2"], 20_000),
-    "diffusion": ("diffusion", ["inputs=vision", "widths=16,32,64", "n_obs_steps=1"], 20_000),
+# name -> (its config fields on the vision input set, training steps). The cnn at its CPU settings (lift
+# 48-50/50 after 3,000 steps, about 3.5 minutes on one core); act at its CPU settings and diffusion, each
+# with the cnn's small image trunk.
+VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
+    "cnn": (CNN_CPU_SETTINGS, 10_000),
+    "act": ({**ACT_CPU_SETTINGS, "inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"]}, 20_000),
+    "diffusion": ({"inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "n_obs_steps": 1}, 10_000),
 }
 MEASUREMENT = ("demos", "noise", "episodes", "steps", "image_size", "randomize", "disturb", "seed")
 
@@ -79,7 +80,7 @@ class VisionSettings(Record):
             raise UserError(f"bench vision: the demos are randomised in {', '.join(VISUAL_FAMILIES)} only")
 
     def steps_for(self, variant: str) -> int:
-        return self.steps or VARIANTS[variant][2]
+        return self.steps or VARIANTS[variant][1]
 
 
 @dataclass(frozen=True)
@@ -155,22 +156,20 @@ def _cell(settings: VisionSettings, out: Path, cell: Cell, demos: Path, envs: in
     from protege.policies.base import POLICIES
     from protege.policies.bench import latency
     from protege.policies.checkpoint import read_meta
-    from protege.policies.config import TrainConfig, apply_overrides
+    from protege.policies.config import TrainConfig
     from protege.policies.trainer import train
     from protege.sim.disturbances import parse_disturbances
 
     path = out / "results" / f"{cell.name}.json"
     if path.exists():
         return json.loads(path.read_text())
-    policy, overrides, _ = VARIANTS[cell.policy]
+    fields, _ = VARIANTS[cell.policy]
     run_dir, steps = out / "runs" / cell.name, settings.steps_for(cell.policy)
     shutil.rmtree(run_dir, ignore_errors=True)
-    config = TrainConfig(dataset=str(demos), out=str(run_dir), policy=policy, steps=steps, seed=settings.seed,
+    config = TrainConfig(dataset=str(demos), out=str(run_dir), policy=cell.policy, steps=steps, seed=settings.seed,
                          device=device, progress=False)
-    policy_config = POLICIES[policy].config_class()
-    apply_overrides([config, policy_config], overrides)
     started = time.perf_counter()
-    train(config, policy_config)
+    train(config, dataclasses.replace(POLICIES[cell.policy].config_class(), **fields))
     minutes = (time.perf_counter() - started) / 60
     meta = read_meta(run_dir)
     if any(f.kind == "privileged" for f in meta.inputs):  # the table's promise, checked on the checkpoint
