@@ -129,10 +129,10 @@ def _data_spec(
 
 
 def _optimizer(policy: Policy, pcfg: PolicyConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases and norm parameters."""
+    """AdamW without weight decay on biases and norm parameters (an ensemble's are stacked per member)."""
     decay, no_decay = [], []
     for name, p in policy.named_parameters():
-        (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+        (no_decay if p.ndim < 2 or "norm" in name or "bias" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": pcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=pcfg.lr, fused=device.type == "cuda")
 
