@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gate = parser.add_argument_group("bench gate and intervene")
     gate.add_argument("--checkpoint", metavar="RUN",
                       help="bench gate: an mlp trained with --set members=K (default: one trained here: 30 "
-                           "slot_push demos, 4,000 steps, 5 members); bench intervene: the policy that drives the window, in its "
-                           "own task (default: the scripted lift expert)")
+                           "slot_push demos, 4,000 steps, 5 members); bench intervene: the policy that drives the "
+                           "window, in its own task (default: the scripted lift expert)")
     learn = parser.add_argument_group("bench learn (the learning table)")
     learn.add_argument("--out", help="table directory: created, or resumed if it holds the same settings")
     learn.add_argument("--tasks", help="comma-separated tasks (default: all; chunking: push,stack)")

@@ -11,7 +11,6 @@ from typing import Any
 
 from protege.policies.errors import PolicyError
 
-
 INPUT_SETS = ("state", "vision")
 
 

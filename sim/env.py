@@ -12,11 +12,11 @@ import numpy as np
 from protege.sim.controllers import gripper_lengths, make_controller, opening_fraction
 from protege.sim.errors import SimError
 from protege.sim.render import CameraRenderer, Decor, check_cameras
-from protege.sim.visual import Look
 from protege.sim.robot import DEFAULT_ROBOT, RobotSpec, home_ctrl
 from protege.sim.scene import ROBOT_PREFIX, SceneOptions, build_scene
 from protege.sim.spec import DEFAULT_CAMERAS, IMAGE, EnvSpec, image_key
 from protege.sim.tasks import TASKS
+from protege.sim.visual import Look
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics, controls, mocap and warm start: exact replay
 _OBS_ORDER = ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper", "object_pos", "object_quat", "goal_pos")

@@ -10,8 +10,8 @@ runs it) and applied on top of the model's own appearance, which :class:`Look` k
 - ``camera`` (scale, 1): each camera moves up to 5 mm times the scale and turns up to 3 degrees times it.
 - ``distractors`` (objects, 3): one to this many boxes, spheres and cylinders, 1.5-3 cm, stand on the
   table at least 8 cm from the task's objects and goal. They are drawn, never simulated
-  (:class:`~protege.sim.render.Decor`): the arm and the objects pass through them, and no observation but the images sees
-  them.
+  (:class:`~protege.sim.render.Decor`): the arm and the objects pass through them, and no observation
+  but the images sees them.
 
 The goal marker and reach's target keep their colour: they are what the task asks for.
 """
@@ -138,8 +138,8 @@ def _coloured_parts(env: Scene) -> dict[str, np.ndarray]:
 
 def _distractors(env: Scene, most: int, rng: np.random.Generator) -> tuple[Decor, ...]:
     m, d = env.model, env.data
-    keep_clear = [d.xpos[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b)][:2] for b in (*env.task.objects, "goal", "target")
-                  if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) >= 0]
+    bodies = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in (*env.task.objects, "goal", "target")]
+    keep_clear = [d.xpos[body][:2] for body in bodies if body >= 0]
     workspace = env.robot.workspace
     centre, half = np.array(workspace.center), np.array(workspace.half_extent) + 0.05
     placed: list[Decor] = []

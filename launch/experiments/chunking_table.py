@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from protege.launch.errors import UserError
+from protege.launch.experiments.learn_table import TABLE_NOISE, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
-from protege.launch.experiments.learn_table import TABLE_NOISE, collect_demos
 from protege.launch.runs import EVAL_SEED
 
 TASKS = ("push", "stack")

@@ -195,7 +195,7 @@ class DiffusionPolicy(Policy):
         noisy = ab.sqrt() * target + (1 - ab).sqrt() * noise
         mask = None
         if self.config.rtc_train_max_delay:  # a random committed prefix: clean, marked, left out of the loss
-            mask = committed_prefix(target.shape[0], self.config.horizon, self.config.rtc_train_max_delay, target.device)
+            mask = committed_prefix(len(target), self.config.horizon, self.config.rtc_train_max_delay, target.device)
             noisy = torch.where(mask.unsqueeze(-1), target, noisy)
             batch = {**batch, "action_is_pad": batch["action_is_pad"] | mask}
         pred = self._denoise(noisy, self.unet.films(t, self._condition(batch)), mask)

@@ -64,7 +64,8 @@ def test_mlp_imitates_the_expert(lowdim_dataset, tmp_path, tiny_config, train_co
 
 def test_an_ensemble_doubts_more_off_the_data_and_one_member_has_no_doubt(lowdim_dataset, tmp_path, tiny_config,
                                                                           train_config):
-    train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=400, val_ratio=0.0), tiny_config("mlp", members=5))
+    train(train_config(lowdim_dataset, tmp_path / "run", "mlp", steps=400, val_ratio=0.0),
+          tiny_config("mlp", members=5))
     policy = load_policy(tmp_path / "run")
     keys = list(policy.spec.obs_shapes)
     episode = Dataset(lowdim_dataset).episode(0, [*keys, "action"]).data
