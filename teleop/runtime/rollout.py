@@ -183,6 +183,11 @@ class _Worker:
                                 success_hold=spec.success_hold, labeller=labeller, disturber=disturber)
         self._renderer: Any = None
 
+    def close(self) -> None:
+        self.env.close()
+        if self._renderer is not None:
+            self._renderer.close()
+
     def run(self, index: int, seed: int) -> EpisodeOutcome:
         loop, spec = self.loop, self.spec
         loop.reset(seed)
@@ -218,7 +223,8 @@ class _Worker:
 
             size = self.spec.video_size
             self._renderer = CameraRenderer(self.env.model, [self.spec.video_camera], size, size)
-        return self._renderer.render(self.env.data)[self.spec.video_camera]
+        env = getattr(self.env, "unwrapped", self.env)
+        return self._renderer.render(env.data, env.decor)[self.spec.video_camera]  # distractors included
 
     def _write_video(self, frames: list[np.ndarray], path: Path) -> str:
         height, width = frames[0].shape[:2]
@@ -253,8 +259,11 @@ def _outcomes(spec: RolloutSpec, seeds: list[int], envs: int, ray: str | None = 
         return
     if envs == 1:
         worker = _Worker(spec)
-        for index, seed in enumerate(seeds):
-            yield worker.run(index, seed)
+        try:
+            for index, seed in enumerate(seeds):
+                yield worker.run(index, seed)
+        finally:  # its GL contexts go while this thread can still make them current
+            worker.close()
         return
     with worker_pool(envs, initializer=_init_worker, initargs=(spec,)) as pool:
         yield from pool.map(_run_in_worker, range(len(seeds)), seeds)
