@@ -16,7 +16,8 @@ The operator watches for its gates (:data:`GATES`, any selection of them):
   an ensemble's spread) passes ``doubt``: the robot asks for help at once (ThriftyDAgger, and the live
   window's ``--request-help``), without the operator comparing actions. Asking at once rather than after
   ``deviation_ticks`` doubtful ticks finds more of the deviation gate's firings (on slot_push, recall
-  0.86 against 0.75 at the best threshold with precision 0.74 against 0.78; docs/experiments.md).
+  0.86 against 0.75 at the best threshold, precision 0.74 against 0.78, for one trained policy;
+  docs/experiments.md).
 
 Once a gate fires, the operator reacts after ``reaction_s`` seconds (the policy drives on meanwhile),
 drives until the policy's proposals have stayed within ``threshold`` of its own for ``agree_ticks``
@@ -51,7 +52,7 @@ class GateConfig:
 
     gates: tuple[str, ...] = DEFAULT_GATES
     threshold: float = 0.5
-    doubt: float = 0.07  # slot_push, bench gate: recall 0.81-0.86 at precision 0.65-0.74 for 0.057-0.088
+    doubt: float = 0.07  # slot_push, bench gate, three training seeds: recall 0.73-0.81 at precision 0.73-0.78
     deviation_ticks: int = 3
     stall_ticks: int = 40
     reaction_s: float = 0.3
