@@ -74,7 +74,7 @@ def _worker_pids() -> list[int]:
 
 
 def test_a_killed_worker_loses_and_repeats_no_episode(local_ray, pool_demos):
-    make = functools.partial(functools.partial, collect_worker, LIFT, 0.2, 10, False)
+    make = functools.partial(functools.partial, collect_worker, LIFT, 0.2, 10, False, ())
     results = ray_pool.ordered_map(make, [([s],) for s in range(EPISODES)], 2, ray_pool.LOCAL)
     episodes = next(results)  # both actors are up and busy with the calls in flight
     pids = _worker_pids()
