@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from protege.launch.errors import UserError
-from protege.launch.experiments.learn_table import TABLE_NOISE, collect_demos
+from protege.launch.experiments.learn_table import TABLE_NOISE, check_names, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
@@ -59,12 +59,8 @@ class ChunkingSettings(Record):
 
     def check(self) -> None:
         from protege.policies.chunking import max_delay
-        from protege.sim.tasks import TASKS as ALL_TASKS
 
-        unknown = [t for t in self.tasks if t not in ALL_TASKS] + [p for p in self.policies if p not in VARIANTS]
-        if unknown or not self.tasks or not self.policies:
-            raise UserError(f"bench chunking: unknown task or policy {unknown[0] if unknown else '(none given)'} "
-                            f"(tasks: {', '.join(ALL_TASKS)}; policies: {', '.join(VARIANTS)})")
+        check_names("chunking", self.tasks, self.policies, VARIANTS)
         if not self.delays or min(self.delays) < 0 or max(self.delays) > max_delay(16, 8):
             raise UserError(f"--delays must be ticks from 0 to {max_delay(16, 8)}, got {list(self.delays)}")
         if self.demos < 1 or self.episodes < 1 or self.steps < 0:

@@ -21,9 +21,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from protege.launch.errors import UserError
 from protege.launch.records import Record
@@ -42,6 +43,7 @@ STEPS = {"mlp": 20_000, "act": 20_000, "diffusion": 20_000, "cnn": 20_000}
 # The table demos' expert noise (record's default, sim.experts.DEMO_NOISE, is 0.2): DART labels at 0.5 beat 0.2 on push
 # (validation seeds, docs/experiments.md); the DAgger comparison's DART baseline uses 0.5 too.
 TABLE_NOISE = 0.5
+TableSettings = TypeVar("TableSettings", bound=Record)  # a table's settings: tasks, policies, what it measures
 MEASUREMENT = ("demos", "noise", "episodes", "steps", "image_size", "disturb", "seed")  # what a table's cells share
 
 
@@ -234,22 +236,36 @@ def read_result(out: Path, cell: Cell) -> dict[str, Any]:
 
 
 def _claim(out: Path, settings: LearnSettings) -> LearnSettings:
-    """Start a table at ``out``, or join the one there if it measures the same way (demos, episodes,
-    steps, image size, disturbances, seed): its tasks and policies grow by ``settings``'. The table's
-    settings."""
+    return claim_table(out, settings, read_settings, MEASUREMENT, "learning table")
+
+
+def claim_table(out: Path, settings: TableSettings, read: Callable[[Path], TableSettings],
+                measurement: tuple[str, ...], what: str) -> TableSettings:
+    """Start a table at ``out``, or join the one there (``read(out)``) if it measures the same way (every
+    field in ``measurement``): its tasks and policies grow by ``settings``'. The table's settings, written."""
     if (out / "settings.json").exists():
-        held = read_settings(out)
-        for name in MEASUREMENT:
+        held = read(out)
+        for name in measurement:
             if getattr(held, name) != getattr(settings, name):
                 raise UserError(f"{out} holds a table with {name}={getattr(held, name)!r}, not "
                                 f"{getattr(settings, name)!r}: use another --out, or the same settings to resume it")
         settings = dataclasses.replace(settings, tasks=tuple(dict.fromkeys(held.tasks + settings.tasks)),
                                        policies=tuple(dict.fromkeys(held.policies + settings.policies)))
     elif out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not a learning table: use another --out")
+        raise UserError(f"{out} exists and is not a {what}: use another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "settings.json", settings.to_json())
     return settings
+
+
+def check_names(table: str, tasks: tuple[str, ...], policies: tuple[str, ...], variants: Iterable[str]) -> None:
+    """One line for a table (``bench TABLE``) given no task or policy, or one it does not know."""
+    from protege.sim.tasks import TASKS
+
+    unknown = [t for t in tasks if t not in TASKS] + [p for p in policies if p not in variants]
+    if unknown or not tasks or not policies:
+        raise UserError(f"bench {table}: unknown task or policy {unknown[0] if unknown else '(none given)'} "
+                        f"(tasks: {', '.join(TASKS)}; policies: {', '.join(variants)})")
 
 
 def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:

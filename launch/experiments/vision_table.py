@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from protege.launch.errors import UserError
-from protege.launch.experiments.learn_table import TABLE_NOISE, collect_demos
+from protege.launch.experiments.learn_table import TABLE_NOISE, check_names, claim_table, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
@@ -64,13 +64,9 @@ class VisionSettings(Record):
     def check(self) -> None:
         from protege.sim import SimError
         from protege.sim.disturbances import parse_disturbances
-        from protege.sim.tasks import TASKS as ALL_TASKS
         from protege.sim.visual import VISUAL_FAMILIES
 
-        unknown = [t for t in self.tasks if t not in ALL_TASKS] + [p for p in self.policies if p not in VARIANTS]
-        if unknown or not self.tasks or not self.policies:
-            raise UserError(f"bench vision: unknown task or policy {unknown[0] if unknown else '(none given)'} "
-                            f"(tasks: {', '.join(ALL_TASKS)}; policies: {', '.join(VARIANTS)})")
+        check_names("vision", self.tasks, self.policies, VARIANTS)
         if self.demos < 1 or self.episodes < 1 or self.steps < 0:
             raise UserError("--demos and --episodes must be at least 1, --steps at least 0")
         try:
@@ -112,22 +108,11 @@ def run_table(settings: VisionSettings, out: Path, envs: int = 1, device: str = 
 
 
 def _claim(out: Path, settings: VisionSettings) -> VisionSettings:
-    """Start a table at ``out``, or join the one there if it measures the same way: its tasks and policies
-    grow by ``settings``'. The table's settings."""
-    path = out / "settings.json"
-    if path.exists():
-        held = VisionSettings.from_json(json.loads(path.read_text()), str(path))
-        differ = [name for name in MEASUREMENT if getattr(held, name) != getattr(settings, name)]
-        if differ:
-            raise UserError(f"{out} holds a vision table measured with other {', '.join(differ)} ({path}): choose "
-                            "another --out")
-        settings = dataclasses.replace(settings, tasks=tuple(dict.fromkeys(held.tasks + settings.tasks)),
-                                       policies=tuple(dict.fromkeys(held.policies + settings.policies)))
-    elif out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not a vision table: use another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(path, settings.to_json())
-    return settings
+    def read(out: Path) -> VisionSettings:
+        path = out / "settings.json"
+        return VisionSettings.from_json(json.loads(path.read_text()), str(path))
+
+    return claim_table(out, settings, read, MEASUREMENT, "vision table")
 
 
 def _done(out: Path, table: VisionSettings) -> list[dict[str, Any]]:
