@@ -95,22 +95,16 @@ def _check_mode(args: argparse.Namespace) -> None:
 def parse_randomize(text: str | None, cameras: list[str]) -> tuple[Disturbance, ...]:
     """``--randomize``'s visual families (none when not given); one line on another disturbance or with no
     camera to see them."""
+    from protege.launch.cmd_rollout import parse_disturb
     from protege.launch.errors import UserError
-    from protege.sim import SimError
-    from protege.sim.disturbances import parse_disturbances
     from protege.sim.visual import VISUAL_FAMILIES
 
-    if text is None:
-        return ()
-    try:
-        families = parse_disturbances(text)
-    except SimError as exc:
-        raise UserError(f"--randomize: {exc}") from None
+    families = parse_disturb(text, flag="--randomize")
     physical = [f.name for f in families if f.name not in VISUAL_FAMILIES]
     if physical:
         raise UserError(f"--randomize draws what cameras see ({', '.join(VISUAL_FAMILIES)} or visual), "
                         f"not {physical[0]}: disturb the physics at evaluation with --disturb")
-    if not cameras:
+    if families and not cameras:
         raise UserError("--randomize changes only what cameras see: record at least one (--cameras front,wrist)")
     return families
 

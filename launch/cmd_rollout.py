@@ -83,9 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
 
-def parse_disturb(text: str | None, env: EnvSpec | None = None) -> tuple[Disturbance, ...]:
-    """``--disturb``'s disturbances (none when not given), checked against ``env`` when given (a latency or
-    a displacement that cannot make sense there); one line on a bad specification."""
+def parse_disturb(text: str | None, env: EnvSpec | None = None, flag: str = "--disturb") -> tuple[Disturbance, ...]:
+    """``flag``'s disturbances (none when not given), checked against ``env`` when given (a latency or a
+    displacement that cannot make sense there); one line, naming ``flag``, on a bad specification."""
     from protege.launch.errors import UserError
     from protege.sim import SimError
     from protege.sim.disturbances import check_disturbances, parse_disturbances
@@ -97,7 +97,7 @@ def parse_disturb(text: str | None, env: EnvSpec | None = None) -> tuple[Disturb
         if env is not None:
             check_disturbances(disturb, env)
     except SimError as exc:
-        raise UserError(f"--disturb: {exc}") from None
+        raise UserError(f"{flag}: {exc}") from None
     return disturb
 
 
