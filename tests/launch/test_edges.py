@@ -183,6 +183,7 @@ def test_dagger_sweep(tmp_path, capsys, argv, expected):
     ("--policy diffusion --set rtc_train_max_delay=-1", "rtc_train_max_delay must be 0 to horizon - 1 = 15"),
     ("--policy act --set rtc_train_max_delay=20", "rtc_train_max_delay must be 0 to horizon - 1 = 19 actions, got 20"),
     ("--policy diffusion --set inputs=pixels", "unknown inputs 'pixels' (choose from state, vision)"),
+    ("--policy mlp --set members=0", "members must be at least 1, got 0"),
     ("--policy diffusion --set inputs=vision", "inputs=vision needs a dataset with cameras"),
 ])
 def test_train_sweep(made, tmp_path, capsys, argv, expected):
