@@ -10,6 +10,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from protege.datasets.errors import DatasetError
+from protege.datasets.gather import take_rows
 from protege.datasets.reader import DECODE_WORKERS, Dataset, FrameArray, decode_pool
 
 # A batch needing fewer uncached frames than this reads them in its own thread.
@@ -76,15 +77,13 @@ class WarmingFrames:
     def gather(self, frames: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         """``frames`` (any shape of frame indices) -> ``(*frames.shape, *frame_shape)``, into ``out`` if given."""
         if self._complete:  # every frame cached and checked: the RAM path
-            rows = frames if self._identity else self.slot[frames]
-            return np.take(self.frames, rows, axis=0, out=out, mode="clip")
+            return take_rows(self.frames, frames if self._identity else self.slot[frames], out)
         if self.pending:
             self._poll()
         flat = frames.reshape(-1)
         ready = self.ready[flat]
         if ready.all():
-            rows = frames if self._identity else self.slot[frames]
-            return np.take(self.frames, rows, axis=0, out=out, mode="clip")
+            return take_rows(self.frames, frames if self._identity else self.slot[frames], out)
         result = out if out is not None else np.empty((*frames.shape, *self.frames.shape[1:]), self.frames.dtype)
         view = result.reshape(len(flat), *self.frames.shape[1:])
         if ready.any():
@@ -217,7 +216,7 @@ class SequenceSampler:
     def _gather(self, key: str, frames: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         self._check_out(key, out, (*frames.shape, *self.ds.shape(key)[1:]))
         if self.cache:
-            return np.take(self._arrays[key], frames, axis=0, out=out, mode="clip")  # frames are in range
+            return take_rows(self._arrays[key], frames, out)  # frames are in range
         return self._warming[key].gather(frames, out)
 
     @property

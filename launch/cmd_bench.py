@@ -223,18 +223,23 @@ def _gate(json: bool, args: argparse.Namespace) -> dict:
     window = round(0.5 * run.env.control_hz)
     rows = compare_gates(watcher, config, thresholds, window)
     best = max(rows, key=lambda r: (r.precision >= 0.6, r.recall, r.precision))
+    (default,) = compare_gates(watcher, config, [config.doubt], window)
     result = {"task": run.env.task, "episodes": GATE_EPISODES, "window_ticks": window,
               "deviation_threshold": config.threshold, "deviation_firings": rows[0].deviation_firings,
-              "rows": [dataclasses.asdict(r) for r in rows], "best": dataclasses.asdict(best)}
+              "rows": [dataclasses.asdict(r) for r in rows], "best": dataclasses.asdict(best),
+              "default": dataclasses.asdict(default)}
     if not json:
         print(f"gate: {GATE_EPISODES} {run.env.task} episodes under --disturb default, the deviation gate "
               f"(> {config.threshold} of a step for {config.deviation_ticks} ticks) fired {best.deviation_firings} "
-              f"times; doubt gate matched within {window} ticks:", flush=True)
+              f"times; precision: the doubt gate's firings with one of those within {window} ticks; recall: those "
+              f"with the policy doubtful within {window} ticks:", flush=True)
         for r in rows:
             print(f"  doubt > {r.doubt:.4f}: {r.firings:4d} firings, precision {r.precision:.3f}, "
                   f"recall {r.recall:.3f}", flush=True)
         print(f"best with precision >= 0.6: doubt > {best.doubt:.4f}, precision {best.precision:.3f}, "
               f"recall {best.recall:.3f}", flush=True)
+        print(f"at the default doubt {default.doubt:g}: {default.firings} firings, precision {default.precision:.3f}, "
+              f"recall {default.recall:.3f}", flush=True)
     return result
 
 

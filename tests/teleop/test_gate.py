@@ -199,6 +199,13 @@ def test_precision_and_recall_match_firings_within_the_window():
     assert precision_recall([], [3], window=5) == (1.0, 0.0) and precision_recall([3], [], window=5) == (0.0, 1.0)
 
 
+def test_a_gate_asking_since_before_the_window_finds_the_firing_but_its_late_onset_is_not_precise():
+    asking = list(range(10, 46))  # doubtful from tick 10 to 45: one firing, at 10
+    assert precision_recall([10], [40], window=5) == (0.0, 0.0)
+    assert precision_recall([10], [40], window=5, asking=asking) == (0.0, 1.0)
+    assert precision_recall([10], [60], window=5, asking=asking) == (0.0, 0.0)
+
+
 def test_compare_gates_scores_each_doubt_threshold_against_the_deviation_gate():
     watcher = Watcher(np.ones(7))
     watcher.reset()
@@ -207,6 +214,15 @@ def test_compare_gates_scores_each_doubt_threshold_against_the_deviation_gate():
     low, high = compare_gates(watcher, GateConfig(deviation_ticks=3), [0.5, 0.9], window=5)
     assert (low.firings, low.deviation_firings, low.precision, low.recall) == (1, 1, 1.0, 1.0)
     assert (high.firings, high.precision, high.recall) == (0, 1.0, 0.0)
+
+
+def test_compare_gates_credits_a_doubt_raised_long_before_the_operator_steps_in():
+    watcher = Watcher(np.ones(7))
+    watcher.reset()
+    watcher.deviations[-1].extend([0.0] * 20 + [1.0] * 5 + [0.0] * 5)  # the operator would step in at tick 22
+    watcher.doubts[-1].extend([0.8] * 24 + [0.1] * 6)  # doubtful from tick 0: fires at 0, still asking at 22
+    (row,) = compare_gates(watcher, GateConfig(deviation_ticks=3), [0.5], window=5)
+    assert (row.firings, row.precision, row.recall) == (1, 0.0, 1.0)
 
 
 def test_bench_gate_needs_a_policy_with_doubt(tmp_path, capsys):
