@@ -71,6 +71,30 @@ def episode_seed(ds: Dataset, episode: int) -> int:
     return int(ds.meta("seed")[episode])
 
 
+def recorded_look(ds: Dataset) -> dict[str, float]:
+    """The visual families (family -> magnitude) each episode's look was drawn with (``record --randomize``);
+    empty for a dataset recorded with the scene's own look."""
+    from protege.sim.disturbances import parse_disturbances
+    from protege.sim.visual import VISUAL_FAMILIES
+
+    text = ds.attrs.get("randomize")
+    if not text:
+        return {}
+    return {d.name: d.magnitude for d in parse_disturbances(str(text)) if d.name in VISUAL_FAMILIES}
+
+
+def reset_episode(env: ProtegeEnv, ds: Dataset, episode: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Reset ``env`` to the start of ``episode``: its seed's task-side choices and, for randomised demos, the
+    look drawn from that seed when it was recorded (distractors, lights, colours, camera poses)."""
+    seed = episode_seed(ds, episode)
+    obs, info = env.reset(seed=seed)
+    look = recorded_look(ds)
+    if look:
+        env.look.draw(seed, look)
+        obs, info = env.observe()
+    return obs, info
+
+
 def check_episode(ds: Dataset, episode: int) -> None:
     n = ds.num_episodes
     if not n:
@@ -91,14 +115,14 @@ def check_frame(ds: Dataset, episode: int, frame: int) -> None:
 def restore(env: ProtegeEnv, ds: Dataset, episode: int, frame: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Put ``env`` exactly in the state of ``frame`` of ``episode``; return the observation and info there.
 
-    The env is first reset with the episode's seed (task-side choices), then the recorded physics
-    state is set: the observation equals the recorded one bit for bit.
+    The env is first reset for the episode (:func:`reset_episode`: task-side choices, the recorded look),
+    then the recorded physics state is set: the observation equals the recorded one bit for bit.
     """
     if "sim_state" not in ds:
         raise TeleopError(f"rewind needs sim_state: {ds.path} was recorded without data/sim_state")
     check_frame(ds, episode, frame)
     start = ds.episode_slice(episode).start
-    env.reset(seed=episode_seed(ds, episode))
+    reset_episode(env, ds, episode)
     env.set_state(ds["sim_state"][start + frame])
     return env.observe()
 
@@ -181,7 +205,7 @@ def replay_episode(ds: Dataset, episode: int, mode: str = "states", env: Protege
     episode = episode % ds.num_episodes
     env = env if env is not None else make_replay_env(ds.attrs, robot=robot, cameras=())
     frames = ds.episode_slice(episode)
-    obs, _ = env.reset(seed=episode_seed(ds, episode))
+    obs, _ = reset_episode(env, ds, episode)
     keys = low_dim_keys(ds, obs)
     recorded = {key: ds[key][frames] for key in [*keys, "action", *(["sim_state"] if "sim_state" in ds else [])]}
     slices = physics_slices(env.model)
