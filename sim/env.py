@@ -115,6 +115,11 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._qpos_span = _span(self._qpos_adr)
         arm_span = _span(self._arm_act)
         self._arm_ctrl = arm_span if arm_span is not None else self._arm_act
+        # Views of the data arrays a step reads (MjData makes a new array object at every attribute access).
+        d = self.data
+        self._q_arm = d.qpos[self._qpos_span] if self._qpos_span is not None else None
+        self._ee_xpos, self._ee_xmat = d.site_xpos[self._ee_site], d.site_xmat[self._ee_site]
+        self._grip_now = d.actuator_length[self._grip_act : self._grip_act + 1]
         self._steps = 0
 
     # gymnasium API
@@ -135,7 +140,7 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if action.shape != self._action_shape:
             raise SimError(f"action has shape {action.shape}, expected {self._action_shape}")
         d = self.data
-        q_arm = d.qpos[self._qpos_span] if self._qpos_span is not None else d.qpos[self._qpos_adr]
+        q_arm = self._q_arm if self._q_arm is not None else d.qpos[self._qpos_adr]
         d.ctrl[self._arm_ctrl] = self.controller.arm_targets(q_arm, action, self._command)
         d.ctrl[self._grip_act] = self._gripper.ctrl(action[-1])
         self._advance()
@@ -336,12 +341,12 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             np.take(d.qvel, self._qvel_adr, out=values[joint_vel])
         else:
             values[joint_vel] = d.qvel[self._qvel_span]
-        values[ee_pos] = d.site_xpos[self._ee_site]
+        values[ee_pos] = self._ee_xpos
         quat = values[ee_quat]
-        mujoco.mju_mat2Quat(quat, d.site_xmat[self._ee_site])
+        mujoco.mju_mat2Quat(quat, self._ee_xmat)
         if not float(quat.dot(self._home_ee_quat)) >= 0.0:  # quat_near(quat, home)
             np.negative(quat, out=quat)
-        values[gripper] = opening_fraction(d.actuator_length[self._grip_act], self._grip_length)
+        values[gripper] = opening_fraction(self._grip_now[0], self._grip_length)
         if self._object_slices is not None and not self._objects_in_qpos:
             (pos, quats), n = self._object_slices, len(task.objects)
             values[pos] = np.concatenate([task.object_pos(d, i) for i in range(n)])

@@ -6,6 +6,7 @@ goals), so ``mj_getState``/``mj_setState`` restore an episode exactly.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -92,7 +93,8 @@ class Task(ABC):
         self._object_qpos = [model.jnt_qposadr[model.body(o).jntadr[0]] for o in self.objects]
         self._ee_site = model.site("ee").id
         table = model.geom("table")
-        self._table_xy = (table.pos[:2] - table.size[:2], table.pos[:2] + table.size[:2])  # the top's corners
+        low, high = table.pos[:2] - table.size[:2], table.pos[:2] + table.size[:2]  # the top's corners
+        self._table_xy = (*low.tolist(), *high.tolist())
 
     @abstractmethod
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
@@ -136,10 +138,11 @@ class Task(ABC):
     def object_lost(self, data: mujoco.MjData) -> bool:
         """Whether an object has left the table: its centre beyond the top's edges or a cube's height below
         the top (it fell, or the physics threw it). No task can succeed from there."""
-        low, high = self._table_xy
-        for i in range(len(self.objects)):
-            pos = self.object_pos(data, i)
-            if pos[2] < -2 * CUBE_HALF or np.any(pos[:2] < low) or np.any(pos[:2] > high):
+        low_x, low_y, high_x, high_y = self._table_xy
+        qpos = data.qpos
+        for a in self._object_qpos:
+            x, y, z = qpos[a : a + 3].tolist()
+            if z < -2 * CUBE_HALF or x < low_x or y < low_y or x > high_x or y > high_y:
                 return True
         return False
 
@@ -177,6 +180,13 @@ def add_goal_marker(scene: mujoco.MjSpec, name: str, radius: float, rgba: list[f
         name=name, type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[radius, height, 0], rgba=rgba,
         contype=0, conaffinity=0, group=2,
     )
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """``np.linalg.norm(a - b)`` for vectors, to the bit (the square root of the difference's dot product, as
+    numpy computes it), without its checks: tasks judge every step with it."""
+    diff = a - b
+    return math.sqrt(diff.dot(diff))
 
 
 def smooth_reach(distance: float, scale: float = 0.1) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from protege.sim.tasks.base import CUBE_HALF, Task, add_cube, smooth_reach
+from protege.sim.tasks.base import CUBE_HALF, Task, add_cube, distance, smooth_reach
 
 LIFT_HEIGHT = 0.08  # cube centre height that counts as lifted
 
@@ -29,6 +29,6 @@ class Lift(Task):
 
     def reward(self, data: mujoco.MjData) -> float:
         cube = self.object_pos(data)
-        reach = smooth_reach(float(np.linalg.norm(self.ee_pos(data) - cube)))
-        lift = np.clip((cube[2] - CUBE_HALF) / (LIFT_HEIGHT - CUBE_HALF), 0.0, 1.0)
-        return float(0.3 * reach + 0.7 * lift)
+        reach = smooth_reach(distance(self.ee_pos(data), cube))
+        lift = min(max((float(cube[2]) - CUBE_HALF) / (LIFT_HEIGHT - CUBE_HALF), 0.0), 1.0)
+        return 0.3 * reach + 0.7 * lift

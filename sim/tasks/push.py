@@ -5,7 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from protege.sim.tasks.base import CUBE_HALF, Task, add_cube, add_goal_marker, smooth_reach
+from protege.sim.tasks.base import CUBE_HALF, Task, add_cube, add_goal_marker, distance, smooth_reach
 
 GOAL_RADIUS = 0.03
 MIN_START_DISTANCE = 0.1
@@ -30,11 +30,11 @@ class Push(Task):
         data.mocap_pos[0] = [*goal, 0.0]
 
     def _distance(self, data: mujoco.MjData) -> float:
-        return float(np.linalg.norm(self.object_pos(data)[:2] - data.mocap_pos[0, :2]))
+        return distance(self.object_pos(data)[:2], data.mocap_pos[0, :2])
 
     def is_success(self, data: mujoco.MjData) -> bool:
         return self._distance(data) < self.goal_radius
 
     def reward(self, data: mujoco.MjData) -> float:
-        reach = smooth_reach(float(np.linalg.norm(self.ee_pos(data) - self.object_pos(data))))
-        return float(0.2 * reach + 0.8 * smooth_reach(self._distance(data), 0.05))
+        reach = smooth_reach(distance(self.ee_pos(data), self.object_pos(data)))
+        return 0.2 * reach + 0.8 * smooth_reach(self._distance(data), 0.05)

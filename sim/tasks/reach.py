@@ -5,7 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from protege.sim.tasks.base import Task, smooth_reach
+from protege.sim.tasks.base import Task, distance, smooth_reach
 
 TOLERANCE = 0.025
 
@@ -28,7 +28,7 @@ class Reach(Task):
         data.mocap_pos[0] = [*self.sample_xy(rng), rng.uniform(0.05, 0.2)]
 
     def is_success(self, data: mujoco.MjData) -> bool:
-        return bool(np.linalg.norm(self.ee_pos(data) - data.mocap_pos[0]) < TOLERANCE)
+        return distance(self.ee_pos(data), data.mocap_pos[0]) < TOLERANCE
 
     def reward(self, data: mujoco.MjData) -> float:
-        return smooth_reach(float(np.linalg.norm(self.ee_pos(data) - data.mocap_pos[0])))
+        return smooth_reach(distance(self.ee_pos(data), data.mocap_pos[0]))

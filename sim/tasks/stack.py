@@ -5,10 +5,11 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from protege.sim.tasks.base import CUBE_HALF, Task, add_cube, smooth_reach
+from protege.sim.tasks.base import CUBE_HALF, Task, add_cube, distance, smooth_reach
 
 MIN_START_DISTANCE = 0.09
 XY_TOLERANCE = 0.015
+_ON_TOP = np.array([0.0, 0.0, 2 * CUBE_HALF])  # the top cube's centre over the bottom one's when stacked
 
 
 class Stack(Task):
@@ -30,12 +31,11 @@ class Stack(Task):
 
     def is_success(self, data: mujoco.MjData) -> bool:
         top, bottom = self.object_pos(data, 0), self.object_pos(data, 1)
-        on_top = np.linalg.norm(top[:2] - bottom[:2]) < XY_TOLERANCE and abs(top[2] - bottom[2] - 2 * CUBE_HALF) < 0.005
-        released = np.linalg.norm(self.ee_pos(data) - top) > CUBE_HALF + 0.015
-        return bool(on_top and released)
+        on_top = distance(top[:2], bottom[:2]) < XY_TOLERANCE and abs(float(top[2] - bottom[2]) - 2 * CUBE_HALF) < 0.005
+        return on_top and distance(self.ee_pos(data), top) > CUBE_HALF + 0.015
 
     def reward(self, data: mujoco.MjData) -> float:
         top, bottom = self.object_pos(data, 0), self.object_pos(data, 1)
-        reach = smooth_reach(float(np.linalg.norm(self.ee_pos(data) - top)))
-        place = smooth_reach(float(np.linalg.norm(top - bottom - [0, 0, 2 * CUBE_HALF])), 0.05)
-        return 1.0 if self.is_success(data) else float(0.2 * reach + 0.7 * place)
+        reach = smooth_reach(distance(self.ee_pos(data), top))
+        place = smooth_reach(distance(top - bottom, _ON_TOP), 0.05)
+        return 1.0 if self.is_success(data) else 0.2 * reach + 0.7 * place
