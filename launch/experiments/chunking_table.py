@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from protege.launch.errors import UserError
-from protege.launch.experiments.learn_table import TABLE_NOISE, check_names, collect_demos
+from protege.launch.experiments.learn_table import TABLE_NOISE, check_names, claim_table, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
@@ -56,6 +56,9 @@ class ChunkingSettings(Record):
     episodes: int = 100
     steps: int = 0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "delays", tuple(sorted(set(self.delays))))  # the table's columns, in order
 
     def check(self) -> None:
         from protege.policies.chunking import max_delay
@@ -89,7 +92,7 @@ def run_table(settings: ChunkingSettings, out: Path, envs: int = 1, device: str 
     from protege.policies.chunking import STRATEGIES
 
     settings.check()
-    _claim(out, settings)
+    settings = _claim(out, settings)
     results = []
     for task in settings.tasks:
         demos = _demos(settings, out, task, envs)
@@ -106,16 +109,14 @@ def run_table(settings: ChunkingSettings, out: Path, envs: int = 1, device: str 
 MEASUREMENT = ("demos", "noise", "episodes", "steps", "seed")  # what a table's cells share
 
 
-def _claim(out: Path, settings: ChunkingSettings) -> None:
-    path = out / "settings.json"
-    if path.exists():
-        held = ChunkingSettings.from_json(json.loads(path.read_text()), str(path))
-        differ = [name for name in MEASUREMENT if getattr(held, name) != getattr(settings, name)]
-        if differ:
-            raise UserError(f"{out} holds a chunking table measured with other {', '.join(differ)} ({path}): choose "
-                            "another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(path, settings.to_json())
+def _claim(out: Path, settings: ChunkingSettings) -> ChunkingSettings:
+    """The table at ``out``, joined if it measures the same way: its tasks, policies and delays grow by
+    ``settings``'."""
+    def read(out: Path) -> ChunkingSettings:
+        path = out / "settings.json"
+        return ChunkingSettings.from_json(json.loads(path.read_text()), str(path))
+
+    return claim_table(out, settings, read, MEASUREMENT, "chunking table", ("tasks", "policies", "delays"))
 
 
 def _demos(settings: ChunkingSettings, out: Path, task: str, workers: int) -> Path:

@@ -240,17 +240,18 @@ def _claim(out: Path, settings: LearnSettings) -> LearnSettings:
 
 
 def claim_table(out: Path, settings: TableSettings, read: Callable[[Path], TableSettings],
-                measurement: tuple[str, ...], what: str) -> TableSettings:
+                measurement: tuple[str, ...], what: str, grows: tuple[str, ...] = ("tasks", "policies")) -> TableSettings:
     """Start a table at ``out``, or join the one there (``read(out)``) if it measures the same way (every
-    field in ``measurement``): its tasks and policies grow by ``settings``'. The table's settings, written."""
+    field in ``measurement``): each field in ``grows`` (a tuple) gains ``settings``' new entries. The table's
+    settings, written."""
     if (out / "settings.json").exists():
         held = read(out)
         for name in measurement:
             if getattr(held, name) != getattr(settings, name):
                 raise UserError(f"{out} holds a table with {name}={getattr(held, name)!r}, not "
                                 f"{getattr(settings, name)!r}: use another --out, or the same settings to resume it")
-        settings = dataclasses.replace(settings, tasks=tuple(dict.fromkeys(held.tasks + settings.tasks)),
-                                       policies=tuple(dict.fromkeys(held.policies + settings.policies)))
+        settings = dataclasses.replace(settings, **{
+            name: tuple(dict.fromkeys(getattr(held, name) + getattr(settings, name))) for name in grows})
     elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not a {what}: use another --out")
     out.mkdir(parents=True, exist_ok=True)

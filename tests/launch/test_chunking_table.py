@@ -20,5 +20,7 @@ def test_the_table_measures_every_strategy_at_every_delay_and_resumes(tmp_path, 
     assert "| lift | diffusion | rtc |" in table and (out / "chunking.png").stat().st_size > 0
     sync = out / "results" / "lift-diffusion-sync-0.json"
     written = sync.stat().st_mtime_ns
-    assert cli.main([*argv[:-2], "0,2,4", "--json"]) == 0  # another delay: the cells done are kept
+    assert cli.main([*argv[:-2], "4", "--json"]) == 0  # another delay: the cells done are kept, and shown
     assert sync.stat().st_mtime_ns == written and (out / "results" / "lift-diffusion-rtc-4.json").exists()
+    assert json.loads((out / "settings.json").read_text())["delays"] == [0, 2, 4]
+    assert "| D=0 | D=2 | D=4 |" in (out / "table.md").read_text()
