@@ -112,11 +112,7 @@ MEASUREMENT = ("demos", "noise", "episodes", "steps", "seed")  # what a table's 
 def _claim(out: Path, settings: ChunkingSettings) -> ChunkingSettings:
     """The table at ``out``, joined if it measures the same way: its tasks, policies and delays grow by
     ``settings``'."""
-    def read(out: Path) -> ChunkingSettings:
-        path = out / "settings.json"
-        return ChunkingSettings.from_json(json.loads(path.read_text()), str(path))
-
-    return claim_table(out, settings, read, MEASUREMENT, "chunking table", ("tasks", "policies", "delays"))
+    return claim_table(out, settings, MEASUREMENT, "chunking table", ("tasks", "policies", "delays"))
 
 
 def _demos(settings: ChunkingSettings, out: Path, task: str, workers: int) -> Path:

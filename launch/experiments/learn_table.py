@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -217,14 +217,22 @@ def run_cell(out: Path, name: str, envs: int, device: str) -> dict[str, Any]:
 
 
 def read_settings(out: Path) -> LearnSettings:
+    # Tables from before --noise collected their demos at 0.2.
+    return read_table_settings(out, LearnSettings, "learning table", {"noise": 0.2})
+
+
+def read_table_settings(out: Path, kind: type[TableSettings], what: str,
+                        missing: dict[str, Any] | None = None) -> TableSettings:
+    """The settings of the ``what`` at ``out`` (fields written by older versions filled from ``missing``); one
+    line on a file that is not such a table's settings."""
     path = out / "settings.json"
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a learning table's settings ({exc})") from None
+        raise UserError(f"{path}: not a {what}'s settings ({exc})") from None
     if isinstance(raw, dict):
-        raw.setdefault("noise", 0.2)  # tables from before --noise collected their demos at 0.2
-    return LearnSettings.from_json(raw, str(path))
+        raw = {**(missing or {}), **raw}
+    return kind.from_json(raw, str(path))
 
 
 def read_result(out: Path, cell: Cell) -> dict[str, Any]:
@@ -236,16 +244,16 @@ def read_result(out: Path, cell: Cell) -> dict[str, Any]:
 
 
 def _claim(out: Path, settings: LearnSettings) -> LearnSettings:
-    return claim_table(out, settings, read_settings, MEASUREMENT, "learning table")
+    return claim_table(out, settings, MEASUREMENT, "learning table", missing={"noise": 0.2})
 
 
-def claim_table(out: Path, settings: TableSettings, read: Callable[[Path], TableSettings],
-                measurement: tuple[str, ...], what: str, grows: tuple[str, ...] = ("tasks", "policies")) -> TableSettings:
-    """Start a table at ``out``, or join the one there (``read(out)``) if it measures the same way (every
-    field in ``measurement``): each field in ``grows`` (a tuple) gains ``settings``' new entries. The table's
-    settings, written."""
+def claim_table(out: Path, settings: TableSettings, measurement: tuple[str, ...], what: str,
+                grows: tuple[str, ...] = ("tasks", "policies"), missing: dict[str, Any] | None = None) -> TableSettings:
+    """Start a table at ``out``, or join the one there (:func:`read_table_settings`) if it measures the same way
+    (every field in ``measurement``): each field in ``grows`` (a tuple) gains ``settings``' new entries. The
+    table's settings, written."""
     if (out / "settings.json").exists():
-        held = read(out)
+        held = read_table_settings(out, type(settings), what, missing)
         for name in measurement:
             if getattr(held, name) != getattr(settings, name):
                 raise UserError(f"{out} holds a table with {name}={getattr(held, name)!r}, not "

@@ -108,11 +108,7 @@ def run_table(settings: VisionSettings, out: Path, envs: int = 1, device: str = 
 
 
 def _claim(out: Path, settings: VisionSettings) -> VisionSettings:
-    def read(out: Path) -> VisionSettings:
-        path = out / "settings.json"
-        return VisionSettings.from_json(json.loads(path.read_text()), str(path))
-
-    return claim_table(out, settings, read, MEASUREMENT, "vision table")
+    return claim_table(out, settings, MEASUREMENT, "vision table")
 
 
 def _done(out: Path, table: VisionSettings) -> list[dict[str, Any]]:

@@ -102,3 +102,14 @@ def test_each_row_marks_its_best_state_policy_and_the_cnn_only_where_it_runs():
     assert header == ["task", "mlp", "act", "cnn (cameras)"]
     assert rows[0][2].startswith("95% (90-100)*") and "*" not in rows[0][1] and "*" not in rows[0][3]
     assert rows[1] == ["stack", "pending", "pending", ""]
+
+
+@pytest.mark.parametrize("table, policy", [("learn", "mlp"), ("vision", "cnn"), ("chunking", "diffusion")])
+def test_every_table_refuses_settings_it_cannot_read_in_one_line(tmp_path, capsys, table, policy):
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "settings.json").write_text("{not json")
+    assert cli.main(["bench", table, "--out", str(out), "--tasks", "lift", "--policies", policy]) == 2
+    err = capsys.readouterr().err
+    assert f"settings.json: not a {table.replace('learn', 'learning')} table's settings" in err
+    assert len(err.strip().splitlines()) == 1 and (out / "settings.json").read_text() == "{not json"
