@@ -7,23 +7,15 @@ that one core alone does not reach: two 128x128 cameras' windows (25 MB a batch)
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
-import os
 
 import numpy as np
 
+from protege.datasets.reader import DECODE_WORKERS, decode_pool
+
 # Below this many bytes a batch is gathered in the calling thread: the hand-off would cost more than it saves.
 THREADED_BYTES = 1 << 20
-GATHER_WORKERS = max(1, min(4, os.cpu_count() or 1))
-_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id: a forked child gets its own
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    pid = os.getpid()
-    if pid not in _POOLS:
-        _POOLS[pid] = concurrent.futures.ThreadPoolExecutor(GATHER_WORKERS, thread_name_prefix="protege-gather")
-    return _POOLS[pid]
+GATHER_WORKERS = min(4, DECODE_WORKERS)  # parts a large batch is split into, on the decode pool's threads
 
 
 def take_rows(array: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -35,7 +27,7 @@ def take_rows(array: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None
     if out.nbytes < THREADED_BYTES or parts < 2:
         return np.take(array, rows, axis=0, out=out, mode="clip")
     bounds = np.linspace(0, len(rows), parts + 1).round().astype(int).tolist()
-    jobs = [_pool().submit(np.take, array, rows[a:b], 0, out[a:b], "clip") for a, b in itertools.pairwise(bounds)]
+    jobs = [decode_pool().submit(np.take, array, rows[a:b], 0, out[a:b], "clip") for a, b in itertools.pairwise(bounds)]
     for job in jobs:
         job.result()
     return out

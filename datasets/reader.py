@@ -27,7 +27,8 @@ _DECODE_POOLS: dict[tuple[int, bool], concurrent.futures.ThreadPoolExecutor] = {
 
 def decode_pool(background: bool = False) -> concurrent.futures.ThreadPoolExecutor:
     """This process's chunk-decoding threads, one per CPU (Blosc decodes outside the GIL in threads other than
-    the main one; a forked child gets pools of its own). ``background``: the pool of work nobody waits for yet
+    the main one; a forked child gets pools of its own); large batches are gathered on them too
+    (:func:`~protege.datasets.gather.take_rows`). ``background``: the pool of work nobody waits for yet
     (caches warming), half as many threads, so that it never queues ahead of reads a caller is waiting on."""
     key = (os.getpid(), background)
     if key not in _DECODE_POOLS:
