@@ -71,26 +71,16 @@ def episode_seed(ds: Dataset, episode: int) -> int:
     return int(ds.meta("seed")[episode])
 
 
-def recorded_look(ds: Dataset) -> dict[str, float]:
-    """The visual families (family -> magnitude) each episode's look was drawn with (``record --randomize``);
-    empty for a dataset recorded with the scene's own look."""
-    from protege.sim.disturbances import parse_disturbances
-    from protege.sim.visual import VISUAL_FAMILIES
-
-    text = ds.attrs.get("randomize")
-    if not text:
-        return {}
-    return {d.name: d.magnitude for d in parse_disturbances(str(text)) if d.name in VISUAL_FAMILIES}
-
-
 def reset_episode(env: ProtegeEnv, ds: Dataset, episode: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Reset ``env`` to the start of ``episode``: its seed's task-side choices and, for randomised demos, the
     look drawn from that seed when it was recorded (distractors, lights, colours, camera poses)."""
+    from protege.sim.disturbances import Disturber, parse_disturbances
+
     seed = episode_seed(ds, episode)
     obs, info = env.reset(seed=seed)
-    look = recorded_look(ds)
-    if look:
-        env.look.draw(seed, look)
+    randomize = ds.attrs.get("randomize")
+    if randomize:  # drawn again as `record --randomize` drew it
+        Disturber(parse_disturbances(str(randomize))).reset(env, seed)
         obs, info = env.observe()
     return obs, info
 
