@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from protege.launch.cli import add_ray_argument, connect_ray, emit_json
 
@@ -34,6 +36,7 @@ ROLLOUT_EPISODES = 48
 GATE_EPISODES, GATE_SEED = 50, 200_000  # validation seeds: apart from demos (0, ...) and evaluation (100000, ...)
 
 
+T = TypeVar("T")
 RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
 LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 LEARN_OPTIONS = ("out", "tasks", "policies", "demos", "noise", "episodes", "steps", "disturb", "jobs", "envs", "device",
@@ -47,6 +50,7 @@ TABLE_OPTIONS = {"learn": set(LEARN_OPTIONS) - {"delays"},
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from protege.launch.experiments.chunking_table import CHUNK_NOISE
     from protege.launch.experiments.learn_table import TABLE_NOISE
 
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
@@ -67,8 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "lift and push; chunking: act,diffusion, and diffusion-prefix: trained with committed "
                             "prefixes; vision: cnn, and act and diffusion on the vision input set)")
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
-    learn.add_argument("--noise", type=float, default=TABLE_NOISE,
-                       help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g})")
+    learn.add_argument("--noise", type=float,
+                       help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g}; chunking: "
+                            f"{CHUNK_NOISE:g}, so that a chunk is the expert's own plan)")
     learn.add_argument("--episodes", type=int, default=100,
                        help="evaluation episodes per cell, clean and disturbed each (default: 100)")
     learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: 20000)")
@@ -261,9 +266,9 @@ def _learn(json: bool, args: argparse.Namespace) -> dict:
     if args.cell:
         return run_cell(out, args.cell, args.envs, args.device)
     disturb = describe(parse_disturb(args.disturb or "default"))
-    settings = LearnSettings(tasks=_names(args.tasks, LEARN_TASKS),
-                             policies=_names(args.policies, ("mlp", "act", "diffusion", "cnn")), demos=args.demos,
-                             noise=args.noise, episodes=args.episodes, steps=args.steps, disturb=disturb)
+    settings = _settings(LearnSettings, tasks=_names(args.tasks, LEARN_TASKS),
+                         policies=_names(args.policies, ("mlp", "act", "diffusion", "cnn")), demos=args.demos,
+                         noise=args.noise, episodes=args.episodes, steps=args.steps, disturb=disturb)
     results = run_table(settings, out, jobs=args.jobs, envs=args.envs, device=args.device,
                         notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
     if not json:
@@ -273,6 +278,11 @@ def _learn(json: bool, args: argparse.Namespace) -> dict:
 
 def _names(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     return default if text is None else tuple(name for name in text.split(",") if name)
+
+
+def _settings(table: Callable[..., T], **options: Any) -> T:
+    """A table's settings from the options; one not given (None) takes the table's own default."""
+    return table(**{name: value for name, value in options.items() if value is not None})
 
 
 def _chunking(json: bool, args: argparse.Namespace) -> dict:
@@ -291,9 +301,9 @@ def _chunking(json: bool, args: argparse.Namespace) -> dict:
         delays = DELAYS if args.delays is None else tuple(int(d) for d in args.delays.split(",") if d)
     except ValueError:
         raise UserError(f"--delays takes comma-separated whole numbers of ticks, got {args.delays!r}") from None
-    settings = ChunkingSettings(tasks=_names(args.tasks, TASKS), policies=_names(args.policies, DEFAULT_POLICIES),
-                                delays=delays, demos=args.demos, noise=args.noise, episodes=args.episodes,
-                                steps=args.steps, seed=0)
+    settings = _settings(ChunkingSettings, tasks=_names(args.tasks, TASKS),
+                         policies=_names(args.policies, DEFAULT_POLICIES), delays=delays, demos=args.demos,
+                         noise=args.noise, episodes=args.episodes, steps=args.steps, seed=0)
     out = Path(args.out)
     results = run_table(settings, out, envs=args.envs, device=args.device,
                         notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))
@@ -314,9 +324,9 @@ def _vision(json: bool, args: argparse.Namespace) -> dict:
         raise UserError("bench vision needs --out DIR (the table's directory)")
     resolve_device(args.device, 0)
     check_processes("--envs", args.envs, None)
-    settings = VisionSettings(tasks=_names(args.tasks, TASKS), policies=_names(args.policies, ("cnn",)),
-                              demos=args.demos, noise=args.noise, episodes=args.episodes, steps=args.steps,
-                              disturb=args.disturb or "visual")
+    settings = _settings(VisionSettings, tasks=_names(args.tasks, TASKS), policies=_names(args.policies, ("cnn",)),
+                         demos=args.demos, noise=args.noise, episodes=args.episodes, steps=args.steps,
+                         disturb=args.disturb or "visual")
     out = Path(args.out)
     results = run_table(settings, out, envs=args.envs, device=args.device,
                         notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))

@@ -22,5 +22,7 @@ def test_the_table_measures_every_strategy_at_every_delay_and_resumes(tmp_path, 
     written = sync.stat().st_mtime_ns
     assert cli.main([*argv[:-2], "4", "--json"]) == 0  # another delay: the cells done are kept, and shown
     assert sync.stat().st_mtime_ns == written and (out / "results" / "lift-diffusion-rtc-4.json").exists()
-    assert json.loads((out / "settings.json").read_text())["delays"] == [0, 2, 4]
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["delays"] == [0, 2, 4]
+    assert settings["noise"] == 0.0  # noise-free demos: a training chunk is the expert's plan (the learning table: 0.5)
     assert "| D=0 | D=2 | D=4 |" in (out / "table.md").read_text()
