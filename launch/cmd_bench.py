@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from protege.launch.cli import add_ray_argument, connect_ray, emit_json
 
+T = TypeVar("T")
+
 # target -> (module, function); each function takes json: bool and returns a dict of figures.
 BENCHES: dict[str, tuple[str, str]] = {
     "sim": ("protege.launch.cmd_bench", "_sim"),
@@ -36,7 +38,6 @@ ROLLOUT_EPISODES = 48
 GATE_EPISODES, GATE_SEED = 50, 200_000  # validation seeds: apart from demos (0, ...) and evaluation (100000, ...)
 
 
-T = TypeVar("T")
 RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
 LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 LEARN_OPTIONS = ("out", "tasks", "policies", "demos", "noise", "episodes", "steps", "disturb", "jobs", "envs", "device",

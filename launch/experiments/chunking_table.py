@@ -1,6 +1,6 @@
 """`protege bench chunking`: what an inference delay costs each way of running chunks. For each task x
-chunked policy (state inputs, trained on scripted demos), success on unseen seeds for every strategy at
-every delay, and how much the action jumps where a new chunk takes over against within a chunk.
+chunked policy (state inputs, trained on noise-free scripted demos), success on unseen seeds for every
+strategy at every delay, and how much the action jumps where a new chunk takes over against within a chunk.
 
 OUT/settings.json     what the table measures (a rerun that measures the same way resumes it, and may add
                       tasks, policies and delays)
