@@ -51,8 +51,7 @@ TABLE_OPTIONS = {"learn": set(LEARN_OPTIONS) - {"delays"},
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from protege.launch.experiments.chunking_table import CHUNK_NOISE
-    from protege.launch.experiments.learn_table import TABLE_NOISE
+    from protege.launch.experiments.learn_table import CHUNK_NOISE, TABLE_NOISE
 
     parser.add_argument("target", choices=sorted(BENCHES), help="what to measure")
     add_ray_argument(parser, "record and rollout only")

@@ -25,17 +25,12 @@ from typing import Any
 import numpy as np
 
 from protege.launch.errors import UserError
-from protege.launch.experiments.learn_table import check_names, claim_table, collect_demos
+from protege.launch.experiments.learn_table import CHUNK_NOISE, check_names, claim_table, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
 
 TASKS = ("push", "stack")
-# The demos' expert noise. Noise-free: a training chunk is then the expert's own plan. With the learning table's
-# DART demos (noise 0.5) the actions after a chunk's first carry corrections for noise the policy cannot see
-# and the arm never meets when the chunk runs: on push at 200 ms naive switching kept 5% against 59% on
-# noise-free demos, and diffusion without a delay 61% against 74% (docs/experiments.md).
-CHUNK_NOISE = 0.0
 DELAYS = (0, 1, 2, 4, 6)
 PREFIX = f"rtc_train_max_delay={max(DELAYS)}"  # able to continue a prefix as long as the largest delay measured
 # The table's policies: name -> (policy, its --set overrides, training steps). act at its CPU settings, with
