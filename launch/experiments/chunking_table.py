@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from protege.launch.errors import UserError
-from protege.launch.experiments.learn_table import CHUNK_NOISE, check_names, claim_table, collect_demos
+from protege.launch.experiments.learn_table import CHUNK_NOISE, check_counts, check_names, claim_table, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
@@ -66,8 +66,7 @@ class ChunkingSettings(Record):
         check_names("chunking", self.tasks, self.policies, VARIANTS)
         if not self.delays or min(self.delays) < 0 or max(self.delays) > max_delay(16, 8):
             raise UserError(f"--delays must be ticks from 0 to {max_delay(16, 8)}, got {list(self.delays)}")
-        if self.demos < 1 or self.episodes < 1 or self.steps < 0:
-            raise UserError("--demos and --episodes must be at least 1, --steps at least 0")
+        check_counts(self.demos, self.noise, self.episodes, self.steps)
 
     def steps_for(self, variant: str) -> int:
         return self.steps or VARIANTS[variant][2]

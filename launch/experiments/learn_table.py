@@ -97,13 +97,9 @@ class LearnSettings(Record):
         for policy in self.policies:
             if policy not in POLICY_NAMES:
                 raise UserError(f"unknown policy {policy!r} (choose from {', '.join(POLICY_NAMES)})")
-        for name in ("demos", "episodes", "image_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.noise < math.inf:
-            raise UserError(f"--noise must be >= 0 and finite, got {self.noise}")
-        if self.steps < 0:
-            raise UserError(f"--steps must be >= 0 (0: each policy's default), got {self.steps}")
+        check_counts(self.demos, self.noise, self.episodes, self.steps)
+        if self.image_size < 1:
+            raise UserError(f"--image-size must be at least 1, got {self.image_size}")
         if not self.cells:
             raise UserError("no cell to run: the cnn runs on lift and push only")
         self._check_disturb()
@@ -270,6 +266,17 @@ def claim_table(out: Path, settings: TableSettings, measurement: tuple[str, ...]
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "settings.json", settings.to_json())
     return settings
+
+
+def check_counts(demos: int, noise: float, episodes: int, steps: int) -> None:
+    """One line for a table's demos, their noise, its evaluation episodes or training steps out of range."""
+    for name, value in (("demos", demos), ("episodes", episodes)):
+        if value < 1:
+            raise UserError(f"--{name} must be at least 1, got {value}")
+    if not 0 <= noise < math.inf:
+        raise UserError(f"--noise must be >= 0 and finite, got {noise}")
+    if steps < 0:
+        raise UserError(f"--steps must be >= 0 (0: each policy's default), got {steps}")
 
 
 def check_names(table: str, tasks: tuple[str, ...], policies: tuple[str, ...], variants: Iterable[str]) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from protege.launch.errors import UserError
-from protege.launch.experiments.learn_table import TABLE_NOISE, check_names, claim_table, collect_demos
+from protege.launch.experiments.learn_table import TABLE_NOISE, check_counts, check_names, claim_table, collect_demos
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
@@ -67,8 +67,7 @@ class VisionSettings(Record):
         from protege.sim.visual import VISUAL_FAMILIES
 
         check_names("vision", self.tasks, self.policies, VARIANTS)
-        if self.demos < 1 or self.episodes < 1 or self.steps < 0:
-            raise UserError("--demos and --episodes must be at least 1, --steps at least 0")
+        check_counts(self.demos, self.noise, self.episodes, self.steps)
         try:
             randomize, _ = parse_disturbances(self.randomize), parse_disturbances(self.disturb)
         except SimError as exc:

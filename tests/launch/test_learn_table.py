@@ -113,3 +113,16 @@ def test_every_table_refuses_settings_it_cannot_read_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err
     assert f"settings.json: not a {table.replace('learn', 'learning')} table's settings" in err
     assert len(err.strip().splitlines()) == 1 and (out / "settings.json").read_text() == "{not json"
+
+
+@pytest.mark.parametrize("table, policy", [("learn", "mlp"), ("vision", "cnn"), ("chunking", "diffusion")])
+@pytest.mark.parametrize(("args", "message"), [
+    (["--noise", "-0.1"], "--noise must be >= 0 and finite, got -0.1"),
+    (["--demos", "0"], "--demos must be at least 1, got 0"),
+    (["--steps", "-1"], "--steps must be >= 0"),
+])
+def test_every_table_refuses_bad_counts_before_writing_anything(tmp_path, capsys, table, policy, args, message):
+    out = tmp_path / "t"
+    assert cli.main(["bench", table, "--out", str(out), "--tasks", "push", "--policies", policy, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()
