@@ -43,7 +43,7 @@ def bench_recorder(directory: Path) -> dict[str, Any]:
     from protege.teleop.display import display_for_bench
     from protege.teleop.recorder import Recorder
 
-    spec = spec or EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
+    spec = EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
     env = ProtegeEnv(spec, terminate_on_success=False)
     with display_for_bench() as display:
         device = KeyboardDevice(load_bindings().keyboard, env.action_space.high[:6])
@@ -160,7 +160,7 @@ def bench_intervention(policy: Any = None, spec: EnvSpec | None = None, ticks: i
     from protege.teleop.display import display_for_bench
     from protege.teleop.intervene import run_intervention
 
-    spec = spec or EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
+    spec = EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
     env = ProtegeEnv(spec, terminate_on_success=False)
     try:
         with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:

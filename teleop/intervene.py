@@ -209,12 +209,8 @@ class Intervention:
         return f"the policy drives: hold {self._takeover_name} to take over"
 
     def _handle_events(self) -> None:
-        for event in pygame.event.get():
-            if self.window.handle(event):
-                continue
-            command = Command.QUIT if event.type == pygame.QUIT else self.device.handle(event)
-            if command is not None:
-                self.command(command)
+        for command in self.window.commands(self.device):
+            self.command(command)
 
     def _step(self) -> None:
         was_driving = self.takeover.driving

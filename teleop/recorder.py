@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pygame
-
 from protege.datasets import EpisodeWriter
 from protege.teleop.devices import Command, Device
 from protege.teleop.runtime.loop import ControlLoop
@@ -97,12 +95,8 @@ class Recorder:
         return {"saved": list(self.saved), "discarded": self.discarded, "timing": clock.stats()}
 
     def _handle_events(self) -> None:
-        for event in pygame.event.get():
-            if self.window.handle(event):
-                continue
-            command = Command.QUIT if event.type == pygame.QUIT else self.device.handle(event)
-            if command is not None:
-                self.command(command)
+        for command in self.window.commands(self.device):
+            self.command(command)
 
     def key(self, command: Command) -> str:
         """The name of the input that gives ``command`` (the command's name if none does)."""

@@ -7,13 +7,14 @@ view and thumbnails, :class:`SceneView`) and the text helpers also serve the epi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pygame
 
+from protege.teleop.devices import Command, Device
 from protege.teleop.display import desktop_size, open_window, require_display
 from protege.teleop.main_view import MainView
 from protege.teleop.runtime.loop import Clock
@@ -178,6 +179,16 @@ class Window:
     def handle(self, event: pygame.event.Event) -> bool:
         """Let the main view take a mouse or view-key event; True if it did."""
         return self.scene.handle(event)
+
+    def commands(self, device: Device) -> Iterator[Command]:
+        """This tick's commands: each pending event the main view does not take, as ``device`` reads it
+        (closing the window is QUIT)."""
+        for event in pygame.event.get():
+            if self.handle(event):
+                continue
+            command = Command.QUIT if event.type == pygame.QUIT else device.handle(event)
+            if command is not None:
+                yield command
 
     def steer(self, device: Any, max_step: np.ndarray) -> None:
         """Hand ``device`` the view's heading and this tick's share of the gripper drag (:meth:`SceneView.steer`)."""

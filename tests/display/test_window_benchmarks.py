@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from protege.teleop.bench import bench_recorder
-from protege.teleop.bench import bench_intervention
+from protege.teleop.bench import bench_intervention, bench_recorder
+
+
+def test_the_recorder_benchmark_saves_both_scripted_takes(xdisplay, monkeypatch, tmp_path):
+    monkeypatch.setenv("DISPLAY", xdisplay)
+    figures = bench_recorder(tmp_path)
+    assert figures["display"] == f"X display {xdisplay}"
+    assert (figures["ticks"], figures["episodes_saved"]) == (200, 2)
 
 
 @pytest.mark.slow
