@@ -89,6 +89,9 @@ def parse_disturbances(text: str) -> tuple[Disturbance, ...]:
     for item in items:
         name, _, value = item.partition("=")
         name = name.strip()
+        if name in ALIASES:
+            raise SimError(f"{name!r} stands for {ALIASES[name]} at their default magnitudes and takes none: "
+                           f"give each its own (NAME=MAGNITUDE)")
         if name not in KINDS:
             raise SimError(f"unknown disturbance {name!r} (choose from {', '.join(KINDS)}, or default or visual)")
         if name in parsed:

@@ -37,6 +37,8 @@ def test_a_specification_parses_to_named_magnitudes_with_defaults():
         ("arm_shove=far", "is not a number"),
         ("latency=1.5", "whole number of ticks"),
         ("latency,latency", "given twice"),
+        ("visual=2", "'visual' stands for lighting,colors,camera,distractors at their default magnitudes"),
+        ("default=0.1", "'default' stands for object_push,arm_shove"),
         (" , ", "no disturbance given"),
     ],
 )
