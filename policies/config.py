@@ -61,10 +61,19 @@ class PolicyConfig:
 
 def check_policy_config(config: PolicyConfig) -> None:
     """Refuse, in one line, a setting no training can use: a learning rate that is not a positive number,
-    a negative weight decay, a dropout outside [0, 1), a window or layer width below 1, a committed prefix
-    that is negative or fills the whole chunk."""
+    a negative weight decay or loss weight, a dropout outside [0, 1), a count, window or width below 1 (every
+    whole-number field but the committed prefix, which may be 0), an empty list of widths, a committed prefix
+    that is negative or fills the whole chunk. Relations between fields are each model's to check."""
+    hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         name, value = f.name, getattr(config, f.name)
+        if hints[name] is int and name != "rtc_train_max_delay" and value < 1:
+            raise PolicyError(f"{name} must be at least 1, got {value}")
+        if hints[name] == list[int] and (not value or any(not isinstance(w, int) or w < 1 for w in value)):
+            raise PolicyError(f"{name} must list widths of at least 1, got {value}")
+        if name in ("kl_weight", "temporal_ensemble_coeff") and value is not None and not (
+                math.isfinite(value) and value >= 0):
+            raise PolicyError(f"{name} must be a number >= 0, got {value}")
         if name == "lr" and not (math.isfinite(value) and value > 0):
             raise PolicyError(f"lr must be a positive number, got {value}")
         if name == "weight_decay" and not (math.isfinite(value) and value >= 0):
@@ -73,12 +82,9 @@ def check_policy_config(config: PolicyConfig) -> None:
             raise PolicyError(f"velocity_dropout must be in [0, 1], got {value}")
         if name == "dropout" and not 0 <= value < 1:
             raise PolicyError(f"dropout must be in [0, 1), got {value}")
-        if name in ("n_obs_steps", "horizon", "n_action_steps") and value < 1:
-            raise PolicyError(f"{name} must be at least 1, got {value}")
         if name == "rtc_train_max_delay" and not 0 <= value < config.horizon:
-            raise PolicyError(f"rtc_train_max_delay must be 0 to horizon - 1 = {config.horizon - 1} actions, got {value}")
-        if name == "hidden" and (not value or any(not isinstance(w, int) or w < 1 for w in value)):
-            raise PolicyError(f"hidden must list layer widths of at least 1, got {value}")
+            raise PolicyError(f"rtc_train_max_delay must be 0 to horizon - 1 = {config.horizon - 1} actions, "
+                              f"got {value}")
 
 
 @dataclass

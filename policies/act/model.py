@@ -41,6 +41,8 @@ class ACTPolicy(Policy):
             raise PolicyError("act uses the current observation only: set n_obs_steps=1")
         if not spec.lowdim_keys:
             raise PolicyError("act needs at least one low-dim observation key (the robot state)")
+        if config.dim_model % config.n_heads:
+            raise PolicyError(f"dim_model={config.dim_model} must be divisible by n_heads={config.n_heads}")
         d, a = config.dim_model, spec.action_dim
         # VAE encoder: [CLS, state, action_1..H] -> (mu, logvar)
         self.vae_cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)

@@ -163,6 +163,15 @@ class DiffusionPolicy(Policy):
             raise PolicyError("diffusion samples in [-1, 1]: set action_norm=minmax")
         if config.horizon % 2 ** (len(config.down_dims) - 1):
             raise PolicyError(f"horizon={config.horizon} must be divisible by 2**(len(down_dims)-1)")
+        if config.inference_steps > config.train_timesteps:
+            raise PolicyError(f"inference_steps={config.inference_steps} must be at most train_timesteps="
+                              f"{config.train_timesteps}")
+        if config.kernel_size % 2 == 0:
+            raise PolicyError(f"kernel_size={config.kernel_size} must be odd (a chunk keeps its length)")
+        if any(width % config.n_groups for width in config.down_dims):
+            raise PolicyError(f"n_groups={config.n_groups} must divide every width of down_dims={config.down_dims}")
+        if config.step_embed_dim < 4 or config.step_embed_dim % 2:
+            raise PolicyError(f"step_embed_dim={config.step_embed_dim} must be even and at least 4")
         self.obs_encoder = ObsEncoder(spec.image_keys, spec.lowdim_dim, config.widths, config.image_dim)
         in_dim = spec.action_dim + 1 if config.rtc_train_max_delay else None  # + the committed-prefix mask
         self.unet = UNet1D(spec.action_dim, config.n_obs_steps * self.obs_encoder.out_dim, config, in_dim)

@@ -103,15 +103,29 @@ def test_command_line_trains_and_resumes(monkeypatch, capsys, lowdim_dataset, tm
     assert result["steps"] == 15 and result["policy"] == "mlp"
 
 
-@pytest.mark.parametrize("setting,message", [
-    ("lr=nan", "lr must be a positive number, got nan"),
-    ("lr=-1", "lr must be a positive number, got -1"),
-    ("dropout=2", r"dropout must be in \[0, 1\), got 2"),
-    ("hidden=0", "hidden must list layer widths of at least 1"),
-    ("hidden=64,0", "hidden must list layer widths of at least 1"),
-    ("weight_decay=-0.1", "weight_decay must be >= 0"),
+@pytest.mark.parametrize("policy,setting,message", [
+    ("mlp", "lr=nan", "lr must be a positive number, got nan"),
+    ("mlp", "lr=-1", "lr must be a positive number, got -1"),
+    ("mlp", "dropout=2", r"dropout must be in \[0, 1\), got 2"),
+    ("mlp", "hidden=0", "hidden must list widths of at least 1"),
+    ("mlp", "hidden=64,0", "hidden must list widths of at least 1"),
+    ("mlp", "weight_decay=-0.1", "weight_decay must be >= 0"),
+    ("diffusion", "kernel_size=0", "kernel_size must be at least 1, got 0"),
+    ("diffusion", "kernel_size=4", "kernel_size=4 must be odd"),
+    ("diffusion", "n_groups=7", r"n_groups=7 must divide every width of down_dims=\[64, 128, 256\]"),
+    ("diffusion", "train_timesteps=0", "train_timesteps must be at least 1"),
+    ("diffusion", "inference_steps=0", "inference_steps must be at least 1"),
+    ("diffusion", "inference_steps=101", "inference_steps=101 must be at most train_timesteps=100"),
+    ("diffusion", "step_embed_dim=3", "step_embed_dim=3 must be even and at least 4"),
+    ("act", "dim_model=0", "dim_model must be at least 1"),
+    ("act", "n_heads=3", "dim_model=256 must be divisible by n_heads=3"),
+    ("act", "n_encoder_layers=0", "n_encoder_layers must be at least 1"),
+    ("act", "kl_weight=-1", "kl_weight must be a number >= 0"),
+    ("act", "temporal_ensemble_coeff=-1", "temporal_ensemble_coeff must be a number >= 0"),
 ])
-def test_settings_no_training_can_use_are_one_line(setting, message, monkeypatch, capsys, lowdim_dataset, tmp_path):
-    assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--out", str(tmp_path / "r"), "--set", setting) == 2
+def test_settings_no_training_can_use_are_one_line(policy, setting, message, monkeypatch, capsys, lowdim_dataset,
+                                                   tmp_path):
+    assert _protege(monkeypatch, "--dataset", lowdim_dataset, "--policy", policy, "--out", str(tmp_path / "r"),
+                    "--set", setting) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and re.search(message, err) and not (tmp_path / "r").exists()
