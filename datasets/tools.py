@@ -198,6 +198,13 @@ def merge_datasets(inputs: Sequence[str], out: str, zarr_format: int | None = No
     """Concatenate the episodes of compatible datasets into ``out``."""
     if len(inputs) < 2:
         raise DatasetError("merge needs at least two datasets")
+    seen: dict[str, str] = {}
+    for path in inputs:
+        real = normalize_path(path)
+        real = os.path.realpath(real) if is_local(real) else real
+        if real in seen:
+            raise DatasetError(f"{path} is given twice (as {seen[real]}): merging it would repeat every episode")
+        seen[real] = path
     datasets = [Dataset(path) for path in inputs]
     check_mergeable(datasets)
     return copy_episodes([(ds, np.arange(ds.num_episodes)) for ds in datasets], out, "merge", zarr_format)

@@ -76,6 +76,12 @@ def test_merge_concatenates_episodes_and_meta(small_dataset, write, tmp_path, at
     assert "stats" not in merged.attrs
 
 
+def test_merge_refuses_a_dataset_given_twice(small_dataset, tmp_path, capsys):
+    a = small_dataset((3, 2), name="a.zarr")
+    assert main(["dataset", "merge", str(a), f"{tmp_path}/./a.zarr/", "-o", str(tmp_path / "m.zarr")]) == 2
+    assert "is given twice" in capsys.readouterr().err and not (tmp_path / "m.zarr").exists()
+
+
 @pytest.mark.parametrize(
     "argv, kept",
     [
