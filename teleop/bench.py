@@ -160,7 +160,7 @@ def bench_intervention(policy: Any = None, spec: EnvSpec | None = None, ticks: i
     from protege.teleop.display import display_for_bench
     from protege.teleop.intervene import run_intervention
 
-    spec = EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
+    spec = spec or EnvSpec.make(task="lift", cameras=("front", "wrist"), image_size=128)
     env = ProtegeEnv(spec, terminate_on_success=False)
     try:
         with display_for_bench() as display, tempfile.TemporaryDirectory(prefix="protege-bench-intervene-") as tmp:
@@ -170,4 +170,5 @@ def bench_intervention(policy: Any = None, spec: EnvSpec | None = None, ticks: i
                                           script=_intervention_script(), success_hold=0, max_ticks=ticks)
     finally:
         env.close()
-    return {**result["timing"], "cameras": len(spec.cameras), "image_size": spec.image_size[0], "display": display}
+    return {**result["timing"], "task": spec.task, "cameras": len(spec.cameras), "image_size": spec.image_size[0],
+            "display": display}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from protege.sim import EnvSpec
 from protege.teleop.bench import bench_intervention, bench_recorder
 
 
@@ -12,6 +13,12 @@ def test_the_recorder_benchmark_saves_both_scripted_takes(xdisplay, monkeypatch,
     figures = bench_recorder(tmp_path)
     assert figures["display"] == f"X display {xdisplay}"
     assert (figures["ticks"], figures["episodes_saved"]) == (200, 2)
+
+
+def test_the_intervention_benchmark_runs_the_scene_it_is_given(xdisplay, monkeypatch):
+    monkeypatch.setenv("DISPLAY", xdisplay)
+    figures = bench_intervention(spec=EnvSpec.make("push", cameras=("front",), image_size=64), ticks=40)
+    assert (figures["task"], figures["cameras"], figures["image_size"], figures["ticks"]) == ("push", 1, 64, 40)
 
 
 @pytest.mark.slow
