@@ -229,8 +229,11 @@ def test_browse_script_refuses_the_windows_options(made, tmp_path, capsys):
      "--fps must be > 0 and at most 65535"),
     (["replay", "D", "--episode", "0", "--video", "{T}/v"], "--video {T}/v: writes a .mp4 file"),
     (["dataset", "info", "nope://x.zarr"], "nope://x.zarr: Protocol not known: nope"),
-    (["dataset", "merge", "D", "D", "-o", "nope://x.zarr"], "nope://x.zarr: Protocol not known: nope"),
+    (["dataset", "merge", "D", "D2", "-o", "nope://x.zarr"], "nope://x.zarr: Protocol not known: nope"),
 ])
-def test_files_and_urls_sweep(made, tmp_path, capsys, argv, expected):
-    one_line(capsys, [str(made[0]) if a == "D" else a.format(T=tmp_path) for a in argv], expected.format(T=tmp_path))
+def test_files_and_urls_sweep(made, tmp_path, tmp_path_factory, capsys, argv, expected):
+    paths = {"D": str(made[0])}
+    if "D2" in argv:  # a second dataset, outside tmp_path
+        paths["D2"] = str(shutil.copytree(made[0], tmp_path_factory.mktemp("second") / "d2.zarr"))
+    one_line(capsys, [paths.get(a, a.format(T=tmp_path)) for a in argv], expected.format(T=tmp_path))
     assert list(tmp_path.iterdir()) == []
