@@ -32,8 +32,6 @@ class MLPPolicy(Policy):
             raise PolicyError(f"mlp is low-dim only; drop {', '.join(spec.image_keys)} from obs_keys or use cnn")
         if config.loss not in LOSSES:
             raise PolicyError(f"unknown mlp loss {config.loss!r} (choose from {', '.join(LOSSES)})")
-        if config.members < 1:
-            raise PolicyError(f"members must be at least 1, got {config.members}")
         in_dim, out_dim = config.n_obs_steps * spec.lowdim_dim, config.horizon * spec.action_dim
         self.net = (mlp(in_dim, config.hidden, out_dim, config.dropout) if config.members == 1
                     else EnsembleMLP(config.members, in_dim, config.hidden, out_dim, config.dropout))
