@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
     learn.add_argument("--noise", type=float,
                        help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g}; chunking: "
-                            f"{CHUNK_NOISE:g}, so that a chunk is the expert's own plan)")
+                            f"{CHUNK_NOISE:g}, so that a chunk is the expert's own plan; vision: each task's own, "
+                            f"DART at 0.5 on push and slot_push, the executed actions at 0.2 on the others)")
     learn.add_argument("--episodes", type=int, default=100,
                        help="evaluation episodes per cell, clean and disturbed each (default: 100)")
     learn.add_argument("--steps", type=int, default=0, help="training steps of every cell (default: 20000)")

@@ -304,10 +304,11 @@ def _collect_demos(settings: LearnSettings, out: Path, workers: int) -> None:
 
 
 def collect_demos(path: Path, spec: EnvSpec, episodes: int, noise: float, seed: int, workers: int,
-                  randomize: tuple[Disturbance, ...] = ()) -> None:
+                  randomize: tuple[Disturbance, ...] = (), dart: bool = True) -> None:
     """A table's demos at ``path``: ``episodes`` scripted ones from seed ``seed`` on, the expert driven with
-    ``noise`` and labelled noise-free (DART), each episode's look drawn with ``randomize``, on ``workers``
-    processes; kept when they are there, and a stopped collection starts again."""
+    ``noise`` and labelled noise-free (DART; with ``dart`` false, the executed actions), each episode's look
+    drawn with ``randomize``, on ``workers`` processes; kept when they are there, and a stopped collection
+    starts again."""
     import shutil
 
     from protege.datasets import Dataset, DatasetError
@@ -319,7 +320,7 @@ def collect_demos(path: Path, spec: EnvSpec, episodes: int, noise: float, seed: 
     except DatasetError:
         pass
     shutil.rmtree(path, ignore_errors=True)
-    collect(spec, str(path), episodes, noise=noise, workers=workers, seed=seed, progress=False, dart=True,
+    collect(spec, str(path), episodes, noise=noise, workers=workers, seed=seed, progress=False, dart=dart,
             randomize=randomize)
 
 
