@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated policies (default: mlp,act,diffusion on state, cnn with cameras on "
                             "lift and push; chunking: act,diffusion, and diffusion-prefix: trained with committed "
                             "prefixes; vision: cnn, and act and diffusion on the vision input set)")
-    learn.add_argument("--demos", type=int, default=100, help="scripted demos per task (default: 100)")
+    learn.add_argument("--demos", type=int, help="scripted demos per task (default: 100; vision: each task's own, 200 "
+                                                  "on push)")
     learn.add_argument("--noise", type=float,
                        help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g}; chunking: "
                             f"{CHUNK_NOISE:g}, so that a chunk is the expert's own plan; vision: each task's own, "

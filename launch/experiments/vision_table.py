@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from protege.launch.errors import UserError
 from protege.launch.experiments.learn_table import TABLE_NOISE, check_counts, check_names, claim_table, collect_demos
@@ -36,32 +36,46 @@ from protege.sim.experts import DEMO_NOISE
 TASKS = ("reach", "lift", "push", "slot_push", "stack")
 KINDS = ("plain", "randomized")
 CAMERAS = ("front", "wrist")
-# name -> (its config fields on the vision input set, training steps). The cnn at its CPU settings, reactive
-# (its defaults); 3,000 steps: slot_push 95%, push 81% (86% at 6,000), and on stack the chunked cnn's validation
-# loss was lowest at 3,000 of 10,000 steps (docs/experiments.md). act at its CPU settings and diffusion, each
-# with the cnn's small image trunk.
+# name -> (its config fields on the vision input set, training steps for 100 demos). The cnn at its CPU settings,
+# reactive (its defaults); 3,000 steps: slot_push 95%, push 81% (200 demos: 78% at 3,000 steps, 100% at 6,000),
+# and on stack the chunked cnn's validation loss was lowest at 3,000 of 10,000 steps (docs/experiments.md). act at
+# its CPU settings and diffusion, each with the cnn's small image trunk.
 VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
     "cnn": (CNN_CPU_SETTINGS, 3_000),
     "act": ({**ACT_CPU_SETTINGS, "inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"]}, 20_000),
     "diffusion": ({"inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "n_obs_steps": 1}, 10_000),
 }
-# Each task's demos, (expert noise, DART labels), measured with the reactive cnn at 3,000 steps (docs/experiments.md):
-# push and slot_push learn from noise 0.5 labelled noise-free (81% and 95%; record's executed actions at 0.2: 56%
-# and 50%), stack from record's demos (85%; DART at 0.5: 24%), reach and lift likewise.
-TASK_DEMOS: dict[str, tuple[float, bool]] = {"reach": (DEMO_NOISE, False), "lift": (DEMO_NOISE, False),
-                                             "push": (TABLE_NOISE, True), "slot_push": (TABLE_NOISE, True),
-                                             "stack": (DEMO_NOISE, False)}
+
+
+class TaskDemos(NamedTuple):
+    """A task's demos: how many, the expert's action noise, and whether they are labelled noise-free (DART)."""
+
+    episodes: int
+    noise: float
+    dart: bool
+
+
+# Each task's demos, measured with the reactive cnn at 3,000 steps (docs/experiments.md): push and slot_push learn
+# from noise 0.5 labelled noise-free (100 demos: 81% and 95%; record's executed actions at 0.2: 56% and 50%), push
+# from 200 of them (100% at 6,000 steps); stack from record's demos (85%; DART at 0.5: 24%), reach and lift likewise.
+TASK_DEMOS: dict[str, TaskDemos] = {
+    "reach": TaskDemos(100, DEMO_NOISE, False),
+    "lift": TaskDemos(100, DEMO_NOISE, False),
+    "push": TaskDemos(200, TABLE_NOISE, True),
+    "slot_push": TaskDemos(100, TABLE_NOISE, True),
+    "stack": TaskDemos(100, DEMO_NOISE, False),
+}
 MEASUREMENT = ("demos", "noise", "episodes", "steps", "image_size", "randomize", "disturb", "seed")
 
 
 @dataclass(frozen=True)
 class VisionSettings(Record):
-    """What the table measures: ``policies`` are :data:`VARIANTS`; ``steps`` 0 takes each one's own; ``noise``
-    None, each task's demos of :data:`TASK_DEMOS`, else every task's at that noise with DART labels."""
+    """What the table measures: ``policies`` are :data:`VARIANTS`; ``steps`` 0 takes each one's own; each task's
+    demos are its :data:`TASK_DEMOS` but for ``demos`` (their number) and ``noise`` (DART labels at that noise)."""
 
     tasks: tuple[str, ...] = TASKS
     policies: tuple[str, ...] = ("cnn",)
-    demos: int = 100
+    demos: int | None = None
     noise: float | None = None
     episodes: int = 100
     steps: int = 0
@@ -76,7 +90,8 @@ class VisionSettings(Record):
         from protege.sim.visual import VISUAL_FAMILIES
 
         check_names("vision", self.tasks, self.policies, VARIANTS)
-        check_counts(self.demos, 0.0 if self.noise is None else self.noise, self.episodes, self.steps)
+        check_counts(1 if self.demos is None else self.demos, 0.0 if self.noise is None else self.noise,
+                     self.episodes, self.steps)
         try:
             randomize, _ = parse_disturbances(self.randomize), parse_disturbances(self.disturb)
         except SimError as exc:
@@ -84,12 +99,14 @@ class VisionSettings(Record):
         if any(f.name not in VISUAL_FAMILIES for f in randomize):
             raise UserError(f"bench vision: the demos are randomised in {', '.join(VISUAL_FAMILIES)} only")
 
-    def steps_for(self, variant: str) -> int:
-        return self.steps or VARIANTS[variant][1]
+    def steps_for(self, variant: str, task: str) -> int:
+        """``steps``, else the variant's own for 100 demos, scaled with the task's (the same passes over them)."""
+        return self.steps or max(1, VARIANTS[variant][1] * self.demos_for(task).episodes // 100)
 
-    def demos_for(self, task: str) -> tuple[float, bool]:
-        """The task's demos: (expert noise, DART labels)."""
-        return TASK_DEMOS[task] if self.noise is None else (self.noise, True)
+    def demos_for(self, task: str) -> TaskDemos:
+        own = TASK_DEMOS[task]
+        return TaskDemos(own.episodes if self.demos is None else self.demos,
+                         *((own.noise, own.dart) if self.noise is None else (self.noise, True)))
 
 
 @dataclass(frozen=True)
@@ -136,9 +153,9 @@ def _demos(settings: VisionSettings, out: Path, task: str, kind: str, workers: i
 
     path = out / "demos" / f"{task}-{kind}.zarr"
     randomize = parse_disturbances(settings.randomize) if kind == "randomized" else ()
-    noise, dart = settings.demos_for(task)
-    collect_demos(path, EnvSpec.make(task, cameras=CAMERAS, image_size=settings.image_size), settings.demos,
-                  noise, settings.seed, workers, randomize, dart)
+    demos = settings.demos_for(task)
+    collect_demos(path, EnvSpec.make(task, cameras=CAMERAS, image_size=settings.image_size), demos.episodes,
+                  demos.noise, settings.seed, workers, randomize, demos.dart)
     return path
 
 
@@ -159,7 +176,7 @@ def _cell(settings: VisionSettings, out: Path, cell: Cell, demos: Path, envs: in
     if path.exists():
         return json.loads(path.read_text())
     fields, _ = VARIANTS[cell.policy]
-    run_dir, steps = out / "runs" / cell.name, settings.steps_for(cell.policy)
+    run_dir, steps = out / "runs" / cell.name, settings.steps_for(cell.policy, cell.task)
     shutil.rmtree(run_dir, ignore_errors=True)
     config = TrainConfig(dataset=str(demos), out=str(run_dir), policy=cell.policy, steps=steps, seed=settings.seed,
                          device=device, progress=False)
@@ -199,14 +216,14 @@ def format_table(results: list[dict[str, Any]], settings: VisionSettings) -> str
     """A row per task and policy: its demos, and per kind of demos, clean / disturbed success with 95%
     intervals, and the training minutes and milliseconds per action."""
     by_cell = {(r["task"], r["policy"], r["kind"]): r for r in results}
-    lines = [f"Success from {settings.demos} scripted demos per task (the expert's action noise; DART: labelled "
+    lines = [f"Success from each task's scripted demos (their number and the expert's action noise; DART: labelled "
              f"noise-free, else the executed actions), front and wrist cameras at {settings.image_size} px and the "
              f"arm's own sensing, over {settings.episodes} unseen seeds (from {EVAL_SEED}): clean / under "
              f"`--disturb {settings.disturb}`; randomized demos drawn with `--randomize {settings.randomize}`.", "",
              "| task | demos | policy | plain demos | randomized demos | training min (plain / randomized) | "
              "ms per action |", "|---|---|---|---|---|---|---|"]
     for task in settings.tasks:
-        noise, dart = settings.demos_for(task)
+        demos = settings.demos_for(task)
         for policy in settings.policies:
             cells = [by_cell.get((task, policy, kind)) for kind in KINDS]
             if not any(cells):
@@ -214,6 +231,6 @@ def format_table(results: list[dict[str, Any]], settings: VisionSettings) -> str
             shown = [f"{_percent(c['clean'])} / {_percent(c['disturbed'])}" if c else "pending" for c in cells]
             minutes = " / ".join(f"{c['train_minutes']:.1f}" if c else "-" for c in cells)
             ms = next((c["ms_per_action"] for c in cells if c), "")
-            demos = f"noise {noise:g}{', DART' if dart else ''}"
-            lines.append(f"| {task} | {demos} | {policy} | {shown[0]} | {shown[1]} | {minutes} | {ms} |")
+            shown_demos = f"{demos.episodes}, noise {demos.noise:g}{', DART' if demos.dart else ''}"
+            lines.append(f"| {task} | {shown_demos} | {policy} | {shown[0]} | {shown[1]} | {minutes} | {ms} |")
     return "\n".join(lines) + "\n"
