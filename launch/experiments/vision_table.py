@@ -12,7 +12,8 @@ OUT/table.md            the table
 The cameras are 64 px: a quarter of the pixels 128 px has to go through the image trunk, with every
 task's objects and goal still in view of a default camera (tests/sim/test_cameras_see_the_task.py finds
 them at 128 px with 51 pixels or more, so about 13 at 64; at 84 px push was no better). The settings are
-sized for one CPU core (:data:`VARIANTS`); a cnn cell trains in 6-7 minutes with another beside it on 2 cores.
+sized for one CPU core (:data:`VARIANTS`); a cnn cell trains in about 5 minutes with another beside it on 2
+cores (push, on twice the demos for twice the steps, 12-15).
 """
 
 from __future__ import annotations
