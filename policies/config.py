@@ -38,6 +38,10 @@ class PolicyConfig:
     # velocities copies its own motion and, once it slows where no demo stood still, stays put
     # (the copycat problem; docs/experiments.md).
     velocity_dropout: float = 0.0
+    # Colour jitter of camera images in training (:func:`~protege.policies.encoders.color_jitter`; 0: off):
+    # each image's contrast and channel gains within 1 +- this, its brightness within +- half of it. A policy
+    # trained on randomised demos memorises their looks; jitter widens them (docs/experiments.md).
+    color_jitter: float = 0.2
 
     @property
     def knows_doubt(self) -> bool:
@@ -80,6 +84,8 @@ def check_policy_config(config: PolicyConfig) -> None:
             raise PolicyError(f"weight_decay must be >= 0, got {value}")
         if name == "velocity_dropout" and not 0 <= value <= 1:  # 1: every sample reads zero velocities
             raise PolicyError(f"velocity_dropout must be in [0, 1], got {value}")
+        if name == "color_jitter" and not 0 <= value < 1:
+            raise PolicyError(f"color_jitter must be in [0, 1), got {value}")
         if name == "dropout" and not 0 <= value < 1:
             raise PolicyError(f"dropout must be in [0, 1), got {value}")
         if name == "rtc_train_max_delay" and not 0 <= value < config.horizon:

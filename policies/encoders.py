@@ -97,22 +97,37 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x.gather(2, rows).gather(3, cols)
 
 
+def color_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """Photometric augmentation of images in [0, 1]: per image, contrast about its mean and a gain per channel
+    each scaled by 1 +- ``strength``, and brightness shifted by +- ``strength`` / 2 (uniform draws)."""
+    n = x.shape[0]
+
+    def draw(*shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, device=x.device, dtype=x.dtype) * 2 - 1) * strength
+
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (x - mean) * (1 + draw(n, 1, 1, 1)) + mean
+    return (x * (1 + draw(n, x.shape[1], 1, 1)) + 0.5 * draw(n, 1, 1, 1)).clamp(0, 1)
+
+
 class ConvTrunk(nn.Module):
     """ResNet-style CNN: strided stem, one residual block per width (all strided but the last).
 
     Maps float images in [0, 1] (N, 3, H, W) to a (N, widths[-1], H/2**len(widths), ...) feature map;
-    random-shift augmentation while training.
+    colour-jitter and random-shift augmentation while training.
     """
 
-    def __init__(self, widths: list[int], shift_pad: int = 4) -> None:
+    def __init__(self, widths: list[int], shift_pad: int = 4, jitter: float = 0.0) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), _group_norm(widths[0]), nn.ReLU())
         strides = [2] * (len(widths) - 1) + [1]  # 128px -> 64 (stem) -> ... -> 8
         self.stages = nn.Sequential(*[ResBlock(a, b, s) for a, b, s in zip(widths[:1] + widths[:-1], widths, strides)])
-        self.shift_pad = shift_pad
+        self.shift_pad, self.jitter = shift_pad, jitter
         self.out_channels = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.jitter > 0:
+            x = color_jitter(x, self.jitter)
         if self.training and self.shift_pad > 0:
             x = random_shift(x, self.shift_pad)
         return self.stages(self.stem(x - 0.5))
@@ -121,9 +136,9 @@ class ConvTrunk(nn.Module):
 class ImageEncoder(nn.Module):
     """ConvTrunk + spatial-softmax keypoints + linear: one feature vector per image."""
 
-    def __init__(self, widths: list[int], out_dim: int, num_keypoints: int = 32) -> None:
+    def __init__(self, widths: list[int], out_dim: int, num_keypoints: int = 32, jitter: float = 0.0) -> None:
         super().__init__()
-        self.trunk = ConvTrunk(widths)
+        self.trunk = ConvTrunk(widths, jitter=jitter)
         self.pool = SpatialSoftmax(widths[-1], num_keypoints)
         self.head = nn.Sequential(nn.Linear(2 * num_keypoints, out_dim), nn.LayerNorm(out_dim), nn.ReLU())
 
@@ -134,10 +149,11 @@ class ImageEncoder(nn.Module):
 class ObsEncoder(nn.Module):
     """One feature vector per time step from low-dim features and one ImageEncoder per camera."""
 
-    def __init__(self, image_keys: list[str], lowdim_dim: int, widths: list[int], image_dim: int) -> None:
+    def __init__(self, image_keys: list[str], lowdim_dim: int, widths: list[int], image_dim: int,
+                 jitter: float = 0.0) -> None:
         super().__init__()
         self.image_keys = image_keys
-        self.cameras = nn.ModuleDict({k: ImageEncoder(widths, image_dim) for k in image_keys})
+        self.cameras = nn.ModuleDict({k: ImageEncoder(widths, image_dim, jitter=jitter) for k in image_keys})
         self.out_dim = lowdim_dim + image_dim * len(image_keys)
 
     def forward(self, images: dict[str, torch.Tensor], lowdim: torch.Tensor) -> torch.Tensor:

@@ -54,7 +54,8 @@ class ACTPolicy(Policy):
         # Decoder side: tokens [latent, state, image features...] -> encoder -> cross-attended by queries.
         self.latent_in = nn.Linear(config.latent_dim, d)
         self.state_in = nn.Linear(spec.lowdim_dim, d)
-        self.backbones = nn.ModuleDict({k: ConvTrunk(config.widths) for k in spec.image_keys})
+        self.backbones = nn.ModuleDict({k: ConvTrunk(config.widths, jitter=config.color_jitter)
+                                        for k in spec.image_keys})
         self.image_in = nn.ModuleDict({k: nn.Conv2d(config.widths[-1], d, 1) for k in spec.image_keys})
         self.image_pos = nn.ParameterDict({k: nn.Parameter(torch.randn(1, d, 1, 1) * 0.02) for k in spec.image_keys})
         self.token_pos = nn.Parameter(torch.randn(1, 2, d) * 0.02)

@@ -21,7 +21,8 @@ class CNNPolicy(Policy):
         if not spec.image_keys:
             given = ", ".join(spec.obs_shapes)
             raise PolicyError(f"cnn needs an image_<camera> observation; it was given only {given}")
-        self.encoder = ObsEncoder(spec.image_keys, spec.lowdim_dim, config.widths, config.image_dim)
+        self.encoder = ObsEncoder(spec.image_keys, spec.lowdim_dim, config.widths, config.image_dim,
+                                  config.color_jitter)
         in_dim = config.n_obs_steps * self.encoder.out_dim
         self.head = mlp(in_dim, config.hidden, config.horizon * spec.action_dim, config.dropout)
 

@@ -172,7 +172,8 @@ class DiffusionPolicy(Policy):
             raise PolicyError(f"n_groups={config.n_groups} must divide every width of down_dims={config.down_dims}")
         if config.step_embed_dim < 4 or config.step_embed_dim % 2:
             raise PolicyError(f"step_embed_dim={config.step_embed_dim} must be even and at least 4")
-        self.obs_encoder = ObsEncoder(spec.image_keys, spec.lowdim_dim, config.widths, config.image_dim)
+        self.obs_encoder = ObsEncoder(spec.image_keys, spec.lowdim_dim, config.widths, config.image_dim,
+                                      config.color_jitter)
         in_dim = spec.action_dim + 1 if config.rtc_train_max_delay else None  # + the committed-prefix mask
         self.unet = UNet1D(spec.action_dim, config.n_obs_steps * self.obs_encoder.out_dim, config, in_dim)
         self.register_buffer("alphas_cumprod", squared_cosine_alphas_cumprod(config.train_timesteps), persistent=False)

@@ -110,6 +110,8 @@ def test_command_line_trains_and_resumes(monkeypatch, capsys, lowdim_dataset, tm
     ("mlp", "hidden=0", "hidden must list widths of at least 1"),
     ("mlp", "hidden=64,0", "hidden must list widths of at least 1"),
     ("mlp", "weight_decay=-0.1", "weight_decay must be >= 0"),
+    ("mlp", "color_jitter=-0.1", r"color_jitter must be in \[0, 1\), got -0.1"),
+    ("mlp", "color_jitter=1", r"color_jitter must be in \[0, 1\), got 1"),
     ("diffusion", "kernel_size=0", "kernel_size must be at least 1, got 0"),
     ("diffusion", "kernel_size=4", "kernel_size=4 must be odd"),
     ("diffusion", "n_groups=7", r"n_groups=7 must divide every width of down_dims=\[64, 128, 256\]"),

@@ -189,15 +189,32 @@ def test_random_shift_crops_the_padded_image():
         assert any(torch.equal(out, crop) for crop in crops)
 
 
-def test_images_are_shifted_in_training_only():
+def test_color_jitter_stays_within_its_strength():
+    from protege.policies.encoders import color_jitter
+
+    torch.manual_seed(0)
+    images = torch.rand(64, 3, 8, 8)
+    assert torch.allclose(color_jitter(images, 0.0), images, atol=1e-6)
+    jittered = color_jitter(images, 0.2)
+    assert jittered.min() >= 0 and jittered.max() <= 1
+    change = (jittered - images).abs().flatten(1).mean(1)
+    assert change.min() > 0  # every image changes, each its own way
+    assert change.std() > 0.1 * change.mean()
+    # contrast and gain within 1 +- 0.2 and brightness within +- 0.1 move no pixel by more than
+    # 0.2 + 0.2 * 1.2 + 0.1 (a pixel at 1 against a mean at 0, both factors at their extremes)
+    assert (jittered - images).abs().max() <= 0.54 + 1e-6
+
+
+@pytest.mark.parametrize("augmentation", [{"shift_pad": 4}, {"shift_pad": 0, "jitter": 0.2}])
+def test_images_are_augmented_in_training_only(augmentation):
     from protege.policies.encoders import ConvTrunk
 
     torch.manual_seed(0)
-    trunk, images = ConvTrunk([8, 8]), torch.rand(4, 3, 16, 16)
+    trunk, images = ConvTrunk([8, 8], **augmentation), torch.rand(4, 3, 16, 16)
     plain = ConvTrunk([8, 8], shift_pad=0)
     plain.load_state_dict(trunk.state_dict())
     trunk.train()
-    assert not torch.allclose(trunk(images), trunk(images))  # a fresh shift every call
+    assert not torch.allclose(trunk(images), trunk(images))  # a fresh draw every call
     trunk.eval()
     assert torch.equal(trunk(images), plain.eval()(images))  # acting sees the image as it is
 
