@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "lift and push; chunking: act,diffusion, and diffusion-prefix: trained with committed "
                             "prefixes; vision: cnn, and act and diffusion on the vision input set)")
     learn.add_argument("--demos", type=int, help="scripted demos per task (default: 100; vision: each task's own, 200 "
-                                                  "on push)")
+                                                  "on push, and 300 randomised ones)")
     learn.add_argument("--noise", type=float,
                        help=f"the demos' expert action noise, DART-labelled (default: {TABLE_NOISE:g}; chunking: "
                             f"{CHUNK_NOISE:g}, so that a chunk is the expert's own plan; vision: each task's own, "

@@ -8,7 +8,15 @@ import pytest
 
 from protege.datasets import Dataset
 from protege.launch import cli
-from protege.launch.experiments.vision_table import TASK_DEMOS, Cell, VisionSettings, _cell, _demos
+from protege.launch.experiments.vision_table import (
+    RANDOMIZED_EPISODES,
+    TASK_DEMOS,
+    Cell,
+    VisionSettings,
+    _cell,
+    _demos,
+    format_table,
+)
 
 
 def test_the_table_trains_on_plain_and_randomised_demos_without_the_simulators_state_and_resumes(tmp_path, capsys):
@@ -33,12 +41,20 @@ def test_the_table_trains_on_plain_and_randomised_demos_without_the_simulators_s
 
 
 def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
-    assert VisionSettings().demos_for("push") == (200, 0.5, True)
-    assert VisionSettings().demos_for("stack") == (100, 0.2, False)
-    assert VisionSettings(demos=7).demos_for("stack") == (7, 0.2, False)
-    assert all(VisionSettings(noise=0.3).demos_for(t) == (TASK_DEMOS[t].episodes, 0.3, True) for t in TASK_DEMOS)
-    assert VisionSettings().steps_for("cnn", "push") == 2 * VisionSettings().steps_for("cnn", "stack")  # 200 demos
-    assert VisionSettings(steps=5).steps_for("cnn", "push") == 5
+    assert VisionSettings().demos_for("push", "plain") == (200, 0.5, True)
+    assert VisionSettings().demos_for("stack", "plain") == (100, 0.2, False)
+    assert VisionSettings().demos_for("stack", "randomized") == (RANDOMIZED_EPISODES, 0.2, False)
+    assert VisionSettings(demos=7).demos_for("stack", "randomized") == (7, 0.2, False)
+    assert all(VisionSettings(noise=0.3).demos_for(t, "plain") == (TASK_DEMOS[t].episodes, 0.3, True)
+               for t in TASK_DEMOS)
+    assert VisionSettings().steps_for("cnn", "push", "plain") == 2 * VisionSettings().steps_for("cnn", "stack", "plain")
+    assert VisionSettings().steps_for("cnn", "stack", "randomized") == 3 * VisionSettings().steps_for("cnn", "stack",
+                                                                                                      "plain")
+    assert VisionSettings(steps=5).steps_for("cnn", "push", "randomized") == 5
+    assert "| stack | 100 / 300, noise 0.2 | cnn |" in format_table(
+        [{"task": "stack", "policy": "cnn", "kind": "plain", "train_minutes": 1.0, "ms_per_action": 2.0,
+          "clean": {"success_rate": 1.0, "ci95": [0.9, 1.0]}, "disturbed": {"success_rate": 0.5, "ci95": [0.4, 0.6]}}],
+        VisionSettings(tasks=("stack",)))
 
 
 @pytest.mark.slow
