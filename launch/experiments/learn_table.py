@@ -171,7 +171,7 @@ def _run_cells(out: Path, pending: list[Cell], running: list[tuple[Cell, subproc
             running.remove(entry)
             if process.returncode == 0:
                 result = read_result(out, cell)
-                notify(f"{cell.name}: clean {_percent(result['clean'])}, disturbed {_percent(result['disturbed'])} "
+                notify(f"{cell.name}: clean {percent(result['clean'])}, disturbed {percent(result['disturbed'])} "
                        f"({time.time() - started:.0f} s)")
             else:
                 failed.append(cell.name)
@@ -324,7 +324,8 @@ def collect_demos(path: Path, spec: EnvSpec, episodes: int, noise: float, seed: 
             randomize=randomize)
 
 
-def _percent(figures: dict[str, Any]) -> str:
+def percent(figures: dict[str, Any]) -> str:
+    """A success rate with its 95% interval: "93% (86-97)"."""
     low, high = figures["ci95"]
     return f"{100 * figures['success_rate']:.0f}% ({100 * low:.0f}-{100 * high:.0f})"
 
@@ -346,7 +347,7 @@ def table_rows(settings: LearnSettings, results: list[dict[str, Any]]) -> tuple[
                 row.append("" if Cell(task, policy) not in settings.cells else "pending")
                 continue
             mark = "*" if policy in STATE_POLICIES and result["clean"]["success_rate"] == best else ""
-            row.append(f"{_percent(result['clean'])}{mark} / {_percent(result['disturbed'])}")
+            row.append(f"{percent(result['clean'])}{mark} / {percent(result['disturbed'])}")
         rows.append(row)
     return header, rows
 

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from protege.launch.errors import UserError
-from protege.launch.experiments.learn_table import TABLE_NOISE, check_counts, check_names, claim_table, collect_demos
+from protege.launch.experiments.learn_table import (
+    TABLE_NOISE,
+    check_counts,
+    check_names,
+    claim_table,
+    collect_demos,
+    percent,
+)
 from protege.launch.records import Record
 from protege.launch.runfiles import write_json
 from protege.launch.runs import EVAL_SEED
@@ -202,7 +209,7 @@ def _cell(settings: VisionSettings, out: Path, cell: Cell, demos: Path, envs: in
     frame = {k: v[0] for k, v in _first_frame(demos, result["inputs"]).items()}
     result["ms_per_action"] = round(latency(run.make_policy(), frame, n=50)[0], 2)
     write_json(path, result)
-    notify(f"{cell.name}: clean {_percent(result['clean'])}, disturbed {_percent(result['disturbed'])}, "
+    notify(f"{cell.name}: clean {percent(result['clean'])}, disturbed {percent(result['disturbed'])}, "
            f"{minutes:.1f} min training, {result['ms_per_action']} ms per action")
     return result
 
@@ -211,11 +218,6 @@ def _first_frame(demos: Path, keys: list[str]) -> dict[str, Any]:
     from protege.datasets import Dataset
 
     return Dataset(str(demos)).episode(0, keys).data
-
-
-def _percent(figures: dict[str, Any]) -> str:
-    low, high = figures["ci95"]
-    return f"{100 * figures['success_rate']:.0f}% ({100 * low:.0f}-{100 * high:.0f})"
 
 
 def format_table(results: list[dict[str, Any]], settings: VisionSettings) -> str:
@@ -235,7 +237,7 @@ def format_table(results: list[dict[str, Any]], settings: VisionSettings) -> str
             cells = [by_cell.get((task, policy, kind)) for kind in KINDS]
             if not any(cells):
                 continue
-            shown = [f"{_percent(c['clean'])} / {_percent(c['disturbed'])}" if c else "pending" for c in cells]
+            shown = [f"{percent(c['clean'])} / {percent(c['disturbed'])}" if c else "pending" for c in cells]
             minutes = " / ".join(f"{c['train_minutes']:.1f}" if c else "-" for c in cells)
             ms = next((c["ms_per_action"] for c in cells if c), "")
             count = f"{plain.episodes}" if plain == randomized else f"{plain.episodes} / {randomized.episodes}"
