@@ -6,13 +6,14 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from protege.datasets import schema
+from protege.datasets.episode import Episode
 from protege.datasets.errors import CorruptDatasetError, DatasetError, IncompatibleDatasetError
 from protege.datasets.layout import inspect_layout, open_root
 from protege.datasets.lock import WriterLock
@@ -164,34 +165,37 @@ def _output_exists(path: str) -> bool:
 def copy_episodes(
     selections: Sequence[tuple[Dataset, np.ndarray]], out: str, operation: str, zarr_format: int | None = None
 ) -> dict[str, Any]:
-    """Write the selected episodes of each dataset, in order, into the new dataset ``out``.
-
-    Local outputs are built in a sibling temp directory and renamed into place when complete.
-    """
-    out = normalize_path(out)
-    if _output_exists(out):
-        raise DatasetError(f"output {out} already exists; choose a new path")
+    """Write the selected episodes of each dataset, in order, into the new dataset ``out``."""
     if sum(len(ids) for _, ids in selections) == 0:
         raise DatasetError("no episodes selected; nothing to write")
     first = selections[0][0]
     inputs = [ds.path for ds, _ in selections]
     attrs = {**schema.user_attrs(first.attrs), "derived_from": {"operation": operation, "inputs": inputs}}
+    episodes = (ds.episode(index) for ds, ids in selections for index in ids.tolist())
+    return {**write_dataset(out, attrs, episodes, zarr_format or first.zarr_format), "inputs": inputs}
+
+
+def write_dataset(out: str, attrs: dict[str, Any], episodes: Iterable[Episode], zarr_format: int) -> dict[str, Any]:
+    """Write ``episodes`` into the new dataset ``out``: nothing is left at ``out`` unless every one was written
+    (a local output is built in a sibling temp directory and renamed into place when complete)."""
+    out = normalize_path(out)
+    if _output_exists(out):
+        raise DatasetError(f"output {out} already exists; choose a new path")
     target = out
     if is_local(out):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         target = str(Path(out).parent / f".{Path(out).name}.{uuid.uuid4().hex}.writing")
     try:
-        with EpisodeWriter(target, attrs, format=zarr_format or first.zarr_format) as writer:
-            for ds, ids in selections:
-                for index in ids.tolist():
-                    writer.add_episode(ds.episode(index))
-            episodes = writer.num_episodes
+        with EpisodeWriter(target, attrs, format=zarr_format) as writer:
+            for episode in episodes:
+                writer.add_episode(episode)
+            count = writer.num_episodes
         if target != out:
             os.rename(target, out)
     finally:
         if target != out:
             shutil.rmtree(target, ignore_errors=True)
-    return {"output": out, "episodes": episodes, "frames": Dataset(out).num_frames, "inputs": inputs}
+    return {"output": out, "episodes": count, "frames": Dataset(out).num_frames}
 
 
 def merge_datasets(inputs: Sequence[str], out: str, zarr_format: int | None = None) -> dict[str, Any]:

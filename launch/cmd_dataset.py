@@ -1,4 +1,4 @@
-"""`protege dataset`: inspect, validate, repair, merge, filter and export datasets.
+"""`protege dataset`: inspect, validate, repair, merge, filter, relook and export datasets.
 
 Heavy imports (zarr, OpenCV) happen inside ``run`` so that ``protege --help`` stays instant.
 """
@@ -45,6 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     filter_cmd.add_argument("--source", metavar="NAMES", help="keep these sources, e.g. human,intervention")
     filter_cmd.add_argument("--format", type=int, choices=(2, 3), help="zarr format of the output (default: input's)")
 
+    relook = action("relook", "write every episode again under other looks: its camera images rendered from its "
+                              "recorded states with new lights, colours, camera poses and distractors")
+    relook.add_argument("dataset", help="dataset recorded with sim_state and at least one camera")
+    relook.add_argument("-o", "--out", required=True, help="new dataset to create (must not exist)")
+    relook.add_argument("--looks", type=int, required=True,
+                        help="looks per episode; look 0 is the episode's own (its recorded images when the "
+                             "dataset was recorded with the same --randomize)")
+    relook.add_argument("--randomize", metavar="FAMILY[=MAGNITUDE],...",
+                        help="the looks to draw: any of lighting, colors, camera, distractors, or visual for all "
+                             "four (default: the dataset's own --randomize)")
+    relook.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     video = action("export-video", "write one episode as an mp4, all cameras side by side")
     video.add_argument("dataset", help="dataset to read")
     video.add_argument("--episode", type=int, required=True, help="episode index")
@@ -78,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "repair": _repair,
         "merge": _merge,
         "filter": _filter,
+        "relook": _relook,
         "export-video": _export_video,
         "export": _export,
         "import": _import,
@@ -166,6 +179,16 @@ def _filter(args: argparse.Namespace) -> int:
     sources = [name.strip() for name in args.source.split(",")] if args.source else []
     result = filter_dataset(args.dataset, args.out, args.episodes, args.success_only, sources, args.format)
     return _finish(args, result, [_wrote(result)])
+
+
+def _relook(args: argparse.Namespace) -> int:
+    from protege.launch.cmd_rollout import parse_disturb
+    from protege.teleop.relook import relook
+
+    randomize = parse_disturb(args.randomize, flag="--randomize") if args.randomize is not None else None
+    result = relook(args.dataset, args.out, args.looks, randomize, progress=not args.no_progress)
+    return _finish(args, result, [f"{_wrote(result)}: {result['looks']} looks of each episode of {result['input']} "
+                                  f"(--randomize {result['randomize']})"])
 
 
 def _wrote(result: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Sou
 from protege.datasets.schema import user_attrs
 from protege.sim.spec import EnvSpec
 from protege.teleop.errors import TeleopError
-from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, make_replay_env, restore
+from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, look_seeds, make_replay_env, restore
 from protege.teleop.runtime.loop import ControlLoop, check_dataset
 from protege.teleop.runtime.pilots import ExpertPilot, Pilot, PolicyPilot
 
@@ -160,6 +160,7 @@ class Take:
     parent_episode: int
     parent_frame: int
     corrected_ticks: int
+    look_seed: int | None = None  # the parent's, where `dataset relook` drew it
 
 
 class CorrectionSession:
@@ -237,9 +238,10 @@ class CorrectionSession:
                 raise TeleopError("nothing recorded to save: the correction ran no ticks")
             index = self.buffer.save_episode(seed=self.seed, success=self.loop.success, source=Source.INTERVENTION)
             data = self.buffer.episodes[index].data
-            keys = self.rewinder.ds.keys
-            self._take = Take({key: data[key].astype(self.rewinder.ds.dtype(key), copy=False) for key in keys},
-                              self.seed, self.loop.success, self.episode, self.frame, self.hand_over.driven)
+            ds = self.rewinder.ds
+            self._take = Take({key: data[key].astype(ds.dtype(key), copy=False) for key in ds.keys}, self.seed,
+                              self.loop.success, self.episode, self.frame, self.hand_over.driven,
+                              int(look_seeds(ds)[self.episode]) if "look_seed" in ds.meta_names else None)
             self.stopped = True
         return self._take
 
@@ -254,7 +256,8 @@ def open_writer(ds: Dataset, out: str | os.PathLike[str] | None = None) -> Episo
 def write_takes(takes: Sequence[Take], writer: EpisodeWriter) -> list[int]:
     """Append ``takes`` as intervention episodes naming their parent episode and frame."""
     return [writer.add_episode(Episode(take.data, seed=take.seed, success=take.success, source=Source.INTERVENTION,
-                                       meta={"parent_episode": take.parent_episode, "parent_frame": take.parent_frame}))
+                                       meta={"parent_episode": take.parent_episode, "parent_frame": take.parent_frame,
+                                             **({} if take.look_seed is None else {"look_seed": take.look_seed})}))
             for take in takes]
 
 

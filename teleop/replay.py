@@ -71,16 +71,25 @@ def episode_seed(ds: Dataset, episode: int) -> int:
     return int(ds.meta("seed")[episode])
 
 
+def look_seeds(ds: Dataset) -> np.ndarray:
+    """The seed each episode's look was drawn from: its ``look_seed`` where ``dataset relook`` rendered it, else
+    its own seed (``record --randomize``)."""
+    seeds = ds.meta("seed")
+    if "look_seed" in ds.meta_names:
+        drawn = ds.meta("look_seed")
+        seeds = np.where(drawn >= 0, drawn, seeds)
+    return seeds
+
+
 def reset_episode(env: ProtegeEnv, ds: Dataset, episode: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Reset ``env`` to the start of ``episode``: its seed's task-side choices and, for randomised demos, the
-    look drawn from that seed when it was recorded (distractors, lights, colours, camera poses)."""
+    look drawn when it was recorded (distractors, lights, colours, camera poses; :func:`look_seeds`)."""
     from protege.sim.disturbances import Disturber, parse_disturbances
 
-    seed = episode_seed(ds, episode)
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=episode_seed(ds, episode))
     randomize = ds.attrs.get("randomize")
-    if randomize:  # drawn again as `record --randomize` drew it
-        Disturber(parse_disturbances(str(randomize))).reset(env, seed)
+    if randomize:  # drawn again as `record --randomize` or `dataset relook` drew it
+        Disturber(parse_disturbances(str(randomize))).reset(env, int(look_seeds(ds)[episode]))
         obs, info = env.observe()
     return obs, info
 

@@ -45,8 +45,7 @@ def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, r
     """Run one expert episode per seed; return them. The recorded action is the executed one, or with
     ``dart`` the expert's noise-free action for the state (DART: the noisy expert visits the states
     around its path and each is labelled with the way back; replaying the actions then deviates).
-    ``randomize`` (visual disturbances) draws each episode's look from its seed; the episode records the
-    distractors drawn and the headlight's scale (the seed and the dataset's ``randomize`` give the rest)."""
+    ``randomize`` (visual disturbances) draws each episode's look from its seed (:func:`look_meta`)."""
     from protege.sim.disturbances import Disturber
     from protege.sim.experts import make_expert
 
@@ -58,13 +57,19 @@ def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, r
                        success_hold=success_hold, labeller=labeller, disturber=disturber)
     for seed in seeds:
         loop.run_episode(seed)
-        looks, meta = disturber.looks if disturber is not None else {}, {}
-        if "distractors" in looks:
-            meta["distractors"] = len(looks["distractors"])
-        if "lighting" in looks:
-            meta["headlight"] = looks["lighting"]["headlight"]
-        loop.save(**meta)
+        loop.save(**look_meta(disturber.looks if disturber is not None else {}))
     return buffer.episodes
+
+
+def look_meta(looks: dict[str, Any]) -> dict[str, Any]:
+    """What an episode records of its drawn look (:attr:`Disturber.looks`): the distractors drawn and the
+    headlight's scale (the look's seed and the dataset's ``randomize`` give the rest)."""
+    meta: dict[str, Any] = {}
+    if "distractors" in looks:
+        meta["distractors"] = len(looks["distractors"])
+    if "lighting" in looks:
+        meta["headlight"] = looks["lighting"]["headlight"]
+    return meta
 
 
 def _results(run_seeds: functools.partial[list[Episode]], seeds: list[int],

@@ -1,0 +1,109 @@
+"""Render recorded episodes again under new looks: the same frames seen in other lights, colours, camera poses
+and among other distractors.
+
+A visual disturbance changes what the cameras see and never the physics (:mod:`protege.sim.visual`), so an
+episode's states, actions and low-dimensional observations hold under any look. :func:`relook` writes each
+episode of a dataset ``looks`` times, its camera images rendered from its ``sim_state`` frame by frame under a
+look drawn with ``randomize``: look 0 from the episode's own look seed (its ``look_seed``, else its seed; on demos
+recorded with the same ``--randomize`` it gives back the recorded images), look k from a seed drawn from that
+one and k. Each written episode records its ``look_seed``, which replay, browse and correct draw its look from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from protege.datasets import Dataset, Episode, schema
+from protege.datasets.schema import is_image_key
+from protege.datasets.tools import write_dataset
+from protege.sim.disturbances import Disturbance, Disturber, describe, parse_disturbances
+from protege.sim.env import ProtegeEnv
+from protege.sim.spec import image_key
+from protege.sim.visual import VISUAL_FAMILIES
+from protege.teleop.errors import TeleopError
+from protege.teleop.replay import look_seeds, make_replay_env
+from protege.teleop.runtime.collect import look_meta
+
+_SALT = 0x100C  # keeps look seeds apart from the seeds episodes and evaluations use
+
+
+def look_seed(own: int, look: int) -> int:
+    """The seed look ``look`` of an episode whose own look seed is ``own`` is drawn from (``own`` for look 0)."""
+    if look == 0:
+        return own
+    return int(np.random.SeedSequence([_SALT, own, look]).generate_state(1)[0])
+
+
+def relook(source: str, out: str, looks: int, randomize: tuple[Disturbance, ...] | None = None,
+           progress: bool = True) -> dict[str, Any]:
+    """Write every episode of ``source`` ``looks`` times into the new dataset ``out``, each time under another
+    look drawn with ``randomize`` (visual families; None: the source's own ``randomize``). Nothing is written
+    unless the source can be rendered again (a ``sim_state`` and a camera) and every episode was."""
+    ds = Dataset(source)
+    families = _families(ds, randomize)
+    if not isinstance(looks, int) or looks < 1:
+        raise TeleopError(f"--looks must be a whole number >= 1, got {looks}")
+    if "sim_state" not in ds:
+        raise TeleopError(f"{ds.path} was recorded without data/sim_state: its frames cannot be rendered again")
+    cameras = [key for key in ds.keys if is_image_key(key)]
+    if not cameras:
+        raise TeleopError(f"{ds.path} records no camera: nothing to render again (record with --cameras)")
+    if not ds.num_episodes:
+        raise TeleopError(f"{ds.path} has no episodes to render again")
+    env = make_replay_env(ds.attrs)
+    missing = sorted(set(cameras) - {image_key(camera) for camera in env.cameras})
+    if missing:
+        raise TeleopError(f"the env of {ds.path} does not render {', '.join(missing)}")
+    attrs = {**schema.user_attrs(ds.attrs), "randomize": describe(families),
+             "derived_from": {"operation": f"relook x{looks}", "inputs": [ds.path]}}
+    try:
+        result = write_dataset(out, attrs, _episodes(env, ds, families, looks, progress), ds.zarr_format)
+    finally:
+        env.close()
+    return {**result, "input": ds.path, "looks": looks, "randomize": describe(families)}
+
+
+def _families(ds: Dataset, randomize: tuple[Disturbance, ...] | None) -> tuple[Disturbance, ...]:
+    if randomize is None:
+        recorded = ds.attrs.get("randomize")
+        if not recorded:
+            raise TeleopError(f"{ds.path} was recorded without --randomize: name the looks to draw "
+                              "(--randomize visual)")
+        randomize = parse_disturbances(str(recorded))
+    other = [family.name for family in randomize if family.name not in VISUAL_FAMILIES]
+    if other or not randomize:
+        raise TeleopError(f"--randomize draws what cameras see ({', '.join(VISUAL_FAMILIES)} or visual)"
+                          + (f", not {other[0]}" if other else ""))
+    return randomize
+
+
+def _episodes(env: ProtegeEnv, ds: Dataset, families: tuple[Disturbance, ...], looks: int,
+              progress: bool) -> Iterator[Episode]:
+    disturber, own_seeds = Disturber(families), look_seeds(ds)
+    with tqdm(total=ds.num_episodes * looks, unit="ep", desc="relook", disable=not progress) as bar:
+        for index in range(ds.num_episodes):
+            yield from _looks(env, ds.episode(index), int(own_seeds[index]), disturber, looks, bar)
+
+
+def _looks(env: ProtegeEnv, episode: Episode, own_seed: int, disturber: Disturber, looks: int,
+           bar: tqdm) -> Iterator[Episode]:
+    """``episode`` under each look, its images rendered from its states."""
+    for look in range(looks):
+        seed = look_seed(own_seed, look)
+        env.reset(seed=episode.seed)  # the task's layout, which places the distractors clear of the objects
+        disturber.reset(env, seed)
+        images: dict[str, list[np.ndarray]] = {}
+        for state in episode.data["sim_state"]:
+            env.set_state(state)
+            for camera, image in env.render_cameras().items():
+                images.setdefault(image_key(camera), []).append(image)
+        data = {**episode.data, **{key: np.stack(frames) for key, frames in images.items() if key in episode.data}}
+        meta = {**{k: v for k, v in episode.meta.items() if k not in ("distractors", "headlight")},
+                **look_meta(disturber.looks), "look_seed": seed}
+        yield Episode(data, episode.seed, episode.success, episode.source, meta, episode.duration)
+        bar.update(1)
+
