@@ -41,13 +41,13 @@ GATE_EPISODES, GATE_SEED = 50, 200_000  # validation seeds: apart from demos (0,
 RAY_TARGETS = ("record", "rollout")  # their functions also take ray: an address, or None
 LEARN_TASKS = ("reach", "lift", "push", "slot_push", "stack")
 LEARN_OPTIONS = ("out", "tasks", "policies", "demos", "noise", "episodes", "steps", "disturb", "jobs", "envs", "device",
-                 "cell", "delays")
+                 "cell", "delays", "looks")
 # The table options each table takes (the rest are the learning table's alone).
-TABLE_OPTIONS = {"learn": set(LEARN_OPTIONS) - {"delays"},
+TABLE_OPTIONS = {"learn": set(LEARN_OPTIONS) - {"delays", "looks"},
                  "chunking": {"out", "tasks", "policies", "demos", "noise", "episodes", "steps", "envs", "device",
                               "delays"},
                  "vision": {"out", "tasks", "policies", "demos", "noise", "episodes", "steps", "disturb", "envs",
-                            "device"}}
+                            "device", "looks"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     learn.add_argument("--envs", type=int, default=1, help="evaluation processes per cell (default: 1)")
     learn.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda (default: auto)")
     learn.add_argument("--cell", help=argparse.SUPPRESS)  # one cell, in its own process (run by the table)
+    learn.add_argument("--looks", type=int,
+                       help="bench vision: looks each randomised demo is rendered under (`dataset relook`; default: 3)")
     learn.add_argument("--delays", help="bench chunking: comma-separated inference delays in ticks (default: "
                                         "0,1,2,4,6)")
 
@@ -328,7 +330,7 @@ def _vision(json: bool, args: argparse.Namespace) -> dict:
     check_processes("--envs", args.envs, None)
     settings = _settings(VisionSettings, tasks=_names(args.tasks, TASKS), policies=_names(args.policies, ("cnn",)),
                          demos=args.demos, noise=args.noise, episodes=args.episodes, steps=args.steps,
-                         disturb=args.disturb or "visual")
+                         looks=args.looks, disturb=args.disturb or "visual")
     out = Path(args.out)
     results = run_table(settings, out, envs=args.envs, device=args.device,
                         notify=(lambda line: None) if json else (lambda line: print(line, flush=True)))

@@ -10,6 +10,7 @@ from protege.datasets import Dataset
 from protege.launch import cli
 from protege.launch.experiments.vision_table import (
     RANDOMIZED_EPISODES,
+    RANDOMIZED_LOOKS,
     TASK_DEMOS,
     Cell,
     VisionSettings,
@@ -22,22 +23,24 @@ from protege.launch.experiments.vision_table import (
 def test_the_table_trains_on_plain_and_randomised_demos_without_the_simulators_state_and_resumes(tmp_path, capsys):
     out = tmp_path / "table"
     argv = ["bench", "vision", "--out", str(out), "--tasks", "push", "--demos", "2", "--episodes", "1",
-            "--steps", "3", "--json"]
+            "--steps", "3", "--looks", "2", "--json"]
     assert cli.main(argv) == 0
     results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
     assert [(r["policy"], r["kind"]) for r in results] == [("cnn", "plain"), ("cnn", "randomized")]
     for result in results:
         assert result["inputs"] == ["image_front", "image_wrist", "joint_pos", "ee_pos", "ee_quat", "gripper"]
         assert result["clean"]["episodes"] == result["disturbed"]["episodes"] == 1 and result["ms_per_action"] > 0
-    plain, randomized = (Dataset(str(out / "demos" / f"push-{kind}.zarr")) for kind in ("plain", "randomized"))
+    plain, randomized = (Dataset(str(out / "demos" / f"push-{kind}.zarr")) for kind in ("plain", "randomized-x2"))
     assert "randomize" not in plain.attrs and randomized.attrs["randomize"].startswith("lighting=1")
-    assert "| push | 2, noise 0.5, DART | cnn |" in (out / "table.md").read_text()
+    assert randomized.meta("seed").tolist() == [0, 0, 1, 1]  # each randomised demo under two looks
+    assert "| push | 2 / 2 x2 looks, noise 0.5, DART | cnn |" in (out / "table.md").read_text()
     cell = out / "results" / "push-cnn-plain.json"
     written = cell.stat().st_mtime_ns
     assert cli.main([*argv[:-1], "--tasks", "push,lift", "--json"]) == 0  # another task: the cells done are kept
     assert cell.stat().st_mtime_ns == written and (out / "results" / "lift-cnn-randomized.json").exists()
     table = (out / "table.md").read_text()
-    assert "| push | 2, noise 0.5, DART | cnn |" in table and "| lift | 2, noise 0.2 | cnn |" in table
+    assert "| push | 2 / 2 x2 looks, noise 0.5, DART | cnn |" in table
+    assert "| lift | 2 / 2 x2 looks, noise 0.2 | cnn |" in table
 
 
 def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
@@ -51,10 +54,25 @@ def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
     assert VisionSettings().steps_for("cnn", "stack", "randomized") == 3 * VisionSettings().steps_for("cnn", "stack",
                                                                                                       "plain")
     assert VisionSettings(steps=5).steps_for("cnn", "push", "randomized") == 5
-    assert "| stack | 100 / 300, noise 0.2 | cnn |" in format_table(
+    assert f"| stack | 100 / 300 x{RANDOMIZED_LOOKS} looks, noise 0.2 | cnn |" in format_table(
         [{"task": "stack", "policy": "cnn", "kind": "plain", "train_minutes": 1.0, "ms_per_action": 2.0,
           "clean": {"success_rate": 1.0, "ci95": [0.9, 1.0]}, "disturbed": {"success_rate": 0.5, "ci95": [0.4, 0.6]}}],
         VisionSettings(tasks=("stack",)))
+
+
+def test_a_table_from_before_looks_is_not_resumed_with_them_and_bad_looks_are_refused(tmp_path, capsys):
+    from tests.helpers import one_line
+
+    out = tmp_path / "table"
+    out.mkdir()
+    written = VisionSettings(tasks=("stack",)).to_json()
+    del written["looks"]  # as session 22 wrote it: one look each
+    (out / "settings.json").write_text(json.dumps(written))
+    one_line(capsys, ["bench", "vision", "--out", str(out), "--tasks", "stack"], "looks=1", f"not {RANDOMIZED_LOOKS}")
+    one_line(capsys, ["bench", "vision", "--out", str(tmp_path / "new"), "--looks", "0"], "--looks must be at least 1")
+    assert not (tmp_path / "new").exists()
+    help_text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["bench"].format_help().split())
+    assert f"`dataset relook`; default: {RANDOMIZED_LOOKS})" in help_text
 
 
 @pytest.mark.slow
