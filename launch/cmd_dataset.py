@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     relook.add_argument("--randomize", metavar="FAMILY[=MAGNITUDE],...",
                         help="the looks to draw: any of lighting, colors, camera, distractors, or visual for all "
                              "four (default: the dataset's own --randomize)")
+    relook.add_argument("--workers", type=int, default=1,
+                        help="processes rendering episodes (default: 1; the output is the same for any number)")
     relook.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     video = action("export-video", "write one episode as an mp4, all cameras side by side")
@@ -182,11 +184,13 @@ def _filter(args: argparse.Namespace) -> int:
 
 
 def _relook(args: argparse.Namespace) -> int:
+    from protege.launch.cli import check_processes
     from protege.launch.cmd_rollout import parse_disturb
     from protege.teleop.relook import relook
 
     randomize = parse_disturb(args.randomize, flag="--randomize") if args.randomize is not None else None
-    result = relook(args.dataset, args.out, args.looks, randomize, progress=not args.no_progress)
+    check_processes("--workers", args.workers, None)
+    result = relook(args.dataset, args.out, args.looks, randomize, args.workers, progress=not args.no_progress)
     return _finish(args, result, [f"{_wrote(result)}: {result['looks']} looks of each episode of {result['input']} "
                                   f"(--randomize {result['randomize']})"])
 

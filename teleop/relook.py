@@ -11,7 +11,8 @@ one and k. Each written episode records its ``look_seed``, which replay, browse 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,12 @@ from protege.datasets import Dataset, Episode, schema
 from protege.datasets.schema import is_image_key
 from protege.datasets.tools import write_dataset
 from protege.sim.disturbances import Disturbance, Disturber, describe, parse_disturbances
-from protege.sim.env import ProtegeEnv
-from protege.sim.spec import image_key
+from protege.sim.spec import EnvSpec, image_key
 from protege.sim.visual import VISUAL_FAMILIES
 from protege.teleop.errors import TeleopError
-from protege.teleop.replay import look_seeds, make_replay_env
-from protege.teleop.runtime.collect import look_meta
+from protege.teleop.replay import look_seeds
+from protege.teleop.runtime.collect import cached_env, look_meta
+from protege.teleop.runtime.workers import worker_pool
 
 _SALT = 0x100C  # keeps look seeds apart from the seeds episodes and evaluations use
 
@@ -38,15 +39,17 @@ def look_seed(own: int, look: int) -> int:
     return int(np.random.SeedSequence([_SALT, own, look]).generate_state(1)[0])
 
 
-def relook(source: str, out: str, looks: int, randomize: tuple[Disturbance, ...] | None = None,
+def relook(source: str, out: str, looks: int, randomize: tuple[Disturbance, ...] | None = None, workers: int = 1,
            progress: bool = True) -> dict[str, Any]:
     """Write every episode of ``source`` ``looks`` times into the new dataset ``out``, each time under another
-    look drawn with ``randomize`` (visual families; None: the source's own ``randomize``). Nothing is written
-    unless the source can be rendered again (a ``sim_state`` and a camera) and every episode was."""
+    look drawn with ``randomize`` (visual families; None: the source's own ``randomize``), rendered by ``workers``
+    processes (the output is the same for any number). Nothing is written unless the source can be rendered
+    again (a ``sim_state`` and a camera) and every episode was."""
     ds = Dataset(source)
     families = _families(ds, randomize)
-    if not isinstance(looks, int) or looks < 1:
-        raise TeleopError(f"--looks must be a whole number >= 1, got {looks}")
+    for flag, value in (("--looks", looks), ("--workers", workers)):
+        if not isinstance(value, int) or value < 1:
+            raise TeleopError(f"{flag} must be a whole number >= 1, got {value}")
     if "sim_state" not in ds:
         raise TeleopError(f"{ds.path} was recorded without data/sim_state: its frames cannot be rendered again")
     cameras = [key for key in ds.keys if is_image_key(key)]
@@ -54,17 +57,38 @@ def relook(source: str, out: str, looks: int, randomize: tuple[Disturbance, ...]
         raise TeleopError(f"{ds.path} records no camera: nothing to render again (record with --cameras)")
     if not ds.num_episodes:
         raise TeleopError(f"{ds.path} has no episodes to render again")
-    env = make_replay_env(ds.attrs)
-    missing = sorted(set(cameras) - {image_key(camera) for camera in env.cameras})
+    missing = sorted(set(cameras) - {image_key(camera) for camera in EnvSpec.from_attrs(ds.attrs).cameras})
     if missing:
         raise TeleopError(f"the env of {ds.path} does not render {', '.join(missing)}")
     attrs = {**schema.user_attrs(ds.attrs), "randomize": describe(families),
              "derived_from": {"operation": f"relook x{looks}", "inputs": [ds.path]}}
-    try:
-        result = write_dataset(out, attrs, _episodes(env, ds, families, looks, progress), ds.zarr_format)
-    finally:
-        env.close()
+    render = functools.partial(relook_episodes, ds.path, families, looks)
+    result = write_dataset(out, attrs, _in_order(render, ds.num_episodes, looks, workers, progress), ds.zarr_format)
     return {**result, "input": ds.path, "looks": looks, "randomize": describe(families)}
+
+
+def relook_episodes(source: str, families: tuple[Disturbance, ...], looks: int, episodes: list[int]) -> list[Episode]:
+    """Episodes ``episodes`` of ``source``, each under ``looks`` looks drawn with ``families``, in order: the work
+    of one process (its env is kept between calls)."""
+    ds = Dataset(source)
+    env, disturber, own_seeds = cached_env(EnvSpec.from_attrs(ds.attrs)), Disturber(families), look_seeds(ds)
+    out = []
+    for index in episodes:
+        episode = ds.episode(index)
+        for look in range(looks):
+            seed = look_seed(int(own_seeds[index]), look)
+            env.reset(seed=episode.seed)  # the task's layout, which places the distractors clear of the objects
+            disturber.reset(env, seed)
+            images: dict[str, list[np.ndarray]] = {}
+            for state in episode.data["sim_state"]:
+                env.set_state(state)
+                for camera, image in env.render_cameras().items():
+                    images.setdefault(image_key(camera), []).append(image)
+            data = {**episode.data, **{key: np.stack(frames) for key, frames in images.items() if key in episode.data}}
+            meta = {**{k: v for k, v in episode.meta.items() if k not in ("distractors", "headlight")},
+                    **look_meta(disturber.looks), "look_seed": seed}
+            out.append(Episode(data, episode.seed, episode.success, episode.source, meta, episode.duration))
+    return out
 
 
 def _families(ds: Dataset, randomize: tuple[Disturbance, ...] | None) -> tuple[Disturbance, ...]:
@@ -81,29 +105,18 @@ def _families(ds: Dataset, randomize: tuple[Disturbance, ...] | None) -> tuple[D
     return randomize
 
 
-def _episodes(env: ProtegeEnv, ds: Dataset, families: tuple[Disturbance, ...], looks: int,
+def _in_order(render: Callable[[list[int]], list[Episode]], episodes: int, looks: int, workers: int,
               progress: bool) -> Iterator[Episode]:
-    disturber, own_seeds = Disturber(families), look_seeds(ds)
-    with tqdm(total=ds.num_episodes * looks, unit="ep", desc="relook", disable=not progress) as bar:
-        for index in range(ds.num_episodes):
-            yield from _looks(env, ds.episode(index), int(own_seeds[index]), disturber, looks, bar)
-
-
-def _looks(env: ProtegeEnv, episode: Episode, own_seed: int, disturber: Disturber, looks: int,
-           bar: tqdm) -> Iterator[Episode]:
-    """``episode`` under each look, its images rendered from its states."""
-    for look in range(looks):
-        seed = look_seed(own_seed, look)
-        env.reset(seed=episode.seed)  # the task's layout, which places the distractors clear of the objects
-        disturber.reset(env, seed)
-        images: dict[str, list[np.ndarray]] = {}
-        for state in episode.data["sim_state"]:
-            env.set_state(state)
-            for camera, image in env.render_cameras().items():
-                images.setdefault(image_key(camera), []).append(image)
-        data = {**episode.data, **{key: np.stack(frames) for key, frames in images.items() if key in episode.data}}
-        meta = {**{k: v for k, v in episode.meta.items() if k not in ("distractors", "headlight")},
-                **look_meta(disturber.looks), "look_seed": seed}
-        yield Episode(data, episode.seed, episode.success, episode.source, meta, episode.duration)
-        bar.update(1)
-
+    """Every episode's looks in episode order, rendered here or by ``workers`` spawned processes (started only
+    when iterated: after the output was found free)."""
+    with tqdm(total=episodes * looks, unit="ep", desc="relook", disable=not progress) as bar:
+        if workers == 1:
+            batches: Iterator[list[Episode]] = (render([index]) for index in range(episodes))
+            for batch in batches:
+                yield from batch
+                bar.update(len(batch))
+            return
+        with worker_pool(min(workers, episodes)) as pool:
+            for batch in pool.map(render, [[index] for index in range(episodes)]):
+                yield from batch
+                bar.update(len(batch))

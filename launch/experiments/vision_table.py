@@ -185,7 +185,7 @@ def _demos(settings: VisionSettings, out: Path, task: str, kind: str, workers: i
     looked = out / "demos" / f"{task}-{kind}-x{settings.looks}.zarr"
     if not looked.exists() or Dataset(str(looked)).num_episodes != demos.episodes * settings.looks:
         shutil.rmtree(looked, ignore_errors=True)
-        relook(str(path), str(looked), settings.looks, progress=False)
+        relook(str(path), str(looked), settings.looks, workers=workers, progress=False)
     return looked
 
 

@@ -35,7 +35,7 @@ def make_env(spec: EnvSpec) -> ProtegeEnv:
 
 
 @functools.lru_cache(maxsize=1)
-def _cached_env(spec: EnvSpec) -> ProtegeEnv:
+def cached_env(spec: EnvSpec) -> ProtegeEnv:
     """One env per worker process and spec: building it (and its GL context) costs more than an episode."""
     return make_env(spec)
 
@@ -49,7 +49,7 @@ def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, r
     from protege.sim.disturbances import Disturber
     from protege.sim.experts import make_expert
 
-    env = _cached_env(spec)
+    env = cached_env(spec)
     buffer = EpisodeBuffer()
     labeller = ExpertPilot(make_expert(env)) if dart else None  # experts are stateless: it only labels
     disturber = Disturber(randomize) if randomize else None

@@ -44,6 +44,18 @@ def test_each_episode_is_written_once_per_look_with_only_its_images_changed(demo
         assert copy.success == original.success and copy.duration == original.duration
 
 
+def test_two_workers_write_the_same_dataset_as_one(demos, tmp_path):
+    from protege.teleop.relook import relook
+
+    one, two = str(tmp_path / "one.zarr"), str(tmp_path / "two.zarr")
+    relook(demos["randomized"], one, 2, progress=False)
+    relook(demos["randomized"], two, 2, workers=2, progress=False)
+    a, b = Dataset(one), Dataset(two)
+    assert a.keys == b.keys and a.meta("look_seed").tolist() == b.meta("look_seed").tolist()
+    for key in a.keys:
+        assert np.array_equal(a[key][:], b[key][:]), key
+
+
 def test_replay_and_rewind_show_a_relooked_episode_as_it_was_rendered(demos, tmp_path):
     from protege.teleop.relook import relook
     from protege.teleop.replay import make_replay_env, restore
@@ -83,6 +95,7 @@ def test_bad_relooks_are_one_line_and_write_nothing(demos, tmp_path, capsys):
     one_line(capsys, [*relook, demos["plain"], "--randomize", "object_push"], "lighting, colors", "not object_push")
     one_line(capsys, [*relook, demos["plain"], "--randomize", "colors=-1"], "--randomize")
     one_line(capsys, [*relook, demos["randomized"], "--looks", "0"], "--looks", ">= 1")
+    one_line(capsys, [*relook, demos["randomized"], "--workers", "0"], "--workers", ">= 1")
     one_line(capsys, [*relook, str(no_state), "--randomize", "visual"], "without data/sim_state")
     one_line(capsys, [*relook, str(no_camera), "--randomize", "visual"], "records no camera")
     one_line(capsys, [*relook, str(tmp_path / "missing.zarr")], "missing.zarr")
