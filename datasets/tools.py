@@ -186,7 +186,7 @@ def write_dataset(out: str, attrs: dict[str, Any], episodes: Iterable[Episode], 
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         target = str(Path(out).parent / f".{Path(out).name}.{uuid.uuid4().hex}.writing")
     try:
-        with EpisodeWriter(target, attrs, format=zarr_format) as writer:
+        with EpisodeWriter(target, attrs, format=zarr_format, background=True) as writer:
             for episode in episodes:
                 writer.add_episode(episode)
             count = writer.num_episodes

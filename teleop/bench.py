@@ -1,6 +1,6 @@
 """Teleop benchmarks: `protege bench record` (how well the recorder holds its rate, and scripted
 collection throughput), `protege bench intervene` (the take-over window's rate) and `protege bench
-replay` (replay throughput, the browser's drawing time).
+replay` (replay and relook throughput, the browser's drawing time).
 
 The recorder and the take-over window run 200 ticks at 20 Hz on the built-in arm with two 128x128
 cameras (front, wrist) and the 960x720 main view, in a real X window (``DISPLAY``, else a fresh Xvfb
@@ -88,20 +88,30 @@ def run_bench(json: bool, ray: str | None = None) -> dict[str, Any]:
     return {"record": record, "collect": collect, "cpus": os.cpu_count()}
 
 
-def bench_replay(episodes: int = 1, browser_frames: int = 120) -> dict[str, Any]:
-    """Replay throughput (frames/s, states and actions mode, lift without cameras) and the browser's
-    drawing time per displayed frame (two 128x128 cameras, SDL dummy driver)."""
+def bench_replay(episodes: int = 2, browser_frames: int = 120) -> dict[str, Any]:
+    """Replay throughput (frames/s, states and actions mode, lift without cameras), ``dataset relook``'s frames
+    rendered per second (two 128x128 cameras, two looks) beside scripted collection's on the same episodes, and
+    the browser's drawing time per displayed frame (SDL dummy driver)."""
     from protege.datasets import Dataset
     from protege.sim import EnvSpec
+    from protege.sim.disturbances import parse_disturbances
+    from protege.teleop.relook import relook
     from protege.teleop.replay import MODES, make_replay_env, replay_episode
     from protege.teleop.runtime.collect import collect
 
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.zarr")
-        collect(EnvSpec.make("lift", cameras=("front", "wrist")), path, episodes, noise=0.2, progress=False)
+        collected = collect(EnvSpec.make("lift", cameras=("front", "wrist")), path, episodes, noise=0.2,
+                            progress=False)
+        started = time.perf_counter()
+        relooked = relook(path, str(Path(tmp) / "relooked.zarr"), 2, parse_disturbances("visual"), progress=False)
         ds = Dataset(path)
         env = make_replay_env(ds.attrs, cameras=())
-        result: dict[str, Any] = {"episode_frames": int(ds.episode_ends[0])}
+        result: dict[str, Any] = {
+            "episode_frames": int(ds.episode_ends[0]),
+            "collect_frames_per_s": round(collected["frames"] / collected["seconds"], 1),
+            "relook_frames_per_s": round(relooked["frames"] / (time.perf_counter() - started), 1),
+        }
         for mode in MODES:
             replayed = replay_episode(ds, 0, mode, env=env)
             result[f"replay_{mode}_frames_per_s"] = round(replayed.frames / replayed.seconds, 1)
