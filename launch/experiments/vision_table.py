@@ -13,7 +13,7 @@ The cameras are 64 px: a quarter of the pixels 128 px has to go through the imag
 task's objects and goal still in view of a default camera (tests/sim/test_cameras_see_the_task.py finds
 them at 128 px with 51 pixels or more, so about 13 at 64; at 84 px push was no better). The settings are
 sized for one CPU core (:data:`VARIANTS`); with another cell beside it on 2 cores a cnn trains on 100 plain demos
-in about 7 minutes (push, on 200, 14) and on 300 randomised ones in 17-19.
+in about 7 minutes (push, on 200, 14) and on 300 randomised ones (under any number of looks) in 17-20.
 """
 
 from __future__ import annotations
