@@ -101,3 +101,21 @@ def test_bad_relooks_are_one_line_and_write_nothing(demos, tmp_path, capsys):
     one_line(capsys, [*relook, str(tmp_path / "missing.zarr")], "missing.zarr")
     assert not out.exists() and not list(tmp_path.glob(".out.zarr*"))
     one_line(capsys, [*relook[:-1], demos["plain"], demos["randomized"]], "already exists")
+
+
+def test_a_correction_of_a_relooked_episode_keeps_its_look(demos, tmp_path):
+    from protege.teleop.correct import CorrectionSession, Rewinder, make_corrector, open_writer, write_takes
+    from protege.teleop.relook import relook
+
+    out = str(tmp_path / "x2.zarr")
+    relook(demos["randomized"], out, 2, progress=False)
+    rewinder = Rewinder(Dataset(out))
+    session = CorrectionSession(rewinder, 1, 3, make_corrector("expert", rewinder.env), ticks=2, success_hold=0)
+    session.run()
+    with open_writer(rewinder.ds) as writer:
+        write_takes([session.take()], writer)
+    rewinder.close()
+    ds = Dataset(out)
+    assert ds.meta("look_seed")[-1] == ds.meta("look_seed")[1] != ds.meta("seed")[1]
+    first = ds.episode_slice(ds.num_episodes - 1).start  # the take starts at the restored frame, in its look
+    assert np.array_equal(ds["image_front"][first], ds["image_front"][ds.episode_slice(1).start + 3])
