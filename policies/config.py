@@ -86,6 +86,8 @@ def check_policy_config(config: PolicyConfig) -> None:
             raise PolicyError(f"velocity_dropout must be in [0, 1], got {value}")
         if name == "color_jitter" and not 0 <= value < 1:
             raise PolicyError(f"color_jitter must be in [0, 1), got {value}")
+        if name == "image_grid" and value is not None and (not isinstance(value, int) or value < 1):
+            raise PolicyError(f"image_grid must be a whole number >= 1 (tokens per side), got {value}")
         if name == "dropout" and not 0 <= value < 1:
             raise PolicyError(f"dropout must be in [0, 1), got {value}")
         if name == "rtc_train_max_delay" and not 0 <= value < config.horizon:

@@ -31,6 +31,9 @@ class ACTConfig(PolicyConfig):
     # > 0: learn to continue a committed prefix of up to this many actions (training-time real-time chunking)
     rtc_train_max_delay: int = 0
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # image backbone, if any cameras
+    # each camera's feature map average-pooled to image_grid x image_grid tokens (None: one token per cell of the
+    # map, 8 x 8 at 64 px); the transformer over the image tokens is most of a camera step's time on a CPU
+    image_grid: int | None = None
 
 
 # Half the width, half the encoder layers: ~700 samples/s on one CPU core on low-dim lift (defaults: ~120).

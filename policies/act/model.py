@@ -69,8 +69,12 @@ class ACTPolicy(Policy):
         self.prefix_in = nn.Linear(a, d) if config.rtc_train_max_delay else None
 
     def _image_tokens(self, key: str, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, h*w, d) tokens with a fixed 2-D sine position code plus a camera embedding."""
-        fmap = self.image_in[key](self.backbones[key](image))
+        """(B, 3, H, W) -> (B, h*w, d) tokens with a fixed 2-D sine position code plus a camera embedding; h = w =
+        ``image_grid`` where set."""
+        fmap = self.backbones[key](image)
+        if self.config.image_grid is not None:
+            fmap = F.adaptive_avg_pool2d(fmap, self.config.image_grid)
+        fmap = self.image_in[key](fmap)
         _, d, h, w = fmap.shape
         pos = _sine_2d(d, h, w, fmap.device, fmap.dtype) + self.image_pos[key]
         return (fmap + pos).flatten(2).transpose(1, 2)

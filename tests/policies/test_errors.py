@@ -124,6 +124,7 @@ def test_command_line_trains_and_resumes(monkeypatch, capsys, lowdim_dataset, tm
     ("act", "n_encoder_layers=0", "n_encoder_layers must be at least 1"),
     ("act", "kl_weight=-1", "kl_weight must be a number >= 0"),
     ("act", "temporal_ensemble_coeff=-1", "temporal_ensemble_coeff must be a number >= 0"),
+    ("act", "image_grid=0", r"image_grid must be a whole number >= 1 \(tokens per side\), got 0"),
 ])
 def test_settings_no_training_can_use_are_one_line(policy, setting, message, monkeypatch, capsys, lowdim_dataset,
                                                    tmp_path):

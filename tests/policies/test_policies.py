@@ -165,6 +165,20 @@ def test_every_parameter_gets_a_gradient(name, image_dataset, tiny_config):
     assert [n for n, p in policy.named_parameters() if p.grad is None] == []
 
 
+@pytest.mark.parametrize("grid", [None, 1, 2])
+def test_act_pools_each_camera_to_its_image_grid(grid, image_dataset, tiny_config):
+    from protege.datasets import compute_stats
+    from protege.policies.act.model import ACTPolicy
+
+    ds = Dataset(image_dataset)
+    keys = ["ee_pos", "gripper", "image_front"]
+    config = tiny_config("act", obs_keys=keys, widths=[8, 16], image_grid=grid)
+    policy = ACTPolicy(config, Spec({k: ds.shape(k)[1:] for k in keys}, 7), compute_stats(ds, ["ee_pos", "gripper",
+                                                                                              "action"]))
+    tokens = policy._image_tokens("image_front", torch.zeros(3, 3, 32, 32))
+    assert tokens.shape == (3, 8 * 8 if grid is None else grid * grid, config.dim_model)  # 32 px: an 8x8 map
+
+
 def test_quaternions_become_sign_free_rotation_features():
     from protege.policies.base import Spec, quat_to_rot6d
 
