@@ -12,7 +12,8 @@ one and k. Each written episode records its ``look_seed``, which replay, browse 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -22,14 +23,16 @@ from protege.datasets import Dataset, Episode, schema
 from protege.datasets.schema import is_image_key
 from protege.datasets.tools import write_dataset
 from protege.sim.disturbances import Disturbance, Disturber, describe, parse_disturbances
+from protege.sim.env import ProtegeEnv
 from protege.sim.spec import EnvSpec, image_key
 from protege.sim.visual import VISUAL_FAMILIES
 from protege.teleop.errors import TeleopError
 from protege.teleop.replay import look_seeds
-from protege.teleop.runtime.collect import cached_env, look_meta
+from protege.teleop.runtime.collect import LOOK_META, cached_env, look_meta
 from protege.teleop.runtime.workers import worker_pool
 
 _SALT = 0x100C  # keeps look seeds apart from the seeds episodes and evaluations use
+_BATCH = 8  # episodes a worker renders per task (it opens the dataset once for them)
 
 
 def look_seed(own: int, look: int) -> int:
@@ -62,33 +65,34 @@ def relook(source: str, out: str, looks: int, randomize: tuple[Disturbance, ...]
         raise TeleopError(f"the env of {ds.path} does not render {', '.join(missing)}")
     attrs = {**schema.user_attrs(ds.attrs), "randomize": describe(families),
              "derived_from": {"operation": f"relook x{looks}", "inputs": [ds.path]}}
-    render = functools.partial(relook_episodes, ds.path, families, looks)
-    result = write_dataset(out, attrs, _in_order(render, ds.num_episodes, looks, workers, progress), ds.zarr_format)
+    result = write_dataset(out, attrs, _in_order(ds, families, looks, workers, progress), ds.zarr_format)
     return {**result, "input": ds.path, "looks": looks, "randomize": describe(families)}
 
 
-def relook_episodes(source: str, families: tuple[Disturbance, ...], looks: int, episodes: list[int]) -> list[Episode]:
-    """Episodes ``episodes`` of ``source``, each under ``looks`` looks drawn with ``families``, in order: the work
-    of one process (its env is kept between calls)."""
+def relook_episodes(source: str, families: tuple[Disturbance, ...], looks: int,
+                    episodes: list[tuple[int, int]]) -> list[Episode]:
+    """The looks of ``episodes`` (index, own look seed) of ``source``, in order: the work of one spawned process
+    (its env is kept between calls)."""
     ds = Dataset(source)
-    env, disturber, own_seeds = cached_env(EnvSpec.from_attrs(ds.attrs)), Disturber(families), look_seeds(ds)
-    out = []
-    for index in episodes:
-        episode = ds.episode(index)
-        for look in range(looks):
-            seed = look_seed(int(own_seeds[index]), look)
-            env.reset(seed=episode.seed)  # the task's layout, which places the distractors clear of the objects
-            disturber.reset(env, seed)
-            images: dict[str, list[np.ndarray]] = {}
-            for state in episode.data["sim_state"]:
-                env.set_state(state)
-                for camera, image in env.render_cameras().items():
-                    images.setdefault(image_key(camera), []).append(image)
-            data = {**episode.data, **{key: np.stack(frames) for key, frames in images.items() if key in episode.data}}
-            meta = {**{k: v for k, v in episode.meta.items() if k not in ("distractors", "headlight")},
-                    **look_meta(disturber.looks), "look_seed": seed}
-            out.append(Episode(data, episode.seed, episode.success, episode.source, meta, episode.duration))
-    return out
+    env, disturber = cached_env(EnvSpec.from_attrs(ds.attrs)), Disturber(families)
+    return [looked for index, own in episodes for looked in _looks(env, disturber, ds.episode(index), own, looks)]
+
+
+def _looks(env: ProtegeEnv, disturber: Disturber, episode: Episode, own_seed: int, looks: int) -> Iterator[Episode]:
+    """``episode`` under each of ``looks`` looks, its images rendered from its states."""
+    for look in range(looks):
+        seed = look_seed(own_seed, look)
+        env.reset(seed=episode.seed)  # the task's layout, which places the distractors clear of the objects
+        disturber.reset(env, seed)
+        images: dict[str, list[np.ndarray]] = {}
+        for state in episode.data["sim_state"]:
+            env.set_state(state)
+            for camera, image in env.render_cameras().items():
+                images.setdefault(image_key(camera), []).append(image)
+        data = {**episode.data, **{key: np.stack(frames) for key, frames in images.items() if key in episode.data}}
+        meta = {**{k: v for k, v in episode.meta.items() if k not in LOOK_META},
+                **look_meta(disturber.looks), "look_seed": seed}
+        yield Episode(data, episode.seed, episode.success, episode.source, meta, episode.duration)
 
 
 def _families(ds: Dataset, randomize: tuple[Disturbance, ...] | None) -> tuple[Disturbance, ...]:
@@ -105,18 +109,23 @@ def _families(ds: Dataset, randomize: tuple[Disturbance, ...] | None) -> tuple[D
     return randomize
 
 
-def _in_order(render: Callable[[list[int]], list[Episode]], episodes: int, looks: int, workers: int,
+def _in_order(ds: Dataset, families: tuple[Disturbance, ...], looks: int, workers: int,
               progress: bool) -> Iterator[Episode]:
     """Every episode's looks in episode order, rendered here or by ``workers`` spawned processes (started only
-    when iterated: after the output was found free)."""
-    with tqdm(total=episodes * looks, unit="ep", desc="relook", disable=not progress) as bar:
+    when iterated: after the output was found free), each given batches of up to :data:`_BATCH` episodes."""
+    own_seeds, count = look_seeds(ds).tolist(), ds.num_episodes
+    with tqdm(total=count * looks, unit="ep", desc="relook", disable=not progress) as bar, ExitStack() as stack:
         if workers == 1:
-            batches: Iterator[list[Episode]] = (render([index]) for index in range(episodes))
-            for batch in batches:
-                yield from batch
-                bar.update(len(batch))
-            return
-        with worker_pool(min(workers, episodes)) as pool:
-            for batch in pool.map(render, [[index] for index in range(episodes)]):
-                yield from batch
-                bar.update(len(batch))
+            env, disturber = cached_env(EnvSpec.from_attrs(ds.attrs)), Disturber(families)
+            batches: Iterator[Iterable[Episode]] = (_looks(env, disturber, ds.episode(index), own_seeds[index], looks)
+                                                    for index in range(count))
+        else:
+            size = max(1, min(_BATCH, count // workers))
+            items = list(enumerate(own_seeds))
+            render = functools.partial(relook_episodes, ds.path, families, looks)
+            pool = stack.enter_context(worker_pool(min(workers, count)))
+            batches = pool.map(render, [items[i : i + size] for i in range(0, count, size)])
+        for batch in batches:
+            for episode in batch:
+                yield episode
+                bar.update(1)

@@ -61,6 +61,9 @@ def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, r
     return buffer.episodes
 
 
+LOOK_META = ("distractors", "headlight")  # what :func:`look_meta` records
+
+
 def look_meta(looks: dict[str, Any]) -> dict[str, Any]:
     """What an episode records of its drawn look (:attr:`Disturber.looks`): the distractors drawn and the
     headlight's scale (the look's seed and the dataset's ``randomize`` give the rest)."""
