@@ -12,6 +12,7 @@ from protege.launch.experiments.vision_table import (
     RANDOMIZED_EPISODES,
     RANDOMIZED_LOOKS,
     TASK_DEMOS,
+    VARIANTS,
     Cell,
     VisionSettings,
     _cell,
@@ -41,6 +42,21 @@ def test_the_table_trains_on_plain_and_randomised_demos_without_the_simulators_s
     table = (out / "table.md").read_text()
     assert "| push | 2 / 2 x2 looks, noise 0.5, DART | cnn |" in table
     assert "| lift | 2 / 2 x2 looks, noise 0.2 | cnn |" in table
+
+
+def test_act_and_diffusion_cells_see_the_cameras_at_their_table_settings(tmp_path):
+    from protege.policies.checkpoint import read_meta
+
+    settings, out = VisionSettings(tasks=("lift",), policies=("act", "diffusion"), demos=2, episodes=1, steps=2), \
+        tmp_path / "table"
+    demos = _demos(settings, out, "lift", "plain", 1)
+    for policy in settings.policies:
+        result = _cell(settings, out, Cell("lift", policy, "plain"), demos, 1, "cpu", lambda line: None)
+        assert result["inputs"] == ["image_front", "image_wrist", "joint_pos", "ee_pos", "ee_quat", "gripper"]
+        config = read_meta(out / "runs" / f"lift-{policy}-plain").policy_config
+        assert config.widths == VARIANTS["cnn"][0]["widths"]
+    assert config.n_obs_steps == 1
+    assert read_meta(out / "runs" / "lift-act-plain").policy_config.image_grid == 2
 
 
 def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
