@@ -31,6 +31,7 @@ class EpisodeEntry:
     length: int
     seed: int
     parent: tuple[int, int] | None = None  # (episode, frame) a correction started from
+    look_seed: int | None = None  # the seed its look was drawn from, where `dataset relook` drew another
 
 
 def segments(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -65,6 +66,7 @@ class BrowserModel:
         meta = {name: ds.meta(name) for name in ds.meta_names}
         lengths = np.diff(np.concatenate([[0], ds.episode_ends]))
         parents = meta.get("parent_episode"), meta.get("parent_frame")
+        looks = meta.get("look_seed", meta["seed"])
         self.episodes = [
             EpisodeEntry(
                 index=i,
@@ -74,6 +76,7 @@ class BrowserModel:
                 seed=int(meta["seed"][i]),
                 parent=(int(parents[0][i]), int(parents[1][i]))
                 if parents[0] is not None and parents[1] is not None and parents[0][i] >= 0 else None,
+                look_seed=int(looks[i]) if looks[i] >= 0 and looks[i] != meta["seed"][i] else None,
             )
             for i in range(ds.num_episodes)
         ]
@@ -110,8 +113,8 @@ class BrowserModel:
         self.episode = index
         frames = self.ds.episode_slice(index)
         self._start = frames.start
-        self.series = {key: self.ds[key][frames] for key in ("action", "gripper", "timestamp", "intervention", "sim_state")
-                       if key in self.ds}
+        self.series = {key: self.ds[key][frames]
+                       for key in ("action", "gripper", "timestamp", "intervention", "sim_state") if key in self.ds}
         self._blocks: dict[str, tuple[int, np.ndarray]] = {}
         self.frame = min(self.frame, self.length - 1) if keep_frame else 0
         self._carry = 0.0

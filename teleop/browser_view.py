@@ -165,7 +165,8 @@ class BrowserView:
         self._draw_cursor(self.model.frame if cursor is None else cursor, WHITE if cursor is None else ORANGE)
         self._draw_hud(hud)
 
-    def _text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE, font: pygame.font.Font | None = None) -> int:
+    def _text(self, text: str, pos: tuple[int, int], colour: Colour = WHITE,
+              font: pygame.font.Font | None = None) -> int:
         return draw_text(self.surface, font or self.font, text, pos, colour)
 
     def _draw_list(self) -> None:
@@ -182,7 +183,8 @@ class BrowserView:
             colour = SOURCE_COLOURS.get(entry.source, GREY)
             self._text(f"{entry.index:>4}", (MARGIN, y), GREY, self.small)
             self._text(entry.source, (MARGIN + 40, y), colour, self.small)
-            self._text("ok" if entry.success else "fail", (MARGIN + 140, y), GREEN if entry.success else RED, self.small)
+            self._text("ok" if entry.success else "fail", (MARGIN + 140, y), GREEN if entry.success else RED,
+                       self.small)
             self._text(f"{entry.length:>5}", (MARGIN + 175, y), WHITE, self.small)
             if entry.parent is not None:
                 self._text(f"<{entry.parent[0]}@{entry.parent[1]}", (MARGIN + 225, y), ORANGE, self.small)
@@ -234,7 +236,8 @@ class BrowserView:
         n = model.length
         xs = np.array([self._x(i) for i in range(n)]) - plot.left
 
-        def polyline(values: np.ndarray, box: pygame.Rect, low: float, high: float, colour: Colour, width: int = 1) -> None:
+        def polyline(values: np.ndarray, box: pygame.Rect, low: float, high: float, colour: Colour,
+                     width: int = 1) -> None:
             if n < 2:
                 return
             ys = box.bottom - 1 - (np.clip(values, low, high) - low) / (high - low) * (box.height - 2)
@@ -252,7 +255,8 @@ class BrowserView:
         for text, box in (("actions / scale (x y z roll pitch yaw ...)", motion_box),
                           ("gripper: command (yellow), measured (orange)", grip_box)):
             label = self.small.render(text, True, GREY)
-            pygame.draw.rect(surface, BACKGROUND, (box.left + 2, box.top + 1, label.get_width() + 8, label.get_height() + 2))
+            pygame.draw.rect(surface, BACKGROUND,
+                             (box.left + 2, box.top + 1, label.get_width() + 8, label.get_height() + 2))
             surface.blit(label, (box.left + 6, box.top + 2))
         bar = timeline.move(-origin[0], -origin[1])
         pygame.draw.rect(surface, PANEL, bar)
@@ -272,7 +276,7 @@ class BrowserView:
         right = self.surface.get_width() - MARGIN
         status = [(f"episode {entry.index}", WHITE), (entry.source, SOURCE_COLOURS.get(entry.source, GREY)),
                   ("success" if entry.success else "no success", GREEN if entry.success else RED),
-                  (f"seed {entry.seed}", GREY)]
+                  (f"seed {entry.seed}" + ("" if entry.look_seed is None else f", look {entry.look_seed}"), GREY)]
         if hud is None:
             state = "playing" if model.playing else "paused"
             status += [(f"frame {model.frame}/{model.length - 1}   {model.timestamp:6.2f} s", WHITE),

@@ -69,6 +69,10 @@ def test_replay_and_rewind_show_a_relooked_episode_as_it_was_rendered(demos, tmp
         assert np.array_equal(obs["image_front"], ds["image_front"][ds.episode_slice(episode).start + 4])
         assert len(env.decor) == ds.meta("distractors")[episode]
     env.close()
+    from protege.teleop.browser import BrowserModel
+
+    shown = [entry.look_seed for entry in BrowserModel(out).episodes]  # the browser's status line names new looks
+    assert shown[0::2] == [None, None] and shown[1::2] == ds.meta("look_seed")[1::2].tolist()
 
 
 def test_plain_demos_take_the_looks_they_are_given(demos, tmp_path):
