@@ -13,7 +13,8 @@ The cameras are 64 px: a quarter of the pixels 128 px has to go through the imag
 task's objects and goal still in view of a default camera (tests/sim/test_cameras_see_the_task.py finds
 them at 128 px with 51 pixels or more, so about 13 at 64; at 84 px push was no better). The settings are
 sized for one CPU core (:data:`VARIANTS`); with another cell beside it on 2 cores a cnn trains on 100 plain demos
-in about 7 minutes (push, on 200, 14) and on 300 randomised ones (under any number of looks) in 17-20.
+in about 7 minutes (push, on 200, 14) and on 300 randomised ones (under any number of looks) in 17-20; act and
+diffusion train about 30 minutes in every cell.
 """
 
 from __future__ import annotations
@@ -45,16 +46,29 @@ from protege.sim.experts import DEMO_NOISE
 TASKS = ("reach", "lift", "push", "slot_push", "stack")
 KINDS = ("plain", "randomized")
 CAMERAS = ("front", "wrist")
-# name -> (its config fields on the vision input set, training steps for 100 demos). The cnn at its CPU settings,
-# reactive (its defaults); 3,000 steps: slot_push 95%, push 81% (200 demos: 78% at 3,000 steps, 100% at 6,000),
-# and on stack the chunked cnn's validation loss was lowest at 3,000 of 10,000 steps (docs/experiments.md). act at
-# its CPU settings and diffusion, each with the cnn's small image trunk, are sized so that a cell on 300 demos trains
-# in about 30 minutes of one core: act with each camera's feature map pooled to 2 x 2 tokens (0.24 s a step, against
-# 0.83 s for the whole 8 x 8 map), diffusion at 0.23 s a step.
-VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
-    "cnn": (CNN_CPU_SETTINGS, 3_000),
-    "act": ({**ACT_CPU_SETTINGS, "inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "image_grid": 2}, 2_200),
-    "diffusion": ({"inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "n_obs_steps": 1}, 2_400),
+
+
+class Variant(NamedTuple):
+    """A policy's cell: its config fields on the vision input set, its training steps for 100 demos, and the most
+    steps a cell takes (None: no cap)."""
+
+    fields: dict[str, Any]
+    steps: int
+    most: int | None = None
+
+
+# The cnn at its CPU settings, reactive (its defaults); 3,000 steps for 100 demos: slot_push 95%, push 81% (200 demos:
+# 78% at 3,000 steps, 100% at 6,000), and on stack the chunked cnn's validation loss was lowest at 3,000 of 10,000
+# steps (docs/experiments.md). act at its CPU settings and diffusion, each with the cnn's small image trunk, take
+# the steps of about 30 minutes of one core in every cell (on 100 stack demos both failed every episode after 10-11
+# minutes): act with each camera's feature map pooled to 2 x 2 tokens (0.24-0.31 s a step; the whole 8 x 8 map:
+# 0.83 s), diffusion at 0.23-0.25 s a step.
+VARIANTS: dict[str, Variant] = {
+    "cnn": Variant(CNN_CPU_SETTINGS, 3_000),
+    "act": Variant({**ACT_CPU_SETTINGS, "inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "image_grid": 2},
+                   6_000, most=6_000),
+    "diffusion": Variant({"inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "n_obs_steps": 1}, 7_000,
+                         most=7_000),
 }
 
 
@@ -122,8 +136,10 @@ class VisionSettings(Record):
 
     def steps_for(self, variant: str, task: str, kind: str) -> int:
         """``steps``, else the variant's own for 100 demos, scaled with the cell's (the same passes over their
-        frames, whatever the looks)."""
-        return self.steps or max(1, VARIANTS[variant][1] * self.demos_for(task, kind).episodes // 100)
+        frames, whatever the looks) up to its most."""
+        own = VARIANTS[variant]
+        steps = max(1, own.steps * self.demos_for(task, kind).episodes // 100)
+        return self.steps or (steps if own.most is None else min(steps, own.most))
 
     def demos_for(self, task: str, kind: str) -> TaskDemos:
         own = TASK_DEMOS[task]
@@ -205,7 +221,7 @@ def _cell(settings: VisionSettings, out: Path, cell: Cell, demos: Path, envs: in
     path = out / "results" / f"{cell.name}.json"
     if path.exists():
         return json.loads(path.read_text())
-    fields, _ = VARIANTS[cell.policy]
+    fields = VARIANTS[cell.policy].fields
     run_dir, steps = out / "runs" / cell.name, settings.steps_for(cell.policy, cell.task, cell.kind)
     shutil.rmtree(run_dir, ignore_errors=True)
     config = TrainConfig(dataset=str(demos), out=str(run_dir), policy=cell.policy, steps=steps, seed=settings.seed,

@@ -54,7 +54,7 @@ def test_act_and_diffusion_cells_see_the_cameras_at_their_table_settings(tmp_pat
         result = _cell(settings, out, Cell("lift", policy, "plain"), demos, 1, "cpu", lambda line: None)
         assert result["inputs"] == ["image_front", "image_wrist", "joint_pos", "ee_pos", "ee_quat", "gripper"]
         config = read_meta(out / "runs" / f"lift-{policy}-plain").policy_config
-        assert config.widths == VARIANTS["cnn"][0]["widths"]
+        assert config.widths == VARIANTS["cnn"].fields["widths"]
     assert config.n_obs_steps == 1
     assert read_meta(out / "runs" / "lift-act-plain").policy_config.image_grid == 2
 
@@ -70,6 +70,8 @@ def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
     assert VisionSettings().steps_for("cnn", "stack", "randomized") == 3 * VisionSettings().steps_for("cnn", "stack",
                                                                                                       "plain")
     assert VisionSettings(steps=5).steps_for("cnn", "push", "randomized") == 5
+    assert VisionSettings().steps_for("act", "stack", "plain") == VisionSettings().steps_for("act", "push",
+                                                                                            "randomized")
     assert f"| stack | 100 / 300 x{RANDOMIZED_LOOKS} looks, noise 0.2 | cnn |" in format_table(
         [{"task": "stack", "policy": "cnn", "kind": "plain", "train_minutes": 1.0, "ms_per_action": 2.0,
           "clean": {"success_rate": 1.0, "ci95": [0.9, 1.0]}, "disturbed": {"success_rate": 0.5, "ci95": [0.4, 0.6]}}],
