@@ -49,12 +49,12 @@ CAMERAS = ("front", "wrist")
 
 
 class Variant(NamedTuple):
-    """A policy's cell: its config fields on the vision input set, its training steps for 100 demos, and the most
-    steps a cell takes (None: no cap)."""
+    """A policy's cell: its config fields on the vision input set, and its training steps, for every 100 demos
+    (``scaled``) or for the whole cell."""
 
     fields: dict[str, Any]
     steps: int
-    most: int | None = None
+    scaled: bool = True
 
 
 # The cnn at its CPU settings, reactive (its defaults); 3,000 steps for 100 demos: slot_push 95%, push 81% (200 demos:
@@ -66,9 +66,9 @@ class Variant(NamedTuple):
 VARIANTS: dict[str, Variant] = {
     "cnn": Variant(CNN_CPU_SETTINGS, 3_000),
     "act": Variant({**ACT_CPU_SETTINGS, "inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "image_grid": 2},
-                   6_000, most=6_000),
+                   6_000, scaled=False),
     "diffusion": Variant({"inputs": "vision", "widths": CNN_CPU_SETTINGS["widths"], "n_obs_steps": 1}, 7_000,
-                         most=7_000),
+                         scaled=False),
 }
 
 
@@ -135,11 +135,12 @@ class VisionSettings(Record):
             raise UserError(f"bench vision: the demos are randomised in {', '.join(VISUAL_FAMILIES)} only")
 
     def steps_for(self, variant: str, task: str, kind: str) -> int:
-        """``steps``, else the variant's own for 100 demos, scaled with the cell's (the same passes over their
-        frames, whatever the looks) up to its most."""
+        """``steps``, else the variant's own: for a scaled one, its steps for 100 demos times the cell's hundreds
+        (the same passes over their frames, whatever the looks)."""
         own = VARIANTS[variant]
-        steps = max(1, own.steps * self.demos_for(task, kind).episodes // 100)
-        return self.steps or (steps if own.most is None else min(steps, own.most))
+        if self.steps or not own.scaled:
+            return self.steps or own.steps
+        return max(1, own.steps * self.demos_for(task, kind).episodes // 100)
 
     def demos_for(self, task: str, kind: str) -> TaskDemos:
         own = TASK_DEMOS[task]
