@@ -60,7 +60,7 @@ class Variant(NamedTuple):
 # The cnn at its CPU settings, reactive (its defaults); 3,000 steps for 100 demos: slot_push 95%, push 81% (200 demos:
 # 78% at 3,000 steps, 100% at 6,000), and on stack the chunked cnn's validation loss was lowest at 3,000 of 10,000
 # steps (docs/experiments.md). act at its CPU settings and diffusion, each with the cnn's small image trunk, take
-# the steps of about 30 minutes of one core in every cell (on 100 stack demos both failed every episode after 10-11
+# the steps of about 30 minutes of one core in every cell (on 100 stack demos both reached 0-1% after 10-11
 # minutes): act with each camera's feature map pooled to 2 x 2 tokens (0.24-0.31 s a step; the whole 8 x 8 map:
 # 0.83 s), diffusion at 0.23-0.25 s a step.
 VARIANTS: dict[str, Variant] = {
