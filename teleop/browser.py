@@ -16,6 +16,7 @@ from protege.datasets import Dataset
 from protege.datasets.schema import source_name
 from protege.datasets.video import camera_keys
 from protege.teleop.errors import TeleopError
+from protege.teleop.runtime.collect import look_seeds
 
 SPEEDS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed, times the recording rate
 IMAGE_BLOCK = 32  # image frames read (and decompressed) at once while playing
@@ -66,7 +67,7 @@ class BrowserModel:
         meta = {name: ds.meta(name) for name in ds.meta_names}
         lengths = np.diff(np.concatenate([[0], ds.episode_ends]))
         parents = meta.get("parent_episode"), meta.get("parent_frame")
-        looks = meta.get("look_seed", meta["seed"])
+        looks = look_seeds(ds)
         self.episodes = [
             EpisodeEntry(
                 index=i,
@@ -76,7 +77,7 @@ class BrowserModel:
                 seed=int(meta["seed"][i]),
                 parent=(int(parents[0][i]), int(parents[1][i]))
                 if parents[0] is not None and parents[1] is not None and parents[0][i] >= 0 else None,
-                look_seed=int(looks[i]) if looks[i] >= 0 and looks[i] != meta["seed"][i] else None,
+                look_seed=int(looks[i]) if looks[i] != meta["seed"][i] else None,
             )
             for i in range(ds.num_episodes)
         ]

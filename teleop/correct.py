@@ -28,7 +28,8 @@ from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter, Sou
 from protege.datasets.schema import user_attrs
 from protege.sim.spec import EnvSpec
 from protege.teleop.errors import TeleopError
-from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, look_seeds, make_replay_env, restore
+from protege.teleop.replay import FRAME_KEYS, check_frame, episode_seed, make_replay_env, restore
+from protege.teleop.runtime.collect import look_seeds
 from protege.teleop.runtime.loop import ControlLoop, check_dataset
 from protege.teleop.runtime.pilots import ExpertPilot, Pilot, PolicyPilot
 

@@ -27,8 +27,7 @@ from protege.sim.env import ProtegeEnv
 from protege.sim.spec import EnvSpec, image_key
 from protege.sim.visual import VISUAL_FAMILIES
 from protege.teleop.errors import TeleopError
-from protege.teleop.replay import look_seeds
-from protege.teleop.runtime.collect import LOOK_META, cached_env, look_meta
+from protege.teleop.runtime.collect import LOOK_META, cached_env, look_meta, look_seeds
 from protege.teleop.runtime.workers import worker_pool
 
 _SALT = 0x100C  # keeps look seeds apart from the seeds episodes and evaluations use

@@ -33,6 +33,7 @@ from protege.datasets.schema import QUAT_SUFFIX, is_image_key
 from protege.datasets.video import open_mp4
 from protege.sim.spec import image_key
 from protege.teleop.errors import TeleopError
+from protege.teleop.runtime.collect import look_seeds
 
 if TYPE_CHECKING:
     from protege.sim.env import ProtegeEnv
@@ -71,19 +72,10 @@ def episode_seed(ds: Dataset, episode: int) -> int:
     return int(ds.meta("seed")[episode])
 
 
-def look_seeds(ds: Dataset) -> np.ndarray:
-    """The seed each episode's look was drawn from: its ``look_seed`` where ``dataset relook`` rendered it, else
-    its own seed (``record --randomize``)."""
-    seeds = ds.meta("seed")
-    if "look_seed" in ds.meta_names:
-        drawn = ds.meta("look_seed")
-        seeds = np.where(drawn >= 0, drawn, seeds)
-    return seeds
-
-
 def reset_episode(env: ProtegeEnv, ds: Dataset, episode: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Reset ``env`` to the start of ``episode``: its seed's task-side choices and, for randomised demos, the
-    look drawn when it was recorded (distractors, lights, colours, camera poses; :func:`look_seeds`)."""
+    look drawn when it was recorded (distractors, lights, colours, camera poses;
+    :func:`~protege.teleop.runtime.collect.look_seeds`)."""
     from protege.sim.disturbances import Disturber, parse_disturbances
 
     obs, info = env.reset(seed=episode_seed(ds, episode))

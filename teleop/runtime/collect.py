@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from tqdm import tqdm
 
-from protege.datasets import Episode, EpisodeBuffer, EpisodeWriter
+from protege.datasets import Dataset, Episode, EpisodeBuffer, EpisodeWriter
 from protege.teleop.runtime import ray_pool
 from protege.teleop.runtime.loop import ControlLoop, check_dataset
 from protege.teleop.runtime.pilots import ExpertPilot
@@ -62,6 +63,16 @@ def collect_worker(spec: EnvSpec, noise: float, success_hold: int, dart: bool, r
 
 
 LOOK_META = ("distractors", "headlight")  # what :func:`look_meta` records
+
+
+def look_seeds(ds: Dataset) -> np.ndarray:
+    """The seed each episode's look was drawn from: its ``look_seed`` where ``dataset relook`` rendered it, else
+    its own seed (``record --randomize``)."""
+    seeds = ds.meta("seed")
+    if "look_seed" in ds.meta_names:
+        drawn = ds.meta("look_seed")
+        seeds = np.where(drawn >= 0, drawn, seeds)
+    return seeds
 
 
 def look_meta(looks: dict[str, Any]) -> dict[str, Any]:
