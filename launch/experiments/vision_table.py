@@ -138,8 +138,10 @@ class VisionSettings(Record):
         """``steps``, else the variant's own: for a scaled one, its steps for 100 demos times the cell's hundreds
         (the same passes over their frames, whatever the looks)."""
         own = VARIANTS[variant]
-        if self.steps or not own.scaled:
-            return self.steps or own.steps
+        if self.steps:
+            return self.steps
+        if not own.scaled:
+            return own.steps
         return max(1, own.steps * self.demos_for(task, kind).episodes // 100)
 
     def demos_for(self, task: str, kind: str) -> TaskDemos:
