@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="RUN", help="training run directory (protege train --out)")
+    parser.add_argument("--checkpoint", required=True, metavar="RUN",
+                        help="training run directory (protege train --out)")
     parser.add_argument("--episodes", type=int, default=50, help="episodes to roll out (default: 50)")
     parser.add_argument("--envs", type=int, default=1, help="parallel env processes (default: 1)")
     parser.add_argument("--seed", type=int, help=f"first episode seed (default: {EVAL_SEED}, or one past the largest "
@@ -47,9 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--success-hold", type=int, default=10,
                         help="an episode succeeds once success has held this many ticks (default: 10)")
     parser.add_argument("--disturb", metavar="NAME[=MAG],...",
-                        help="seeded disturbances: object_push (m, default 0.04), arm_shove (m, 0.04), obs_noise "
-                             "(m, 0.005), latency (ticks, 1); 'default' is object_push,arm_shove; with --intervene "
-                             "they strike the window's episodes, for the person to recover from")
+                        help="seeded disturbances (unit, default magnitude): object_push (m, 0.04), arm_shove (m, "
+                             "0.04), obs_noise (m, 0.005), latency (ticks, 1), lighting (scale, 1), colors (rgb, 0.2), "
+                             "camera (scale, 1), distractors (objects, 3); 'default' is object_push,arm_shove and "
+                             "'visual' the last four; with --intervene they strike the window's episodes, for the "
+                             "person to recover from")
     parser.add_argument("--video-dir", help="write per-episode mp4 videos here")
     parser.add_argument("--videos", type=int, help="how many episodes get a video (default: all with --video-dir)")
     parser.add_argument("--video-camera", default="front", help="camera the videos show (default: front)")

@@ -147,3 +147,14 @@ def test_a_checkpoint_from_before_env_specs_still_rolls_out(run_dir, tmp_path, c
     meta["dataset"] = {k: v for k, v in meta["dataset"].items() if k in old}
     (tmp_path / "edited" / "config.json").write_text(json.dumps(meta))
     assert rollout(capsys, "--checkpoint", run, "--episodes", "1", "--no-progress", "--no-log", "--json")[0] == 0
+
+
+def test_the_help_lists_every_disturbance_with_its_default(capsys):
+    from protege.sim.disturbances import ALIASES, KINDS
+
+    with pytest.raises(SystemExit):
+        cli.main(["rollout", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, kind in KINDS.items():
+        assert f"{name} ({kind.unit}, {kind.default:g})" in text
+    assert all(f"'{alias}'" in text for alias in ALIASES)
