@@ -78,6 +78,24 @@ def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
         VisionSettings(tasks=("stack",)))
 
 
+def test_the_kept_table_is_what_its_results_say_and_the_readme_shows_every_row():
+    """``docs/tables/vision`` holds the act and diffusion cells run so far; its table.md and the README's copy of it
+    are written by hand when cells are added, so both are checked against the results."""
+    from pathlib import Path
+
+    from protege.launch.experiments.vision_table import _done
+
+    root = Path(__file__).resolve().parents[2]
+    kept = root / "docs" / "tables" / "vision"
+    table = VisionSettings.from_json(json.loads((kept / "settings.json").read_text()), "settings.json")
+    written = format_table(_done(kept, table), table)
+    assert (kept / "table.md").read_text() == written
+    rows = [line for line in written.splitlines() if line.startswith("| ") and not line.startswith("| task |")]
+    assert len(rows) >= len(table.tasks)
+    readme = (root / "README.md").read_text()
+    assert [row for row in rows if row not in readme] == []
+
+
 def test_a_table_from_before_looks_is_not_resumed_with_them_and_bad_looks_are_refused(tmp_path, capsys):
     from tests.helpers import one_line
 
