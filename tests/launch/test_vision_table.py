@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from protege.launch.experiments.vision_table import (
     VisionSettings,
     _cell,
     _demos,
+    _done,
     format_table,
 )
 
@@ -79,12 +81,8 @@ def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
 
 
 def test_the_kept_table_is_what_its_results_say_and_the_readme_shows_every_row():
-    """``docs/tables/vision`` holds the act and diffusion cells run so far; its table.md and the README's copy of it
-    are written by hand when cells are added, so both are checked against the results."""
-    from pathlib import Path
-
-    from protege.launch.experiments.vision_table import _done
-
+    """``docs/tables/vision`` keeps the act and diffusion cells run so far, added a few at a time: its table.md must be
+    what its results give, and the README's copy of the table must hold every row."""
     root = Path(__file__).resolve().parents[2]
     kept = root / "docs" / "tables" / "vision"
     table = VisionSettings.from_json(json.loads((kept / "settings.json").read_text()), "settings.json")
