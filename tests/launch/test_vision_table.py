@@ -9,6 +9,7 @@ import pytest
 
 from protege.datasets import Dataset
 from protege.launch import cli
+from protege.launch.experiments.learn_table import read_table_settings
 from protege.launch.experiments.vision_table import (
     RANDOMIZED_EPISODES,
     RANDOMIZED_LOOKS,
@@ -85,7 +86,7 @@ def test_the_kept_table_is_what_its_results_say_and_the_readme_shows_every_row()
     what its results give, and the README's copy of the table must hold every row."""
     root = Path(__file__).resolve().parents[2]
     kept = root / "docs" / "tables" / "vision"
-    table = VisionSettings.from_json(json.loads((kept / "settings.json").read_text()), "settings.json")
+    table = read_table_settings(kept, VisionSettings, "vision table")
     written = format_table(_done(kept, table), table)
     assert (kept / "table.md").read_text() == written
     rows = [line for line in written.splitlines() if line.startswith("| ") and not line.startswith("| task |")]
