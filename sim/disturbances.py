@@ -82,12 +82,15 @@ class Disturbance:
 
 def parse_disturbances(text: str) -> tuple[Disturbance, ...]:
     """Disturbances from ``NAME[=MAGNITUDE],...`` (``default``: :data:`DEFAULT`); one-line
-    :class:`SimError` on an unknown name, a bad or negative magnitude, or a repeated name."""
-    items = [part for item in text.split(",") if item.strip()
-             for part in ALIASES.get(item.strip(), item.strip()).split(",")]
+    :class:`SimError` on an unknown name, a bad, missing or negative magnitude, or a repeated name. Empty
+    entries are skipped, as in every comma-separated option."""
+    entries = [item.strip() for item in text.split(",") if item.strip()]
+    if not entries:
+        raise SimError("no disturbance given (NAME[=MAGNITUDE],...)")
+    items = [part for item in entries for part in ALIASES.get(item, item).split(",")]
     parsed: dict[str, Disturbance] = {}
     for item in items:
-        name, _, value = item.partition("=")
+        name, sep, value = item.partition("=")
         name = name.strip()
         if name in ALIASES:
             raise SimError(f"{name!r} stands for {ALIASES[name]} at their default magnitudes and takes none: "
@@ -97,8 +100,10 @@ def parse_disturbances(text: str) -> tuple[Disturbance, ...]:
         if name in parsed:
             raise SimError(f"disturbance {name!r} is given twice")
         kind = KINDS[name]
+        if sep and not value.strip():
+            raise SimError(f"disturbance {name}: '=' with no magnitude (give one, or the name alone for its default)")
         try:
-            magnitude = float(value) if value.strip() else kind.default
+            magnitude = float(value) if sep else kind.default
         except ValueError:
             raise SimError(f"disturbance {name}: magnitude {value!r} is not a number") from None
         if not np.isfinite(magnitude) or magnitude < 0:
@@ -108,8 +113,6 @@ def parse_disturbances(text: str) -> tuple[Disturbance, ...]:
         if magnitude > kind.most:
             raise SimError(f"disturbance {name}: magnitude must be at most {kind.most:g} ({kind.unit}), got {value}")
         parsed[name] = Disturbance(name, magnitude)
-    if not parsed:
-        raise SimError("no disturbance given (NAME[=MAGNITUDE],...)")
     return tuple(parsed.values())
 
 
