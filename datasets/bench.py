@@ -341,15 +341,16 @@ def _print(r: dict[str, Any]) -> None:
     for name, label in (("low_dim", "low-dim"), ("images", "2 cameras")):
         for what, limit, text in rows:
             shown = f"{label} {what.replace('_', ' ')}"
-            print(f"         {shown:<24} {r[f'sample_{name}_{what}_per_s']:>11,.0f}   limit {r[f'{limit}_{name}_per_s']:>11,.0f}"
+            print(f"         {shown:<24} {r[f'sample_{name}_{what}_per_s']:>11,.0f}   "
+                  f"limit {r[f'{limit}_{name}_per_s']:>11,.0f}"
                   f"  ({text}; ratio {r[f'sample_{name}_{what}_to_limit']:.2f})")
     print(f"         2 cameras disk, format 3 (from cold) {r['sample_images_disk_per_s_format3']:>11,.0f}")
     warmups = [f"{r[f'disk_warmup_{name}_s']:.2f} s" if r[f"disk_warmup_{name}_s"] is not None
                else f"not within {COLD_START_S:g} s" for name in ("images", "low_dim")]
     print(f"         sampling from a cold start, the disk cache held everything after {warmups[0]} (2 cameras), "
           f"{warmups[1]} (low-dim)")
-    print(f"load     both cameras into RAM: Dataset.load {r['load_images_s']:.2f} s, diffusion_policy's ReplayBuffer copy "
-          f"{r['replay_buffer_copy_s']:.2f} s (load's speed / the copy's: {r['load_to_replay_buffer']:.2f})")
+    print(f"load     both cameras into RAM: Dataset.load {r['load_images_s']:.2f} s, diffusion_policy's ReplayBuffer "
+          f"copy {r['replay_buffer_copy_s']:.2f} s (load's speed / the copy's: {r['load_to_replay_buffer']:.2f})")
     print("exchange two cameras + state/action, frames/s:")
     for name in ("lerobot", "robomimic"):
         rates = [r[f"{way}_{name}_frames_per_s"] for way in ("export", "import")]

@@ -131,7 +131,8 @@ def attrs_problem(attrs: Mapping[str, Any]) -> str | None:
         isinstance(o, dict) and isinstance(o.get("key"), str) and o.get("kind") in OBS_KINDS
         and isinstance(o.get("shape"), list) for o in observations
     ):
-        return f"attrs observations must be a list of {{key, kind ({', '.join(OBS_KINDS)}), shape}}, got {observations!r}"
+        return (f"attrs observations must be a list of {{key, kind ({', '.join(OBS_KINDS)}), shape}}, "
+                f"got {observations!r}")
     return None
 
 

@@ -27,6 +27,8 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import zarr
+from zarr.core.sync import collect_aiterator, sync
+
 from protege.datasets import schema
 from protege.datasets.episode import Episode, EpisodeBuffer
 from protege.datasets.errors import CorruptDatasetError, DatasetError, DatasetNotFoundError, IncompatibleDatasetError
@@ -46,7 +48,6 @@ from protege.datasets.storage import (
     partial_files,
     time_chunk_frames,
 )
-from zarr.core.sync import collect_aiterator, sync
 
 FrameSpec = tuple[tuple[int, ...], np.dtype]
 _PENDING_EPISODES = 2
@@ -289,7 +290,8 @@ class EpisodeWriter:
         self._meta = {name: array.with_config(EVERY_CHUNK) for name, array in layout.meta.items()}
         self._ends = self._ends.with_config(EVERY_CHUNK)
         self._checksums, self._meta_checksums = (
-            None if table is None else table.with_config(EVERY_CHUNK) for table in (layout.checksums, layout.meta_checksums)
+            None if table is None else table.with_config(EVERY_CHUNK)
+            for table in (layout.checksums, layout.meta_checksums)
         )
         self._cameras: list[str] = layout.attrs.get("cameras", [])
         self._meta_dtypes = {name: array.dtype for name, array in self._meta.items()}

@@ -63,8 +63,8 @@ def add_ray_argument(parser: argparse.ArgumentParser, workers: str) -> None:
     """``--ray [ADDRESS]``: run the per-seed workers as Ray actors (needs the ``protege[ray]`` extra)."""
     parser.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS",
-        help=f"run the workers ({workers} of them) as Ray actors: a local Ray instance (started, or the one `ray start` left), "
-             "or the cluster at ADDRESS (auto, ray://HOST:10001); needs pip install 'protege[ray]'",
+        help=f"run the workers ({workers} of them) as Ray actors: a local Ray instance (started, or the one "
+             "`ray start` left), or the cluster at ADDRESS (auto, ray://HOST:10001); needs pip install 'protege[ray]'",
     )
 
 

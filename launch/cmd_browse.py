@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("keyboard", "gamepad"), default="keyboard",
                         help="what a person corrects with (default: keyboard)")
     parser.add_argument("--bindings", help="YAML file overriding key and button bindings and speeds")
-    parser.add_argument("--script", help="run these corrections headlessly (YAML/JSON list) instead of opening a window")
+    parser.add_argument("--script",
+                        help="run these corrections headlessly (YAML/JSON list) instead of opening a window")
     parser.add_argument("--out", help="dataset the corrections go to (default: the browsed one)")
     parser.add_argument("--robot", help="robot spec file, for datasets (and checkpoints) of an arm that is not built "
                                         "in (default: the spec file they recorded)")

@@ -67,13 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"largest action) passes D (default: {GateConfig.doubt})")
     parser.add_argument("--gate-threshold", type=float, default=GateConfig.threshold, metavar="D",
                         help="the policy departs from the operator's action by more than D (in some dimension, "
-                             f"in units of its largest step) for {GateConfig.deviation_ticks} ticks: the deviation gate fires; the "
-                             f"operator hands back after {GateConfig.agree_ticks} ticks within D (default: "
-                             f"{GateConfig.threshold})")
+                             f"in units of its largest step) for {GateConfig.deviation_ticks} ticks: the deviation "
+                             f"gate fires; the operator hands back after {GateConfig.agree_ticks} ticks within D "
+                             f"(default: {GateConfig.threshold})")
     parser.add_argument("--reaction-time", type=float, default=GateConfig.reaction_s, metavar="SECONDS",
                         help=f"the operator's reaction time after a gate fires (default: {GateConfig.reaction_s})")
     parser.add_argument("--compare-dagger", action="store_true",
-                        help="with --expert gated: also full-labelling DAgger from the same demos, on the same effort axis")
+                        help="with --expert gated: also full-labelling DAgger from the same demos, "
+                             "on the same effort axis")
     parser.add_argument("--disturb", metavar="NAME[=MAG],...",
                         help="seeded disturbances for the labelled rollouts and every evaluation (see protege rollout "
                              "--disturb; 'default' is object_push,arm_shove); the demos stay undisturbed")

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--device", choices=("keyboard", "gamepad"), help="a person drives with this device")
     who.add_argument("--expert", choices=("scripted",), help="the task's scripted expert drives, headless")
     parser.add_argument("--out", required=True, help="dataset to create or append to (NAME.zarr)")
-    parser.add_argument("--cameras", default="front,wrist", help="comma-separated cameras to record (default: front,wrist)")
+    parser.add_argument("--cameras", default="front,wrist",
+                        help="comma-separated cameras to record (default: front,wrist)")
     parser.add_argument("--image-size", type=int, default=128, help="camera image side in pixels (default: 128)")
     parser.add_argument("--fps", type=float, default=20.0, help="control and recording rate in Hz (default: 20)")
     parser.add_argument("--seed", type=int, default=None,

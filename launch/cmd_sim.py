@@ -52,7 +52,8 @@ def _list(as_json: bool) -> int:
         except SimError as exc:
             robots[name] = f"unavailable: {exc}"
     result = {
-        "tasks": {name: f"{task.time_limit:.0f} s, " + (task.__doc__ or "").strip().splitlines()[0] for name, task in TASKS.items()},
+        "tasks": {name: f"{task.time_limit:.0f} s, " + (task.__doc__ or "").strip().splitlines()[0]
+                  for name, task in TASKS.items()},
         "robots": robots,
         "cameras": list(CAMERAS),
         "action_spaces": list(ACTION_SPACES),

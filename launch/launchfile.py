@@ -460,7 +460,8 @@ def clear_outputs(plan: LaunchPlan, overwrite: bool) -> None:
             path.unlink()
 
 
-def run_plan(plan: LaunchPlan, announce: Callable[[str], None] = print, overwrite: bool = False) -> list[dict[str, Any]]:
+def run_plan(plan: LaunchPlan, announce: Callable[[str], None] = print,
+             overwrite: bool = False) -> list[dict[str, Any]]:
     """Check the outputs (``clear_outputs``), then run the steps in order, in this process, through each
     command's ``run``; stop at the first failure.
 

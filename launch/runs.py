@@ -89,7 +89,8 @@ class OpenRun:
                  success_hold: int = 10, record_to: str | None = None, video_dir: str | None = None,
                  videos: int = 0, video_camera: str = "front", progress: bool = True,
                  ray: str | None = None) -> RolloutResult:
-        """Roll the policy out headlessly on seeds ``seed``, ``seed + 1``, ... (:func:`~protege.teleop.runtime.rollout.run_rollouts`)."""
+        """Roll the policy out headlessly on seeds ``seed``, ``seed + 1``, ...
+        (:func:`~protege.teleop.runtime.rollout.run_rollouts`)."""
         from protege.teleop.runtime.rollout import RolloutSpec, run_rollouts
 
         spec = RolloutSpec(self.env, self.make_policy, success_hold=success_hold, record=record_to is not None,
@@ -105,7 +106,8 @@ def trained_env(meta: RunMeta, robot: str | None = None) -> EnvSpec:
     return EnvSpec.from_attrs(meta.env).with_robot(robot).resolved()
 
 
-def policy_env(meta: RunMeta, trained: EnvSpec, task: str | None = None, cameras: Sequence[str] | None = None) -> EnvSpec:
+def policy_env(meta: RunMeta, trained: EnvSpec, task: str | None = None,
+               cameras: Sequence[str] | None = None) -> EnvSpec:
     """The env to run a policy in: the one it was trained in, with ``task`` and the policy's cameras (or
     ``cameras``, which must include them) at the image size it reads."""
     from protege.launch.errors import UserError

@@ -146,7 +146,8 @@ def _inference_bench(json: bool) -> dict[str, Any]:
             results[case.label] = {
                 "ms_per_action": round(per_action, 3),
                 "ms_per_prediction": round(per_prediction, 3),
-                "actions_per_prediction": 1 if policy.executor.chunking.strategy == "ensemble" else config.n_action_steps,
+                "actions_per_prediction": (1 if policy.executor.chunking.strategy == "ensemble"
+                                           else config.n_action_steps),
             }
             if not json:
                 extra = f" ({config.inference_steps} solver steps)" if name == "diffusion" else ""

@@ -77,7 +77,8 @@ class Chunking:
         if self.delay is not None and self.delay < 0:
             raise PolicyError(f"the inference delay must be >= 0 ticks, got {self.delay}")
         if self.strategy == "rtc" and horizon == 1:
-            raise PolicyError("--chunking rtc needs a policy that predicts chunks; this one predicts one action per call")
+            raise PolicyError("--chunking rtc needs a policy that predicts chunks; "
+                              "this one predicts one action per call")
         most = max_delay(horizon, n_action_steps)
         if self.delay is not None and self.delay > most:
             raise PolicyError(f"an inference delay of {self.delay} ticks is longer than the chunk allows: {horizon} "

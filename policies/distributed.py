@@ -107,4 +107,5 @@ def check_nproc(nproc: int, cuda: bool) -> None:
     else:
         have, what = os.cpu_count() or 1, "CPU core(s)"
     if not 1 <= nproc <= have:
-        raise PolicyError(f"--nproc {nproc}: this machine has {have} {what} (one process per GPU, at most one per core)")
+        raise PolicyError(f"--nproc {nproc}: this machine has {have} {what} "
+                          "(one process per GPU, at most one per core)")

@@ -22,4 +22,5 @@ for _task, _id in GYM_IDS.items():
     if _id not in _gym.registry:
         _gym.register(id=_id, entry_point="protege.sim.env:make", kwargs={"task": _task})
 
-__all__ = ["BUILTIN_ROBOTS", "GYM_IDS", "EnvSpec", "IncompatibleEnvError", "ProtegeEnv", "RobotSpec", "SimError", "TASKS", "load_robot_spec"]
+__all__ = ["BUILTIN_ROBOTS", "GYM_IDS", "EnvSpec", "IncompatibleEnvError", "ProtegeEnv", "RobotSpec", "SimError",
+           "TASKS", "load_robot_spec"]

@@ -132,7 +132,8 @@ def format_bench(result: dict) -> str:
     lines = [
         (f"sim bench: {result['task']} on {result['robot']}, {hz:.0f} Hz control, "
          f"{result['substeps']} physics substeps per step; each figure beside its limit, measured in this run"),
-        f"  state only     {result['state_only_steps_per_s']:9.0f} steps/s  ({result['state_only_x_realtime']:.0f}x real time)",
+        (f"  state only     {result['state_only_steps_per_s']:9.0f} steps/s  "
+         f"({result['state_only_x_realtime']:.0f}x real time)"),
         f"    raw mj_step  {result['raw_mj_step_equiv_per_s']:9.0f} steps/s  (same substeps, same trajectories)",
         f"    env / raw    {result['env_to_raw_ratio']:9.2f}",
     ]
@@ -140,8 +141,8 @@ def format_bench(result: dict) -> str:
         lines += [
             (f"  {n} camera{'s' if n > 1 else ' '}      {result[f'cameras_{n}_steps_per_s']:9.0f} steps/s  "
              f"({result[f'cameras_{n}_x_realtime']:.1f}x real time, 128x128)"),
-            (f"    limit        {result[f'cameras_{n}_limit_steps_per_s']:9.0f} steps/s  (raw mj_step + mujoco.Renderer, "
-             "same cameras and flags)"),
+            (f"    limit        {result[f'cameras_{n}_limit_steps_per_s']:9.0f} steps/s  "
+             "(raw mj_step + mujoco.Renderer, same cameras and flags)"),
             f"    env / limit  {result[f'cameras_{n}_to_limit_ratio']:9.2f}",
         ]
     lines.append(f"  per camera     {result['ms_per_camera']:9.2f} ms per step (2 cameras against state only)")

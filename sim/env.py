@@ -372,7 +372,8 @@ class ProtegeEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             if kind == IMAGE:
                 spaces[key] = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
             else:
-                low, high = (-1.0, 1.0) if key.endswith("_quat") else (0.0, 1.0) if key == "gripper" else (-np.inf, np.inf)
+                low, high = ((-1.0, 1.0) if key.endswith("_quat") else (0.0, 1.0) if key == "gripper"
+                             else (-np.inf, np.inf))
                 spaces[key] = gym.spaces.Box(low, high, shape, np.float64)
         return gym.spaces.Dict(spaces)
 

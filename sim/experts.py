@@ -94,9 +94,11 @@ class ScriptedExpert:
         TASKS[cls.task_name].check_robot(robot)
         gripper = robot.geometry.gripper
         if cls.grips and (gripper is None or len(gripper.fingers) < 2):
-            found = f"one ({gripper.fingers[0]})" if gripper else "none (no collision geom moves between open and closed)"
+            found = (f"one ({gripper.fingers[0]})" if gripper
+                     else "none (no collision geom moves between open and closed)")
             raise UnsuitableRobotError(robot.name, cls.task_name,
-                                       f"the scripted expert grasps and pushes with two moving fingers; it found {found}")
+                                       "the scripted expert grasps and pushes with two moving fingers; "
+                                       f"it found {found}")
 
     # public API
     def reset(self, seed: int | None = None) -> None:

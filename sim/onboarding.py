@@ -5,7 +5,8 @@ check-robot`, :func:`protege.teleop.runtime.robot_check.check_robot`); a task wh
 does not meet is refused before any episode (:func:`refusal`). A failed episode gets the first
 reason that fits, in this order: the object lost (``info["object_lost"]``); the end effector held
 short of its expert's target, that target beyond the arm's reach (a target out of reach), a joint at
-its limit (joint limits hit), the arm touching something meanwhile (the arm blocked by it, named), or, making no progress, none of these (IK not converging); on a task done by a grasp, the
+its limit (joint limits hit), the arm touching something meanwhile (the arm blocked by it, named), or,
+making no progress, none of these (IK not converging); on a task done by a grasp, the
 gripper closed and never held the object (the gripper not closing on the object); else time out.
 """
 
@@ -75,7 +76,8 @@ class TaskCheck:
 
 
 def refusal(spec: EnvSpec) -> str | None:
-    """Why ``spec``'s task or its expert refuses the arm (:class:`UnsuitableRobotError`'s reason), None if neither does."""
+    """Why ``spec``'s task or its expert refuses the arm (:class:`UnsuitableRobotError`'s reason), None if
+    neither does."""
     try:
         check_expert(spec)
     except UnsuitableRobotError as exc:
@@ -194,7 +196,8 @@ def format_table(rows: Sequence[TaskCheck]) -> str:
 def _seeds(seeds: tuple[int, ...], shown: int = 3) -> str:
     """``seed 7``, ``seeds 3, 7, 12`` or ``5 seeds: 3, 7, 12, ...``."""
     listed = ", ".join(map(str, seeds[:shown])) + (", ..." if len(seeds) > shown else "")
-    return f"seed {listed}" if len(seeds) == 1 else f"seeds {listed}" if len(seeds) <= shown else f"{len(seeds)} seeds: {listed}"
+    return (f"seed {listed}" if len(seeds) == 1 else f"seeds {listed}" if len(seeds) <= shown
+            else f"{len(seeds)} seeds: {listed}")
 
 
 __all__ = ["EpisodeCheck", "TaskCheck", "check_seeds", "describe_robot", "format_table", "refusal", "run_episode",

@@ -14,7 +14,8 @@ from protege.sim.gl import render_failure
 # By geom type: whether the bounding sphere (mjvGeom.modelrbound around mjvGeom.pos) holds everything drawn for it.
 _BOUNDED = np.zeros(int(mujoco.mjtGeom.mjGEOM_NONE) + 1, bool)
 _BOUNDED[[int(t) for t in (mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_ELLIPSOID,
-                           mujoco.mjtGeom.mjGEOM_CYLINDER, mujoco.mjtGeom.mjGEOM_BOX, mujoco.mjtGeom.mjGEOM_MESH)]] = True
+                           mujoco.mjtGeom.mjGEOM_CYLINDER, mujoco.mjtGeom.mjGEOM_BOX,
+                           mujoco.mjtGeom.mjGEOM_MESH)]] = True
 _NOTHING = np.zeros(0, np.int64)
 _NONE = int(mujoco.mjtGeom.mjGEOM_NONE)  # mjr_render draws nothing for it
 _MARGIN = 1.01  # bounding spheres are widened by this factor (and 0.1 mm) against float32 rounding
@@ -80,7 +81,8 @@ class CameraRenderer:
         except Exception as exc:
             raise SimError(render_failure(exc)) from None
         flags = self._renderer.scene.flags
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                     mujoco.mjtRndFlag.mjRND_SKYBOX):
             flags[flag] = not fast
         self._option = mujoco.MjvOption()
         self._option.geomgroup[4] = 0  # helper sites and frames stay hidden
@@ -154,7 +156,8 @@ class CameraRenderer:
         return centres, radii * _MARGIN + 1e-4 * (radii > 0), kinds
 
     @staticmethod
-    def _outside(scene: mujoco.MjvScene, bounds: tuple[np.ndarray, np.ndarray, np.ndarray], aspect: float) -> np.ndarray:
+    def _outside(scene: mujoco.MjvScene, bounds: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 aspect: float) -> np.ndarray:
         """Indices of the geoms whose bounding sphere lies wholly outside the camera's view frustum (as
         mjr_render sets it up: glFrustum from the averaged camera, mjr_lookAt)."""
         centres, radii, _ = bounds
@@ -166,7 +169,8 @@ class CameraRenderer:
         sx, sy, sz = fy * uz - fz * uy, fz * ux - fx * uz, fx * uy - fy * ux  # side = forward x up
         ux, uy, uz = sy * fz - sz * fy, sz * fx - sx * fz, sx * fy - sy * fx  # up = side x forward
         fn, sn, un = _length(fx, fy, fz), _length(sx, sy, sz), _length(ux, uy, uz)
-        fx, fy, fz, sx, sy, sz, ux, uy, uz = fx / fn, fy / fn, fz / fn, sx / sn, sy / sn, sz / sn, ux / un, uy / un, uz / un
+        fx, fy, fz, sx, sy, sz, ux, uy, uz = (fx / fn, fy / fn, fz / fn, sx / sn, sy / sn, sz / sn,
+                                              ux / un, uy / un, uz / un)
         bottom, top = float(cam.frustum_bottom), float(cam.frustum_top)
         half = float(cam.frustum_width) or 0.5 * aspect * (top - bottom)
         left, right = float(cam.frustum_center) - half, float(cam.frustum_center) + half

@@ -160,7 +160,8 @@ def load_robot_spec(name_or_path: str | os.PathLike[str]) -> RobotSpec:
 def _parse(raw: Any, path: Path) -> RobotSpec:
     if not isinstance(raw, dict):
         raise SimError(f"robot spec {path} must be a YAML mapping")
-    required = ("name", "mjcf", "base_body", "arm_joints", "arm_actuators", "ee", "gripper", "home_keyframe", "workspace")
+    required = ("name", "mjcf", "base_body", "arm_joints", "arm_actuators", "ee", "gripper", "home_keyframe",
+                "workspace")
     missing = [k for k in required if k not in raw]
     if missing:
         raise SimError(f"robot spec {path} lacks {', '.join(missing)}")
@@ -244,7 +245,8 @@ def _expand_path(value: str, spec_path: Path) -> Path:
     try:
         expanded = string.Template(value).substitute(mapping)
     except KeyError as exc:
-        raise SimError(f"robot spec {spec_path}: environment variable {exc.args[0]} is not set (needed by mjcf path)") from None
+        raise SimError(f"robot spec {spec_path}: environment variable {exc.args[0]} is not set "
+                       "(needed by mjcf path)") from None
     p = Path(expanded)
     return p if p.is_absolute() else (spec_path.parent / p)
 
@@ -272,7 +274,8 @@ def check_spec_against_model(spec: RobotSpec, mj: mujoco.MjSpec) -> None:
         if lookup(name) is None:
             raise SimError(f"robot {spec.name}: {kind} {name!r} named in the spec is not in {spec.mjcf.name}")
     if len(spec.arm_joints) != len(spec.arm_actuators):
-        raise SimError(f"robot {spec.name}: {len(spec.arm_joints)} arm joints but {len(spec.arm_actuators)} arm actuators")
+        raise SimError(f"robot {spec.name}: {len(spec.arm_joints)} arm joints but "
+                       f"{len(spec.arm_actuators)} arm actuators")
 
 
 def set_physics_options(option: mujoco.MjOption) -> None:

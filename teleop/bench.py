@@ -73,9 +73,11 @@ def run_bench(json: bool, ray: str | None = None) -> dict[str, Any]:
         record = bench_recorder(directory)
         if not json:
             tick, period = record["tick_ms"], record["period_ms"]
-            print(f"recorder window on {record['display']}: {record['ticks']} ticks at {record['target_hz']:g} Hz, achieved {record['achieved_hz']} Hz, "
-                  f"late {record['late_ticks']} ({100 * record['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} "
-                  f"p90 {tick['p90']} p99 {tick['p99']} max {tick['max']}; period ms p99 {period['p99']} max {period['max']}",
+            print(f"recorder window on {record['display']}: {record['ticks']} ticks at {record['target_hz']:g} Hz, "
+                  f"achieved {record['achieved_hz']} Hz, late {record['late_ticks']} "
+                  f"({100 * record['on_time']:.1f}% on time); tick work ms p50 {tick['p50']} "
+                  f"p90 {tick['p90']} p99 {tick['p99']} max {tick['max']}; "
+                  f"period ms p99 {period['p99']} max {period['max']}",
                   flush=True)
         runs = ((1, None), (2, None), *(((2, ray),) if ray else ()))
         collect = [bench_collect(directory, workers, on) for workers, on in runs]

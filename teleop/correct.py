@@ -271,7 +271,8 @@ def make_corrector(source: str, env: ProtegeEnv, bindings: Any = None) -> Pilot:
     if source not in SOURCES:
         raise TeleopError(f"unknown correction source {source!r} (choose from {', '.join(SOURCES)})")
     if env.controller.name != "ee_delta":
-        raise TeleopError(f"{source} corrections need the ee_delta action space, this dataset uses {env.controller.name!r}")
+        raise TeleopError(f"{source} corrections need the ee_delta action space, "
+                          f"this dataset uses {env.controller.name!r}")
     import pygame
 
     from protege.teleop.devices import load_bindings, make_device

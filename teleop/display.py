@@ -46,7 +46,8 @@ def require_display(what: str) -> None:
     driver = pygame.display.get_driver()
     if driver in _HEADLESS_DRIVERS and driver != requested:
         pygame.display.quit()
-        where = ", ".join(f"{name}={os.environ[name]}" for name in ("DISPLAY", "WAYLAND_DISPLAY") if os.environ.get(name))
+        where = ", ".join(f"{name}={os.environ[name]}" for name in ("DISPLAY", "WAYLAND_DISPLAY")
+                          if os.environ.get(name))
         raise TeleopError(f"cannot open the {what} window: no display server answers on {where}; check that the "
                           f"desktop session is running (or use `xvfb-run -a protege ...`)")
 

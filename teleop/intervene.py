@@ -367,7 +367,8 @@ class Intervention:
         ], x)
         closed = (self.device.gripper if human else self.takeover.gripper_in_effect) >= 0.5
         x = window.badge(1, "GRIPPER CLOSED" if closed else "GRIPPER OPEN", BLUE if closed else GREY)
-        counts = f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   discarded {self.discarded}"
+        counts = (f"you drove {self.intervened}/{loop.ticks} frames   saved {len(self.results)}   "
+                  f"discarded {self.discarded}")
         window.line(1, [*self._doubt_meter(), (self.device.status(), WHITE), (counts, GREY)], x)
         window.footer(self.message, self.device.key_for(Command.HELP),
                       self.key_map() if self.show_help else None)

@@ -212,7 +212,8 @@ class Recorder:
         left = loop.time_left
         window.line(0, [
             (f"{elapsed:5.1f} s  {loop.ticks} ticks", WHITE),
-            ("no time limit" if left is None else f"{left:5.1f} s left", WHITE if left is None or left >= 5 else YELLOW),
+            ("no time limit" if left is None else f"{left:5.1f} s left",
+             WHITE if left is None or left >= 5 else YELLOW),
             (f"success {'yes' if success else 'no'}{held}", GREEN if success else GREY),
             (f"{recent_rate(clock):4.1f}/{clock.rate_hz:g} Hz  late {clock.late}", YELLOW if clock.late else GREY),
         ], x)

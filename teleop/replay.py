@@ -313,7 +313,8 @@ class ReplayWindow:
         self.window.draw_views(images)
         self.window.line(0, [(f"frame {self.index}/{self.frames - 1}", WHITE),
                              (f"{self.index / self.clock.rate_hz:6.2f} s", WHITE),
-                             (status, WHITE if self.playing else YELLOW), (f"loop {'on' if self.looping else 'off'}", GREY)])
+                             (status, WHITE if self.playing else YELLOW),
+                             (f"loop {'on' if self.looping else 'off'}", GREY)])
         self.window.line(2, [(self.KEYS, WHITE)])
         self.window.flip()
         self.clock.tick()

@@ -35,7 +35,8 @@ def view_scene(env: ProtegeEnv, expert: Any = None, seed: int = 0, frames: int =
         for event in pygame.event.get():
             if window.handle(event):
                 continue
-            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key in (pygame.K_q, pygame.K_ESCAPE)):
+            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN
+                                             and event.key in (pygame.K_q, pygame.K_ESCAPE)):
                 running = False
             elif event.type == pygame.KEYDOWN and event.key in (pygame.K_r, pygame.K_n):
                 seed += event.key == pygame.K_n
@@ -51,8 +52,8 @@ def view_scene(env: ProtegeEnv, expert: Any = None, seed: int = 0, frames: int =
         success = bool(info["success"])
         window.line(0, [(f"{env.task.name} on {env.robot.name}", WHITE), (f"seed {seed}", WHITE),
                         (f"tick {tick}", WHITE), (f"success {'yes' if success else 'no'}", GREEN if success else GREY)])
-        window.line(1, [("the scripted expert drives" if expert is not None else "the arm holds still (Ctrl-drag moves it)",
-                         GREY)])
+        window.line(1, [("the scripted expert drives" if expert is not None
+                         else "the arm holds still (Ctrl-drag moves it)", GREY)])
         window.line(2, [(KEYS, WHITE)])
         window.flip()
         clock.tick()

@@ -54,7 +54,8 @@ def fit_view(size: tuple[int, int], desktop: tuple[int, int] | None, extra: tupl
     """``size`` shrunk (keeping its aspect) so that it and ``extra`` pixels fit on ``desktop``."""
     if desktop is None:
         return size
-    room = ((desktop[0] - _DESKTOP_MARGIN[0] - extra[0]) / size[0], (desktop[1] - _DESKTOP_MARGIN[1] - extra[1]) / size[1])
+    room = ((desktop[0] - _DESKTOP_MARGIN[0] - extra[0]) / size[0],
+            (desktop[1] - _DESKTOP_MARGIN[1] - extra[1]) / size[1])
     scale = min(1.0, *room)
     return max(320, round(size[0] * scale)), max(240, round(size[1] * scale))
 
@@ -162,7 +163,8 @@ class Window:
     ``what`` names the window in the error raised when none can be opened.
     """
 
-    def __init__(self, env: ProtegeEnv, title: str, what: str = "protege", main_size: tuple[int, int] = MAIN_VIEW) -> None:
+    def __init__(self, env: ProtegeEnv, title: str, what: str = "protege",
+                 main_size: tuple[int, int] = MAIN_VIEW) -> None:
         self.cameras = tuple(env.cameras)
         thumbs = THUMB_WIDTH if self.cameras else 0
         require_display(what)

@@ -6,12 +6,11 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-import protege.sim  # noqa: E402,F401  (chooses the GL backend before anything imports mujoco)
-
-
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+import protege.sim  # noqa: E402,F401  (chooses the GL backend before anything imports mujoco)
 
 
 @pytest.fixture(scope="session")

@@ -61,7 +61,8 @@ class Task(ABC):
         if distances[far] > geometry.reach:
             raise UnsuitableRobotError(robot.name, cls.name, (
                 f"its workspace corner ({corners[far, 0]:.2f}, {corners[far, 1]:.2f}) is {distances[far]:.2f} m "
-                f"from its shoulder, beyond its {geometry.reach:.2f} m reach (workspace in {robot.source or 'the spec'})"))
+                f"from its shoulder, beyond its {geometry.reach:.2f} m reach "
+                f"(workspace in {robot.source or 'the spec'})"))
         gripper, opening = geometry.gripper, cls.opening
         if opening is None:
             return

@@ -208,7 +208,8 @@ def _merge(defaults: dict[str, Any], user: Any, where: str) -> dict[str, Any]:
         raise TeleopError(f"bindings file {where} must be a mapping with 'keyboard' and/or 'gamepad'")
     unknown = set(user) - {"keyboard", "gamepad"}
     if unknown:
-        raise TeleopError(f"bindings file {where}: unknown section {sorted(map(str, unknown))[0]!r} (keyboard, gamepad)")
+        raise TeleopError(f"bindings file {where}: unknown section {sorted(map(str, unknown))[0]!r} "
+                          "(keyboard, gamepad)")
     merged = dict(defaults)
     if "keyboard" in user:
         merged["keyboard"] = _merge_section(defaults["keyboard"], user["keyboard"], f"{where}: keyboard")

@@ -154,7 +154,8 @@ class Fuzzer:
                 problems.append("reader: returned damaged values")
         if heavy:
             self.video.unlink(missing_ok=True)
-            expect("export-video", self.cli("dataset", "export-video", work, "--episode", "1", "--out", str(self.video)),
+            expect("export-video",
+                   self.cli("dataset", "export-video", work, "--episode", "1", "--out", str(self.video)),
                    self.baseline.video)
             expect("replay", self.cli("replay", work, "--episode", "1", "--mode", "states"), self.baseline.replay)
         return problems

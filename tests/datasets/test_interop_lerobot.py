@@ -94,7 +94,8 @@ def test_info_json_follows_v30(exported, recorded):
     assert env["names"] == [f"object_pos.{i}" for i in range(3)] + [f"object_quat.{i}" for i in range(4)]
     for camera in CAMERAS:
         video = features[f"observation.images.{camera}"]
-        assert (video["dtype"], video["shape"], video["names"]) == ("video", [64, 64, 3], ["height", "width", "channels"])
+        assert (video["dtype"], video["shape"], video["names"]) == ("video", [64, 64, 3],
+                                                                    ["height", "width", "channels"])
         assert video["info"]["video.codec"] in ("av1", "h264")
         assert video["info"]["video.pix_fmt"] == "yuv420p"
         assert (video["info"]["video.height"], video["info"]["video.width"], video["info"]["video.fps"]) == (64, 64, 20)
@@ -199,7 +200,8 @@ def test_files_roll_at_the_size_limits_and_chunks(recorded, tmp_path):
     assert (out / "data/chunk-001/file-000.parquet").is_file()
     rows = _episodes(out)
     for row in rows:  # every episode lies whole in the file its row names
-        path = out / _info(out)["data_path"].format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
+        path = out / _info(out)["data_path"].format(chunk_index=row["data/chunk_index"],
+                                                    file_index=row["data/file_index"])
         episode = pq.read_table(path).column("episode_index").to_numpy()
         assert int(np.sum(episode == row["episode_index"])) == row["length"]
     back = tmp_path / "back.zarr"
@@ -248,8 +250,10 @@ def test_bad_input_gets_one_line_and_writes_nothing(exported, recorded, tmp_path
     (old / "meta").mkdir(parents=True)
     (old / "meta/info.json").write_text(json.dumps({"codebase_version": "v2.1", "fps": 30, "features": {}}))
     cases = [
-        (["dataset", "import", str(not_lerobot), "--from", "lerobot", "--out", str(tmp_path / "a.zarr")], "no meta/info.json"),
-        (["dataset", "import", str(old), "--from", "lerobot", "--out", str(tmp_path / "b.zarr")], "convert_dataset_v21_to_v30"),
+        (["dataset", "import", str(not_lerobot), "--from", "lerobot", "--out", str(tmp_path / "a.zarr")],
+         "no meta/info.json"),
+        (["dataset", "import", str(old), "--from", "lerobot", "--out", str(tmp_path / "b.zarr")],
+         "convert_dataset_v21_to_v30"),
         (["dataset", "export", str(recorded), "--to", "lerobot", str(exported)], "already exists"),
         (["dataset", "import", str(exported), "--from", "lerobot", "--out", str(recorded)], "already exists"),
         (["dataset", "export", str(recorded), "--to", "lerobot", str(tmp_path / "c"), "--state-keys", "nope"], "nope"),

@@ -17,7 +17,8 @@ SLOT_REASON = ("its closed gripper is 8.0 cm wide and 8.0 cm thick, wider either
 def test_the_table_for_the_built_in_arm_and_its_json(capsys) -> None:
     assert cli.main(["sim", "check-robot", "protege_arm", "--seeds", "2", "--workers", "2", "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("robot protege_arm (6-DoF, ") and "2.8 cm closed" in lines[0] and "reach 0.85 m" in lines[0]
+    assert (lines[0].startswith("robot protege_arm (6-DoF, ") and "2.8 cm closed" in lines[0]
+            and "reach 0.85 m" in lines[0])
     assert lines[1].split() == ["task", "success", "length", "why", "not"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:2 + len(TASKS)]}
     assert list(rows) == list(TASKS)
@@ -59,5 +60,6 @@ def test_record_and_dagger_refuse_an_arm_the_task_cannot_serve_before_any_episod
     assert cli.main(["dagger", "--task", "slot_push", "--robot", WIDE, "--expert", "scripted", "--out", str(run),
                      "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("protege dagger: error: ") and err.endswith(f"robot wide_gripper cannot do slot_push: {SLOT_REASON}\n")
+    assert (err.startswith("protege dagger: error: ")
+            and err.endswith(f"robot wide_gripper cannot do slot_push: {SLOT_REASON}\n"))
     assert len(err.splitlines()) == 1 and not run.exists()

@@ -54,7 +54,8 @@ def test_a_dataset_env_of_another_rate_is_an_incompatible_env(run_dir):
 def test_a_policy_that_does_not_fit_the_env_is_incompatible(run_dir):
     inputs = json.loads((run_dir / "config.json").read_text())["inputs"]
     _edit_config(run_dir, inputs=[{**f, "shape": [4]} if f["key"] == "ee_pos" else f for f in inputs])
-    with pytest.raises(IncompatiblePolicyError, match=r"observation 'ee_pos': checkpoint expects shape \(4,\)") as caught:
+    with pytest.raises(IncompatiblePolicyError,
+                       match=r"observation 'ee_pos': checkpoint expects shape \(4,\)") as caught:
         open_run(run_dir)
     assert isinstance(caught.value, PolicyError)
 

@@ -67,7 +67,8 @@ def test_a_table_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     (out / "settings.json").write_text(json.dumps(LearnSettings(("reach",), ("mlp",)).to_json()))
     assert cli.main(["bench", "learn", "--out", str(out), "--tasks", "reach", "--policies", "mlp", "--demos", "5"]) == 2
     assert "holds a table with demos=100, not 5" in capsys.readouterr().err
-    assert cli.main(["bench", "learn", "--out", str(out), "--tasks", "reach", "--policies", "mlp", "--noise", "0.2"]) == 2
+    assert cli.main(["bench", "learn", "--out", str(out), "--tasks", "reach", "--policies", "mlp",
+                     "--noise", "0.2"]) == 2
     assert "holds a table with noise=0.5, not 0.2" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "file").write_text("x")

@@ -213,7 +213,8 @@ def test_run_files_read_back_what_their_writers_wrote(tmp_path: Path) -> None:
                EvalRecord.from_summary(summary([True] * 4, "object_push=0.04"), str(tmp_path), 20)]
     for record in records:
         append_eval(tmp_path, record)
-    assert read_evals(tmp_path / "evals.jsonl") == records and records[0].time and records[1].disturb == "object_push=0.04"
+    assert (read_evals(tmp_path / "evals.jsonl") == records and records[0].time
+            and records[1].disturb == "object_push=0.04")
     (tmp_path / "evals.jsonl").write_text("")
     log = DaggerLog.from_json({"task": "lift", "policy": "mlp", "expert": "scripted", "robot": "protege_arm",
                                "rounds": [{**ROUND, "beta": None, "ci95": [0.2, 0.6]}], "bc": [ROUND]}, "test")

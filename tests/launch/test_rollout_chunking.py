@@ -24,7 +24,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from protege.policies.trainer import train
 
     root = tmp_path_factory.mktemp("chunking")
-    demos, mlp = demos_and_run(root, ["record", "--task", "lift", "--expert", "scripted", "--cameras", "", "--no-progress"])
+    demos, mlp = demos_and_run(root, ["record", "--task", "lift", "--expert", "scripted", "--cameras", "",
+                                      "--no-progress"])
     torch.manual_seed(0)
     diffusion = root / "diffusion"
     train(TrainConfig(dataset=str(demos), out=str(diffusion), policy="diffusion", steps=4, warmup_steps=1,

@@ -20,8 +20,8 @@ STEPS = 300
 # horizon 1: no padded actions, so the mean of the ranks' mean losses is the global batch's mean loss;
 # no velocity dropout: each rank draws its own samples' masks
 FLAGS = ["--device", "cpu", "--steps", str(STEPS), "--no-progress", "--set", "hidden=128,128", "--set", "horizon=1",
-         "--set", "n_action_steps=1", "--set", "velocity_dropout=0", "--set", "warmup_steps=20", "--set", "log_every=10",
-         "--set", "val_every=100"]
+         "--set", "n_action_steps=1", "--set", "velocity_dropout=0", "--set", "warmup_steps=20",
+         "--set", "log_every=10", "--set", "val_every=100"]
 # Both runs start from the same weights and see the same windows (rank r trains on slice r of the
 # global batch), so they differ only by float rounding (two half-batch gradients averaged by the
 # all-reduce instead of one full-batch gradient): measured 1.2e-6 relative over 300 steps. 1e-3 leaves

@@ -128,7 +128,8 @@ def test_overrides_are_typed():
 def test_default_inputs_follow_the_datasets_observation_kinds(lowdim_dataset, tmp_path):
     old = Dataset(lowdim_dataset)  # written without the observations attribute: the old rule
     assert PolicyConfig().input_keys(old.observation_kinds) == ["joint_pos", "ee_pos", "gripper", "object_pos"]
-    observations = [{"key": "state", "kind": "lowdim", "shape": [2]}, {"key": "joint_vel", "kind": "lowdim", "shape": [2]},
+    observations = [{"key": "state", "kind": "lowdim", "shape": [2]},
+                    {"key": "joint_vel", "kind": "lowdim", "shape": [2]},
                     {"key": "env", "kind": "privileged", "shape": [3]},
                     {"key": "image_top", "kind": "image", "shape": [8, 8, 3]}]
     attrs = {"fps": 20, "robot": "arm", "task": "lift", "action_space": "ee_delta", "observations": observations}

@@ -40,4 +40,5 @@ def test_the_default_backend_is_named_with_its_display(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":7")
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so")
     line = render_failure(RuntimeError("Failed to initialize GLFW\nmore"))
-    assert "MUJOCO_GL unset (GLFW on DISPLAY=:7): Failed to initialize GLFW; try MUJOCO_GL=egl or MUJOCO_GL=osmesa" in line
+    assert ("MUJOCO_GL unset (GLFW on DISPLAY=:7): Failed to initialize GLFW; "
+            "try MUJOCO_GL=egl or MUJOCO_GL=osmesa") in line

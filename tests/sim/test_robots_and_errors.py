@@ -103,8 +103,14 @@ def test_a_spec_file_loads_an_arm_without_code(tmp_path: Path) -> None:
             {"gripper": {"actuator": "gripper", "open": 0.0, "closed": 0.04}},
             r"the gripper closes at open=0 and opens at closed=0.04 .*; swap open and closed in .*arm.yaml$",
         ),
-        ({"workspace": {"center": [0.42], "half_extent": [0.1, 0.16]}}, r"workspace.center must be a list of 2 numbers"),
-        ({"workspace": {"center": 5, "half_extent": [0.1, 0.16]}}, r"workspace.center must be a list of 2 numbers, got 5"),
+        (
+            {"workspace": {"center": [0.42], "half_extent": [0.1, 0.16]}},
+            r"workspace.center must be a list of 2 numbers",
+        ),
+        (
+            {"workspace": {"center": 5, "half_extent": [0.1, 0.16]}},
+            r"workspace.center must be a list of 2 numbers, got 5",
+        ),
         ({"gripper": {"actuator": "gripper", "open": "wide", "closed": 0.0}}, r"gripper.open must be a number"),
         ({"gripper": {"actuator": "gripper", "open": 0.04}}, r"arm.yaml: gripper lacks closed$"),
         ({"arm_joints": 6}, r"arm_joints must be a list of names, got 6"),

@@ -58,7 +58,8 @@ def test_a_copied_arm_is_the_same_arm_and_an_edited_one_is_refused(tmp_path, cop
 
 def test_the_compatibility_check_names_action_space_rate_and_with_images_the_cameras():
     spec = EnvSpec.make("lift", cameras=())
-    joint, slow = EnvSpec.make("lift", cameras=(), action_space="joint"), EnvSpec.make("lift", cameras=(), control_hz=10)
+    joint, slow = (EnvSpec.make("lift", cameras=(), action_space="joint"),
+                   EnvSpec.make("lift", cameras=(), control_hz=10))
     assert problem(spec, joint) == "action space 'ee_delta', not 'joint'"
     assert problem(spec, slow) == "rate 20 Hz with 25 substeps, not 10 Hz with 50"
     assert problem(spec, EnvSpec.make("reach", cameras=())) == "task 'lift', not 'reach'"

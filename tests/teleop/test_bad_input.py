@@ -83,7 +83,8 @@ def test_dataset_of_another_task_is_refused_untouched(reach_dataset, who):
 def test_dataset_with_other_cameras_is_refused_untouched(reach_dataset):
     before = digest(reach_dataset)
     with pytest.raises(IncompatibleEnvError) as err:
-        record("--task", "reach", "--expert", "scripted", "--episodes", "1", "--cameras", "front", "--out", str(reach_dataset))
+        record("--task", "reach", "--expert", "scripted", "--episodes", "1", "--cameras", "front",
+               "--out", str(reach_dataset))
     assert "holds episodes of cameras (), not ('front',)" in str(err.value) and "\n" not in str(err.value)
     assert digest(reach_dataset) == before
 

@@ -83,7 +83,8 @@ def nostate(tmp_path, mixed):
 def test_restoring_a_frame_reproduces_the_recorded_observation_exactly(mixed):
     ds = Dataset(mixed)
     rewinder = Rewinder(ds)
-    for episode, frame in ((0, 0), (0, 7), (2, TAKEOVER[1]), (1, ds.episode_slice(1).stop - ds.episode_slice(1).start - 1)):
+    for episode, frame in ((0, 0), (0, 7), (2, TAKEOVER[1]),
+                           (1, ds.episode_slice(1).stop - ds.episode_slice(1).start - 1)):
         obs, _ = rewinder.restore(episode, frame)
         recorded = rewinder.recorded(episode, frame)
         for key, value in obs.items():
@@ -207,7 +208,8 @@ def test_the_main_view_shows_the_recorded_state_of_each_frame(mixed):
         model.select(episode)
         model.scrub(frame)
         app.draw()
-        np.testing.assert_array_equal(app.rewinder.env.get_state(), ds["sim_state"][ds.episode_slice(episode).start + frame])
+        np.testing.assert_array_equal(app.rewinder.env.get_state(),
+                                      ds["sim_state"][ds.episode_slice(episode).start + frame])
         shown.append(view_pixels(app))
     assert shown[0].mean() > 40 and shown[0].std() > 15, "the main view is dark or flat"
     steps = [np.abs(a.astype(int) - b).mean() for a, b in itertools.pairwise(shown)]
@@ -222,7 +224,8 @@ def test_the_timeline_cursor_follows_a_correction_and_the_status_fits(dataset):
     app = BrowserApp(model, RewindOptions(), view_size=VIEW)
     post_key(app, pygame.K_c)  # the keyboard: the take waits for the first key
     before = view_pixels(app.draw() or app)
-    app.session.hand_over.pilot.handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r, mod=0, unicode="", scancode=0))
+    app.session.hand_over.pilot.handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r, mod=0, unicode="",
+                                                          scancode=0))
     for _ in range(5):
         app.step_correction()
     app.draw()

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("args", [["sim", "view", "--frames", "5"], ["record", "--task", "lift", "--device", "keyboard", "--out", "x.zarr"]])
+@pytest.mark.parametrize("args", [["sim", "view", "--frames", "5"],
+                                  ["record", "--task", "lift", "--device", "keyboard", "--out", "x.zarr"]])
 def test_a_window_without_a_display_is_one_line(tmp_path, args):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
     result = subprocess.run([sys.executable, "-m", "protege.launch.cli", *args], env=env, cwd=tmp_path,
@@ -20,7 +21,8 @@ def test_a_window_without_a_display_is_one_line(tmp_path, args):
     assert not (tmp_path / "x.zarr").exists(), "nothing is written when the window cannot open"
 
 
-@pytest.mark.parametrize("args", [["sim", "view", "--frames", "5"], ["record", "--task", "lift", "--device", "keyboard", "--out", "x.zarr"],
+@pytest.mark.parametrize("args", [["sim", "view", "--frames", "5"],
+                                  ["record", "--task", "lift", "--device", "keyboard", "--out", "x.zarr"],
                                   ["browse", "missing.zarr"]])
 def test_a_display_nobody_answers_on_is_one_line_not_an_invisible_window(tmp_path, args):
     number = next(n for n in range(4321, 4400) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))

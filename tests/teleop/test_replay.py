@@ -1,4 +1,5 @@
-"""`protege replay`: states mode is exact, actions mode stays close and catches tampered actions, bad input is one line."""
+"""`protege replay`: states mode is exact, actions mode stays close and catches tampered actions, bad input is
+one line."""
 
 import dataclasses
 
