@@ -82,8 +82,8 @@ def test_each_task_has_its_own_demos_unless_their_number_or_noise_is_given():
 
 
 def test_the_kept_table_is_what_its_results_say_and_the_readme_shows_every_row():
-    """``docs/tables/vision`` keeps the act and diffusion cells run so far, added a few at a time: its table.md must be
-    what its results give, and the README's copy of the table must hold every row."""
+    """``docs/tables/vision`` keeps the act and diffusion cells, run a few at a time outside the tests: its table.md
+    must be what its results give, and the README's copy of the table must hold every row."""
     root = Path(__file__).resolve().parents[2]
     kept = root / "docs" / "tables" / "vision"
     table = read_table_settings(kept, VisionSettings, "vision table")
